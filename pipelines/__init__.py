@@ -1,0 +1,4 @@
+"""Plain-Python pipelines of the JMedLoRA workbench (never import gradio here).
+
+Each module is usable as ``python -m pipelines.<name>`` and importable from Python.
+"""

@@ -1,0 +1,61 @@
+"""Prompt templates as data: the paper's Alpaca formats and any added beside them.
+
+Templates live in ``assets/prompts/eval/NAME.txt`` (see the README there). The same
+templates format evaluation questions and instruction-tuning records, so a model is
+tested in the format it was tuned in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.errors import UserError
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "eval"
+CHAT = "chat"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    text: str                      # with {instruction} and {input}
+    noinput_text: str | None       # variant for records with an empty input
+
+    @property
+    def uses_chat_template(self) -> bool:
+        return self.name == CHAT
+
+    def render(self, instruction: str, input: str = "") -> str:
+        """Fill the placeholders (plain replacement: braces in medical text stay as they are)."""
+        text = self.noinput_text if (not input.strip() and self.noinput_text) else self.text
+        # Placeholders are filled in one pass so that an instruction containing the literal
+        # text "{input}" is not filled a second time.
+        parts = text.split("{instruction}")
+        filled = [p.replace("{input}", input) for p in parts]
+        return instruction.join(filled).rstrip("\n") + "\n"
+
+
+def available_templates() -> list[str]:
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.txt") if "." not in p.stem)
+
+
+def load_template(name_or_path: str) -> PromptTemplate:
+    path = Path(name_or_path)
+    if path.suffix != ".txt" or not path.exists():
+        path = TEMPLATE_DIR / f"{name_or_path}.txt"
+    if not path.exists():
+        raise UserError(f"Prompt template {name_or_path!r} not found.",
+                        f"Use one of {', '.join(available_templates())}, or a path to a .txt template.")
+    text = path.read_text(encoding="utf-8")
+    if "{instruction}" not in text:
+        raise UserError(f"Template {path} has no {{instruction}} placeholder.",
+                        "Add {instruction} (and {input}) where the question and its choices go.")
+    noinput = path.with_name(path.stem + ".noinput.txt")
+    return PromptTemplate(name=path.stem, text=text,
+                          noinput_text=noinput.read_text(encoding="utf-8") if noinput.exists() else None)
+
+
+def render_sft_example(template: PromptTemplate, instruction: str, input: str, output: str,
+                       eos_token: str = "") -> tuple[str, str]:
+    """(prompt, completion) for instruction tuning: the loss usually covers the completion only."""
+    return template.render(instruction, input), output.strip() + eos_token

@@ -1,0 +1,199 @@
+"""The workspace: one directory holding caches, results and the SQLite registry.
+
+Resolution order: an explicit path (``--workspace DIR``), then the environment
+variable ``JMEDLORA_WORKSPACE``, then ``./workspace``.
+
+The registry is a single SQLite file (``registry.sqlite``) in WAL mode so that the
+UI can read while a background run writes. Every write goes through
+``Workspace.transaction()``. Pipelines that need their own tables declare them as
+``CREATE TABLE IF NOT EXISTS`` DDL and call ``Workspace.ensure_tables``.
+
+    python -m pipelines.workspace [--workspace DIR]     # print what is registered
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+ENV_VAR = "JMEDLORA_WORKSPACE"
+DEFAULT_DIR = "workspace"
+
+_REGISTRY_DDL = """
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY,          -- how users refer to it, e.g. 'default', 'run-3@1000'
+    kind TEXT NOT NULL,             -- 'base' | 'adapter' | 'merged' | 'endpoint'
+    path TEXT,                      -- model or adapter directory
+    base_model TEXT,                -- for adapters: the base model reference
+    step INTEGER,                   -- training step of a checkpoint (0 = base model)
+    train_hours REAL,               -- elapsed training hours when saved
+    run_id TEXT,
+    created_at REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,          -- content hash of what was exported
+    kind TEXT NOT NULL,             -- 'alpaca' | 'hf' | 'text' | 'questions'
+    path TEXT NOT NULL,
+    n_records INTEGER,
+    created_at REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (name, version, kind)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    out_dir TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    adapter TEXT,
+    data TEXT NOT NULL,
+    config TEXT NOT NULL,
+    summary TEXT,
+    status TEXT NOT NULL,           -- 'running' | 'finished' | 'failed'
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def resolve(cls, path: str | os.PathLike | None = None) -> "Workspace":
+        chosen = path or os.environ.get(ENV_VAR) or DEFAULT_DIR
+        root = Path(chosen).expanduser().resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        ws = cls(root)
+        ws.ensure_tables(_REGISTRY_DDL)
+        return ws
+
+    # -- layout ---------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.root / "registry.sqlite"
+
+    def subdir(self, name: str) -> Path:
+        """``models``, ``evals``, ``runs``, ``datasets``, ``cache`` … created on demand."""
+        d = self.root / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    # -- database -------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        conn = self.connect()
+        try:
+            return [dict(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+
+    def ensure_tables(self, ddl: str) -> None:
+        with self.transaction() as conn:
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    # -- registry -------------------------------------------------------------
+    def register_model(self, name: str, kind: str, path: str | None = None, *,
+                       base_model: str | None = None, step: int | None = None,
+                       train_hours: float | None = None, run_id: str | None = None,
+                       meta: dict | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO models (name, kind, path, base_model, step, train_hours,"
+                " run_id, created_at, meta) VALUES (?,?,?,?,?,?,?,?,?)",
+                (name, kind, path, base_model, step, train_hours, run_id, time.time(),
+                 json.dumps(meta or {}, ensure_ascii=False)),
+            )
+
+    def model(self, name: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM models WHERE name = ?", (name,))
+        return rows[0] if rows else None
+
+    def models(self) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM models ORDER BY created_at")
+
+    def register_dataset(self, name: str, version: str, kind: str, path: str, *,
+                         n_records: int | None = None, meta: dict | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO datasets (name, version, kind, path, n_records,"
+                " created_at, meta) VALUES (?,?,?,?,?,?,?)",
+                (name, version, kind, path, n_records, time.time(),
+                 json.dumps(meta or {}, ensure_ascii=False)),
+            )
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self.query("SELECT * FROM datasets ORDER BY created_at")
+
+    def record_evaluation(self, out_dir: str, *, model: str, adapter: str | None, data: str,
+                          config: dict, status: str, summary: dict | None = None) -> None:
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO evaluations (out_dir, model, adapter, data, config, summary, status,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(out_dir) DO UPDATE SET model=excluded.model, adapter=excluded.adapter,"
+                " data=excluded.data, config=excluded.config, summary=excluded.summary,"
+                " status=excluded.status, updated_at=excluded.updated_at",
+                (out_dir, model, adapter, data, json.dumps(config, ensure_ascii=False),
+                 json.dumps(summary, ensure_ascii=False) if summary is not None else None,
+                 status, now, now),
+            )
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM evaluations ORDER BY created_at")
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+            r["summary"] = json.loads(r["summary"]) if r["summary"] else None
+        return rows
+
+
+def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workspace", default=None,
+                        help=f"workspace directory (default: ${ENV_VAR} or ./{DEFAULT_DIR})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_workspace_argument(parser)
+    args = parser.parse_args(argv)
+    ws = Workspace.resolve(args.workspace)
+    print(f"workspace: {ws.root}")
+    for table in ("models", "datasets", "evaluations"):
+        rows = ws.query(f"SELECT * FROM {table}")
+        print(f"\n{table} ({len(rows)})")
+        for r in rows:
+            print("  " + json.dumps({k: v for k, v in r.items() if k != "config"}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny random models (Llama-like and GPT-NeoX-like) built from a config
+with the embedded model's real tokenizer, and isolated workspaces.
+
+The embedded default model is converted once per test session into a session workspace;
+each test's workspace links to that cache so no test pays the conversion twice.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_QUESTIONS = REPO / "assets" / "questions" / "sample_ja.jsonl"
+
+
+@pytest.fixture(scope="session")
+def session_workspace(tmp_path_factory):
+    from pipelines.workspace import Workspace
+    return Workspace.resolve(tmp_path_factory.mktemp("session_ws"))
+
+
+@pytest.fixture(scope="session")
+def default_model_dir(session_workspace) -> Path:
+    """The real embedded model, converted to safetensors once per session."""
+    from pipelines.models import ensure_default_model
+    return ensure_default_model(session_workspace)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """A fresh workspace, also set as the environment default for subprocesses."""
+    from pipelines.workspace import ENV_VAR, Workspace
+    ws = Workspace.resolve(tmp_path / "ws")
+    monkeypatch.setenv(ENV_VAR, str(ws.root))
+    return ws
+
+
+@pytest.fixture
+def workspace_with_default(workspace, default_model_dir):
+    """A fresh workspace whose ``default`` model points at the session's converted cache."""
+    target = workspace.root / "models" / "default"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(default_model_dir, target)
+    workspace.register_model("default", "base", str(target), step=0)
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory) -> Path:
+    """The embedded model's tokenizer alone (fast: no weights are dequantized)."""
+    from transformers import AutoTokenizer
+    from pipelines.models import _gguf_source
+    src = _gguf_source()
+    out = tmp_path_factory.mktemp("tokenizer")
+    AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(out)
+    return out
+
+
+def _save_tiny(config, tokenizer_dir: Path, out: Path) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A 2-layer, width-64 Llama (the Llama2 architecture) with the real tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    return _save_tiny(config, tokenizer_dir, tmp_path_factory.mktemp("tiny_llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_neox_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A 2-layer GPT-NeoX (OpenCALM's architecture: attention in ``query_key_value``)."""
+    from transformers import AutoTokenizer, GPTNeoXConfig
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = GPTNeoXConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=2048,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    return _save_tiny(config, tokenizer_dir, tmp_path_factory.mktemp("tiny_neox"))
