@@ -1,0 +1,364 @@
+"""Evaluate a model on IgakuQA-format questions the JMedLoRA way (and a little beyond).
+
+    python -m pipelines.evaluate --model default --data assets/questions/sample_ja.jsonl \\
+        --shots 0 1 --template ja --out workspace/evals/default-ja
+
+Writes ``OUT/results.jsonl`` (one line per question and shot setting, appended as each
+finishes, so an interrupted run resumes where it stopped), ``OUT/summary.json`` (per shot
+setting: n and every metric with a bootstrap 95% interval) and ``OUT/config.json``, and
+prints a Table-1-style table. Scoring modes are defined in ``pipelines/scoring.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipelines import loglik, scoring
+from pipelines.errors import UserError, cli_guard
+from pipelines.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
+from pipelines.igakuqa import LETTERS, Question, format_choices, load_questions
+from pipelines.models import ModelRef, load_model, resolve_model
+from pipelines.prompts import PromptTemplate, load_template
+from pipelines.significance import bootstrap_ci
+from pipelines.workspace import Workspace, add_workspace_argument
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SHOTS_POOL = ASSETS / "questions" / "shots_ja.jsonl"
+METRICS = ("accuracy", "exact_match", "gestalt", "ll_accuracy", "ll_accuracy_norm")
+# Settings that change what a result line means: a resumed run must match them.
+_IDENTITY = ("model", "adapter", "data", "template", "scoring", "method", "question_lang",
+             "shuffle_choices", "max_new_tokens", "temperature", "top_p", "repetition_penalty",
+             "seed", "shots_file", "stop")
+
+
+@dataclass
+class EvalConfig:
+    model: str = "default"
+    data: str = str(ASSETS / "questions" / "sample_ja.jsonl")
+    out: str = ""
+    adapter: str | None = None
+    shots: tuple[int, ...] = (0,)
+    template: str = "ja"                # ja | en | chat | ja_exam | path to a .txt template
+    method: str = "generate"            # generate (the paper) | loglik | both
+    scoring: str = "paper"              # paper | harness  (see pipelines/scoring.py)
+    question_lang: str = "ja"           # en = use the *_translate.jsonl text where present
+    shuffle_choices: bool = False       # permute choices per question to expose position bias
+    max_new_tokens: int = GenerationSettings.max_new_tokens
+    temperature: float = GenerationSettings.temperature
+    top_p: float = GenerationSettings.top_p
+    repetition_penalty: float = GenerationSettings.repetition_penalty
+    stop: tuple[str, ...] = GenerationSettings.stop
+    seed: int = 0
+    limit: int | None = None
+    batch_size: int = 16
+    concurrency: int = 4                # requests in flight for API endpoints
+    shots_file: str = str(SHOTS_POOL)
+    on_error: str = "stop"              # stop | skip  (bad lines in the question file)
+    workspace: str | None = None
+
+    def validate(self) -> None:
+        if not self.out:
+            raise UserError("No output directory given.", "Pass --out DIR.")
+        if not set(self.shots) <= {0, 1}:
+            raise UserError(f"Unsupported shot setting(s) {self.shots}.", "Use --shots 0, --shots 1 or --shots 0 1.")
+        if self.method not in ("generate", "loglik", "both"):
+            raise UserError(f"Unknown method {self.method!r}.", "Use generate, loglik or both.")
+        if self.scoring not in scoring.MODES:
+            raise UserError(f"Unknown scoring mode {self.scoring!r}.", f"Use one of {', '.join(scoring.MODES)}.")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise UserError("--max-new-tokens and --batch-size must be at least 1.")
+        if not 0 <= self.temperature <= 5 or not 0 < self.top_p <= 1:
+            raise UserError("temperature must be in [0, 5] and top_p in (0, 1].",
+                            "The paper used temperature 0.1 and top_p 0.9.")
+
+    @property
+    def settings(self) -> GenerationSettings:
+        return GenerationSettings(temperature=self.temperature, top_p=self.top_p,
+                                  repetition_penalty=self.repetition_penalty,
+                                  max_new_tokens=self.max_new_tokens, seed=self.seed, stop=tuple(self.stop))
+
+
+# -- prompts --------------------------------------------------------------------
+
+def shuffled(q: Question, seed: int) -> tuple[Question, list[str]]:
+    """The question with its choices permuted (deterministic per question and seed)."""
+    if q.is_numeric:
+        return q, []
+    perm = list(range(len(q.choices)))
+    random.Random(f"shuffle:{seed}:{q.problem_id}").shuffle(perm)
+    new_letter = {LETTERS[old]: LETTERS[new] for new, old in enumerate(perm)}
+    copy = Question(**{**q.__dict__})
+    copy.choices = [q.choices[old] for old in perm]
+    copy.answer = sorted(new_letter[a] for a in q.answer)
+    copy.kinki = sorted(new_letter[k] for k in q.kinki)
+    return copy, [LETTERS[old] for old in perm]
+
+
+def pick_example(q: Question, pool: list[Question], seed: int) -> Question:
+    """One solved example for a 1-shot prompt: never the question itself."""
+    candidates = [e for e in pool if e.problem_id != q.problem_id and e.problem_text != q.problem_text]
+    if not candidates:
+        raise UserError("The 1-shot example pool has no question other than the one asked.",
+                        "Use a separate --shots-file of solved examples.")
+    return random.Random(f"shot:{seed}:{q.problem_id}").choice(candidates)
+
+
+def build_prompt(q: Question, template: PromptTemplate, example: Question | None) -> Prompt:
+    body = template.render(q.problem_text, format_choices(q))
+    if template.uses_chat_template:
+        messages = []
+        if example is not None:
+            messages += [{"role": "user", "content": template.render(example.problem_text, format_choices(example))},
+                         {"role": "assistant", "content": example.answer_text}]
+        return Prompt(messages=messages + [{"role": "user", "content": body}])
+    if example is not None:
+        shot = template.render(example.problem_text, format_choices(example)) + example.answer_text
+        body = shot + "\n\n" + body
+    return Prompt(text=body)
+
+
+# -- results ----------------------------------------------------------------------
+
+def read_results(out: Path) -> list[dict]:
+    path = out / "results.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill: that question is simply redone
+    return rows
+
+
+def summarize(rows: list[dict], seed: int = 0) -> dict:
+    out: dict = {}
+    for shots in sorted({r["shots"] for r in rows}):
+        sel = [r for r in rows if r["shots"] == shots]
+        s: dict = {"n": len(sel)}
+        for m in METRICS:
+            vals = [r[m] for r in sel if r.get(m) is not None]
+            if vals:
+                s[m] = bootstrap_ci(vals, seed=seed)
+        total = sum(r["points"] for r in sel)
+        earned = sum(r.get("points_earned") or 0 for r in sel)
+        s["exam"] = {"points_earned": earned, "points_total": total,
+                     "score_rate": earned / total if total else None,
+                     "kinki_picked": sum(r.get("kinki_picked") or 0 for r in sel),
+                     "questions_with_kinki": sum(1 for r in sel if r.get("kinki"))}
+        out[str(shots)] = s
+    return out
+
+
+def format_table(summary: dict, label: str) -> str:
+    """Rows: metric × shots, as in the paper's Table 1; one column for this model."""
+    names = {"accuracy": "Accuracy", "exact_match": "Exact match", "gestalt": "Gestalt score",
+             "ll_accuracy": "LL accuracy", "ll_accuracy_norm": "LL accuracy (norm)"}
+    lines = [f"{'':24s} {label}"]
+    for shots, s in summary["by_shots"].items():
+        for m, name in names.items():
+            if m in s:
+                v = s[m]
+                lines.append(f"{name + f' ({shots}s)':24s} {v['mean']:.3f}  [{v['ci_low']:.3f}, {v['ci_high']:.3f}]")
+        ex = s["exam"]
+        if ex["score_rate"] is not None:
+            lines.append(f"{f'Exam score ({shots}s)':24s} {ex['score_rate']:.3f}  "
+                         f"({ex['points_earned']:g}/{ex['points_total']:g} points, 禁忌肢 picked: {ex['kinki_picked']})")
+        lines.append(f"{f'n ({shots}s)':24s} {s['n']}")
+    return "\n".join(lines)
+
+
+# -- run --------------------------------------------------------------------------
+
+def _check_resume(out: Path, identity: dict) -> None:
+    cfg = out / "config.json"
+    if cfg.exists():
+        old = json.loads(cfg.read_text())
+        diff = {k: (old.get(k), v) for k, v in identity.items() if old.get(k) != v}
+        if diff:
+            raise UserError(f"{out} holds results of a different evaluation (differs in {sorted(diff)}).",
+                            "Use another --out directory, or delete that one to start over.")
+
+
+def _make_generator(ref: ModelRef, config: EvalConfig):
+    if ref.kind == "endpoint":
+        return None, EndpointGenerator(ref.base_url, ref.model_name, api_key_env=ref.api_key_env,
+                                       concurrency=config.concurrency, is_local=ref.is_local_endpoint)
+    model, tokenizer = load_model(ref)
+    return (model, tokenizer), LocalGenerator(model, tokenizer, batch_size=config.batch_size)
+
+
+def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> dict:
+    emit = on_event or (lambda e: None)
+    config.validate()
+    ws = Workspace.resolve(config.workspace)
+    qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
+    template = load_template(config.template)
+    pool = load_questions(config.shots_file).questions if 1 in config.shots else []
+    ref = resolve_model(config.model, config.adapter, ws)
+    if config.method != "generate" and ref.kind == "endpoint":
+        raise UserError("Log-likelihood scoring needs the model's probabilities; an API endpoint gives none.",
+                        "Use --method generate for endpoint models.")
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k in _IDENTITY}
+    _check_resume(out, identity)
+    (out / "config.json").write_text(json.dumps({**identity, "shots": list(config.shots), "model_ref": ref.to_dict(),
+                                                 "label": ref.label, "chat_template": template.uses_chat_template},
+                                                ensure_ascii=False, indent=2))
+    ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
+                         config=identity, status="running")
+
+    done = {(r["problem_id"], r["shots"]) for r in read_results(out)}
+    questions = []
+    for q in qset.questions:
+        q = q.in_language(config.question_lang)
+        order: list[str] = []
+        if config.shuffle_choices:
+            q, order = shuffled(q, config.seed)
+        questions.append((q, order))
+    pool = [e.in_language(config.question_lang) for e in pool]
+    todo = [(q, order, s) for s in config.shots for q, order in questions if (q.problem_id, s) not in done]
+    total = len(questions) * len(config.shots)
+    emit({"type": "start", "total": total, "done": total - len(todo), "label": ref.label,
+          "skipped_not_text_only": qset.skipped_not_text_only, "data_problems": [str(p) for p in qset.problems]})
+    t0 = time.perf_counter()
+    if todo:
+        try:
+            _evaluate(todo, config, ref, template, pool, out, emit, done=total - len(todo), total=total)
+        except BaseException:
+            ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
+                                 config=identity, status="failed")
+            raise
+    elapsed = time.perf_counter() - t0
+    rows = read_results(out)
+    summary = {"label": ref.label, "model": config.model, "adapter": config.adapter, "data": config.data,
+               "template": template.name, "chat_template": template.uses_chat_template, "scoring": config.scoring,
+               "method": config.method, "by_shots": summarize(rows, config.seed),
+               "skipped_not_text_only": qset.skipped_not_text_only, "data_problems": len(qset.problems),
+               "seconds": round(elapsed, 2),
+               "questions_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None}
+    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
+                         config=identity, status="finished", summary=summary)
+    emit({"type": "finish", "summary": summary})
+    return summary
+
+
+def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate, pool: list[Question],
+              out: Path, emit, *, done: int, total: int) -> None:
+    loaded, generator = _make_generator(ref, config)
+    items = []
+    for q, order, shots in todo:
+        example = pick_example(q, pool, config.seed) if shots == 1 else None
+        items.append((q, order, shots, example, build_prompt(q, template, example)))
+    ll_scores: dict[int, tuple] = {}
+    if config.method in ("loglik", "both"):
+        model, tokenizer = loaded
+        mc = [i for i, it in enumerate(items) if not it[0].is_numeric]
+        texts = [generator.prompt_text(items[i][4]) for i in mc]
+        for i, res in zip(mc, loglik.score_questions(model, tokenizer, [items[i][0] for i in mc], texts,
+                                                     batch_size=config.batch_size)):
+            ll_scores[i] = res
+
+    with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
+        def write(i: int, response: str | None, n_tokens: int, seconds: float):
+            nonlocal done
+            q, order, shots, example, prompt = items[i]
+            rec = {"problem_id": q.problem_id, "shots": shots, "response": response,
+                   "answer": q.answer, "answer_text": q.answer_text, "points": q.points, "kinki": q.kinki,
+                   "category": q.category, "example_id": example.problem_id if example else None,
+                   "choice_order": order or None, "scoring": config.scoring,
+                   "prompt": prompt.text if prompt.text is not None else prompt.messages,
+                   "n_tokens": n_tokens, "seconds": round(seconds, 3)}
+            if response is not None:
+                rec.update(scoring.score_response(q, response, config.scoring))
+            if i in ll_scores:
+                rec.update(scoring.score_choice_logprobs(q, *ll_scores[i]))
+                if response is None:  # loglik only: the likelihood choice is the answer
+                    rec.update(predicted=rec["ll_predicted"], accuracy=rec["ll_accuracy"],
+                               points_earned=q.points * rec["ll_accuracy"],
+                               kinki_picked=len(set(rec["ll_predicted"]) & set(q.kinki)))
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            fh.flush()
+            done += 1
+            emit({"type": "progress", "done": done, "total": total, "problem_id": q.problem_id, "shots": shots,
+                  "accuracy": rec.get("accuracy")})
+
+        if config.method == "loglik":
+            for i in range(len(items)):
+                if i in ll_scores:
+                    write(i, None, 0, 0.0)
+            return
+        for i, comp in generator.generate([it[4] for it in items], config.settings):
+            write(i, comp.text, comp.n_tokens, comp.seconds)
+
+
+# -- CLI ---------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    d = EvalConfig()
+    p = argparse.ArgumentParser(prog="python -m pipelines.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="default | model dir | adapter dir | registered name | openai:MODEL[@URL]")
+    p.add_argument("--adapter", help="PEFT adapter directory applied on top of --model")
+    p.add_argument("--data", required=True, help="IgakuQA-format JSONL")
+    p.add_argument("--out", required=True, help="output directory (resumes if it holds a run of the same config)")
+    p.add_argument("--shots", type=int, nargs="+", default=list(d.shots), choices=[0, 1])
+    p.add_argument("--template", default=d.template, help="ja | en | chat | ja_exam | path/to/template.txt")
+    p.add_argument("--method", default=d.method, choices=["generate", "loglik", "both"])
+    p.add_argument("--scoring", default=d.scoring, choices=list(scoring.MODES))
+    p.add_argument("--question-lang", default=d.question_lang, choices=["ja", "en"])
+    p.add_argument("--shuffle-choices", action="store_true")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    p.add_argument("--stop", nargs="*", default=list(d.stop), help="stop strings (none: --stop)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--concurrency", type=int, default=d.concurrency)
+    p.add_argument("--shots-file", default=d.shots_file, help="pool of solved examples for 1-shot prompts")
+    p.add_argument("--on-error", default=d.on_error, choices=["stop", "skip"], help="bad lines in --data")
+    add_workspace_argument(p)
+    return p
+
+
+@cli_guard
+def main(argv: list[str] | None = None) -> None:
+    args = vars(build_parser().parse_args(argv))
+    args["shots"] = tuple(args["shots"])
+    args["stop"] = tuple(args["stop"])
+    config = EvalConfig(**args)
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def on_event(e: dict) -> None:
+        nonlocal bar
+        if e["type"] == "start":
+            for p in e["data_problems"]:
+                print(f"warning: skipped {p}", file=sys.stderr)
+            if e["skipped_not_text_only"]:
+                print(f"note: {e['skipped_not_text_only']} question(s) need images (text_only: false) and were skipped",
+                      file=sys.stderr)
+            bar = tqdm(total=e["total"], initial=e["done"], desc=f"evaluating {e['label']}", unit="q")
+        elif e["type"] == "progress" and bar is not None:
+            bar.update(1)
+        elif e["type"] == "finish" and bar is not None:
+            bar.close()
+
+    summary = run(config, on_event)
+    print(format_table(summary, summary["label"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Text generation backends for evaluation: a batched local engine and an API endpoint.
+
+Both take ``Prompt`` objects (a plain completion prompt, or chat messages) and yield
+``(index, Completion)`` as each finishes, so callers can persist results incrementally.
+
+The local engine is where evaluation time goes. What makes it fast on a CPU or a GPU:
+* prompts sorted by token length and batched, so padding is small (left padding, since
+  decoder-only models continue from the right end);
+* the KV cache (``use_cache``) so each new token costs one position, not the whole prompt;
+* stop strings ("###": the Alpaca template's next section) end a sequence as soon as the
+  answer is over instead of running to ``max_new_tokens``.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from pipelines.errors import UserError
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The paper's decoding defaults (JMedLoRA, section 4)."""
+    temperature: float = 0.1
+    top_p: float = 0.9
+    repetition_penalty: float = 1.05
+    max_new_tokens: int = 256
+    seed: int = 0
+    stop: tuple[str, ...] = ("###",)
+
+
+@dataclass
+class Prompt:
+    text: str | None = None                     # completion-style prompt
+    messages: list[dict] | None = None          # chat-style prompt (role/content dicts)
+
+
+@dataclass
+class Completion:
+    text: str
+    n_tokens: int
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    cut = len(text)
+    for s in stops:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut].strip()
+
+
+class LocalGenerator:
+    def __init__(self, model, tokenizer, *, batch_size: int = 16):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = max(1, batch_size)
+        self.tokenizer.padding_side = "left"
+
+    def prompt_text(self, prompt: Prompt) -> str:
+        if prompt.messages is not None:
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise UserError("This model has no chat template, so --template chat cannot be used.",
+                                "Use --template ja or --template en (the paper's Alpaca formats).")
+            return self.tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+        return prompt.text or ""
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
+        import torch
+
+        texts = [self.prompt_text(p) for p in prompts]
+        chat = [p.messages is not None for p in prompts]
+        lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
+        # Longest first: the slowest batch runs while memory is freshest, and lengths within
+        # a batch are close, so little compute goes to padding.
+        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        for b, start in enumerate(range(0, len(order), self.batch_size)):
+            idx = order[start:start + self.batch_size]
+            t0 = time.perf_counter()
+            outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b)
+            dt = (time.perf_counter() - t0) / len(idx)
+            for i, (text, n) in zip(idx, outs):
+                yield i, Completion(text=text, n_tokens=n, seconds=dt)
+
+    def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int):
+        import torch
+
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        sample = settings.temperature > 0
+        kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sample, use_cache=True,
+                      repetition_penalty=settings.repetition_penalty,
+                      pad_token_id=self.tokenizer.pad_token_id)
+        if sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if settings.stop:
+            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+        torch.manual_seed(seed)
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(**enc, **kwargs)
+        except torch.OutOfMemoryError as exc:
+            raise UserError("Out of GPU memory during generation.",
+                            "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.") from exc
+        new = out[:, enc["input_ids"].shape[1]:]
+        results = []
+        for row in new:
+            ids = [t for t in row.tolist() if t != self.tokenizer.pad_token_id]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            results.append((cut_at_stop(text, settings.stop), len(ids)))
+        return results
+
+
+class EndpointGenerator:
+    """Any OpenAI-compatible chat endpoint (ChatGPT, the workbench's own server, vLLM …)."""
+
+    def __init__(self, base_url: str, model_name: str, *, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 4, timeout: float = 120.0, is_local: bool = False):
+        from openai import OpenAI
+
+        key = os.environ.get(api_key_env)
+        if not key and not is_local:
+            raise UserError(f"No API key for {base_url}: the environment variable {api_key_env} is empty.",
+                            f"export {api_key_env}=... (the key is read from the environment only, never stored).")
+        self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=5)
+        self.model_name = model_name
+        self.concurrency = max(1, concurrency)
+
+    def _one(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        import openai
+
+        messages = prompt.messages or [{"role": "user", "content": prompt.text or ""}]
+        t0 = time.perf_counter()
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model_name, messages=messages, temperature=settings.temperature,
+                top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=settings.seed,
+                stop=list(settings.stop) or None)
+        except openai.AuthenticationError as exc:
+            raise UserError(f"The endpoint rejected the API key: {exc.message}",
+                            "Check the key in the environment variable.") from exc
+        except openai.NotFoundError as exc:
+            raise UserError(f"The endpoint does not know model {self.model_name!r}: {exc.message}",
+                            "Check the model name (GET /v1/models lists them).") from exc
+        except openai.APIConnectionError as exc:
+            raise UserError(f"Cannot reach the endpoint: {exc}", "Check the base URL and that the server runs.") from exc
+        except openai.APIError as exc:
+            raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.") from exc
+        text = resp.choices[0].message.content or ""
+        usage = resp.usage.model_dump() if resp.usage else {}
+        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=usage.get("completion_tokens", 0),
+                          seconds=time.perf_counter() - t0, info={"usage": usage})
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futures = {pool.submit(self._one, p, settings): i for i, p in enumerate(prompts)}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()

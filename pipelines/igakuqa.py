@@ -1,0 +1,299 @@
+"""IgakuQA-format question files: load, validate, merge metadata and translations.
+
+One JSON object per line: ``problem_id``, ``problem_text``, ``choices`` (a list, or an
+``{"a": ..}`` mapping), ``answer`` (lowercase letters; a number as a string when there are
+no choices), ``text_only``, optional ``points``. Real files have quirks this loader takes
+in its stride: ``points`` as "1" or 1.0, 6 or 8 choices, calculation questions without
+choices, 「2つ選べ」 questions with several letters, extra fields (``choices_orig``), and
+``NAME_metadata.jsonl`` (category, ``kinki`` = contraindicated choices, human accuracy) and
+``NAME_translate.jsonl`` (English text) beside ``NAME.jsonl``.
+
+    python -m pipelines.igakuqa FILE.jsonl [--on-error skip|stop]     # validate and summarise
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.errors import UserError, cli_guard
+
+LETTERS = string.ascii_lowercase
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+@dataclass
+class Question:
+    problem_id: str
+    problem_text: str
+    choices: list[str]              # in letter order a, b, c, ...
+    answer: list[str]               # letters, or one numeric string when there are no choices
+    text_only: bool = True
+    points: float = 1.0
+    category: str | None = None
+    kinki: list[str] = field(default_factory=list)
+    human_accuracy: float | None = None
+    translation: dict | None = None  # {"problem_text": .., "choices": [..]} from *_translate.jsonl
+    source: str = ""
+    line: int = 0
+
+    @property
+    def letters(self) -> list[str]:
+        return list(LETTERS[: len(self.choices)])
+
+    @property
+    def is_numeric(self) -> bool:
+        return not self.choices
+
+    def choice_text(self, letter: str) -> str:
+        return self.choices[LETTERS.index(letter)]
+
+    @property
+    def answer_texts(self) -> list[str]:
+        return list(self.answer) if self.is_numeric else [self.choice_text(a) for a in self.answer]
+
+    @property
+    def answer_text(self) -> str:
+        """What a response is compared with: the correct choice text(s), joined by 「、」."""
+        return "、".join(self.answer_texts)
+
+    def in_language(self, lang: str) -> "Question":
+        """The English version (from the translation file) when asked for and present."""
+        if lang != "en" or not self.translation:
+            return self
+        t = self.translation
+        choices = t.get("choices") or self.choices
+        if isinstance(choices, dict):
+            choices = [choices[k] for k in sorted(choices)]
+        copy = Question(**{**self.__dict__})
+        copy.problem_text = t.get("problem_text") or self.problem_text
+        copy.choices = list(choices) if len(choices) == len(self.choices) else self.choices
+        return copy
+
+    def to_dict(self) -> dict:
+        d = {"problem_id": self.problem_id, "problem_text": self.problem_text, "choices": self.choices,
+             "text_only": self.text_only, "answer": self.answer, "points": self.points}
+        if self.category:
+            d["category"] = self.category
+        if self.kinki:
+            d["kinki"] = self.kinki
+        return d
+
+
+@dataclass
+class QuestionSet:
+    questions: list[Question]
+    problems: list[DataProblem]
+    skipped_not_text_only: int
+    source: str
+
+
+def _read_jsonl(path: Path, problems: list[DataProblem]) -> list[tuple[int, dict]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror}.", "Check the path and its permissions.") from exc
+    rows = []
+    for n, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            text = line.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(DataProblem(str(path), n, "(line)",
+                                        f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8"))
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(DataProblem(str(path), n, "(line)", f"malformed JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        if not isinstance(obj, dict):
+            problems.append(DataProblem(str(path), n, "(line)", "expected a JSON object"))
+            continue
+        rows.append((n, obj))
+    return rows
+
+
+def _parse_points(value) -> float:
+    if value is None or value == "":
+        return 1.0
+    return float(value)
+
+
+def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, list[DataProblem]]:
+    errs: list[DataProblem] = []
+
+    def err(fieldname: str, msg: str):
+        errs.append(DataProblem(file, line, fieldname, msg))
+
+    for key in ("problem_id", "problem_text", "answer"):
+        if key not in obj:
+            err(key, "missing required field")
+    if errs:
+        return None, errs
+    pid = str(obj["problem_id"]).strip()
+    text = obj["problem_text"]
+    if not isinstance(text, str) or not text.strip():
+        err("problem_text", "must be a non-empty string")
+    raw_choices = obj.get("choices", [])
+    if raw_choices is None:
+        raw_choices = []
+    if isinstance(raw_choices, dict):
+        keys = sorted(str(k).lower() for k in raw_choices)
+        if keys != list(LETTERS[: len(keys)]):
+            err("choices", f"mapping keys must be consecutive letters a, b, c…; got {sorted(raw_choices)}")
+            choices = []
+        else:
+            lowered = {str(k).lower(): v for k, v in raw_choices.items()}
+            choices = [lowered[k] for k in keys]
+    elif isinstance(raw_choices, list):
+        choices = raw_choices
+    else:
+        err("choices", "must be a list or an {'a': ..} mapping")
+        choices = []
+    if not all(isinstance(c, str) for c in choices):
+        err("choices", "every choice must be a string")
+    if len(choices) > len(LETTERS):
+        err("choices", "too many choices")
+    answer = obj["answer"]
+    if isinstance(answer, str):
+        answer = [answer]
+    if not isinstance(answer, list) or not answer:
+        err("answer", "must be a non-empty list of letters")
+        answer = []
+    answer = [str(a).strip() for a in answer]
+    if choices:
+        answer = [a.lower() for a in answer]
+        unknown = [a for a in answer if a not in LETTERS[: len(choices)]]
+        if unknown:
+            err("answer", f"unknown answer letter(s) {unknown} for {len(choices)} choices "
+                          f"(valid: {', '.join(LETTERS[: len(choices)])})")
+        if len(set(answer)) != len(answer):
+            err("answer", "repeated answer letter")
+    else:
+        for a in answer:
+            try:
+                float(a.replace(",", ""))
+            except ValueError:
+                err("answer", f"a question without choices needs a numeric answer; got {a!r}")
+    try:
+        points = _parse_points(obj.get("points"))
+    except (TypeError, ValueError):
+        err("points", f"not a number: {obj.get('points')!r}")
+        points = 1.0
+    text_only = obj.get("text_only", True)
+    if not isinstance(text_only, bool):
+        text_only = str(text_only).lower() in {"true", "1", "yes"}
+    if errs:
+        return None, errs
+    return Question(problem_id=pid, problem_text=text.strip(), choices=[c.strip() for c in choices],
+                    answer=sorted(answer) if choices else answer, text_only=text_only, points=points,
+                    source=file, line=line), []
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(f"{path.stem}_{suffix}.jsonl")
+
+
+def load_questions(path: str | Path, *, on_error: str = "stop", include_images: bool = False,
+                   limit: int | None = None) -> QuestionSet:
+    """Load and validate a question file (plus its metadata/translate sidecars).
+
+    ``on_error="stop"`` raises a UserError listing the bad lines; ``"skip"`` keeps going and
+    returns the problems. Questions with ``text_only: false`` are skipped and counted.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"Question file {path} does not exist.",
+                        "Pass an IgakuQA-format .jsonl file, e.g. assets/questions/sample_ja.jsonl.")
+    problems: list[DataProblem] = []
+    rows = _read_jsonl(path, problems)
+    questions: list[Question] = []
+    seen: set[str] = set()
+    for line, obj in rows:
+        q, errs = parse_question(obj, str(path), line)
+        problems.extend(errs)
+        if q is None:
+            continue
+        if q.problem_id in seen:
+            problems.append(DataProblem(str(path), line, "problem_id", f"duplicate id {q.problem_id!r}"))
+            continue
+        seen.add(q.problem_id)
+        questions.append(q)
+    if problems and on_error == "stop":
+        shown = "\n  ".join(str(p) for p in problems[:10])
+        more = f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise UserError(f"{len(problems)} bad line(s) in {path}:\n  {shown}{more}",
+                        "Fix those lines, or continue without them (--on-error skip).")
+    if not questions:
+        raise UserError(f"{path} holds no usable question.",
+                        "Check that it is IgakuQA-format JSONL (one question object per line).")
+    _merge_sidecars(path, questions, problems)
+    skipped = 0
+    if not include_images:
+        kept = [q for q in questions if q.text_only]
+        skipped = len(questions) - len(kept)
+        questions = kept
+    if limit is not None:
+        questions = questions[:limit]
+    return QuestionSet(questions, problems, skipped, str(path))
+
+
+def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataProblem]) -> None:
+    by_id = {q.problem_id: q for q in questions}
+    meta = _sidecar(path, "metadata")
+    if meta.exists():
+        for line, obj in _read_jsonl(meta, problems):
+            q = by_id.get(str(obj.get("problem_id")))
+            if q is None:
+                continue
+            q.category = obj.get("category") or None
+            kinki = obj.get("kinki") or []
+            q.kinki = [k.lower() for k in kinki if isinstance(k, str) and k.lower() in q.letters]
+            try:
+                q.human_accuracy = float(obj["human_accuracy"]) if obj.get("human_accuracy") not in (None, "") else None
+            except (TypeError, ValueError):
+                problems.append(DataProblem(str(meta), line, "human_accuracy", "not a number; ignored"))
+    trans = _sidecar(path, "translate")
+    if trans.exists():
+        for _, obj in _read_jsonl(trans, problems):
+            q = by_id.get(str(obj.get("problem_id")))
+            if q is not None:
+                q.translation = {"problem_text": obj.get("problem_text"), "choices": obj.get("choices")}
+
+
+def format_choices(q: Question) -> str:
+    """The ``{input}`` of the prompt: one choice per line, ``a. text``."""
+    return "\n".join(f"{letter}. {text}" for letter, text in zip(q.letters, q.choices))
+
+
+@cli_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Validate an IgakuQA-format question file.")
+    parser.add_argument("file")
+    parser.add_argument("--on-error", choices=["stop", "skip"], default="skip")
+    args = parser.parse_args(argv)
+    qs = load_questions(args.file, on_error=args.on_error)
+    multi = sum(1 for q in qs.questions if len(q.answer) > 1 and not q.is_numeric)
+    numeric = sum(1 for q in qs.questions if q.is_numeric)
+    print(f"{len(qs.questions)} questions ({multi} multi-answer, {numeric} numeric); "
+          f"{qs.skipped_not_text_only} skipped (images); {len(qs.problems)} problem(s)")
+    for p in qs.problems:
+        print(f"  {p}")
+
+
+if __name__ == "__main__":
+    main()
