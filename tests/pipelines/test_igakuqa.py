@@ -1,0 +1,92 @@
+"""The question loader: real-file quirks accepted, bad lines reported with file, line and field."""
+import json
+
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.igakuqa import format_choices, load_questions
+
+
+def write(path, lines):
+    path.write_bytes(b"\n".join(l if isinstance(l, bytes) else l.encode() for l in lines) + b"\n")
+    return path
+
+
+def js(**kw):
+    base = {"problem_id": "P1", "problem_text": "どれか。", "choices": ["a1", "b1", "c1", "d1", "e1"],
+            "text_only": True, "answer": ["c"]}
+    base.update(kw)
+    return json.dumps(base, ensure_ascii=False)
+
+
+def test_quirks_of_real_files(tmp_path):
+    f = write(tmp_path / "116-A.jsonl", [
+        js(problem_id="1", points="3"),
+        js(problem_id="2", points=1.0, choices={"a": "x", "b": "y", "c": "z", "d": "w", "e": "v"}, answer=["b"]),
+        js(problem_id="3", choices=[f"c{i}" for i in range(8)], answer=["h"]),
+        js(problem_id="4", choices=[], answer=["12"]),
+        js(problem_id="5", problem_text="正しいのはどれか。2つ選べ。", answer=["e", "a"], choices_orig=["..."]),
+        js(problem_id="6", text_only=False),
+    ])
+    write(tmp_path / "116-A_metadata.jsonl", [json.dumps(
+        {"problem_id": "1", "category": "循環器", "kinki": ["d"], "human_accuracy": "87.5", "breakdown": []},
+        ensure_ascii=False)])
+    write(tmp_path / "116-A_translate.jsonl", [json.dumps(
+        {"problem_id": "1", "problem_text": "Which?", "choices": ["A", "B", "C", "D", "E"], "answer": ["c"]})])
+    qs = load_questions(f)
+    assert [q.problem_id for q in qs.questions] == ["1", "2", "3", "4", "5"]
+    assert qs.skipped_not_text_only == 1
+    q1, q2, q3, q4, q5 = qs.questions
+    assert q1.points == 3.0 and q2.points == 1.0
+    assert q1.category == "循環器" and q1.kinki == ["d"] and q1.human_accuracy == 87.5
+    assert q1.in_language("en").problem_text == "Which?" and q1.in_language("en").choices[0] == "A"
+    assert q2.choices == ["x", "y", "z", "w", "v"] and q2.answer_text == "y"
+    assert q3.letters[-1] == "h" and q3.answer_text == "c7"
+    assert q4.is_numeric and q4.answer_text == "12"
+    assert q5.answer == ["a", "e"] and q5.answer_text == "a1、e1"
+    assert format_choices(q2).splitlines()[1] == "b. y"
+
+
+@pytest.mark.parametrize("line, field, words", [
+    (b'{"problem_id": "P1", "problem_text": "x", "answer": [', "(line)", "malformed JSON"),
+    (js(answer=["f"]).encode(), "answer", "unknown answer letter"),
+    (json.dumps({"problem_id": "P1", "choices": ["a"], "answer": ["a"]}).encode(), "problem_text", "missing"),
+    (js().encode("utf-8")[:-3] + b'\xff\xfe"}', "(line)", "UTF-8"),
+    (js(choices=[], answer=["c"]).encode(), "answer", "numeric"),
+    (js(points="three").encode(), "points", "not a number"),
+])
+def test_bad_line_named_with_file_line_field(tmp_path, line, field, words):
+    f = write(tmp_path / "q.jsonl", [js(problem_id="ok"), line])
+    with pytest.raises(UserError) as exc:
+        load_questions(f)
+    msg = str(exc.value)
+    assert f"q.jsonl:2: {field}:" in msg and words in msg and "--on-error skip" in msg
+    # …or the run continues without that line, reporting it.
+    qs = load_questions(f, on_error="skip")
+    assert [q.problem_id for q in qs.questions] == ["ok"]
+    assert qs.problems[0].line == 2 and qs.problems[0].field == field
+
+
+def test_empty_and_missing_files(tmp_path):
+    with pytest.raises(UserError, match="no usable question"):
+        load_questions(write(tmp_path / "empty.jsonl", [b""]))
+    with pytest.raises(UserError, match="does not exist"):
+        load_questions(tmp_path / "nope.jsonl")
+
+
+def test_duplicate_ids_reported(tmp_path):
+    f = write(tmp_path / "q.jsonl", [js(), js()])
+    qs = load_questions(f, on_error="skip")
+    assert len(qs.questions) == 1 and "duplicate" in qs.problems[0].message
+
+
+def test_shipped_questions_are_valid_and_original_pool_separate():
+    from tests.conftest import REPO
+    data = load_questions(REPO / "assets/questions/sample_ja.jsonl", include_images=True)
+    pool = load_questions(REPO / "assets/questions/shots_ja.jsonl")
+    assert len(data.questions) >= 40 and not data.problems and not pool.problems
+    assert not {q.problem_id for q in data.questions} & {q.problem_id for q in pool.questions}
+    assert not {q.problem_text for q in data.questions} & {q.problem_text for q in pool.questions}
+    assert any(len(q.answer) > 1 for q in data.questions)
+    assert any(q.kinki for q in data.questions)
+    assert all(q.translation for q in data.questions)
