@@ -1,0 +1,1 @@
+"""Reusable UI pieces (HTML, plotly figures, frames) that know nothing about pipelines."""

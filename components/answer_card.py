@@ -1,0 +1,117 @@
+"""A question with its choices (correct answer and contraindicated choices marked) and the
+answers of several models beside it, each with its predicted choice and metric badges.
+
+Model text is untrusted: everything from a result is HTML-escaped before it is shown.
+"""
+from __future__ import annotations
+
+import html
+import string
+
+LETTERS = string.ascii_lowercase
+
+CSS = """
+.qcard{border:1px solid #d0d7de;border-radius:10px;padding:12px 14px;margin:10px 0;background:#fff;color:#1f2328}
+.qcard .qhead{display:flex;gap:8px;align-items:baseline;flex-wrap:wrap;margin-bottom:6px}
+.qcard .qid{font-weight:700}.qcard .qcat{font-size:12px;color:#57606a;border:1px solid #d0d7de;border-radius:8px;padding:0 6px}
+.qcard .qtext{white-space:pre-wrap;margin:4px 0 8px}
+.qcard ol.choices{list-style:none;padding-left:0;margin:0 0 8px}
+.qcard ol.choices li{padding:2px 6px;border-radius:6px;margin:1px 0}
+.qcard li.correct{background:#dafbe1;font-weight:600}
+.qcard li.kinki{outline:1px dashed #cf222e}
+.qcard .mark{display:inline-block;min-width:1.3em;font-weight:700}
+.qcard .answers{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:8px}
+.qcard .ans{border:1px solid #d0d7de;border-radius:8px;padding:8px;background:#f6f8fa}
+.qcard .ans.ok{border-left:4px solid #1a7f37}.qcard .ans.ng{border-left:4px solid #cf222e}
+.qcard .ans .who{font-weight:700;margin-bottom:4px}
+.qcard .ans .resp{white-space:pre-wrap;font-size:13px;max-height:12em;overflow:auto;margin:4px 0}
+.qcard .badge{display:inline-block;font-size:12px;border-radius:8px;padding:0 6px;margin:0 4px 2px 0;border:1px solid #d0d7de;background:#fff}
+.qcard .badge.good{background:#dafbe1;border-color:#1a7f37;color:#116329}
+.qcard .badge.bad{background:#ffebe9;border-color:#cf222e;color:#a40e26}
+.qcard .badge.warn{background:#fff8c5;border-color:#9a6700;color:#7d4e00}
+.qcard .missing{color:#57606a;font-style:italic}
+"""
+
+_TEXT = {
+    "ja": {"correct": "正解", "kinki": "禁忌肢", "predicted": "予測", "acc": "正答", "em": "完全一致",
+           "gestalt": "Gestalt", "none": "（回答なし）", "shot": "-shot", "not_run": "未評価",
+           "kinki_picked": "禁忌肢を選択"},
+    "en": {"correct": "correct", "kinki": "contraindicated", "predicted": "predicted", "acc": "accuracy",
+           "em": "exact match", "gestalt": "gestalt", "none": "(no answer)", "shot": "-shot",
+           "not_run": "not evaluated", "kinki_picked": "picked a contraindicated choice"},
+}
+
+
+def _e(text) -> str:
+    return html.escape(str(text if text is not None else ""))
+
+
+def choice_list(choices: list[str], answer: list[str], kinki: list[str], lang: str = "ja") -> str:
+    t = _TEXT[lang]
+    items = []
+    for letter, text in zip(LETTERS, choices):
+        cls = []
+        mark = ""
+        if letter in answer:
+            cls.append("correct")
+            mark = "✓"
+        if letter in kinki:
+            cls.append("kinki")
+        title = f' title="{t["kinki"]}"' if letter in kinki else ""
+        items.append(f'<li class="{" ".join(cls)}"{title}><span class="mark">{mark}</span>'
+                     f'<b>{letter}.</b> {_e(text)}{" ⚠" if letter in kinki else ""}</li>')
+    return f'<ol class="choices">{"".join(items)}</ol>'
+
+
+def badges(row: dict, lang: str = "ja") -> str:
+    """Predicted choice, accuracy, exact match, gestalt (and a warning for 禁忌肢 picked)."""
+    t = _TEXT[lang]
+    pred = ",".join(row.get("predicted") or []) or "–"
+    acc = row.get("accuracy")
+    out = [f'<span class="badge">{t["predicted"]}: <b>{_e(pred)}</b></span>']
+    if acc is not None:
+        out.append(f'<span class="badge {"good" if acc else "bad"}">{t["acc"]} {"✓" if acc else "✗"}</span>')
+    em = row.get("exact_match")
+    if em is not None:
+        out.append(f'<span class="badge {"good" if em else ""}">{t["em"]} {"✓" if em else "✗"}</span>')
+    g = row.get("gestalt")
+    if g is not None:
+        out.append(f'<span class="badge">{t["gestalt"]} {g:.2f}</span>')
+    if row.get("kinki_picked"):
+        out.append(f'<span class="badge warn">⚠ {t["kinki_picked"]}</span>')
+    return "".join(out)
+
+
+def answer_box(name: str, row: dict | None, lang: str = "ja") -> str:
+    t = _TEXT[lang]
+    if row is None:
+        return f'<div class="ans"><div class="who">{_e(name)}</div><div class="missing">{t["not_run"]}</div></div>'
+    cls = "ok" if row.get("accuracy") else ("ng" if row.get("accuracy") is not None else "")
+    resp = row.get("response")
+    body = _e(resp) if resp else f'<span class="missing">{t["none"]}</span>'
+    return (f'<div class="ans {cls}"><div class="who">{_e(name)}</div>'
+            f'<div>{badges(row, lang)}</div><div class="resp">{body}</div></div>')
+
+
+def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: str = "ja") -> str:
+    """One card: the question, its choices, and one answer box per (name, result row)."""
+    cat = f'<span class="qcat">{_e(question.get("category"))}</span>' if question.get("category") else ""
+    pts = question.get("points")
+    pts_html = f'<span class="qcat">{_e(f"{pts:g}")} pt</span>' if isinstance(pts, (int, float)) else ""
+    boxes = "".join(answer_box(name, row, lang) for name, row in answers)
+    return (f'<div class="qcard" data-problem-id="{_e(question.get("problem_id"))}">'
+            f'<div class="qhead"><span class="qid">{_e(question.get("problem_id"))}</span>{cat}{pts_html}</div>'
+            f'<div class="qtext">{_e(question.get("problem_text"))}</div>'
+            f'{choice_list(question.get("choices") or [], question.get("answer") or [], question.get("kinki") or [], lang)}'
+            f'<div class="answers">{boxes}</div></div>')
+
+
+def free_answer_card(name: str, text: str, info: str = "") -> str:
+    """A free-form answer (no choices, no metrics), e.g. the paper's Table 2 prompt."""
+    extra = f'<span class="badge">{_e(info)}</span>' if info else ""
+    return (f'<div class="ans"><div class="who">{_e(name)} {extra}</div>'
+            f'<div class="resp">{_e(text)}</div></div>')
+
+
+def free_answers(cards: list[str]) -> str:
+    return f'<div class="qcard"><div class="answers">{"".join(cards)}</div></div>'

@@ -1,0 +1,90 @@
+"""Plotly figures for evaluation metrics and training curves.
+
+All take long-form frames (one row per point) so that the same data feeds the chart and
+the CSV download. Error bars are the 95% bootstrap intervals of the evaluation summaries.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+
+def step_label(step: int | None) -> str:
+    """1000 -> '1k', 900 -> '0.9k' (the paper's column headings)."""
+    if step is None:
+        return "?"
+    return f"{step / 1000:g}k" if step >= 1000 or (step >= 500 and step % 100 == 0) else str(step)
+
+METRIC_TITLES = {"accuracy": "Accuracy", "exact_match": "Exact match", "gestalt": "Gestalt score"}
+# Figures ship their own fonts: none are fetched from the internet.
+_LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), height=440,
+               legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+               font=dict(family="system-ui, sans-serif", size=13))
+
+
+def empty_figure(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=15, color="#57606a"))
+    fig.update_layout(**{**_LAYOUT, "height": 260}, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
+def _errors(sel: pd.DataFrame) -> dict | None:
+    if sel["ci_low"].isna().all():
+        return None
+    return dict(type="data", symmetric=False, array=(sel["ci_high"] - sel["mean"]).clip(lower=0).tolist(),
+                arrayminus=(sel["mean"] - sel["ci_low"]).clip(lower=0).tolist(), thickness=1.2, width=4)
+
+
+def metric_vs_steps(long: pd.DataFrame, metric: str, *, title: str | None = None,
+                    empty_message: str = "No evaluations yet") -> go.Figure:
+    """The metric against training step, one line per base model and shot setting."""
+    sel = long[(long["metric"] == metric) & long["step"].notna()] if len(long) else long
+    if not len(sel):
+        return empty_figure(empty_message)
+    fig = go.Figure()
+    for (base, shots), g in sel.groupby(["base", "shots"], sort=True):
+        g = g.sort_values("step")
+        dash = "solid" if shots == 0 else "dash"
+        fig.add_trace(go.Scatter(x=g["step"], y=g["mean"], mode="lines+markers", name=f"{base} ({shots}-shot)",
+                                 line=dict(dash=dash), error_y=_errors(g),
+                                 customdata=g[["n"]].values if "n" in g else None,
+                                 hovertemplate="step %{x}<br>%{y:.3f}<br>n=%{customdata[0]}<extra>%{fullData.name}</extra>"))
+    fig.update_layout(**_LAYOUT, title=title or f"{METRIC_TITLES.get(metric, metric)} vs training steps",
+                      xaxis_title="training step (0 = base model)", yaxis_title=METRIC_TITLES.get(metric, metric))
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def shots_comparison(long: pd.DataFrame, metric: str, *, title: str | None = None,
+                     empty_message: str = "No evaluations yet") -> go.Figure:
+    """0-shot and 1-shot side by side for every evaluated checkpoint."""
+    sel = long[long["metric"] == metric].copy() if len(long) else long
+    if not len(sel):
+        return empty_figure(empty_message)
+    sel["column"] = sel["base"].astype(str) + " · " + sel["step"].map(lambda s: step_label(None if pd.isna(s) else int(s)))
+    fig = go.Figure()
+    for shots, g in sel.groupby("shots", sort=True):
+        fig.add_trace(go.Bar(x=g["column"], y=g["mean"], name=f"{shots}-shot", error_y=_errors(g),
+                             hovertemplate="%{x}<br>%{y:.3f}<extra>" + f"{shots}-shot</extra>"))
+    fig.update_layout(**_LAYOUT, barmode="group",
+                      title=title or f"{METRIC_TITLES.get(metric, metric)}: 0-shot vs 1-shot",
+                      yaxis_title=METRIC_TITLES.get(metric, metric))
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def loss_overlay(curves: dict[str, pd.DataFrame], *, y: str = "loss", title: str = "Training loss",
+                 empty_message: str = "No training runs yet") -> go.Figure:
+    """Several runs' curves on one chart (frames with a ``step`` column and ``y``)."""
+    fig = go.Figure()
+    for name, df in curves.items():
+        if df is None or not len(df) or y not in df:
+            continue
+        d = df.dropna(subset=[y])
+        fig.add_trace(go.Scatter(x=d["step"], y=d[y], mode="lines+markers" if len(d) < 30 else "lines", name=name))
+    if not fig.data:
+        return empty_figure(empty_message)
+    fig.update_layout(**_LAYOUT, title=title, xaxis_title="step", yaxis_title=y)
+    return fig

@@ -1,0 +1,51 @@
+"""Table 1 as HTML: numbers to three decimals, the top two per row marked as in the paper
+(best bold and shaded, second underlined), reference columns set apart."""
+from __future__ import annotations
+
+import html
+import math
+
+import pandas as pd
+
+CSS = """
+.t1wrap{overflow-x:auto}
+table.t1{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums}
+table.t1 th,table.t1 td{border-bottom:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap}
+table.t1 th:first-child,table.t1 td:first-child{text-align:left}
+table.t1 thead th{background:#f6f8fa;position:sticky;top:0}
+table.t1 .ref{color:#57606a;background:#fbfbfc}
+table.t1 .best{font-weight:700;background:#dafbe1}
+table.t1 .second{text-decoration:underline;font-weight:600}
+"""
+
+
+def _fmt(v, row: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if row.lower().startswith("training hours") or row.startswith("学習時間"):
+        return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+    return f"{v:.3f}".replace("0.", ".", 1) if 0 <= v < 1 else f"{v:.3f}"
+
+
+def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_prefix: str = "paper: ",
+               row_labels: dict[str, str] | None = None) -> str:
+    """``marks`` = ``top_two()`` result: per row the best columns, in rank order of value."""
+    if table.empty:
+        return ""
+    head = "".join(f'<th class="{"ref" if str(c).startswith(reference_prefix) else ""}">{html.escape(str(c))}</th>'
+                   for c in table.columns)
+    body = []
+    for row in table.index:
+        vals = table.loc[row]
+        best_cols = marks.get(row, [])
+        ranked = sorted({round(float(vals[c]), 6) for c in best_cols}, reverse=True)
+        cells = []
+        for c in table.columns:
+            cls = ["ref"] if str(c).startswith(reference_prefix) else []
+            if c in best_cols:
+                cls.append("best" if round(float(vals[c]), 6) == ranked[0] else "second")
+            cells.append(f'<td class="{" ".join(cls)}">{_fmt(vals[c], row)}</td>')
+        label = (row_labels or {}).get(row, row)
+        body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
+    return (f'<div class="t1wrap"><table class="t1"><thead><tr><th></th>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>')

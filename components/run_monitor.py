@@ -1,0 +1,55 @@
+"""A background job seen from the UI: a progress bar with counts and ETA, status, log tail."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+CSS = """
+.runmon{border:1px solid #d0d7de;border-radius:8px;padding:8px 10px;margin:4px 0;background:#fff;color:#1f2328}
+.runmon .bar{height:10px;background:#eaeef2;border-radius:5px;overflow:hidden;margin:6px 0}
+.runmon .bar>div{height:100%;background:#0969da;transition:width .4s}
+.runmon.failed .bar>div{background:#cf222e}.runmon.finished .bar>div{background:#1a7f37}
+.runmon .meta{font-size:12px;color:#57606a}
+.runmon .err{color:#a40e26;white-space:pre-wrap;font-size:13px;margin-top:4px}
+"""
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None or s != s or s < 0:
+        return "–"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def progress_html(title: str, done: int, total: int | None, *, status: str = "running",
+                  detail: str = "", elapsed: float | None = None, error: str = "") -> str:
+    """``status`` is one of queued / running / finished / failed / stopped."""
+    frac = (done / total) if total else (1.0 if status == "finished" else 0.0)
+    frac = min(max(frac, 0.0), 1.0)
+    eta = ""
+    if status == "running" and total and done and elapsed:
+        eta = f" · ETA {format_seconds(elapsed / done * (total - done))}"
+    count = f"{done}/{total}" if total else ""
+    took = f" · {format_seconds(elapsed)}" if elapsed else ""
+    err = f'<div class="err">{html.escape(error)}</div>' if error else ""
+    return (f'<div class="runmon {html.escape(status)}" role="progressbar" aria-valuenow="{round(frac * 100)}" '
+            f'aria-valuemin="0" aria-valuemax="100"><b>{html.escape(title)}</b> — {html.escape(status)} '
+            f'<span class="meta">{count}{took}{eta} {html.escape(detail)}</span>'
+            f'<div class="bar"><div style="width:{frac * 100:.1f}%"></div></div>{err}</div>')
+
+
+def tail(path: str | Path, lines: int = 40, max_bytes: int = 64_000) -> str:
+    """The last lines of a (possibly growing, possibly missing) log file."""
+    p = Path(path)
+    if not p.exists():
+        return ""
+    with open(p, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - max_bytes))
+        data = fh.read().decode("utf-8", errors="replace")
+    # tqdm redraws with carriage returns: keep the last state of each line.
+    out = [ln.rsplit("\r", 1)[-1] for ln in data.splitlines()]
+    return "\n".join(out[-lines:])

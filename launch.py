@@ -1,0 +1,81 @@
+"""Start the JMedLoRA Workbench.
+
+    python launch.py                      # http://127.0.0.1:7860, embedded model, sample data
+    python launch.py --lang en --port 8000 --workspace /data/jmedlora
+    python launch.py --host 0.0.0.0 --auth doctor:secret    # reachable from the ward's network
+
+Nothing is sent anywhere: analytics are off and no model is fetched. Listening beyond this
+machine (any --host other than loopback) requires --auth.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+# Before gradio is imported: it reads this at import time.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("error: --auth must be USER:PASSWORD (both non-empty), e.g. --auth doctor:s3cret")
+    return user, password
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="JMedLoRA Workbench (local web UI)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--workspace", default=None, help="workspace directory (default: $JMEDLORA_WORKSPACE or ./workspace)")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help="require a login; mandatory when --host is not loopback")
+    p.add_argument("--lang", choices=["ja", "en"], default="ja", help="start language (switchable in the page)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    auth = parse_auth(args.auth)
+    if not is_loopback(args.host) and auth is None:
+        raise SystemExit(f"error: --host {args.host} makes the workbench reachable from other machines, "
+                         "and it shows medical data.\n  Fix: add --auth USER:PASSWORD, or use --host 127.0.0.1.")
+    if not 0 < args.port < 65536:
+        raise SystemExit(f"error: --port {args.port} is not a valid port (1-65535).")
+
+    from pipelines.errors import UserError
+    from pipelines.workspace import Workspace
+    from workbench.app import CSS, build_app
+    from workbench.state import AppState
+
+    try:
+        ws = Workspace.resolve(args.workspace)
+    except (OSError, UserError) as exc:
+        raise SystemExit(f"error: cannot use workspace {args.workspace!r}: {exc}")
+    state = AppState(workspace=ws, lang=args.lang)
+    state.prepare_default_in_background()
+    demo = build_app(state)
+    demo.queue(default_concurrency_limit=4)
+    print(f"JMedLoRA Workbench: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, share=False, show_error=True,
+                inbrowser=False, css=CSS, footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
+                enable_monitoring=False, allowed_paths=[str(ws.root / "exports")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""The paper's Table 1 as data, and the same table built from your own evaluations.
+
+JMedLoRA's Table 1 has rows metric × shots (Accuracy, Exact match, Gestalt score for 0-shot
+and 1-shot) plus training hours, and one column per model and training step (step 0 = the
+base model). ``PUBLISHED`` holds their numbers (PAPER_NOTES.md); ``build_table1`` gives the
+same frame for a list of evaluation summaries so both can sit side by side.
+
+    python -m pipelines.paper_table [--workspace DIR] [--data FILE] [--reference] [--csv OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.errors import cli_guard
+
+METRICS = ("accuracy", "exact_match", "gestalt")
+METRIC_NAMES = {"accuracy": "Accuracy", "exact_match": "Exact match", "gestalt": "Gestalt score"}
+HOURS_ROW = "Training hours"
+ROWS = [f"{METRIC_NAMES[m]} ({s}s)" for s in (0, 1) for m in METRICS] + [HOURS_ROW]
+
+# Published columns: (base model, step, label). None = not reported ("–" in the paper).
+_PUB_COLS = [("OpenCALM-7B", 0), ("OpenCALM-7B", 1000), ("OpenCALM-7B", 3000), ("OpenCALM-7B", 10000),
+             ("MedCALM", 0), ("MedCALM", 1000), ("MedCALM", 3000), ("MedCALM", 10000),
+             ("Llama2-70B", 0), ("Llama2-70B", 900), ("Llama2-70B", 3000), ("ChatGPT", 0)]
+_PUB_VALUES = {
+    "Accuracy (0s)":      [.222, .219, .213, .239, .236, .216, .214, .223, .216, .295, .285, .438],
+    "Exact match (0s)":   [.002, .019, .047, .039, .028, .029, .029, .034, .017, .038, .045, .112],
+    "Gestalt score (0s)": [.033, .114, .141, .078, .032, .096, .113, .085, .071, .276, .287, .369],
+    "Accuracy (1s)":      [.227, .244, .196, .223, .207, .188, .188, .204, .244, .296, .267, None],
+    "Exact match (1s)":   [.009, .070, .026, .019, .021, 0, .001, .019, .045, .057, .056, None],
+    "Gestalt score (1s)": [.053, .186, .087, .078, .028, 0, .002, .035, .247, .331, .314, None],
+    HOURS_ROW:            [None, 4.6, 24.0, 37.0, None, 8.9, 23.7, 58.4, None, 12.7, 42.4, None],
+}
+
+
+def step_label(step: int | None) -> str:
+    """1000 -> '1k', 900 -> '0.9k', 0 -> '0' (the paper's column headings)."""
+    if step is None:
+        return "?"
+    if step >= 1000 or (step >= 500 and step % 100 == 0):
+        return f"{step / 1000:g}k"
+    return str(step)
+
+
+def column_label(base: str, step: int | None) -> str:
+    return f"{base} · {step_label(step)}"
+
+
+def published_table() -> pd.DataFrame:
+    """The paper's Table 1 (rows as ``ROWS``; columns 'MODEL · STEP', prefixed 'paper: ')."""
+    cols = ["paper: " + (b if b == "ChatGPT" else column_label(b, s)) for b, s in _PUB_COLS]
+    return pd.DataFrame([[_nan(v) for v in _PUB_VALUES[r]] for r in ROWS], index=ROWS, columns=cols)
+
+
+def published_long() -> pd.DataFrame:
+    """The published numbers in the same long form as ``entries_long`` (no CIs: not reported)."""
+    recs = []
+    for j, (base, step) in enumerate(_PUB_COLS):
+        for shots in (0, 1):
+            for m in METRICS:
+                v = _PUB_VALUES[f"{METRIC_NAMES[m]} ({shots}s)"][j]
+                if v is not None:
+                    recs.append({"base": f"paper: {base}", "step": step, "shots": shots, "metric": m, "mean": v,
+                                 "ci_low": None, "ci_high": None, "n": None,
+                                 "train_hours": _PUB_VALUES[HOURS_ROW][j], "source": "paper"})
+    return pd.DataFrame(recs)
+
+
+def _nan(v):
+    return math.nan if v is None else float(v)
+
+
+# -- your own results -------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    """One evaluated checkpoint: which base model, which step, and its summary.json."""
+    base: str
+    step: int | None
+    summary: dict
+    train_hours: float | None = None
+    label: str = ""
+
+    @property
+    def column(self) -> str:
+        return column_label(self.base, self.step)
+
+
+def entries_from_registry(evaluations: list[dict], models: list[dict], *, data: str | None = None,
+                          template: str | None = None) -> list[Entry]:
+    """Finished evaluations (``Workspace.evaluations()``) placed by base model and step.
+
+    A checkpoint registered as an adapter (``run@1000``) sits under its base model at its
+    step; a base model is step 0; an unregistered reference is its own base at step 0.
+    When one column is evaluated several times, the latest evaluation wins.
+    """
+    by_name = {m["name"]: m for m in models}
+    chosen: dict[str, Entry] = {}
+    for ev in sorted(evaluations, key=lambda e: e.get("updated_at") or 0):
+        summary = ev.get("summary")
+        if ev.get("status") != "finished" or not summary:
+            continue
+        if data is not None and ev.get("data") != data:
+            continue
+        if template is not None and (ev.get("config") or {}).get("template") != template:
+            continue
+        e = entry_for(ev["model"], ev.get("adapter"), summary, by_name)
+        chosen[e.column] = e
+    return sorted(chosen.values(), key=lambda e: (e.base, e.step if e.step is not None else -1))
+
+
+def entry_for(model: str, adapter: str | None, summary: dict, by_name: dict[str, dict]) -> Entry:
+    reg = by_name.get(model)
+    if reg and reg.get("kind") == "adapter":
+        return Entry(base=reg.get("base_model") or model, step=reg.get("step"), summary=summary,
+                     train_hours=reg.get("train_hours"), label=model)
+    if adapter:
+        return Entry(base=model, step=None, summary=summary, label=f"{model}+{Path(adapter).name}")
+    step = (reg or {}).get("step") or 0
+    return Entry(base=model, step=step, summary=summary, train_hours=(reg or {}).get("train_hours"), label=model)
+
+
+def entries_long(entries: list[Entry]) -> pd.DataFrame:
+    """One row per entry × shots × metric with mean and 95% CI: what the charts plot."""
+    recs = []
+    for e in entries:
+        for shots, s in (e.summary.get("by_shots") or {}).items():
+            for m in METRICS:
+                if m in s:
+                    v = s[m]
+                    recs.append({"base": e.base, "step": e.step, "shots": int(shots), "metric": m,
+                                 "mean": v["mean"], "ci_low": v.get("ci_low"), "ci_high": v.get("ci_high"),
+                                 "n": s.get("n"), "train_hours": e.train_hours, "source": "yours",
+                                 "label": e.label})
+    cols = ["base", "step", "shots", "metric", "mean", "ci_low", "ci_high", "n", "train_hours", "source", "label"]
+    return pd.DataFrame(recs, columns=cols)
+
+
+def build_table1(entries: list[Entry], *, reference: bool = False) -> pd.DataFrame:
+    """Rows ``ROWS``, one column per entry (+ the published columns when ``reference``)."""
+    data = {}
+    for e in entries:
+        col = []
+        for r in ROWS:
+            if r == HOURS_ROW:
+                col.append(_nan(e.train_hours) if e.step else math.nan)
+                continue
+            metric = next(m for m in METRICS if r.startswith(METRIC_NAMES[m] + " ("))
+            shots = r[-3]
+            v = (e.summary.get("by_shots") or {}).get(shots, {}).get(metric)
+            col.append(float(v["mean"]) if v else math.nan)
+        data[e.column] = col
+    table = pd.DataFrame(data, index=ROWS)
+    if reference:
+        table = pd.concat([table, published_table()], axis=1)
+    return table
+
+
+def top_two(table: pd.DataFrame, columns: list[str] | None = None) -> dict[str, list[str]]:
+    """Per metric row, the columns holding the best and second-best value (as the paper marks).
+
+    Ties share a rank; training hours are not ranked (lower is not "better" in the table).
+    """
+    cols = columns if columns is not None else list(table.columns)
+    marks: dict[str, list[str]] = {}
+    for row in table.index:
+        if row == HOURS_ROW:
+            continue
+        vals = table.loc[row, cols].dropna() if cols else pd.Series(dtype=float)
+        distinct = sorted(set(vals.round(6)), reverse=True)[:2]
+        marks[row] = [c for c in cols if c in vals.index and round(vals[c], 6) in distinct]
+    return marks
+
+
+@cli_guard
+def main(argv: list[str] | None = None) -> None:
+    from pipelines.workspace import Workspace, add_workspace_argument
+
+    p = argparse.ArgumentParser(description="Print Table 1 for the evaluations in a workspace.")
+    p.add_argument("--data", help="only evaluations of this question file")
+    p.add_argument("--reference", action="store_true", help="add the paper's published columns")
+    p.add_argument("--csv", help="write the table as CSV here")
+    add_workspace_argument(p)
+    args = p.parse_args(argv)
+    ws = Workspace.resolve(args.workspace)
+    table = build_table1(entries_from_registry(ws.evaluations(), ws.models(), data=args.data),
+                         reference=args.reference)
+    if args.csv:
+        table.to_csv(args.csv)
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+if __name__ == "__main__":
+    main()

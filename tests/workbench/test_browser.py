@@ -1,0 +1,127 @@
+"""The workbench in headless Chromium: every tab renders cleanly and offline, bad input gets
+a clear message, and a full Compare → Charts flow works on two tiny checkpoints.
+
+Screenshots land in tests/artifacts/ (look at them)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TABS = [("データ", "data"), ("学習", "train"), ("比較", "compare"), ("グラフ", "charts")]
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(600)
+
+
+def checkpoint(p, name: str):
+    return p.locator(f'#compare-checkpoints input[name="{name}"]')
+
+
+def test_every_tab_renders_without_console_errors_or_outbound_requests(page):
+    p = page.page
+    assert "JMedLoRA" in p.title()
+    for label, slug in TABS:
+        open_tab(p, label)
+        page.shot(f"tab_{slug}")
+    # The status line names the workspace and the default model's state.
+    assert p.locator("#wb-status-inner").get_attribute("data-status") in ("ready", "preparing")
+    assert page.errors == []
+    assert page.outbound == []
+
+
+def test_language_switch_relabels_the_tabs(page):
+    p = page.page
+    p.get_by_label("English").check()
+    p.get_by_role("tab", name="Compare").wait_for(timeout=10_000)
+    open_tab(p, "Compare")
+    assert "Run / load evaluations" in p.locator("#compare-run").inner_text()
+    page.shot("lang_en_compare")
+    p.get_by_label("日本語").check()
+    p.get_by_role("tab", name="比較").wait_for(timeout=10_000)
+    assert page.errors == []
+
+
+def test_bad_input_in_the_compare_form_shows_a_clear_message(page):
+    p = page.page
+    open_tab(p, "比較")
+    # No checkpoint chosen.
+    checkpoint(p, "default").uncheck()
+    p.locator("#compare-run").click()
+    alert = p.locator("#compare-status .notice.error")
+    alert.wait_for(timeout=10_000)
+    assert "チェックポイントを1つ以上選んでください" in alert.inner_text()
+    # A question file that does not exist: the engine's own problem and fix.
+    checkpoint(p, "default").check()
+    data = p.locator("#compare-data input")
+    data.fill("/nonexistent/questions.jsonl")
+    data.press("Enter")
+    p.locator("#compare-run").click()
+    p.wait_for_function("document.querySelector('#compare-status').innerText.includes('does not exist')",
+                        timeout=10_000)
+    text = p.locator("#compare-status").inner_text()
+    assert "/nonexistent/questions.jsonl" in text and "IgakuQA" in text
+    page.shot("compare_bad_input")
+    assert page.errors == []
+
+
+def test_evaluate_two_checkpoints_side_by_side_then_charts(page):
+    p = page.page
+    open_tab(p, "比較")
+    checkpoint(p, "default").uncheck()
+    checkpoint(p, "tiny-llama").check()
+    checkpoint(p, "tiny-run@10").check()
+    p.locator("#compare-limit input").fill("2")
+    p.locator("#compare-max-new input").fill("8")
+    p.locator("#compare-run").click()
+    p.locator("#compare-status .runmon").first.wait_for(timeout=15_000)
+    page.shot("compare_running")
+    # Both runs finish and the side-by-side cards appear: 2 questions × 2 checkpoints × 2 shots.
+    p.wait_for_function("document.querySelectorAll('#compare-cards .qcard').length == 2", timeout=180_000)
+    first = p.locator("#compare-cards .qcard").first
+    assert first.locator(".ans").count() == 4
+    assert first.locator("li.correct").count() >= 1
+    who = first.locator(".ans .who").all_inner_texts()
+    assert any("tiny-llama · 0-shot" in w for w in who) and any("tiny-run@10 · 1-shot" in w for w in who)
+    assert p.locator("#compare-status .runmon.finished").count() == 2
+    p.get_by_text("実行されるコマンド").click()
+    p.locator("#compare-command").wait_for(timeout=10_000)
+    assert "python -m pipelines.evaluate" in p.locator("#compare-command").inner_text()
+    page.shot("compare_side_by_side")
+
+    # Filter: a search that matches nothing, then clears.
+    search = p.locator("#compare-search textarea, #compare-search input").first
+    search.fill("存在しない語句xyz")
+    search.press("Enter")
+    p.wait_for_function("document.querySelectorAll('#compare-cards .qcard').length == 0", timeout=10_000)
+    search.fill("")
+    search.press("Enter")
+    p.wait_for_function("document.querySelectorAll('#compare-cards .qcard').length == 2", timeout=10_000)
+
+    # Blind review: rate one answer; the per-checkpoint summary counts it.
+    p.locator("#blind-accordion").get_by_text("ブラインド評価").first.click()
+    p.locator("#blind-reviewer textarea, #blind-reviewer input").first.fill("dr-test")
+    p.locator("#blind-start").click()
+    p.locator("#blind-card .qcard").first.wait_for(timeout=10_000)
+    card_text = p.locator("#blind-card").inner_text()
+    assert "tiny-llama" not in card_text and "tiny-run" not in card_text  # blind
+    p.locator("#blind-harmful").click()
+    p.wait_for_function("document.querySelector('#blind-summary').innerText.includes('100')", timeout=10_000)
+    page.shot("compare_blind_review")
+
+    # Charts: Table 1 has a column per step of the tiny base model, and the step chart plots them.
+    open_tab(p, "グラフ")
+    p.wait_for_function("document.querySelector('#charts-table').innerText.includes('tiny-llama · 10')",
+                        timeout=20_000)
+    table = p.locator("#charts-table").inner_text()
+    assert "tiny-llama · 0" in table and "paper: OpenCALM-7B · 1k" in table
+    p.locator("#charts-steps .js-plotly-plot").wait_for(timeout=20_000)
+    legend = p.locator("#charts-steps").inner_text()
+    assert "tiny-llama (0-shot)" in legend and "tiny-llama (1-shot)" in legend
+    page.shot("charts_after_eval")
+    assert page.errors == []
+    assert page.outbound == []

@@ -1,0 +1,1 @@
+"""The Gradio workbench: one module per tab, composed in ``workbench.app``."""

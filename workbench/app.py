@@ -1,0 +1,97 @@
+"""The workbench app: a header (workspace, embedded-model status, language switch) over the
+Data, Train, Compare and Charts tabs. ``build_app`` makes the Blocks; ``launch.py`` serves it.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from components import answer_card, metric_table, run_monitor
+from workbench import tab_charts, tab_compare, tab_data, tab_train
+from workbench.i18n import LANGS, Labels
+from workbench.state import AppState
+
+L = {
+    "title": {"ja": "# JMedLoRA ワークベンチ\n医療文書から学習データを作り、LoRA/QLoRA で学習し、医師国家試験形式の問題で評価・比較します（すべてこのマシン上で実行）。",
+              "en": "# JMedLoRA Workbench\nFrom medical documents to instruction data, LoRA/QLoRA training, and licensing-exam evaluation — all on this machine."},
+    "lang": {"ja": "表示言語 / Language", "en": "Language / 表示言語"},
+    "data": {"ja": "データ", "en": "Data"},
+    "train": {"ja": "学習", "en": "Train"},
+    "compare": {"ja": "比較", "en": "Compare"},
+    "charts": {"ja": "グラフ", "en": "Charts"},
+}
+STATUS = {
+    "preparing": {"ja": "既定モデル（SmolLM2-135M-Instruct）を準備中…（初回のみ約30秒、その間も操作できます）",
+                  "en": "Preparing the default model (SmolLM2-135M-Instruct)… (first start only, ~30 s; the app is usable meanwhile)"},
+    "ready": {"ja": "既定モデル：準備完了", "en": "Default model: ready"},
+    "failed": {"ja": "既定モデルを準備できませんでした：", "en": "The default model could not be prepared: "},
+    "idle": {"ja": "", "en": ""},
+    "workspace": {"ja": "ワークスペース", "en": "Workspace"},
+}
+CSS = answer_card.CSS + metric_table.CSS + run_monitor.CSS + """
+#wb-status{font-size:13px}
+.notice{margin:4px 0}
+footer{display:none !important}
+"""
+
+
+def status_html(state: AppState, lang: str) -> str:
+    s = state.default_status
+    icon = {"preparing": "●", "ready": "●", "failed": "▲"}.get(s, "")
+    color = {"preparing": "#9a6700", "ready": "#1a7f37", "failed": "#cf222e"}.get(s, "#57606a")
+    text = STATUS[s][lang] + (state.default_error if s == "failed" else "")
+    import html
+    return (f'<div id="wb-status-inner" data-status="{s}"><span style="color:{color}">{icon}</span> {html.escape(text)} · '
+            f'{STATUS["workspace"][lang]}: <code>{html.escape(str(state.workspace.root))}</code></div>')
+
+
+def build_app(state: AppState) -> gr.Blocks:
+    t = Labels(state.lang)
+    with gr.Blocks(title="JMedLoRA Workbench", analytics_enabled=False) as demo:
+        lang = gr.State(state.lang)
+        with gr.Row(equal_height=True):
+            with gr.Column(scale=5):
+                t.make(gr.Markdown, L["title"])
+            with gr.Column(scale=1, min_width=180):
+                switch = gr.Radio(choices=[("日本語", "ja"), ("English", "en")], value=state.lang,
+                                  label=t(L["lang"]), elem_id="lang-switch")
+        status = gr.HTML(status_html(state, state.lang), elem_id="wb-status")
+        status_timer = gr.Timer(2.0, active=state.default_status == "preparing")
+        with gr.Tabs(elem_id="tabs"):
+            with t.tab(L["data"], id="data", elem_id="tab-data"):
+                tab_data.create_data_tab(state, t, lang)
+            with t.tab(L["train"], id="train", elem_id="tab-train"):
+                train = tab_train.create_train_tab(state, t, lang)
+            with t.tab(L["compare"], id="compare", elem_id="tab-compare") as compare_tab:
+                compare = tab_compare.create_compare_tab(state, t, lang)
+            with t.tab(L["charts"], id="charts", elem_id="tab-charts") as charts_tab:
+                charts = tab_charts.create_charts_tab(state, t, lang)
+
+        def poll_status(lang_):
+            return status_html(state, lang_), gr.Timer(active=state.default_status == "preparing")
+
+        status_timer.tick(poll_status, [lang], [status, status_timer])
+
+        registered = t.components
+
+        def switch_lang(choice):
+            return [choice, status_html(state, choice), *t.updates(choice)]
+
+        switch.change(switch_lang, [switch], [lang, status, *registered])
+
+        def from_query(request: gr.Request):
+            asked = (request.query_params.get("lang") if request else None) or state.lang
+            return asked if asked in LANGS else state.lang
+
+        demo.load(from_query, None, [switch])
+
+        # Tabs show what is on disk now: lists refresh whenever a tab is opened.
+        refresh_lists, update, inputs, outputs, r_in, r_out = charts["refresh"]
+        charts_tab.select(refresh_lists, r_in, r_out).then(update, inputs, outputs)
+        demo.load(update, inputs, outputs)
+        compare_tab.select(lambda: (gr.update(choices=state.model_choices()),
+                                    gr.update(choices=tab_compare.evaluation_choices(state))),
+                           None, [compare["checkpoints"], compare["shown"]])
+        if train and "on_load" in train:
+            fn, ins, outs = train["on_load"]
+            demo.load(fn, ins, outs)
+    return demo

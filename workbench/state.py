@@ -1,0 +1,99 @@
+"""What the running app holds between requests: the workspace, the embedded model's
+preparation (started in the background at launch, so the first page never waits for it),
+loaded models for free-form prompts, and the evaluation batch in progress.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.errors import UserError
+from pipelines.workspace import Workspace
+
+
+@dataclass
+class ModelSlot:
+    status: str = "idle"         # idle | loading | ready | failed
+    error: str = ""
+    model: object = None
+    tokenizer: object = None
+    seconds: float = 0.0
+
+
+@dataclass
+class AppState:
+    workspace: Workspace
+    lang: str = "ja"
+    default_status: str = "idle"        # idle | preparing | ready | failed
+    default_error: str = ""
+    eval_batch: object = None           # workbench.eval_jobs.EvalBatch
+    models: dict[str, ModelSlot] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- the embedded default model ----------------------------------------------
+    def prepare_default_in_background(self) -> None:
+        from pipelines.models import default_model_dir
+
+        if (default_model_dir(self.workspace) / "config.json").exists():
+            self.default_status = "ready"
+            if not self.workspace.model("default"):
+                self.workspace.register_model("default", "base", str(default_model_dir(self.workspace)), step=0)
+            return
+        self.default_status = "preparing"
+        threading.Thread(target=self._prepare_default, daemon=True, name="prepare-default").start()
+
+    def _prepare_default(self) -> None:
+        from pipelines.models import ensure_default_model
+        try:
+            ensure_default_model(self.workspace)
+            self.default_status = "ready"
+        except UserError as exc:
+            self.default_status, self.default_error = "failed", str(exc)
+        except Exception as exc:  # shown in the header; the rest of the app keeps working
+            self.default_status, self.default_error = "failed", f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+
+    # -- models for free-form prompts ---------------------------------------------
+    def load_model(self, spec: str) -> ModelSlot:
+        """Load (once) and return the model behind a reference; blocks the calling worker only."""
+        from pipelines.models import load_model, resolve_model
+
+        with self._lock:
+            slot = self.models.setdefault(spec, ModelSlot())
+            if slot.status == "ready":
+                return slot
+            slot.status, slot.error = "loading", ""
+        t0 = time.perf_counter()
+        try:
+            ref = resolve_model(spec, None, self.workspace)
+            if ref.kind == "endpoint":
+                slot.model, slot.tokenizer = ref, None
+            else:
+                slot.model, slot.tokenizer = load_model(ref)
+            slot.status, slot.seconds = "ready", time.perf_counter() - t0
+        except UserError as exc:
+            slot.status, slot.error = "failed", str(exc)
+        except Exception as exc:
+            slot.status, slot.error = "failed", f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        return slot
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, reference) for every usable checkpoint: base models are step 0."""
+        rows = [m for m in self.workspace.models() if m["kind"] in ("base", "adapter", "merged", "endpoint")]
+        out = [("default (SmolLM2-135M-Instruct · step 0)", "default")]
+        for m in rows:
+            if m["name"] == "default":
+                continue
+            step = m.get("step")
+            extra = f" · step {step}" if step is not None else ""
+            base = f" · {m['base_model']}" if m.get("base_model") else ""
+            out.append((f"{m['name']}{base}{extra}", m["name"]))
+        return out
+
+
+def evals_root(ws: Workspace) -> Path:
+    return ws.subdir("evals")
