@@ -51,5 +51,5 @@ def tail(path: str | Path, lines: int = 40, max_bytes: int = 64_000) -> str:
         fh.seek(max(0, size - max_bytes))
         data = fh.read().decode("utf-8", errors="replace")
     # tqdm redraws with carriage returns: keep the last state of each line.
-    out = [ln.rsplit("\r", 1)[-1] for ln in data.splitlines()]
+    out = [ln.rstrip("\r").rsplit("\r", 1)[-1] for ln in data.rstrip("\n").split("\n")]
     return "\n".join(out[-lines:])

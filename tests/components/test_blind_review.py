@@ -1,0 +1,41 @@
+import pytest
+
+from components import blind_review as br
+
+
+def cands():
+    return [br.Candidate("/e/base", "base", f"q{i}", s, f"answer {i}") for i in range(4) for s in (0, 1)] + \
+           [br.Candidate("/e/tuned", "tuned", "q0", 0, "x"), br.Candidate("/e/tuned", "tuned", "q1", 0, "  ")]
+
+
+def test_ratings_are_stored_per_reviewer_and_replaced_on_rerating(workspace):
+    store = br.ReviewStore(workspace)
+    c = cands()
+    store.rate(c[0], "wrong", "dr-a")
+    store.rate(c[0], "harmful", "dr-a", note="dangerous dose")
+    store.rate(c[0], "correct", "dr-b")
+    store.rate(c[-2], "partly", "dr-a")
+    assert len(store.ratings()) == 3
+    assert {r["rating"] for r in store.ratings("dr-a")} == {"harmful", "partly"}
+    assert store.rated_keys("dr-a") == {c[0].key, c[-2].key}
+    with pytest.raises(ValueError):
+        store.rate(c[1], "great", "dr-a")
+    # A second store on the same workspace sees the same table.
+    assert len(br.ReviewStore(workspace).ratings()) == 3
+
+
+def test_queue_hides_rated_and_empty_answers_and_is_shuffled_reproducibly():
+    c = cands()
+    q = br.queue(c, {c[0].key}, seed=1)
+    assert c[0] not in q and c[-1] not in q and len(q) == len(c) - 2
+    assert q == br.queue(c, {c[0].key}, seed=1)
+    assert q != br.queue(c, {c[0].key}, seed=2)
+
+
+def test_summary_per_checkpoint():
+    rows = [{"checkpoint": "base", "rating": r} for r in ("correct", "correct", "harmful", "wrong")] + \
+           [{"checkpoint": "tuned", "rating": "partly"}]
+    df = br.summarize(rows).set_index("checkpoint")
+    assert df.loc["base", "n"] == 4 and df.loc["base", "correct %"] == 50.0 and df.loc["base", "harmful %"] == 25.0
+    assert df.loc["tuned", "partly %"] == 100.0
+    assert br.summarize([]).empty

@@ -1,0 +1,79 @@
+"""The app builds on an empty workspace, every label exists in both languages, and the
+import direction holds (pipelines never import gradio; components never import pipelines)."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from workbench import app, eval_jobs, i18n, tab_charts, tab_compare, tab_data, tab_train
+from workbench.state import AppState
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("module", [app, tab_compare, tab_charts, tab_data, tab_train])
+def test_every_label_has_japanese_and_english(module):
+    for name in ("L", "MSG", "STATUS"):
+        for key, text in getattr(module, name, {}).items():
+            assert set(text) == set(i18n.LANGS), f"{module.__name__}.{name}[{key!r}]"
+            assert all(v.strip() or key == "idle" for v in text.values())
+
+
+def test_app_builds_on_an_empty_workspace_and_switches_language(workspace):
+    state = AppState(workspace=workspace, lang="en")
+    demo = app.build_app(state)
+    assert demo.title == "JMedLoRA Workbench"
+    labels = i18n.Labels("ja")
+    import gradio as gr
+    with gr.Blocks():
+        button = labels.make(gr.Button, {"ja": "実行", "en": "Run"})
+        box = labels.make(gr.Textbox, {"ja": "名前", "en": "Name"}, info={"ja": "説明", "en": "Help"})
+    assert button.value == "実行" and box.label == "名前" and box.info == "説明"
+    assert labels.updates("en") == [{"__type__": "update", "value": "Run"},
+                                    {"__type__": "update", "label": "Name", "info": "Help"}]
+
+
+def test_status_line_names_the_workspace(workspace):
+    state = AppState(workspace=workspace)
+    state.default_status = "failed"
+    state.default_error = "no <gguf>"
+    html = app.status_html(state, "en")
+    assert str(workspace.root) in html and "no &lt;gguf&gt;" in html and 'data-status="failed"' in html
+
+
+def test_eval_dirs_are_stable_per_settings_and_commands_match_the_cli(tmp_path):
+    a = eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "ja", 256)
+    assert a == eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "ja", 256)
+    assert a != eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "en", 256)
+    assert a != eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "ja", 64)
+    assert a.name.startswith("run@10-ja-q-")
+    cmd = eval_jobs.command_for("default", "q.jsonl", a, shots=(0, 1), template="ja", limit=2,
+                                max_new_tokens=8, workspace=tmp_path)
+    from pipelines.evaluate import build_parser
+    args = build_parser().parse_args(cmd[3:])
+    assert (args.model, args.shots, args.limit, args.max_new_tokens, args.out) == ("default", [0, 1], 2, 8, str(a))
+    assert eval_jobs.shell_line(cmd).startswith("python -m pipelines.evaluate --model default")
+
+
+def test_error_from_log_prefers_the_engines_message():
+    log = "loading\nerror: Model 'x' not found.\n  Fix: Use 'default'.\n"
+    assert eval_jobs.error_from_log(log) == "Model 'x' not found.\n  Fix: Use 'default'."
+    assert eval_jobs.error_from_log("a\nTraceback\nKeyError: 1") .endswith("KeyError: 1")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_imports_flow_one_way():
+    for f in (REPO / "pipelines").glob("*.py"):
+        assert not _imports(f) & {"gradio", "workbench", "components"}, f.name
+    for f in (REPO / "components").glob("*.py"):
+        assert not _imports(f) & {"gradio", "workbench", "pipelines"}, f.name
