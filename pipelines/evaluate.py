@@ -57,6 +57,7 @@ class EvalConfig:
     seed: int = 0
     limit: int | None = None
     batch_size: int = 16
+    max_batch_tokens: int = 12288       # rows × (prompt + new tokens) per batch: bounds memory
     concurrency: int = 4                # requests in flight for API endpoints
     shots_file: str = str(SHOTS_POOL)
     on_error: str = "stop"              # stop | skip  (bad lines in the question file)
@@ -192,7 +193,8 @@ def _make_generator(ref: ModelRef, config: EvalConfig):
         return None, EndpointGenerator(ref.base_url, ref.model_name, api_key_env=ref.api_key_env,
                                        concurrency=config.concurrency, is_local=ref.is_local_endpoint)
     model, tokenizer = load_model(ref)
-    return (model, tokenizer), LocalGenerator(model, tokenizer, batch_size=config.batch_size)
+    return (model, tokenizer), LocalGenerator(model, tokenizer, batch_size=config.batch_size,
+                                           max_batch_tokens=config.max_batch_tokens)
 
 
 def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> dict:
@@ -325,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens)
     p.add_argument("--concurrency", type=int, default=d.concurrency)
     p.add_argument("--shots-file", default=d.shots_file, help="pool of solved examples for 1-shot prompts")
     p.add_argument("--on-error", default=d.on_error, choices=["stop", "skip"], help="bad lines in --data")

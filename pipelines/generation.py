@@ -4,8 +4,9 @@ Both take ``Prompt`` objects (a plain completion prompt, or chat messages) and y
 ``(index, Completion)`` as each finishes, so callers can persist results incrementally.
 
 The local engine is where evaluation time goes. What makes it fast on a CPU or a GPU:
-* prompts sorted by token length and batched, so padding is small (left padding, since
-  decoder-only models continue from the right end);
+* prompts sorted by token length and batched under a token budget (rows × (longest prompt
+  + max_new_tokens)), so padding is small and a batch of long prompts stays within memory
+  (left padding, since decoder-only models continue from the right end);
 * the KV cache (``use_cache``) so each new token costs one position, not the whole prompt;
 * stop strings ("###": the Alpaca template's next section) end a sequence as soon as the
   answer is over instead of running to ``max_new_tokens``.
@@ -56,10 +57,11 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
 
 
 class LocalGenerator:
-    def __init__(self, model, tokenizer, *, batch_size: int = 16):
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, max_batch_tokens: int = 12288):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
+        self.max_batch_tokens = max_batch_tokens
         self.tokenizer.padding_side = "left"
 
     def prompt_text(self, prompt: Prompt) -> str:
@@ -79,13 +81,25 @@ class LocalGenerator:
         # Longest first: the slowest batch runs while memory is freshest, and lengths within
         # a batch are close, so little compute goes to padding.
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])
-        for b, start in enumerate(range(0, len(order), self.batch_size)):
-            idx = order[start:start + self.batch_size]
+        for b, idx in enumerate(self._batches(order, lengths, settings.max_new_tokens)):
             t0 = time.perf_counter()
             outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b)
             dt = (time.perf_counter() - t0) / len(idx)
             for i, (text, n) in zip(idx, outs):
                 yield i, Completion(text=text, n_tokens=n, seconds=dt)
+
+    def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
+        """Consecutive runs of the length-sorted order, each within the row and token budgets."""
+        batch: list[int] = []
+        for i in order:
+            # The first (longest) prompt of a batch sets its padded width.
+            width = (lengths[batch[0]] if batch else lengths[i]) + max_new_tokens
+            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
 
     def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int):
         import torch

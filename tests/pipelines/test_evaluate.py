@@ -183,3 +183,14 @@ def test_real_embedded_model_end_to_end(workspace_with_default, tmp_path):
     assert len(rows) == 6 and all(isinstance(r["response"], str) for r in rows)
     assert any(r["response"] for r in rows)  # a real instruct model says something
     assert summary["label"] == "default"
+
+
+def test_batches_respect_row_and_token_budgets():
+    from pipelines.generation import LocalGenerator
+
+    gen = LocalGenerator.__new__(LocalGenerator)
+    gen.batch_size, gen.max_batch_tokens = 3, 1000
+    lengths = [700, 400, 380, 100, 90, 80, 70]
+    batches = list(gen._batches(list(range(7)), lengths, max_new_tokens=100))
+    # 700+100 = 800 per row: one row; 400+100 = 500: two rows; 100+100: three rows (row cap)
+    assert batches == [[0], [1, 2], [3, 4, 5], [6]]
