@@ -1,0 +1,270 @@
+"""Training data: read, check, tokenize and batch it for the training loop.
+
+Sources (``--data``):
+  * an Alpaca-format JSONL file (``instruction``, optional ``input``, ``output`` per line);
+  * a directory written by ``datasets``' ``save_to_disk`` with the same columns;
+  * a dataset registered in the workspace (``NAME`` or ``NAME@VERSION``; see ``Workspace.datasets()``);
+  * for continual pretraining: a ``.txt``/``.md`` file, a folder of them, or JSONL / a saved
+    dataset with a ``text`` column.
+
+SFT examples are formatted with the evaluation templates (``pipelines.prompts``) so a model
+is trained in the format it is tested in. Batches are *flattened*: the examples of one
+micro-batch are laid end to end in a single row with ``position_ids`` restarting at 0 for each,
+so no token is padding and attention never crosses an example (transformers builds the
+block-diagonal mask from the position ids).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from pipelines.errors import UserError
+
+IGNORE = -100
+TEXT_SUFFIXES = {".txt", ".md"}
+
+
+@dataclass
+class DataSource:
+    spec: str                # what the user wrote
+    path: Path               # the file or folder actually read
+    name: str                # dataset name for the run card
+    version: str             # content hash (sha256, 16 hex)
+
+
+@dataclass
+class Example:
+    input_ids: list[int]
+    labels: list[int]        # IGNORE where no loss is taken
+
+
+# -- locating and hashing -----------------------------------------------------------
+
+def resolve_data(spec: str, workspace) -> DataSource:
+    """A file, a folder, or a workspace dataset name → the path to read, with a content hash."""
+    if not spec:
+        raise UserError("No training data given.", "Pass --data FILE.jsonl, a saved dataset folder, or a dataset name.")
+    path = Path(spec).expanduser()
+    name = path.stem
+    if not path.exists():
+        dname, _, version = spec.partition("@")
+        rows = [r for r in workspace.datasets() if r["name"] == dname and (not version or r["version"] == version)]
+        if not rows:
+            known = sorted({r["name"] for r in workspace.datasets()})
+            raise UserError(f"Training data {spec!r} not found (no such file, folder or workspace dataset).",
+                            "Pass an existing JSONL file or folder" +
+                            (f", or one of the workspace datasets: {', '.join(known)}." if known else "."))
+        path, name = Path(rows[-1]["path"]), dname
+        if not path.exists():
+            raise UserError(f"Workspace dataset {spec!r} points to {path}, which no longer exists.",
+                            "Export the dataset again from the Data tab.")
+    return DataSource(spec=spec, path=path.resolve(), name=name, version=content_hash(path))
+
+
+def content_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(str(f.relative_to(path)).encode() if path.is_dir() else b"")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+# -- reading records ------------------------------------------------------------------
+
+def _read_jsonl(path: Path) -> list[dict]:
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}, line {lineno}: not valid JSON ({exc.msg} at column {exc.colno}).",
+                                "Fix or delete that line; each line must be one JSON object.") from None
+            if not isinstance(rec, dict):
+                raise UserError(f"{path}, line {lineno}: expected a JSON object, got {type(rec).__name__}.",
+                                "Each line must look like {\"instruction\": ..., \"input\": ..., \"output\": ...}.")
+            rec["_line"] = lineno
+            records.append(rec)
+    return records
+
+
+def _read_saved_dataset(path: Path) -> list[dict]:
+    from datasets import DatasetDict, load_from_disk
+    try:
+        ds = load_from_disk(str(path))
+    except Exception as exc:  # datasets raises several types for a folder it cannot read
+        raise UserError(f"{path} is not a dataset saved with datasets' save_to_disk ({exc}).",
+                        "Pass a JSONL file, a text folder, or a folder written by save_to_disk.") from None
+    if isinstance(ds, DatasetDict):
+        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+    return [dict(r, _line=i + 1) for i, r in enumerate(ds)]
+
+
+def read_sft_records(source: DataSource) -> list[dict]:
+    """Alpaca records ``{instruction, input, output}``; bad records are reported with their line."""
+    path = source.path
+    if path.is_dir():
+        records = _read_saved_dataset(path)
+    elif path.suffix == ".jsonl" or path.suffix == ".json":
+        records = _read_jsonl(path)
+    else:
+        raise UserError(f"{path} is not JSONL; instruction tuning needs instruction/input/output records.",
+                        "Pass a .jsonl file (one record per line) or a saved dataset folder.")
+    out = []
+    for rec in records:
+        where = f"{path}, line {rec['_line']}"
+        instr, output = rec.get("instruction"), rec.get("output")
+        if not isinstance(instr, str) or not instr.strip():
+            raise UserError(f"{where}: missing or empty 'instruction'.",
+                            "Every record needs a non-empty instruction and output (input is optional).")
+        if not isinstance(output, str) or not output.strip():
+            raise UserError(f"{where}: missing or empty 'output'.",
+                            "Every record needs a non-empty instruction and output (input is optional).")
+        inp = rec.get("input") or ""
+        if not isinstance(inp, str):
+            raise UserError(f"{where}: 'input' must be a string.", "Use \"\" for records without an input.")
+        out.append({"instruction": instr, "input": inp, "output": output})
+    if not out:
+        raise UserError(f"{path} holds no records.", "Export some instruction data first (Data tab).")
+    return out
+
+
+def read_texts(source: DataSource) -> list[str]:
+    """Raw documents for continual pretraining."""
+    path = source.path
+    if path.is_dir() and not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
+        files = sorted(p for p in path.rglob("*") if p.suffix in TEXT_SUFFIXES)
+        texts = [p.read_text(encoding="utf-8") for p in files]
+    elif path.suffix in TEXT_SUFFIXES:
+        texts = [path.read_text(encoding="utf-8")]
+    else:
+        records = _read_saved_dataset(path) if path.is_dir() else _read_jsonl(path)
+        texts = []
+        for rec in records:
+            if not isinstance(rec.get("text"), str):
+                raise UserError(f"{path}, line {rec['_line']}: no 'text' field.",
+                                "Continual pretraining reads raw text: .txt/.md files, or records with a 'text' field.")
+            texts.append(rec["text"])
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise UserError(f"{path} holds no text.", "Pass .txt/.md files or JSONL records with a 'text' field.")
+    return texts
+
+
+# -- tokenizing -----------------------------------------------------------------------
+
+def tokenize_sft(records: list[dict], tokenizer, template, *, max_prompt_length: int,
+                 max_target_length: int, loss_on: str = "response") -> tuple[list[Example], int]:
+    """(examples, number truncated). Prompt tokens are cut from the left so the answer cue stays."""
+    examples, truncated = [], 0
+    eos = tokenizer.eos_token_id
+    for rec in records:
+        body = template.render(rec["instruction"], rec["input"])
+        if template.uses_chat_template:
+            user = [{"role": "user", "content": body}]
+            prompt_text = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+            full = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": rec["output"].strip()}],
+                                                 tokenize=False)
+            prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+            completion_text = full[len(prompt_text):] if full.startswith(prompt_text) else rec["output"].strip()
+            completion = tokenizer(completion_text.rstrip("\n"), add_special_tokens=False)["input_ids"]
+        else:
+            # Tokenized apart, exactly as generation sees the prompt; EOS teaches the model to stop.
+            prompt = tokenizer(body)["input_ids"]
+            completion = tokenizer(rec["output"].strip(), add_special_tokens=False)["input_ids"]
+        if not completion or completion[-1] != eos:
+            completion = completion + [eos]
+        if len(prompt) > max_prompt_length or len(completion) > max_target_length:
+            truncated += 1
+            prompt, completion = prompt[-max_prompt_length:], completion[:max_target_length]
+        labels = ([IGNORE] * len(prompt) if loss_on == "response" else list(prompt)) + completion
+        examples.append(Example(prompt + completion, labels))
+    return examples, truncated
+
+
+def tokenize_cpt(texts: list[str], tokenizer, *, block_size: int) -> list[Example]:
+    """Documents joined with EOS and cut into full blocks (the usual pretraining packing)."""
+    stream: list[int] = []
+    for t in texts:
+        stream += tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    n = len(stream) // block_size
+    if n == 0:
+        raise UserError(f"The text gives {len(stream)} tokens, fewer than one block of {block_size}.",
+                        "Add more text or lower max_seq_length.")
+    return [Example(stream[i * block_size:(i + 1) * block_size], stream[i * block_size:(i + 1) * block_size])
+            for i in range(n)]
+
+
+# -- batching -------------------------------------------------------------------------
+
+def epoch_order(n_examples: int, seed: int, epoch: int) -> list[int]:
+    """A seeded shuffle per epoch, so the number of examples consumed fixes the data position."""
+    idx = list(range(n_examples))
+    random.Random(seed * 100_003 + epoch).shuffle(idx)
+    return idx
+
+
+def micro_batches(n_examples: int, size: int, seed: int, start: int = 0) -> Iterator[tuple[int, float, list[int]]]:
+    """Endless (examples consumed after this batch, epoch, indices) from example number ``start``.
+
+    Positions count examples, not batches, so a run may resume with another micro-batch
+    size or process count and still see every example exactly once per epoch.
+    """
+    cursor = start
+    order_epoch, order = -1, []
+    while True:
+        batch = []
+        while len(batch) < size:
+            epoch, offset = divmod(cursor, n_examples)
+            if epoch != order_epoch:
+                order_epoch, order = epoch, epoch_order(n_examples, seed, epoch)
+            batch.append(order[offset])
+            cursor += 1
+        yield cursor, cursor / n_examples, batch
+
+
+def collate_flat(batch: list[Example]) -> dict:
+    """One row, no padding: ``position_ids`` restart per example; targets already shifted.
+
+    ``targets[t]`` is the token position ``t`` must predict (IGNORE at each example's end), and
+    ``keep`` lists the positions with a target, so the LM head runs on those only.
+    """
+    import torch
+    ids, pos, targets = [], [], []
+    for ex in batch:
+        ids += ex.input_ids
+        pos += list(range(len(ex.input_ids)))
+        targets += ex.labels[1:] + [IGNORE]
+    targets_t = torch.tensor(targets)
+    keep = (targets_t != IGNORE).nonzero().squeeze(-1)
+    return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]), "keep": keep,
+            "targets": targets_t[keep], "n_tokens": len(ids)}
+
+
+def collate_padded(batch: list[Example], pad_id: int) -> dict:
+    """The classic padded batch (for models whose attention cannot take flattened rows)."""
+    import torch
+    width = max(len(ex.input_ids) for ex in batch)
+    ids = torch.full((len(batch), width), pad_id)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    targets = torch.full((len(batch), width), IGNORE)
+    for i, ex in enumerate(batch):
+        n = len(ex.input_ids)
+        ids[i, :n] = torch.tensor(ex.input_ids)
+        mask[i, :n] = 1
+        targets[i, :n - 1] = torch.tensor(ex.labels[1:])
+    return {"input_ids": ids, "attention_mask": mask, "targets": targets,
+            "n_tokens": int(mask.sum())}
+
+
+def n_targets(batch: list[Example]) -> int:
+    return sum(sum(1 for t in ex.labels[1:] if t != IGNORE) for ex in batch)
