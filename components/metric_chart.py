@@ -88,3 +88,20 @@ def loss_overlay(curves: dict[str, pd.DataFrame], *, y: str = "loss", title: str
         return empty_figure(empty_message)
     fig.update_layout(**_LAYOUT, title=title, xaxis_title="step", yaxis_title=y)
     return fig
+
+
+def run_curves(df: pd.DataFrame, *, title: str = "", empty_message: str = "No metrics yet") -> go.Figure:
+    """One run's loss (left axis) and learning rate (right axis) against step."""
+    if df is None or not len(df) or "loss" not in df:
+        return empty_figure(empty_message)
+    fig = go.Figure()
+    d = df.dropna(subset=["loss"])
+    fig.add_trace(go.Scatter(x=d["step"], y=d["loss"], mode="lines+markers" if len(d) < 60 else "lines",
+                             name="loss"))
+    if "lr" in df:
+        fig.add_trace(go.Scatter(x=df["step"], y=df["lr"], mode="lines", name="lr", yaxis="y2",
+                                 line=dict(dash="dot", color="#9a6700")))
+    fig.update_layout(**{**_LAYOUT, "height": 360}, title=title, xaxis_title="step", yaxis_title="loss",
+                      yaxis2=dict(title="learning rate", overlaying="y", side="right", showgrid=False,
+                                  tickformat=".1e"))
+    return fig

@@ -1,25 +1,121 @@
-"""Data tab: documents → privacy check → instruction data → curation → export.
-
-Built over ``pipelines.datagen`` / ``curate`` / ``datastore`` / ``privacy`` (issue 3). Where
-those are not installed yet the tab says so instead of failing."""
+"""Data tab: documents → privacy check → instruction data (local model or an OpenAI-compatible
+endpoint) → curation (filters, search, accept/reject/edit with an audit trail) → statistics
+→ export. Built over ``pipelines.datagen`` / ``curate`` / ``datastore`` (issue 3); where those
+are not installed the tab says so instead of failing."""
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
 
+from components import metric_chart
+from components.run_monitor import progress_html
+from pipelines.errors import UserError
 from workbench.i18n import Labels
 from workbench.state import AppState
 
+REPO = Path(__file__).resolve().parent.parent
 NEEDED = ("pipelines.datagen", "pipelines.curate", "pipelines.datastore", "pipelines.privacy")
+PAGE = 25
 L = {
     "missing": {"ja": "### データ\nこのタブはデータ生成パイプライン（{mods}）を使いますが、まだインストールされていません。",
                 "en": "### Data\nThis tab runs the data pipelines ({mods}), which are not installed yet."},
+    "intro": {"ja": "### 学習データ\n医療文書から質問・回答ペアを生成し、確認・修正して書き出します。既定では文書はこのマシンの外に出ません。",
+              "en": "### Instruction data\nGenerate question/answer pairs from medical documents, review and edit them, export. By default nothing leaves this machine."},
+    "gen": {"ja": "1. 生成", "en": "1. Generate"},
+    "docs": {"ja": "文書フォルダまたはファイル（.txt/.md/.pdf）", "en": "Documents folder or file (.txt/.md/.pdf)"},
+    "dataset": {"ja": "データセット名", "en": "Dataset name"},
+    "gen_model": {"ja": "生成モデル（ローカル参照名 または エンドポイントのモデル名）", "en": "Generator model (local reference, or the endpoint's model name)"},
+    "base_url": {"ja": "OpenAI互換エンドポイントURL（空欄＝このマシンでローカル生成）", "en": "OpenAI-compatible endpoint URL (empty = generate locally)"},
+    "template": {"ja": "生成プロンプト", "en": "Generation prompt"},
+    "pairs": {"ja": "1チャンクあたりのペア数", "en": "Pairs per chunk"},
+    "max_requests": {"ja": "リクエスト上限（0＝無制限）", "en": "Request budget (0 = none)"},
+    "allow_pii": {"ja": "個人情報を含む文書の外部送信を許可する（許可を得ている場合のみ）", "en": "Allow sending text with personal data to a remote endpoint (only if you are permitted)"},
+    "scan": {"ja": "個人情報チェック", "en": "Privacy check"},
+    "generate": {"ja": "▶ 生成", "en": "▶ Generate"},
+    "stop": {"ja": "■ 停止", "en": "■ Stop"},
+    "findings": {"ja": "個人情報の検出結果", "en": "Privacy-guard findings"},
+    "import": {"ja": "既存の Alpaca JSONL を取り込む", "en": "Import an existing Alpaca JSONL"},
+    "import_path": {"ja": "JSONL ファイル", "en": "JSONL file"},
+    "import_btn": {"ja": "取り込む", "en": "Import"},
+    "curate": {"ja": "2. 確認・修正", "en": "2. Curate"},
+    "ds": {"ja": "データセット", "en": "Dataset"},
+    "filters_btn": {"ja": "フィルタを実行（重複・短すぎ・非日本語など）", "en": "Run filters (duplicates, too short, not Japanese, …)"},
+    "status": {"ja": "状態", "en": "Status"},
+    "flag": {"ja": "フィルタ", "en": "Flag"},
+    "search": {"ja": "検索", "en": "Search"},
+    "page": {"ja": "ページ", "en": "Page"},
+    "records": {"ja": "レコード（行をクリックして編集）", "en": "Records (click a row to edit)"},
+    "rid": {"ja": "レコードID", "en": "Record id"},
+    "instruction": {"ja": "指示（質問）", "en": "Instruction (question)"},
+    "input": {"ja": "入力", "en": "Input"},
+    "output": {"ja": "出力（回答）", "en": "Output (answer)"},
+    "reviewer": {"ja": "確認者", "en": "Reviewer"},
+    "save": {"ja": "編集を保存", "en": "Save edit"},
+    "accept": {"ja": "✓ 採用", "en": "✓ Accept"},
+    "reject": {"ja": "✗ 除外", "en": "✗ Reject"},
+    "history": {"ja": "変更履歴（監査証跡）", "en": "History (audit trail)"},
+    "stats": {"ja": "3. 統計・書き出し", "en": "3. Statistics and export"},
+    "format": {"ja": "形式", "en": "Format"},
+    "out": {"ja": "書き出し先", "en": "Export to"},
+    "export": {"ja": "⬇ 書き出し", "en": "⬇ Export"},
+}
+MSG = {
+    "no_findings": {"ja": "個人情報は検出されませんでした（{n} チャンクを確認）。", "en": "No personal data found ({n} chunks checked)."},
+    "findings": {"ja": "{k} 件の個人情報らしき箇所が見つかりました。外部エンドポイントへの送信はブロックされます。",
+                 "en": "{k} possible personal identifiers found. Sending them to a remote endpoint is blocked."},
+    "busy": {"ja": "生成を実行中です。", "en": "Generation is already running."},
+    "no_dataset": {"ja": "データセットを選んでください。", "en": "Choose a dataset first."},
+    "no_record": {"ja": "レコードIDを入力するか、表の行をクリックしてください。", "en": "Enter a record id or click a row in the table."},
+    "saved": {"ja": "保存しました。", "en": "Saved."},
+    "imported": {"ja": "{n} 件を取り込みました。", "en": "Imported {n} records."},
+    "filtered": {"ja": "フィルタ結果：{counts}", "en": "Filter results: {counts}"},
+    "exported": {"ja": "{n} 件を書き出しました：{path}", "en": "Exported {n} records: {path}"},
+    "generating": {"ja": "生成", "en": "Generating"},
+    "count": {"ja": "{n} 件", "en": "{n} records"},
 }
 
 
 def missing_modules() -> list[str]:
     return [m for m in NEEDED if importlib.util.find_spec(m) is None]
+
+
+@dataclass
+class GenJob:
+    """One generation run in a background thread, fed by the pipeline's events."""
+    dataset: str
+    counters: dict = field(default_factory=dict)
+    status: str = "running"
+    error: str = ""
+    started: float = field(default_factory=time.time)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def on_event(self, e: dict) -> None:
+        self.counters.update({k: v for k, v in e.items() if isinstance(v, (int, float))})
+        if e.get("event") == "start":
+            self.counters["total"] = e.get("chunks", 0)
+
+
+def notice(kind: str, text: str) -> str:
+    from workbench.tab_compare import notice as n
+    return n(kind, text)
+
+
+def stats_figure(stats: dict) -> go.Figure:
+    """Records by review status and by curation filter."""
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=list(stats["by_status"]), y=list(stats["by_status"].values()), name="status"))
+    flt = {k: v for k, v in stats["filters"].items() if k not in ("total", "flagged", "clean", "exportable")}
+    fig.add_trace(go.Bar(x=list(flt), y=list(flt.values()), name="flagged by filter"))
+    fig.update_layout(template="plotly_white", height=320, margin=dict(l=40, r=10, t=40, b=80),
+                      title=f"{stats['dataset']}: {stats['records']} records")
+    return fig
 
 
 def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
@@ -28,4 +124,230 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         mods = ", ".join(missing)
         t.make(gr.Markdown, {k: v.format(mods=mods) for k, v in L["missing"].items()}, elem_id="data-missing")
         return {}
+    from pipelines import curate, datagen, datastore
+
+    ws = state.workspace
+    jobs: dict[str, GenJob] = {}
+
+    def dataset_names() -> list[str]:
+        datastore.open_store(ws)
+        return [d["name"] for d in datastore.list_datasets(ws)]
+
+    t.make(gr.Markdown, L["intro"])
+    with t.make(gr.Accordion, L["gen"], open=True):
+        with gr.Row():
+            docs = t.make(gr.Textbox, L["docs"], value=str(REPO / "assets" / "docs"), scale=3, elem_id="data-docs")
+            dataset = t.make(gr.Textbox, L["dataset"], value="demo", scale=1, elem_id="data-dataset")
+        with gr.Row():
+            gen_model = t.make(gr.Textbox, L["gen_model"], value="default", scale=2)
+            base_url = t.make(gr.Textbox, L["base_url"], value="", scale=2, elem_id="data-base-url")
+            template = t.make(gr.Dropdown, L["template"], choices=datagen.available_templates(),
+                              value=datagen.DatagenConfig.template, scale=1)
+            pairs = t.make(gr.Number, L["pairs"], value=datagen.DatagenConfig.pairs, precision=0, scale=1)
+            max_req = t.make(gr.Number, L["max_requests"], value=0, precision=0, scale=1)
+        allow_pii = t.make(gr.Checkbox, L["allow_pii"], value=False)
+        with gr.Row():
+            scan_btn = t.make(gr.Button, L["scan"], elem_id="data-scan")
+            gen_btn = t.make(gr.Button, L["generate"], variant="primary", elem_id="data-generate")
+            stop_btn = t.make(gr.Button, L["stop"], variant="stop")
+        gen_msg = gr.HTML(elem_id="data-gen-msg")
+        findings = t.make(gr.Dataframe, L["findings"], interactive=False, elem_id="data-findings")
+        with gr.Row():
+            import_path = t.make(gr.Textbox, L["import_path"], value=str(REPO / "assets" / "sample_instructions.jsonl"),
+                                 scale=3, elem_id="data-import-path")
+            import_btn = t.make(gr.Button, L["import_btn"], scale=1, elem_id="data-import")
+        gen_timer = gr.Timer(1.0, active=False)
+
+    with t.make(gr.Accordion, L["curate"], open=True):
+        with gr.Row():
+            ds = t.make(gr.Dropdown, L["ds"], choices=dataset_names(), scale=2, elem_id="data-ds")
+            filters_btn = t.make(gr.Button, L["filters_btn"], scale=2, elem_id="data-filters")
+            status = t.make(gr.Dropdown, L["status"], choices=["", *datastore.STATUSES], value="", scale=1)
+            flag = t.make(gr.Dropdown, L["flag"], choices=["", "any", "clean", *curate.FILTERS], value="", scale=1,
+                          elem_id="data-flag")
+            search = t.make(gr.Textbox, L["search"], scale=2, elem_id="data-search")
+            page = t.make(gr.Number, L["page"], value=1, precision=0, minimum=1, scale=1)
+        count = gr.Markdown(elem_id="data-count")
+        table = t.make(gr.Dataframe, L["records"], interactive=False, wrap=True, max_height=420, elem_id="data-table")
+        with gr.Row():
+            rid = t.make(gr.Number, L["rid"], precision=0, scale=1, elem_id="data-rid")
+            reviewer = t.make(gr.Textbox, L["reviewer"], value=datastore.default_reviewer(), scale=1)
+        with gr.Row():
+            e_instr = t.make(gr.Textbox, L["instruction"], lines=2, elem_id="data-edit-instruction")
+            e_input = t.make(gr.Textbox, L["input"], lines=2)
+            e_output = t.make(gr.Textbox, L["output"], lines=3, elem_id="data-edit-output")
+        with gr.Row():
+            save_btn = t.make(gr.Button, L["save"], elem_id="data-save")
+            accept_btn = t.make(gr.Button, L["accept"], elem_id="data-accept")
+            reject_btn = t.make(gr.Button, L["reject"], elem_id="data-reject")
+        rec_msg = gr.HTML(elem_id="data-rec-msg")
+        hist = t.make(gr.Dataframe, L["history"], interactive=False, elem_id="data-history")
+
+    with t.make(gr.Accordion, L["stats"], open=True):
+        stats_plot = gr.Plot(show_label=False, elem_id="data-stats")
+        with gr.Row():
+            fmt = t.make(gr.Radio, L["format"], choices=list(curate.FORMATS), value="alpaca", scale=1)
+            out_path = t.make(gr.Textbox, L["out"], value=str(ws.root / "datasets" / "demo.jsonl"), scale=3)
+            export_btn = t.make(gr.Button, L["export"], scale=1, elem_id="data-export")
+        export_msg = gr.HTML(elem_id="data-export-msg")
+
+    # -- generation ----------------------------------------------------------------------
+    def config(docs_, dataset_, model_, url_, template_, pairs_, max_req_, pii_):
+        return datagen.DatagenConfig(docs=docs_, dataset=(dataset_ or "").strip(), model=(model_ or "").strip(),
+                                     base_url=(url_ or "").strip() or None, template=template_, pairs=int(pairs_ or 0),
+                                     max_requests=int(max_req_) if max_req_ else None, allow_remote_pii=bool(pii_),
+                                     workspace=str(ws.root))
+    gen_inputs = [docs, dataset, gen_model, base_url, template, pairs, max_req, allow_pii]
+
+    def do_scan(*args):
+        *vals, lang_ = args
+        try:
+            chunks = datagen.prepare_chunks(config(*vals))
+        except UserError as exc:
+            return notice("error", str(exc)), pd.DataFrame()
+        found = datagen.privacy_findings(chunks)
+        frame = pd.DataFrame([{"chunk": f["chunk_id"], "kind": f.get("label", f.get("kind")), "text": f.get("text")}
+                              for f in found])
+        if not found:
+            return notice("ok", MSG["no_findings"][lang_].format(n=len(chunks))), frame
+        return notice("error", MSG["findings"][lang_].format(k=len(found))), frame
+
+    scan_btn.click(do_scan, [*gen_inputs, lang], [gen_msg, findings])
+
+    def do_generate(*args):
+        *vals, lang_ = args
+        if any(j.status == "running" for j in jobs.values()):
+            return notice("error", MSG["busy"][lang_]), gr.Timer(active=True)
+        cfg = config(*vals)
+        job = GenJob(cfg.dataset)
+        jobs["current"] = job
+
+        def work():
+            try:
+                final = datagen.run(cfg, job.on_event, stop=job.stop)
+                job.counters.update({k: v for k, v in (final or {}).items() if isinstance(v, (int, float))})
+                job.status = "stopped" if job.stop.is_set() else "finished"
+            except UserError as exc:
+                job.status, job.error = "failed", str(exc)
+            except Exception as exc:  # shown in the page; the traceback goes to the server log
+                import traceback
+                traceback.print_exc()
+                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
+        threading.Thread(target=work, daemon=True, name="datagen").start()
+        return job_html(lang_), gr.Timer(active=True)
+
+    def job_html(lang_):
+        job = jobs.get("current")
+        if job is None:
+            return ""
+        c = job.counters
+        detail = (f"· records {c.get('added', c.get('records', 0))} · cached {c.get('cached', 0)} · "
+                  f"errors {c.get('errors', 0)} · tokens {c.get('total_tokens', 0)}")
+        return progress_html(f"{MSG['generating'][lang_]}: {job.dataset}", int(c.get("done", 0)),
+                             int(c.get("total", 0)) or None, status=job.status, detail=detail,
+                             elapsed=time.time() - job.started, error=job.error)
+
+    def poll(lang_):
+        job = jobs.get("current")
+        running = job is not None and job.status == "running"
+        return job_html(lang_), gr.Timer(active=running), gr.update(choices=dataset_names())
+
+    gen_btn.click(do_generate, [*gen_inputs, lang], [gen_msg, gen_timer])
+    gen_timer.tick(poll, [lang], [gen_msg, gen_timer, ds])
+    stop_btn.click(lambda: jobs["current"].stop.set() if "current" in jobs else None, None, None)
+
+    def do_import(path, name, lang_):
+        try:
+            datastore.open_store(ws)
+            n = curate._import_jsonl(ws, (name or "").strip() or Path(path).stem, path)
+        except UserError as exc:
+            return notice("error", str(exc)), gr.update()
+        except OSError as exc:
+            return notice("error", f"{path}: {exc.strerror}"), gr.update()
+        return notice("ok", MSG["imported"][lang_].format(n=n)), gr.update(choices=dataset_names(), value=name)
+
+    import_btn.click(do_import, [import_path, dataset, lang], [gen_msg, ds])
+
+    # -- curation ------------------------------------------------------------------------
+    def listing(name, status_, flag_, search_, page_, lang_):
+        if not name:
+            return "", pd.DataFrame(), metric_chart.empty_figure(MSG["no_dataset"][lang_])
+        where = dict(status=status_ or None, flag=flag_ or None, search=(search_ or "").strip() or None)
+        n = datastore.count_records(ws, name, **where)
+        rows = datastore.list_records(ws, name, limit=PAGE, offset=(max(1, int(page_ or 1)) - 1) * PAGE, **where)
+        frame = pd.DataFrame([{"id": r["id"], "status": r["status"], "flags": ", ".join(r["flags"]) or "",
+                               "edited": "✎" if r.get("edited") else "", "instruction": r["instruction"],
+                               "output": r["output"], "source": r.get("source_doc") or ""} for r in rows])
+        try:
+            fig = stats_figure(curate.dataset_stats(ws, name))
+        except UserError as exc:
+            fig = metric_chart.empty_figure(exc.problem)
+        return MSG["count"][lang_].format(n=n), frame, fig
+
+    list_in = [ds, status, flag, search, page, lang]
+    list_out = [count, table, stats_plot]
+    for c in (ds, status, flag, page):
+        c.change(listing, list_in, list_out)
+    search.submit(listing, list_in, list_out)
+
+    def do_filters(name, lang_):
+        if not name:
+            return notice("error", MSG["no_dataset"][lang_])
+        counts = curate.run(curate.CurateConfig(dataset=name, workspace=str(ws.root)))
+        text = ", ".join(f"{k} {v}" for k, v in counts.items())
+        return notice("ok", MSG["filtered"][lang_].format(counts=text))
+
+    filters_btn.click(do_filters, [ds, lang], [rec_msg]).then(listing, list_in, list_out)
+
+    def pick(frame: pd.DataFrame, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return int(frame.iloc[row]["id"])
+
+    table.select(pick, [table], [rid])
+
+    def load_record(record_id, lang_):
+        if not record_id:
+            return "", "", "", pd.DataFrame(), ""
+        try:
+            rec = datastore.get_record(ws, int(record_id))
+        except UserError as exc:
+            return "", "", "", pd.DataFrame(), notice("error", str(exc))
+        return (rec["instruction"], rec["input"], rec["output"], pd.DataFrame(datastore.history(ws, int(record_id))),
+                "")
+
+    rid.change(load_record, [rid, lang], [e_instr, e_input, e_output, hist, rec_msg])
+
+    def save(record_id, who, instr, inp, out, lang_):
+        if not record_id:
+            return notice("error", MSG["no_record"][lang_]), gr.update()
+        try:
+            datastore.edit_record(ws, int(record_id), who=who or None, instruction=instr, input=inp, output=out)
+        except UserError as exc:
+            return notice("error", str(exc)), gr.update()
+        return notice("ok", MSG["saved"][lang_]), pd.DataFrame(datastore.history(ws, int(record_id)))
+
+    def set_status(new):
+        def handler(record_id, who, lang_):
+            if not record_id:
+                return notice("error", MSG["no_record"][lang_]), gr.update()
+            datastore.set_status(ws, [int(record_id)], new, who=who or None)
+            return notice("ok", f"#{int(record_id)} → {new}"), pd.DataFrame(datastore.history(ws, int(record_id)))
+        return handler
+
+    save_btn.click(save, [rid, reviewer, e_instr, e_input, e_output, lang], [rec_msg, hist]).then(
+        listing, list_in, list_out)
+    accept_btn.click(set_status("accepted"), [rid, reviewer, lang], [rec_msg, hist]).then(listing, list_in, list_out)
+    reject_btn.click(set_status("rejected"), [rid, reviewer, lang], [rec_msg, hist]).then(listing, list_in, list_out)
+
+    def do_export(name, fmt_, out_, lang_):
+        if not name:
+            return notice("error", MSG["no_dataset"][lang_])
+        try:
+            res = curate.export(curate.ExportConfig(dataset=name, format=fmt_, out=out_, workspace=str(ws.root)))
+        except UserError as exc:
+            return notice("error", str(exc))
+        n = res.get("n_records", res.get("records", "?"))
+        return notice("ok", MSG["exported"][lang_].format(n=n, path=res.get("path", out_)))
+
+    export_btn.click(do_export, [ds, fmt, out_path, lang], [export_msg])
     return {}

@@ -1,52 +1,47 @@
-"""Training runs as the Charts and Train tabs see them: the runs' folders in the workspace
-and their metrics JSONL (one JSON object per logged step), read without importing the
-training pipeline, so the charts work even where training is not installed."""
+"""Training runs as the Train and Charts tabs see them: the workspace's runs (via
+``pipelines.train_runs`` when the training pipeline is installed) and their metrics."""
 from __future__ import annotations
 
-import json
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
 
 from components import metric_chart
 
-METRICS_FILES = ("metrics.jsonl",)
+
+def training_available() -> bool:
+    return importlib.util.find_spec("pipelines.train") is not None
 
 
-def runs_root(ws) -> Path:
-    return ws.root / "runs"
-
-
-def run_dirs(ws) -> list[Path]:
-    root = runs_root(ws)
-    if not root.exists():
+def list_runs(ws) -> list[dict]:
+    if not training_available():
         return []
-    return sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    from pipelines import train_runs
+    runs = train_runs.list_runs(ws)
+    for r in runs:
+        # config.json nests the settings under "config"; fill what the listing left empty.
+        cfg = train_runs.read_json(Path(r["run_dir"]) / "config.json").get("config") or {}
+        for key in ("max_steps", "method", "model", "preset"):
+            if r.get(key) is None:
+                r[key] = cfg.get(key)
+    return runs
 
 
-def run_choices(ws) -> list[str]:
-    return [d.name for d in run_dirs(ws)]
+def run_choices(ws) -> list[tuple[str, str]]:
+    """(label, run_dir), newest first."""
+    return [(f"{r['run_name']} · {r['status']} · {r.get('step', 0)}/{r.get('max_steps') or '?'}", r["run_dir"])
+            for r in list_runs(ws)]
 
 
-def read_metrics(run_dir: Path) -> pd.DataFrame:
-    """Every logged step of a run (lines cut short by a live writer are skipped)."""
-    for name in METRICS_FILES:
-        path = run_dir / name
-        if path.exists():
-            recs = []
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(obj, dict) and "step" in obj:
-                    recs.append(obj)
-            return pd.DataFrame(recs)
-    return pd.DataFrame()
+def read_metrics(run_dir: str | Path) -> pd.DataFrame:
+    from pipelines.train_metrics import read_metrics as read
+    return pd.DataFrame(read(run_dir).records)
 
 
-def loss_figure(ws, names: list[str], lang: str = "ja", y: str = "loss"):
-    curves = {n: read_metrics(runs_root(ws) / n) for n in names}
+def loss_figure(ws, run_dirs: list[str], lang: str = "ja", y: str = "loss"):
+    names = {r["run_dir"]: r["run_name"] for r in list_runs(ws)}
+    curves = {names.get(d, Path(d).name): read_metrics(d) for d in run_dirs}
     empty = {"ja": "学習ランを選んでください（損失曲線を重ねて表示します）。",
              "en": "Choose training runs to overlay their loss curves."}[lang]
     return metric_chart.loss_overlay(curves, y=y, title="Training loss" if lang == "en" else "学習損失",

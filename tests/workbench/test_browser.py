@@ -125,3 +125,71 @@ def test_evaluate_two_checkpoints_side_by_side_then_charts(page):
     page.shot("charts_after_eval")
     assert page.errors == []
     assert page.outbound == []
+
+
+def js_count(p, selector: str) -> int:
+    return p.evaluate(f"document.querySelectorAll({selector!r}).length")
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("pipelines.train") is None,
+                    reason="training pipeline not installed")
+def test_train_tab_rejects_bad_input_then_launches_a_tiny_run_with_a_moving_loss_curve(page):
+    p = page.page
+    open_tab(p, "学習")
+    steps = p.locator("#train-steps input")
+    steps.fill("0")
+    p.locator("#train-launch").click()
+    p.locator("#train-message .notice.error").wait_for(timeout=20_000)
+    assert "max_steps" in p.locator("#train-message").inner_text()
+
+    steps.fill("3")
+    p.locator("#train-save textarea, #train-save input").first.fill("3")
+    p.locator("#train-run-name textarea, #train-run-name input").first.fill("ui-run")
+    p.locator("#train-launch").click()
+    p.locator("#train-message .notice.ok").wait_for(timeout=60_000)
+    assert "python -m pipelines.train --preset cpu-tiny-lora" in p.locator("#train-command").inner_text()
+    # The loss curve gets points as the run logs steps, then the run finishes with checkpoints.
+    try:
+        p.wait_for_function("document.querySelectorAll('#train-curves .scatterlayer .trace:first-child .point')"
+                            ".length >= 2", timeout=240_000, polling=1000)
+    finally:
+        page.shot("train_running")
+    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('finished')",
+                        timeout=240_000, polling=1000)
+    p.wait_for_function("document.querySelector('#train-ckpts').innerText.includes('ui-run@3')", timeout=20_000)
+    assert "ui-run" in p.locator("#train-runs").inner_text()
+    page.shot("train_finished")
+    assert page.errors == []
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("pipelines.curate") is None,
+                    reason="data pipelines not installed")
+def test_data_tab_imports_curates_edits_and_exports(page):
+    p = page.page
+    open_tab(p, "データ")
+    p.locator("#data-scan").click()
+    p.locator("#data-gen-msg .notice").wait_for(timeout=30_000)
+    page.shot("data_privacy_scan")
+
+    p.locator("#data-dataset textarea, #data-dataset input").first.fill("ui-demo")
+    p.locator("#data-import").click()
+    p.wait_for_function("document.querySelector('#data-gen-msg').innerText.includes('80')", timeout=20_000)
+    ds = p.locator("#data-ds input")
+    ds.click()
+    p.get_by_role("option", name="ui-demo").click()
+    p.wait_for_function("document.querySelectorAll('#data-table tbody tr').length >= 5", timeout=20_000)
+    p.locator("#data-filters").click()
+    p.locator("#data-rec-msg .notice.ok").wait_for(timeout=60_000)
+
+    p.locator("#data-table tbody tr").first.locator("td").nth(4).click()
+    p.wait_for_function("document.querySelector('#data-edit-output textarea').value.length > 0", timeout=10_000)
+    out = p.locator("#data-edit-output textarea")
+    out.fill(out.input_value() + "（確認済み）")
+    p.locator("#data-save").click()
+    p.wait_for_function("document.querySelector('#data-history').innerText.includes('確認済み')", timeout=10_000)
+    p.locator("#data-accept").click()
+    p.wait_for_function("document.querySelector('#data-history').innerText.includes('accepted')", timeout=10_000)
+    p.locator("#data-export").click()
+    p.locator("#data-export-msg .notice.ok").wait_for(timeout=30_000)
+    page.shot("data_curated")
+    assert page.errors == []
