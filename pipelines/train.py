@@ -398,7 +398,8 @@ def _spawn(config: TrainConfig, run_dir: Path, run_id: str, device: str, on_exit
             stopped = (run_dir / train_runs.STOP_FILE).exists()
             train_runs.update_status(run_dir, status="stopped" if stopped else "failed", exit_code=code,
                                      message="stopped by the user" if stopped else
-                                     f"exited with code {code}; see train.log")
+                                     f"exited with code {code}{' (killed)' if code < 0 else ''}; see train.log, "
+                                     f"fix the cause and resume from the last checkpoint")
         if on_exit:
             on_exit(code)
     threading.Thread(target=reap, daemon=True).start()
@@ -497,7 +498,14 @@ def main(argv: list[str] | None = None) -> None:
         config = make_config(args.pop("preset"), **args)
         if estimate_only:
             from pipelines.train_estimate import estimate_config
-            print(estimate_config(config, gpu=gpu, num_gpus=num_gpus).summary())
+            avg = None
+            if config.data:                 # the real example lengths make the time estimate closer
+                try:
+                    info = prepare(config, Workspace.resolve(config.workspace))
+                    avg = info["tokens"] / info["n_examples"]
+                except UserError as exc:
+                    print(f"(not using the data for the estimate: {exc.problem})", file=sys.stderr)
+            print(estimate_config(config, gpu=gpu, num_gpus=num_gpus, avg_tokens=avg).summary())
             return
         launched = launch(config)
     print(f"run: {launched.run_dir}\npid: {launched.pid}\ncommand: {launched.command_line}\n"
