@@ -57,8 +57,8 @@ def build_app(state: AppState) -> gr.Blocks:
         status = gr.HTML(status_html(state, state.lang), elem_id="wb-status")
         status_timer = gr.Timer(2.0, active=state.default_status == "preparing")
         with gr.Tabs(elem_id="tabs"):
-            with t.tab(L["data"], id="data", elem_id="tab-data"):
-                tab_data.create_data_tab(state, t, lang)
+            with t.tab(L["data"], id="data", elem_id="tab-data") as data_tab:
+                data = tab_data.create_data_tab(state, t, lang)
             with t.tab(L["train"], id="train", elem_id="tab-train"):
                 train = tab_train.create_train_tab(state, t, lang)
             with t.tab(L["compare"], id="compare", elem_id="tab-compare") as compare_tab:
@@ -91,7 +91,8 @@ def build_app(state: AppState) -> gr.Blocks:
         compare_tab.select(lambda: (gr.update(choices=state.model_choices()),
                                     gr.update(choices=tab_compare.evaluation_choices(state))),
                            None, [compare["checkpoints"], compare["shown"]])
-        if train and "on_load" in train:
-            fn, ins, outs = train["on_load"]
+        if "on_load" in data:
+            fn, ins, outs = data["on_load"]
             demo.load(fn, ins, outs)
+            data_tab.select(fn, ins, outs)
     return demo

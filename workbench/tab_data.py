@@ -23,6 +23,8 @@ from workbench.state import AppState
 REPO = Path(__file__).resolve().parent.parent
 NEEDED = ("pipelines.datagen", "pipelines.curate", "pipelines.datastore", "pipelines.privacy")
 PAGE = 25
+FINDING_COLS = ["chunk", "kind", "text"]
+RECORD_COLS = ["id", "status", "flags", "edited", "instruction", "output", "source"]
 L = {
     "missing": {"ja": "### データ\nこのタブはデータ生成パイプライン（{mods}）を使いますが、まだインストールされていません。",
                 "en": "### Data\nThis tab runs the data pipelines ({mods}), which are not installed yet."},
@@ -102,6 +104,16 @@ class GenJob:
             self.counters["total"] = e.get("chunks", 0)
 
 
+def history_frame(ws, record_id: int) -> pd.DataFrame:
+    """The audit trail of one record, newest last, with readable times."""
+    from pipelines import datastore
+    df = pd.DataFrame(datastore.history(ws, record_id))
+    for col in ("at", "created_at"):
+        if col in df:
+            df[col] = pd.to_datetime(df[col], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
+    return df
+
+
 def notice(kind: str, text: str) -> str:
     from workbench.tab_compare import notice as n
     return n(kind, text)
@@ -151,7 +163,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             gen_btn = t.make(gr.Button, L["generate"], variant="primary", elem_id="data-generate")
             stop_btn = t.make(gr.Button, L["stop"], variant="stop")
         gen_msg = gr.HTML(elem_id="data-gen-msg")
-        findings = t.make(gr.Dataframe, L["findings"], interactive=False, elem_id="data-findings")
+        findings = t.make(gr.Dataframe, L["findings"], headers=FINDING_COLS, interactive=False,
+                          elem_id="data-findings")
         with gr.Row():
             import_path = t.make(gr.Textbox, L["import_path"], value=str(REPO / "assets" / "sample_instructions.jsonl"),
                                  scale=3, elem_id="data-import-path")
@@ -168,7 +181,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             search = t.make(gr.Textbox, L["search"], scale=2, elem_id="data-search")
             page = t.make(gr.Number, L["page"], value=1, precision=0, minimum=1, scale=1)
         count = gr.Markdown(elem_id="data-count")
-        table = t.make(gr.Dataframe, L["records"], interactive=False, wrap=True, max_height=420, elem_id="data-table")
+        table = t.make(gr.Dataframe, L["records"], headers=RECORD_COLS, interactive=False, wrap=True, max_height=420,
+                       column_widths=["60px", "90px", "120px", "60px", "35%", "45%", "120px"], elem_id="data-table")
         with gr.Row():
             rid = t.make(gr.Number, L["rid"], precision=0, scale=1, elem_id="data-rid")
             reviewer = t.make(gr.Textbox, L["reviewer"], value=datastore.default_reviewer(), scale=1)
@@ -181,7 +195,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             accept_btn = t.make(gr.Button, L["accept"], elem_id="data-accept")
             reject_btn = t.make(gr.Button, L["reject"], elem_id="data-reject")
         rec_msg = gr.HTML(elem_id="data-rec-msg")
-        hist = t.make(gr.Dataframe, L["history"], interactive=False, elem_id="data-history")
+        hist = t.make(gr.Dataframe, L["history"], headers=["who", "action", "field", "before", "after"],
+                      interactive=False, elem_id="data-history")
 
     with t.make(gr.Accordion, L["stats"], open=True):
         stats_plot = gr.Plot(show_label=False, elem_id="data-stats")
@@ -204,10 +219,10 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         try:
             chunks = datagen.prepare_chunks(config(*vals))
         except UserError as exc:
-            return notice("error", str(exc)), pd.DataFrame()
+            return notice("error", str(exc)), pd.DataFrame(columns=FINDING_COLS)
         found = datagen.privacy_findings(chunks)
         frame = pd.DataFrame([{"chunk": f["chunk_id"], "kind": f.get("label", f.get("kind")), "text": f.get("text")}
-                              for f in found])
+                              for f in found], columns=FINDING_COLS)
         if not found:
             return notice("ok", MSG["no_findings"][lang_].format(n=len(chunks))), frame
         return notice("error", MSG["findings"][lang_].format(k=len(found))), frame
@@ -271,13 +286,14 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     # -- curation ------------------------------------------------------------------------
     def listing(name, status_, flag_, search_, page_, lang_):
         if not name:
-            return "", pd.DataFrame(), metric_chart.empty_figure(MSG["no_dataset"][lang_])
+            return "", pd.DataFrame(columns=RECORD_COLS), metric_chart.empty_figure(MSG["no_dataset"][lang_])
         where = dict(status=status_ or None, flag=flag_ or None, search=(search_ or "").strip() or None)
         n = datastore.count_records(ws, name, **where)
         rows = datastore.list_records(ws, name, limit=PAGE, offset=(max(1, int(page_ or 1)) - 1) * PAGE, **where)
         frame = pd.DataFrame([{"id": r["id"], "status": r["status"], "flags": ", ".join(r["flags"]) or "",
                                "edited": "✎" if r.get("edited") else "", "instruction": r["instruction"],
-                               "output": r["output"], "source": r.get("source_doc") or ""} for r in rows])
+                               "output": r["output"], "source": r.get("source_doc") or ""} for r in rows],
+                             columns=RECORD_COLS)
         try:
             fig = stats_figure(curate.dataset_stats(ws, name))
         except UserError as exc:
@@ -312,7 +328,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             rec = datastore.get_record(ws, int(record_id))
         except UserError as exc:
             return "", "", "", pd.DataFrame(), notice("error", str(exc))
-        return (rec["instruction"], rec["input"], rec["output"], pd.DataFrame(datastore.history(ws, int(record_id))),
+        return (rec["instruction"], rec["input"], rec["output"], history_frame(ws, int(record_id)),
                 "")
 
     rid.change(load_record, [rid, lang], [e_instr, e_input, e_output, hist, rec_msg])
@@ -324,14 +340,14 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             datastore.edit_record(ws, int(record_id), who=who or None, instruction=instr, input=inp, output=out)
         except UserError as exc:
             return notice("error", str(exc)), gr.update()
-        return notice("ok", MSG["saved"][lang_]), pd.DataFrame(datastore.history(ws, int(record_id)))
+        return notice("ok", MSG["saved"][lang_]), history_frame(ws, int(record_id))
 
     def set_status(new):
         def handler(record_id, who, lang_):
             if not record_id:
                 return notice("error", MSG["no_record"][lang_]), gr.update()
             datastore.set_status(ws, [int(record_id)], new, who=who or None)
-            return notice("ok", f"#{int(record_id)} → {new}"), pd.DataFrame(datastore.history(ws, int(record_id)))
+            return notice("ok", f"#{int(record_id)} → {new}"), history_frame(ws, int(record_id))
         return handler
 
     save_btn.click(save, [rid, reviewer, e_instr, e_input, e_output, lang], [rec_msg, hist]).then(
@@ -350,4 +366,5 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         return notice("ok", MSG["exported"][lang_].format(n=n, path=res.get("path", out_)))
 
     export_btn.click(do_export, [ds, fmt, out_path, lang], [export_msg])
-    return {}
+    # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
+    return {"on_load": (lambda: gr.update(choices=dataset_names()), None, [ds])}

@@ -174,14 +174,14 @@ def test_data_tab_imports_curates_edits_and_exports(page):
     p.locator("#data-dataset textarea, #data-dataset input").first.fill("ui-demo")
     p.locator("#data-import").click()
     p.wait_for_function("document.querySelector('#data-gen-msg').innerText.includes('80')", timeout=20_000)
-    ds = p.locator("#data-ds input")
-    ds.click()
-    p.get_by_role("option", name="ui-demo").click()
-    p.wait_for_function("document.querySelectorAll('#data-table tbody tr').length >= 5", timeout=20_000)
+    # The new dataset is selected and listed.
+    p.wait_for_function("document.querySelector('#data-count').innerText.includes('80')", timeout=20_000)
+    first_question = "心不全とはどのような病態か説明してください。"
+    p.locator("#data-table").get_by_text(first_question).first.wait_for(timeout=20_000)
     p.locator("#data-filters").click()
     p.locator("#data-rec-msg .notice.ok").wait_for(timeout=60_000)
 
-    p.locator("#data-table tbody tr").first.locator("td").nth(4).click()
+    p.locator("#data-table").get_by_text(first_question).first.click()
     p.wait_for_function("document.querySelector('#data-edit-output textarea').value.length > 0", timeout=10_000)
     out = p.locator("#data-edit-output textarea")
     out.fill(out.input_value() + "（確認済み）")
