@@ -1,0 +1,427 @@
+"""Instruction-data generation: documents → chunks → an OpenAI-compatible model → Q&A records.
+
+    python -m pipelines.datagen --docs DIR --base-url URL --model NAME --dataset NAME \\
+        [--concurrency 4] [--pairs 15] [--template paper_en|paper_ja|FILE] [--temperature 0.7] \\
+        [--max-requests N] [--max-tokens-budget N] [--allow-remote-pii] [--workspace DIR]
+
+Leave out ``--base-url`` to generate fully offline: the workbench then serves ``--model``
+(``default``, a model directory or a registered checkpoint) itself on 127.0.0.1.
+
+What a run does, top to bottom (``run``):
+1. load and chunk the documents; render the prompt (``assets/prompts/datagen``) per chunk;
+2. look every chunk up in the request cache (chunk id + prompt hash + model): work already
+   done is re-read from the cache, never re-sent, so an interrupted run resumes for free;
+3. privacy guard: for an endpoint that is not on this machine, scan the chunks to be sent and
+   refuse if personal data is found, unless ``allow_remote_pii``;
+4. send the rest, ``concurrency`` requests in flight, retrying 429/5xx/timeouts with
+   exponential backoff and jitter, within the request/token budget;
+5. each response is cached, parsed (``pipelines.qa_parse``) and stored (``pipelines.datastore``)
+   in one transaction; what could not be parsed is stored verbatim and counted.
+
+The API key is read from ``$OPENAI_API_KEY`` (``api_key_env``) only; it is never stored or logged.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipelines import datastore, privacy
+from pipelines.documents import chunk_documents, hf_token_spans, load_documents
+from pipelines.errors import UserError, cli_guard
+from pipelines.qa_parse import parse_pairs
+from pipelines.workspace import Workspace, add_workspace_argument
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "datagen"
+API_KEY_ENV = "OPENAI_API_KEY"
+
+
+@dataclass
+class DatagenConfig:
+    docs: str                                  # folder (or file) of .txt/.md/.pdf documents
+    dataset: str                               # records are added to this dataset
+    model: str                                 # model name at the endpoint (or a local model reference)
+    base_url: str | None = None                # None: serve ``model`` locally on 127.0.0.1
+    template: str = "paper_en"                 # name in assets/prompts/datagen, or a .txt path
+    pairs: int = 15                            # pairs asked for per chunk (the paper: 15)
+    temperature: float = 0.7
+    max_tokens: int = 2048                     # per response; 15 Japanese pairs need ~1,500
+    concurrency: int = 4                       # requests in flight
+    chunk_by: str = "lines"                    # 'lines' | 'tokens'
+    chunk_size: int = 20                       # lines or tokens per chunk
+    chunk_overlap: int = 2
+    tokenizer: str | None = None               # HF tokenizer dir for chunk_by='tokens' (else approximate)
+    max_requests: int | None = None            # budget: requests sent by this run
+    max_tokens_budget: int | None = None       # budget: total tokens used by this run
+    max_retries: int = 6
+    retry_base: float = 1.0                    # seconds; doubled per attempt, with jitter
+    retry_max_wait: float = 60.0
+    timeout: float = 180.0                     # seconds per request
+    allow_remote_pii: bool = False             # send chunks with personal data to a remote endpoint
+    api_key_env: str = API_KEY_ENV
+    workspace: str | None = None
+
+
+class PrivacyBlocked(UserError):
+    """Raised before anything is sent; ``findings`` lists what was found, per chunk."""
+
+    def __init__(self, base_url: str, findings: list[dict]):
+        self.findings = findings
+        lines = [f"  {f['chunk_id']}: {f['label']} {f['text']!r}" for f in findings[:20]]
+        if len(findings) > 20:
+            lines.append(f"  … and {len(findings) - 20} more")
+        super().__init__(
+            f"Personal data found in {len({f['chunk_id'] for f in findings})} chunk(s) that would be sent to "
+            f"{base_url}, which is not on this machine:\n" + "\n".join(lines),
+            "Remove or de-identify it, generate with a local model (leave out --base-url), or, if you are "
+            "allowed to send it, pass --allow-remote-pii.")
+
+
+# -- prompts and keys -------------------------------------------------------------
+
+def available_templates() -> list[str]:
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.txt"))
+
+
+def load_prompt_template(name_or_path: str) -> tuple[str, str]:
+    """(text, version): version = name + hash of the text, stored with every record."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".txt" and path.exists()):
+        path = TEMPLATE_DIR / f"{name_or_path}.txt"
+    if not path.exists():
+        raise UserError(f"Generation template {name_or_path!r} not found.",
+                        f"Use one of {', '.join(available_templates())}, or a path to a .txt file.")
+    text = path.read_text(encoding="utf-8")
+    if "{input_text}" not in text:
+        raise UserError(f"Template {path} has no {{input_text}} placeholder.",
+                        "Add {input_text} where the document chunk goes.")
+    return text, f"{path.stem}:{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def render_prompt(template: str, chunk_text: str, pairs: int) -> str:
+    # Plain replacement, {pairs} first: braces in medical text must stay as they are.
+    return template.replace("{pairs}", str(pairs)).replace("{input_text}", chunk_text).rstrip("\n")
+
+
+def request_key(chunk_id: str, prompt: str, model: str) -> tuple[str, str]:
+    prompt_hash = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
+    key = hashlib.sha256(f"{chunk_id}\0{prompt_hash}\0{model}".encode("utf-8")).hexdigest()
+    return key, prompt_hash
+
+
+def is_loopback(base_url: str) -> bool:
+    from pipelines.models import ModelRef
+    return ModelRef(spec=base_url, kind="endpoint", base_url=base_url).is_local_endpoint
+
+
+def privacy_findings(chunks) -> list[dict]:
+    """Personal-data findings in chunks, each with its chunk id (what the guard would show)."""
+    out = []
+    for c in chunks:
+        for f in privacy.scan(c.text):
+            out.append({"chunk_id": c.id, "doc": c.doc, **f.to_dict()})
+    return out
+
+
+def prepare_chunks(config: DatagenConfig):
+    spans = None
+    if config.chunk_by == "tokens" and config.tokenizer:
+        from pipelines.models import load_tokenizer
+        spans = hf_token_spans(load_tokenizer(config.tokenizer))
+    return chunk_documents(load_documents(config.docs), by=config.chunk_by, size=config.chunk_size,
+                           overlap=config.chunk_overlap, token_spans=spans)
+
+
+# -- one request, with retries ----------------------------------------------------
+
+class _Fatal(Exception):
+    """An error every further request would also hit (bad key, unknown model)."""
+
+
+def _send(client, config: DatagenConfig, model: str, prompt: str, emit, chunk_id: str, stop: threading.Event):
+    import openai
+
+    retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
+                 openai.APIConnectionError, openai.ConflictError)
+    t0 = time.perf_counter()
+    for attempt in range(1, config.max_retries + 2):
+        try:
+            resp = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": prompt}],
+                temperature=config.temperature, max_tokens=config.max_tokens)
+            usage = resp.usage.model_dump() if resp.usage else {}
+            text = (resp.choices[0].message.content or "") if resp.choices else ""
+            return text, usage, time.perf_counter() - t0, attempt
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+            raise _Fatal(f"{type(exc).__name__}: {exc.message}") from exc
+        except retryable as exc:
+            if attempt > config.max_retries or stop.is_set():
+                raise
+            wait_s = min(config.retry_max_wait, config.retry_base * 2 ** (attempt - 1))
+            wait_s *= 0.5 + random.random()          # full jitter would starve; half keeps a floor
+            retry_after = getattr(getattr(exc, "response", None), "headers", {}).get("retry-after")
+            if retry_after:
+                try:
+                    wait_s = max(wait_s, min(config.retry_max_wait, float(retry_after)))
+                except ValueError:
+                    pass
+            emit({"event": "retry", "chunk_id": chunk_id, "attempt": attempt, "wait_s": round(wait_s, 3),
+                  "reason": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"})
+            stop.wait(wait_s)
+
+
+# -- the run ----------------------------------------------------------------------
+
+@dataclass
+class _Counters:
+    total: int = 0
+    done: int = 0
+    cached: int = 0
+    requests: int = 0
+    retries: int = 0
+    records: int = 0
+    added: int = 0
+    unparseable: int = 0
+    empty_responses: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    error_messages: list = field(default_factory=list)
+
+    def snapshot(self) -> dict:
+        d = asdict(self)
+        d.pop("error_messages")
+        return d
+
+
+def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *,
+        stop: threading.Event | None = None) -> dict:
+    """Generate records into ``config.dataset``; returns the final counters. ``stop`` ends early."""
+    ws = datastore.open_store(Workspace.resolve(config.workspace))
+    stop = stop or threading.Event()
+    lock = threading.RLock()
+
+    def emit(event: dict) -> None:
+        if on_event:
+            with lock:
+                on_event(event)
+
+    if config.pairs < 1 or config.concurrency < 1:
+        raise UserError("--pairs and --concurrency must be at least 1.", "Use e.g. --pairs 15 --concurrency 4.")
+    if not config.dataset.strip():
+        raise UserError("No dataset name given.", "Pass --dataset NAME (records are added to it).")
+    template, prompt_version = load_prompt_template(config.template)
+    chunks = prepare_chunks(config)
+
+    server = None
+    base_url, model = config.base_url, config.model
+    if not base_url:
+        from pipelines import serve
+        server = serve.start_server(serve.ServeConfig(model=config.model, port=0, workspace=str(ws.root)))
+        base_url, model = server.base_url, server.model_id
+    try:
+        local = is_loopback(base_url)
+        work = []
+        for c in chunks:
+            prompt = render_prompt(template, c.text, config.pairs)
+            key, phash = request_key(c.id, prompt, model)
+            work.append((c, prompt, key, phash))
+        done_keys = datastore.cached_keys(ws, [w[2] for w in work])
+        to_send = [w for w in work if w[2] not in done_keys]
+
+        if not local:
+            findings = privacy_findings([w[0] for w in to_send])
+            if findings and not config.allow_remote_pii:
+                raise PrivacyBlocked(base_url, findings)
+            if findings:
+                emit({"event": "privacy_override", "findings": findings})
+
+        key = os.environ.get(config.api_key_env)
+        if not key and not local:
+            raise UserError(f"No API key for {base_url}: the environment variable {config.api_key_env} is empty.",
+                            f"export {config.api_key_env}=... (read from the environment only, never stored).")
+        from openai import OpenAI
+        client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=config.timeout, max_retries=0)
+
+        n = _Counters(total=len(work), cached=len(work) - len(to_send))
+        emit({"event": "start", "dataset": config.dataset, "model": model, "base_url": base_url, "local": local,
+              "chunks": len(work), "cached": n.cached, "to_send": len(to_send), "prompt_version": prompt_version})
+        t_start = time.perf_counter()
+
+        def store(c, key, text, usage=None):
+            parsed = parse_pairs(text)
+            prov = {"source_doc": c.doc, "chunk_id": c.id, "model": model, "prompt_version": prompt_version}
+            n.added += datastore.ingest(ws, dataset=config.dataset, key=key, provenance=prov, pairs=parsed.pairs,
+                                        response=text, leftovers=parsed.leftovers)
+            n.done += 1
+            n.records += len(parsed.pairs)
+            n.unparseable += len(parsed.leftovers)
+            n.empty_responses += not text.strip()
+            if usage:
+                for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                    setattr(n, k, getattr(n, k) + int(usage.get(k) or 0))
+            emit({"event": "progress", "chunk_id": c.id, "source_doc": c.doc, "new_records": len(parsed.pairs),
+                  "elapsed_s": round(time.perf_counter() - t_start, 3), **n.snapshot()})
+
+        # Work done by an earlier (perhaps interrupted) run: read back, nothing sent.
+        for c, _, key, _ in work:
+            if key in done_keys:
+                store(c, key, datastore.cached_response(ws, key)["response"])
+
+        def budget_left() -> str | None:
+            if config.max_requests is not None and n.requests >= config.max_requests:
+                return f"request budget of {config.max_requests} reached"
+            if config.max_tokens_budget is not None and n.total_tokens >= config.max_tokens_budget:
+                return f"token budget of {config.max_tokens_budget} reached"
+            return None
+
+        def emit_retry(event):
+            with lock:               # called from worker threads
+                n.retries += 1
+                emit(event)
+
+        fatal = None
+        stopped_by = None
+        queue = iter(to_send)
+        with ThreadPoolExecutor(config.concurrency) as pool:
+            inflight = {}
+
+            def fill():
+                nonlocal stopped_by
+                while len(inflight) < config.concurrency and not stop.is_set() and fatal is None:
+                    reason = budget_left()
+                    if reason:
+                        stopped_by = stopped_by or reason
+                        return
+                    item = next(queue, None)
+                    if item is None:
+                        return
+                    n.requests += 1
+                    inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop)] = item
+
+            def cache_inflight():
+                # Interrupted (Ctrl-C, a crash in on_event): answers already on their way are still
+                # cached, so the next run does not pay for them again.
+                stop.set()
+                for fut, (c, _, key, phash) in inflight.items():
+                    try:
+                        text, usage, seconds, attempts = fut.result()
+                    except Exception:
+                        continue
+                    datastore.save_response(ws, key=key, chunk_id=c.id, prompt_hash=phash, model=model,
+                                            response=text, usage=usage, seconds=seconds, attempts=attempts)
+
+            fill()
+            while inflight:
+                try:
+                    finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                except BaseException:
+                    cache_inflight()
+                    raise
+                for fut in finished:
+                    c, _, key, phash = inflight.pop(fut)
+                    try:
+                        text, usage, seconds, attempts = fut.result()
+                    except _Fatal as exc:
+                        fatal = fatal or str(exc)
+                        stop.set()
+                        continue
+                    except Exception as exc:  # retries exhausted or a request the server refused
+                        n.errors += 1
+                        msg = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+                        n.error_messages.append({"chunk_id": c.id, "message": msg})
+                        emit({"event": "error", "chunk_id": c.id, "message": msg, **n.snapshot()})
+                        continue
+                    datastore.save_response(ws, key=key, chunk_id=c.id, prompt_hash=phash, model=model,
+                                            response=text, usage=usage, seconds=seconds, attempts=attempts)
+                    try:
+                        store(c, key, text, usage)
+                    except BaseException:
+                        cache_inflight()
+                        raise
+                fill()
+        if fatal:
+            raise UserError(f"The endpoint {base_url} refused the requests ({fatal}).",
+                            f"Check --model (GET {base_url}/models lists them) and the key in ${config.api_key_env}.")
+        if stopped_by:
+            emit({"event": "budget", "reason": stopped_by, **n.snapshot()})
+        summary = {"event": "finished", "dataset": config.dataset, "model": model, "base_url": base_url,
+                   "prompt_version": prompt_version, "stopped": stop.is_set(), "budget_reached": stopped_by,
+                   "remaining": len(work) - n.done, "dataset_records": datastore.count_records(ws, config.dataset),
+                   "error_messages": n.error_messages, "elapsed_s": round(time.perf_counter() - t_start, 3),
+                   **n.snapshot()}
+        emit(summary)
+        return summary
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _print_event(event: dict) -> None:
+    kind = event["event"]
+    if kind == "start":
+        print(f"{event['chunks']} chunks ({event['cached']} cached, {event['to_send']} to send) → "
+              f"{event['model']} @ {event['base_url']}", file=sys.stderr)
+    elif kind in ("progress", "error"):
+        extra = f"  error: {event['message']}" if kind == "error" else ""
+        print(f"[{event['done']}/{event['total']}] records {event['records']}  unparseable {event['unparseable']}  "
+              f"errors {event['errors']}  tokens {event['total_tokens']}{extra}", file=sys.stderr)
+    elif kind in ("retry", "budget", "privacy_override"):
+        print(json.dumps(event, ensure_ascii=False)[:300], file=sys.stderr)
+
+
+@cli_guard
+def main(argv: list[str] | None = None) -> None:
+    d = DatagenConfig(docs="", dataset="", model="")
+    p = argparse.ArgumentParser(description="Generate instruction Q&A records from documents.")
+    p.add_argument("--docs", required=True, help="folder of .txt/.md/.pdf documents")
+    p.add_argument("--dataset", required=True, help="dataset to add the records to")
+    p.add_argument("--model", required=True, help="model name at the endpoint (or a local model without --base-url)")
+    p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint; leave out to serve --model locally")
+    p.add_argument("--template", default=d.template, help=f"one of {', '.join(available_templates())} or a .txt file")
+    p.add_argument("--pairs", type=int, default=d.pairs)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--max-tokens", type=int, default=d.max_tokens, help="per response")
+    p.add_argument("--concurrency", type=int, default=d.concurrency)
+    p.add_argument("--chunk-by", choices=["lines", "tokens"], default=d.chunk_by)
+    p.add_argument("--chunk-size", type=int, default=d.chunk_size)
+    p.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap)
+    p.add_argument("--tokenizer", default=None, help="tokenizer directory for --chunk-by tokens")
+    p.add_argument("--max-requests", type=int, default=None)
+    p.add_argument("--max-tokens-budget", type=int, default=None)
+    p.add_argument("--max-retries", type=int, default=d.max_retries)
+    p.add_argument("--timeout", type=float, default=d.timeout)
+    p.add_argument("--allow-remote-pii", action="store_true")
+    p.add_argument("--events", default=None, help="also append every event as a JSON line to this file")
+    add_workspace_argument(p)
+    args = vars(p.parse_args(argv))
+    events_path = args.pop("events")
+    config = DatagenConfig(**args)
+    log = open(events_path, "a", encoding="utf-8") if events_path else None
+
+    def on_event(event):
+        _print_event(event)
+        if log:
+            log.write(json.dumps(event, ensure_ascii=False) + "\n")
+            log.flush()
+
+    try:
+        summary = run(config, on_event)
+    finally:
+        if log:
+            log.close()
+    print(json.dumps({k: v for k, v in summary.items() if k != "error_messages"}, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Generated instruction data in the workspace database: records, raw outputs, cache, audit.
+
+Tables (all in ``registry.sqlite``, created with ``Workspace.ensure_tables``):
+
+* ``dg_requests``  the request cache: one row per (chunk id, prompt hash, model), holding the
+  model's raw response and its token usage. A re-run finds its work here and sends nothing.
+* ``dg_records``   one row per parsed question/answer pair, with provenance (source document,
+  chunk id, generator model, prompt version, time), review status and the original text; an
+  edit changes the current text only.
+* ``dg_raw``       what the parser could not use, per response, kept verbatim and counted.
+* ``dg_flags``     which curation filter flagged which record (recomputed by each filter run).
+* ``dg_audit``     every review decision and edit: who, when, field, before, after.
+
+The listing functions here are what the Data tab calls: one ``where`` builder serves
+listing, counting and export, so a count shown next to a filter is the number it lists.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from typing import Any
+
+from pipelines.errors import UserError
+from pipelines.workspace import Workspace
+
+STATUSES = ("pending", "accepted", "rejected")
+FIELDS = ("instruction", "input", "output")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS dg_requests (
+    key TEXT PRIMARY KEY,            -- sha256(chunk id, prompt hash, model)
+    chunk_id TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    response TEXT NOT NULL,
+    prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
+    seconds REAL, attempts INTEGER,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dg_records (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    instruction TEXT NOT NULL, input TEXT NOT NULL DEFAULT '', output TEXT NOT NULL,
+    orig_instruction TEXT NOT NULL, orig_input TEXT NOT NULL DEFAULT '', orig_output TEXT NOT NULL,
+    source_doc TEXT, chunk_id TEXT, model TEXT, prompt_version TEXT,
+    request_key TEXT, pair_index INTEGER,
+    status TEXT NOT NULL DEFAULT 'pending',
+    edited INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    UNIQUE (dataset, request_key, pair_index)
+);
+CREATE INDEX IF NOT EXISTS dg_records_dataset ON dg_records (dataset, status);
+CREATE TABLE IF NOT EXISTS dg_raw (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    request_key TEXT NOT NULL,
+    source_doc TEXT, chunk_id TEXT, model TEXT, prompt_version TEXT,
+    response TEXT NOT NULL,          -- the whole response, verbatim
+    leftovers TEXT NOT NULL,         -- JSON list of the lines no pair was parsed from
+    n_leftovers INTEGER NOT NULL,
+    n_pairs INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (dataset, request_key)
+);
+CREATE TABLE IF NOT EXISTS dg_flags (
+    record_id INTEGER NOT NULL REFERENCES dg_records(id) ON DELETE CASCADE,
+    filter TEXT NOT NULL,
+    detail TEXT,
+    PRIMARY KEY (record_id, filter)
+);
+CREATE INDEX IF NOT EXISTS dg_flags_filter ON dg_flags (filter);
+CREATE TABLE IF NOT EXISTS dg_audit (
+    id INTEGER PRIMARY KEY,
+    record_id INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    at REAL NOT NULL,
+    field TEXT NOT NULL,             -- 'instruction' | 'input' | 'output' | 'status'
+    before TEXT, after TEXT
+);
+CREATE INDEX IF NOT EXISTS dg_audit_record ON dg_audit (record_id)
+"""
+
+
+def open_store(ws: Workspace) -> Workspace:
+    ws.ensure_tables(DDL)
+    return ws
+
+
+def default_reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+# -- writing generated data -------------------------------------------------------
+
+def cached_response(ws: Workspace, key: str) -> dict | None:
+    rows = ws.query("SELECT * FROM dg_requests WHERE key = ?", (key,))
+    return rows[0] if rows else None
+
+
+def cached_keys(ws: Workspace, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(keys), 500):
+        part = keys[i:i + 500]
+        rows = ws.query(f"SELECT key FROM dg_requests WHERE key IN ({','.join('?' * len(part))})", tuple(part))
+        found.update(r["key"] for r in rows)
+    return found
+
+
+def save_response(ws: Workspace, *, key: str, chunk_id: str, prompt_hash: str, model: str, response: str,
+                  usage: dict, seconds: float, attempts: int) -> None:
+    with ws.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO dg_requests (key, chunk_id, prompt_hash, model, response, prompt_tokens,"
+            " completion_tokens, total_tokens, seconds, attempts, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (key, chunk_id, prompt_hash, model, response, usage.get("prompt_tokens"),
+             usage.get("completion_tokens"), usage.get("total_tokens"), seconds, attempts, time.time()))
+
+
+def ingest(ws: Workspace, *, dataset: str, key: str, provenance: dict, pairs: list[dict],
+           response: str, leftovers: list[str]) -> int:
+    """Add one response's pairs (and its leftovers) to a dataset; idempotent. Returns rows added."""
+    now = time.time()
+    prov = (provenance.get("source_doc"), provenance.get("chunk_id"), provenance.get("model"),
+            provenance.get("prompt_version"))
+    with ws.transaction() as conn:
+        before = conn.total_changes
+        conn.executemany(
+            "INSERT OR IGNORE INTO dg_records (dataset, instruction, input, output, orig_instruction, orig_input,"
+            " orig_output, source_doc, chunk_id, model, prompt_version, request_key, pair_index, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(dataset, p["instruction"], p.get("input", ""), p["output"], p["instruction"], p.get("input", ""),
+              p["output"], *prov, key, i, now) for i, p in enumerate(pairs)])
+        added = conn.total_changes - before
+        if leftovers or not pairs:
+            conn.execute(
+                "INSERT OR IGNORE INTO dg_raw (dataset, request_key, source_doc, chunk_id, model, prompt_version,"
+                " response, leftovers, n_leftovers, n_pairs, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (dataset, key, *prov, response, json.dumps(leftovers, ensure_ascii=False),
+                 len(leftovers), len(pairs), now))
+    return added
+
+
+def add_records(ws: Workspace, dataset: str, records: list[dict], *, source: str = "import") -> int:
+    """Bulk-add ready-made records (an imported JSONL, a benchmark); each gets its own key."""
+    now = time.time()
+    with ws.transaction() as conn:
+        start = conn.execute("SELECT COALESCE(MAX(id), 0) FROM dg_records").fetchone()[0]
+        conn.executemany(
+            "INSERT INTO dg_records (dataset, instruction, input, output, orig_instruction, orig_input,"
+            " orig_output, source_doc, chunk_id, model, prompt_version, request_key, pair_index, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(dataset, r["instruction"], r.get("input", ""), r["output"], r["instruction"], r.get("input", ""),
+              r["output"], r.get("source_doc", source), r.get("chunk_id"), r.get("model"),
+              r.get("prompt_version"), f"{source}:{start + i}", 0, now) for i, r in enumerate(records)])
+    return len(records)
+
+
+# -- listing (what the Data tab shows) --------------------------------------------
+
+def _where(dataset: str, status: str | None, flag: str | None, search: str | None,
+           source_doc: str | None) -> tuple[str, list]:
+    """``flag``: a filter name, ``'any'`` (flagged by some filter) or ``'clean'`` (by none)."""
+    clauses, params = ["r.dataset = ?"], [dataset]
+    if status:
+        if status not in STATUSES:
+            raise UserError(f"Unknown review status {status!r}.", f"Use one of {', '.join(STATUSES)}.")
+        clauses.append("r.status = ?")
+        params.append(status)
+    if flag == "any":
+        clauses.append("EXISTS (SELECT 1 FROM dg_flags f WHERE f.record_id = r.id)")
+    elif flag == "clean":
+        clauses.append("NOT EXISTS (SELECT 1 FROM dg_flags f WHERE f.record_id = r.id)")
+    elif flag:
+        clauses.append("EXISTS (SELECT 1 FROM dg_flags f WHERE f.record_id = r.id AND f.filter = ?)")
+        params.append(flag)
+    if search:
+        clauses.append("(r.instruction LIKE ? OR r.output LIKE ? OR r.input LIKE ?)")
+        params += [f"%{search}%"] * 3
+    if source_doc:
+        clauses.append("r.source_doc = ?")
+        params.append(source_doc)
+    return " AND ".join(clauses), params
+
+
+def list_records(ws: Workspace, dataset: str, *, status: str | None = None, flag: str | None = None,
+                 search: str | None = None, source_doc: str | None = None,
+                 limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """Records of a dataset, oldest first, each with ``flags``: {filter: detail}."""
+    where, params = _where(dataset, status, flag, search, source_doc)
+    rows = ws.query(f"SELECT r.* FROM dg_records r WHERE {where} ORDER BY r.id LIMIT ? OFFSET ?",
+                    tuple(params + [limit, offset]))
+    if rows:
+        ids = [r["id"] for r in rows]
+        if len(ids) <= 500:
+            flags = ws.query(f"SELECT * FROM dg_flags WHERE record_id IN ({','.join('?' * len(ids))})", tuple(ids))
+        else:  # too many ids for one IN list: take the dataset's flags
+            flags = ws.query("SELECT f.* FROM dg_flags f JOIN dg_records r ON r.id = f.record_id WHERE r.dataset = ?",
+                             (dataset,))
+        by_id: dict[int, dict] = {}
+        for f in flags:
+            by_id.setdefault(f["record_id"], {})[f["filter"]] = f["detail"]
+        for r in rows:
+            r["flags"] = by_id.get(r["id"], {})
+    return rows
+
+
+def count_records(ws: Workspace, dataset: str, *, status: str | None = None, flag: str | None = None,
+                  search: str | None = None, source_doc: str | None = None) -> int:
+    where, params = _where(dataset, status, flag, search, source_doc)
+    return ws.query(f"SELECT COUNT(*) AS n FROM dg_records r WHERE {where}", tuple(params))[0]["n"]
+
+
+def get_record(ws: Workspace, record_id: int) -> dict[str, Any]:
+    rows = ws.query("SELECT * FROM dg_records WHERE id = ?", (record_id,))
+    if not rows:
+        raise UserError(f"No record with id {record_id}.", "List the dataset's records to find valid ids.")
+    rec = rows[0]
+    rec["flags"] = {f["filter"]: f["detail"] for f in ws.query("SELECT * FROM dg_flags WHERE record_id = ?", (record_id,))}
+    return rec
+
+
+def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
+    """Generated datasets with their record counts, by name."""
+    return ws.query("SELECT dataset AS name, COUNT(*) AS n_records, SUM(status = 'accepted') AS accepted,"
+                    " SUM(status = 'rejected') AS rejected, MIN(created_at) AS created_at"
+                    " FROM dg_records GROUP BY dataset ORDER BY dataset")
+
+
+def list_raw(ws: Workspace, dataset: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    rows = ws.query("SELECT * FROM dg_raw WHERE dataset = ? ORDER BY id LIMIT ? OFFSET ?", (dataset, limit, offset))
+    for r in rows:
+        r["leftovers"] = json.loads(r["leftovers"])
+    return rows
+
+
+def history(ws: Workspace, record_id: int) -> list[dict[str, Any]]:
+    """The record's audit trail, oldest first."""
+    return ws.query("SELECT * FROM dg_audit WHERE record_id = ? ORDER BY id", (record_id,))
+
+
+# -- review -----------------------------------------------------------------------
+
+def set_status(ws: Workspace, record_ids: list[int], status: str, *, who: str | None = None) -> int:
+    """Accept, reject or reset (``pending``) records; each change is audited. Returns changes."""
+    if status not in STATUSES:
+        raise UserError(f"Unknown review status {status!r}.", f"Use one of {', '.join(STATUSES)}.")
+    who = who or default_reviewer()
+    changed = 0
+    with ws.transaction() as conn:
+        for rid in record_ids:
+            row = conn.execute("SELECT status FROM dg_records WHERE id = ?", (rid,)).fetchone()
+            if row is None:
+                raise UserError(f"No record with id {rid}.", "List the dataset's records to find valid ids.")
+            if row["status"] != status:
+                conn.execute("UPDATE dg_records SET status = ? WHERE id = ?", (status, rid))
+                conn.execute("INSERT INTO dg_audit (record_id, who, at, field, before, after) VALUES (?,?,?,?,?,?)",
+                             (rid, who, time.time(), "status", row["status"], status))
+                changed += 1
+    return changed
+
+
+def edit_record(ws: Workspace, record_id: int, *, who: str | None = None, **changes: str) -> dict[str, Any]:
+    """Change instruction/input/output; the original stays in ``orig_*`` and the audit trail."""
+    unknown = set(changes) - set(FIELDS)
+    if unknown:
+        raise UserError(f"Cannot edit field(s) {', '.join(sorted(unknown))}.", f"Editable fields: {', '.join(FIELDS)}.")
+    for name in ("instruction", "output"):
+        if name in changes and not (changes[name] or "").strip():
+            raise UserError(f"The {name} cannot be empty.", "Reject the record instead of emptying it.")
+    who = who or default_reviewer()
+    with ws.transaction() as conn:
+        row = conn.execute("SELECT * FROM dg_records WHERE id = ?", (record_id,)).fetchone()
+        if row is None:
+            raise UserError(f"No record with id {record_id}.", "List the dataset's records to find valid ids.")
+        for name, value in changes.items():
+            if value is None or value == row[name]:
+                continue
+            conn.execute(f"UPDATE dg_records SET {name} = ?, edited = 1 WHERE id = ?", (value, record_id))
+            conn.execute("INSERT INTO dg_audit (record_id, who, at, field, before, after) VALUES (?,?,?,?,?,?)",
+                         (record_id, who, time.time(), name, row[name], value))
+    return get_record(ws, record_id)
+
+
+def revert_record(ws: Workspace, record_id: int, *, who: str | None = None) -> dict[str, Any]:
+    """Restore the generated text (itself an audited edit)."""
+    rec = get_record(ws, record_id)
+    return edit_record(ws, record_id, who=who, **{f: rec[f"orig_{f}"] for f in FIELDS})

@@ -1,0 +1,366 @@
+"""An OpenAI-compatible server for a local model: generation, other tools, and tests, offline.
+
+    python -m pipelines.serve --model default [--adapter DIR] [--host 127.0.0.1] [--port 8000]
+
+Endpoints: ``POST /v1/chat/completions`` (non-streaming, and streaming as server-sent events
+with ``"stream": true``), ``GET /v1/models``, ``GET /health``. Chat messages are formatted
+with the tokenizer's chat template; a model tuned in the paper's Alpaca format is served
+with ``--prompt-format ja`` or ``en`` instead (the last user message becomes the instruction).
+
+The standard library's ``ThreadingHTTPServer`` accepts connections concurrently, while one
+lock serialises generation (one model, one forward pass at a time). From Python,
+``start_server(ServeConfig(...))`` serves in a background thread and returns the bound port.
+Nothing from a request (prompt or answer) is logged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pipelines.errors import UserError, cli_guard
+from pipelines.workspace import Workspace, add_workspace_argument
+
+PROMPT_FORMATS = ("auto", "chat", "ja", "en")
+
+
+@dataclass
+class ServeConfig:
+    model: str = "default"                # any model reference (pipelines.models)
+    adapter: str | None = None
+    host: str = "127.0.0.1"               # loopback: nothing outside this machine can reach it
+    port: int = 8000                      # 0 picks a free port
+    prompt_format: str = "auto"           # auto = the chat template if the tokenizer has one, else 'ja'
+    max_tokens: int = 512                 # when a request names none
+    model_id: str | None = None           # the name clients use; default: the model reference
+    device: str | None = None
+    workspace: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+
+class ChatEngine:
+    """A loaded model that turns chat messages into a completion, one request at a time."""
+
+    def __init__(self, model, tokenizer, *, model_id: str, prompt_format: str = "auto", max_tokens: int = 512):
+        if prompt_format not in PROMPT_FORMATS:
+            raise UserError(f"Unknown prompt format {prompt_format!r}.", f"Use one of {', '.join(PROMPT_FORMATS)}.")
+        if prompt_format == "auto":
+            prompt_format = "chat" if getattr(tokenizer, "chat_template", None) else "ja"
+        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise UserError("This model's tokenizer has no chat template.", "Serve it with --prompt-format ja or en.")
+        self.model, self.tokenizer = model, tokenizer
+        self.model_id, self.prompt_format, self.default_max_tokens = model_id, prompt_format, max_tokens
+        self.lock = threading.Lock()
+        self.context = getattr(model.config, "max_position_embeddings", None) or 2048
+
+    def prompt_ids(self, messages: list[dict]) -> list[int]:
+        if self.prompt_format == "chat":
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        from pipelines.prompts import load_template
+        user = [m["content"] for m in messages if m["role"] == "user"]
+        text = load_template(self.prompt_format).render(user[-1] if user else "", "")
+        return self.tokenizer(text)["input_ids"]
+
+    def _generate_kwargs(self, req: dict, n_prompt: int) -> dict:
+        max_new = req.get("max_completion_tokens") or req.get("max_tokens") or self.default_max_tokens
+        if not isinstance(max_new, int) or max_new < 1:
+            raise ApiError(400, "max_tokens must be a positive integer.")
+        if n_prompt + max_new > self.context:
+            max_new = self.context - n_prompt
+            if max_new < 1:
+                raise ApiError(400, f"The prompt has {n_prompt} tokens; this model's context is {self.context}.",
+                               code="context_length_exceeded")
+        temperature = float(req.get("temperature", 1.0) if req.get("temperature") is not None else 1.0)
+        top_p = float(req.get("top_p") if req.get("top_p") is not None else 1.0)
+        kwargs = dict(max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        return kwargs
+
+    @staticmethod
+    def _stops(req: dict) -> list[str]:
+        stop = req.get("stop") or []
+        return [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str) and s]
+
+    def _start(self, req: dict):
+        import torch
+        ids = self.prompt_ids(_messages(req))
+        kwargs = self._generate_kwargs(req, len(ids))
+        if req.get("seed") is not None:
+            torch.manual_seed(int(req["seed"]))
+        stops = self._stops(req)
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        input_ids = torch.tensor([ids], device=self.model.device)
+        return input_ids, kwargs, stops
+
+    def complete(self, req: dict) -> tuple[str, int, int, str]:
+        """(text, prompt tokens, completion tokens, finish reason)."""
+        import torch
+        with self.lock:
+            input_ids, kwargs, stops = self._start(req)
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+        new = out[0, input_ids.shape[1]:].tolist()
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        cut, hit = _cut(text, stops)
+        ended = bool(new) and new[-1] == self.tokenizer.eos_token_id
+        reason = "stop" if hit or ended or len(new) < kwargs["max_new_tokens"] else "length"
+        return cut, input_ids.shape[1], len(new), reason
+
+    def stream(self, req: dict) -> Iterator[str]:
+        """Text pieces as they are generated; a stop string ends the stream and is not sent."""
+        import torch
+        from transformers import TextIteratorStreamer
+        with self.lock:
+            input_ids, kwargs, stops = self._start(req)
+            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+            failed: list[BaseException] = []
+
+            def work():
+                try:
+                    with torch.inference_mode():
+                        self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                            streamer=streamer, **kwargs)
+                except BaseException as exc:  # reported to the client below; the stream must still end
+                    failed.append(exc)
+                    streamer.end()
+            worker = threading.Thread(target=work, daemon=True)
+            worker.start()
+            # Hold back as many characters as the longest stop string, so a stop is never half sent.
+            hold = max((len(s) for s in stops), default=0)
+            text, sent, drained = "", 0, False
+            try:
+                for piece in streamer:
+                    text += piece
+                    cut, hit = _cut(text, stops)
+                    upto = len(cut) if hit else max(sent, len(text) - hold)
+                    if upto > sent:
+                        yield text[sent:upto]
+                        sent = upto
+                    if hit:
+                        break
+                else:
+                    drained = True
+                if failed:
+                    raise failed[0]
+                cut, _ = _cut(text, stops)
+                if len(cut) > sent:
+                    yield cut[sent:]
+            finally:
+                # Also when the client went away: the lock is held until generation has ended.
+                if not drained:
+                    for _ in streamer:
+                        pass
+                worker.join()
+
+
+def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
+    idx = [text.find(s) for s in stops if s in text]
+    return (text[:min(idx)], True) if idx else (text, False)
+
+
+def _messages(req: dict) -> list[dict]:
+    messages = req.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list of {role, content} objects.", code="invalid_messages")
+    out = []
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer", "tool"):
+            raise ApiError(400, "Each message needs a role (system, user, assistant) and content.")
+        content = m.get("content") or ""
+        if isinstance(content, list):   # content parts: keep the text ones
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": str(content)})
+    return out
+
+
+def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "jmedlora-serve"
+
+        def log_message(self, format, *args):  # requests may carry patient text: log nothing
+            pass
+
+        def _json(self, status: int, body: dict) -> None:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, err: ApiError) -> None:
+            self._json(err.status, {"error": {"message": err.message, "type": err.type, "param": None,
+                                              "code": err.code}})
+
+        def do_GET(self):
+            path = self.path.split("?")[0].rstrip("/")
+            if path in ("/v1/models", "/models"):
+                self._json(200, {"object": "list", "data": [
+                    {"id": engine.model_id, "object": "model", "created": int(time.time()), "owned_by": "local"}]})
+            elif path in ("/health", ""):
+                self._json(200, {"status": "ok", "model": engine.model_id})
+            else:
+                self._error(ApiError(404, f"No route GET {path}.", code="not_found"))
+
+        def do_POST(self):
+            path = self.path.split("?")[0].rstrip("/")
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if path not in ("/v1/chat/completions", "/chat/completions"):
+                    raise ApiError(404, f"No route POST {path}; this server offers /v1/chat/completions.",
+                                   code="not_found")
+                try:
+                    req = json.loads(raw or b"{}")
+                except json.JSONDecodeError as exc:
+                    raise ApiError(400, f"The request body is not valid JSON ({exc.msg}).") from None
+                if not isinstance(req, dict):
+                    raise ApiError(400, "The request body must be a JSON object.")
+                if req.get("model") not in aliases:
+                    raise ApiError(404, f"The model {req.get('model')!r} does not exist; this server serves "
+                                        f"{engine.model_id!r}.", code="model_not_found")
+                if (req.get("n") or 1) != 1:
+                    raise ApiError(400, "Only n=1 is supported.")
+                if req.get("stream"):
+                    self._stream(req)
+                else:
+                    self._complete(req)
+            except ApiError as err:
+                self._error(err)
+            except Exception as exc:  # a bug or out of memory: the client gets a 500, the server lives on
+                self._error(ApiError(500, f"{type(exc).__name__}: {exc}", "server_error"))
+
+        def _complete(self, req: dict) -> None:
+            text, n_prompt, n_new, reason = engine.complete(req)
+            self._json(200, {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+                "model": engine.model_id,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}],
+                "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}})
+
+        def _stream(self, req: dict) -> None:
+            pieces = engine.stream(req)
+            first = next(pieces, "")        # errors in the request surface here, before any header
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+            def send(delta: dict, reason=None):
+                chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
+                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
+                self.wfile.flush()
+
+            send({"role": "assistant", "content": ""})
+            for piece in ([first] if first else []):
+                send({"content": piece})
+            for piece in pieces:
+                send({"content": piece})
+            send({}, "stop")
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+
+    return Handler
+
+
+@dataclass
+class ServerHandle:
+    server: ThreadingHTTPServer
+    thread: threading.Thread
+    host: str
+    port: int
+    model_id: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def load_engine(config: ServeConfig) -> ChatEngine:
+    from pipelines.models import load_model, resolve_model
+    ws = Workspace.resolve(config.workspace)
+    ref = resolve_model(config.model, config.adapter, ws)
+    if ref.kind != "local":
+        raise UserError(f"{config.model} is already an API endpoint; there is nothing to serve.",
+                        "Serve a local model: --model default, a model directory, or a registered checkpoint.")
+    model, tokenizer = load_model(ref, device=config.device)
+    model_id = config.model_id or (Path(ref.spec).name if "/" in ref.spec else ref.spec)
+    return ChatEngine(model, tokenizer, model_id=model_id, prompt_format=config.prompt_format,
+                      max_tokens=config.max_tokens)
+
+
+def start_server(config: ServeConfig, engine: ChatEngine | None = None) -> ServerHandle:
+    """Serve in a background thread; returns at once with the bound port (``port=0``: a free one)."""
+    engine = engine or load_engine(config)
+    aliases = {engine.model_id, config.model}
+    try:
+        server = ThreadingHTTPServer((config.host, config.port), make_handler(engine, aliases))
+    except OSError as exc:
+        raise UserError(f"Cannot listen on {config.host}:{config.port} ({exc.strerror}).",
+                        "Pick another --port (or 0 for any free port).") from None
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="jmedlora-serve", daemon=True)
+    thread.start()
+    return ServerHandle(server, thread, config.host, server.server_address[1], engine.model_id)
+
+
+def run(config: ServeConfig, on_event: Callable[[dict], None] | None = None) -> None:
+    """Serve until interrupted (Ctrl-C)."""
+    handle = start_server(config)
+    if on_event:
+        on_event({"event": "listening", "base_url": handle.base_url, "model": handle.model_id})
+    try:
+        while handle.thread.is_alive():
+            handle.thread.join(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+
+
+@cli_guard
+def main(argv: list[str] | None = None) -> None:
+    d = ServeConfig()
+    p = argparse.ArgumentParser(description="Serve a local model over an OpenAI-compatible API.")
+    p.add_argument("--model", default=d.model)
+    p.add_argument("--adapter", default=None)
+    p.add_argument("--host", default=d.host, help="127.0.0.1 keeps it on this machine")
+    p.add_argument("--port", type=int, default=d.port)
+    p.add_argument("--prompt-format", choices=PROMPT_FORMATS, default=d.prompt_format)
+    p.add_argument("--max-tokens", type=int, default=d.max_tokens, help="default per request")
+    p.add_argument("--model-id", default=None, help="name clients use (default: the model reference)")
+    p.add_argument("--device", default=None)
+    add_workspace_argument(p)
+    config = ServeConfig(**vars(p.parse_args(argv)))
+    run(config, lambda e: print(f"serving {e['model']} at {e['base_url']}  (Ctrl-C stops)", flush=True))
+
+
+if __name__ == "__main__":
+    main()

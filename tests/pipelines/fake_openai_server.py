@@ -1,0 +1,103 @@
+"""A small OpenAI-compatible HTTP server for tests and benchmarks: canned answers, injected
+errors, fixed latency, and a count of every request it received.
+
+    with FakeOpenAIServer(reply=lambda prompt: "'instruction': q, 'output': a", errors=[429, 500]) as srv:
+        client = OpenAI(base_url=srv.base_url, api_key="x")
+
+``errors`` is consumed in order, one status per incoming request, before normal answers resume;
+``latency`` is slept per request (concurrently: the server is threaded).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+class FakeOpenAIServer:
+    def __init__(self, reply: Callable[[str], str] | str = "", *, errors: list[int] | None = None,
+                 latency: float = 0.0, model: str = "fake-model"):
+        self.reply = reply if callable(reply) else (lambda prompt, _r=reply: _r)
+        self.errors = list(errors or [])
+        self.latency = latency
+        self.model = model
+        self.lock = threading.Lock()
+        self.requests = 0                 # every POST, errors included
+        self.answered = Counter()         # prompt → successful answers
+        self.error_count = Counter()      # status → times injected
+        self.max_inflight = 0
+        self._inflight = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict | None = None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model", "owned_by": "test"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                prompt = body["messages"][-1]["content"]
+                with fake.lock:
+                    fake.requests += 1
+                    status = fake.errors.pop(0) if fake.errors else 200
+                    fake._inflight += 1
+                    fake.max_inflight = max(fake.max_inflight, fake._inflight)
+                try:
+                    if fake.latency:
+                        time.sleep(fake.latency)
+                    if status != 200:
+                        with fake.lock:
+                            fake.error_count[status] += 1
+                        self._send(status, {"error": {"message": f"injected {status}", "type": "test", "code": None}},
+                                   {"retry-after": "0"} if status == 429 else None)
+                        return
+                    text = fake.reply(prompt)
+                    with fake.lock:
+                        fake.answered[prompt] += 1
+                    n_prompt, n_out = len(prompt), len(text)
+                    self._send(200, {
+                        "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
+                        "model": body.get("model"),
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                     "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_out,
+                                  "total_tokens": n_prompt + n_out}})
+                finally:
+                    with fake.lock:
+                        fake._inflight -= 1
+
+        return Handler

@@ -1,0 +1,207 @@
+"""Generation against a real HTTP server on loopback, through the real ``openai`` client."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from pipelines import datagen, datastore
+from pipelines.curate import dataset_stats
+from pipelines.datagen import DatagenConfig, PrivacyBlocked, load_prompt_template, render_prompt
+from pipelines.errors import UserError
+from tests.pipelines.fake_openai_server import FakeOpenAIServer
+
+PAPER_PROMPT = """### Instructions:
+You are a machine designed to generate various question and answer pairs. Please create data with question (instruction) and answer (output) pairs based on the following input, considering it as prior knowledge. Format the data as 'instruction': question content, 'output': answer content, and do not include line breaks. Repeat this process 15 times and list one data pair per line. ### Input:
+{input_text}"""
+
+
+def pairs_reply(prompt: str) -> str:
+    """Three pairs per prompt, distinct per chunk, plus a line of chatter the parser must keep."""
+    tag = hashlib.sha1(prompt.encode()).hexdigest()[:6]
+    return "以下がデータです。\n" + "\n".join(
+        f"{i}. 'instruction': 質問{tag}-{i}は何か？, 'output': 回答{tag}-{i}である。" for i in range(1, 4))
+
+
+@pytest.fixture
+def docs(tmp_path):
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "hf.md").write_text("\n".join(f"心不全の第{i}の知見。" for i in range(1, 13)), encoding="utf-8")
+    (d / "dm.txt").write_text("\n".join(f"糖尿病の第{i}の知見。" for i in range(1, 9)), encoding="utf-8")
+    return d          # chunk_size 4, overlap 0 → 3 + 2 = 5 chunks
+
+
+def config(docs, ws, srv, **kw) -> DatagenConfig:
+    base = dict(docs=str(docs), dataset="demo", model="fake-model", base_url=srv.base_url, pairs=3,
+                chunk_size=4, chunk_overlap=0, concurrency=2, retry_base=0.01, workspace=str(ws.root))
+    return DatagenConfig(**{**base, **kw})
+
+
+def test_paper_template_is_verbatim():
+    text, version = load_prompt_template("paper_en")
+    assert render_prompt(text, "{input_text}", 15) == PAPER_PROMPT
+    assert version.startswith("paper_en:")
+    ja, _ = load_prompt_template("paper_ja")
+    assert "{input_text}" in ja and "instruction" in ja and "15回" in render_prompt(ja, "x", 15)
+
+
+def test_run_stores_records_with_provenance_and_counts(docs, workspace):
+    events = []
+    with FakeOpenAIServer(pairs_reply) as srv:
+        summary = datagen.run(config(docs, workspace, srv), events.append)
+    assert summary["done"] == summary["total"] == 5
+    assert summary["records"] == 15 and summary["dataset_records"] == 15
+    assert summary["unparseable"] == 5            # one chatter line per response, kept and counted
+    assert summary["total_tokens"] > 0 and summary["requests"] == 5 and summary["errors"] == 0
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["done"] for e in progress] == [1, 2, 3, 4, 5]
+    assert {"done", "total", "records", "unparseable", "errors", "total_tokens", "prompt_tokens"} <= set(progress[-1])
+    rec = datastore.list_records(workspace, "demo", limit=1)[0]
+    assert rec["source_doc"] in ("hf.md", "dm.txt") and "#" in rec["chunk_id"]
+    assert rec["model"] == "fake-model" and rec["prompt_version"].startswith("paper_en:") and rec["created_at"] > 0
+    raw = datastore.list_raw(workspace, "demo")
+    assert len(raw) == 5 and raw[0]["leftovers"] == ["以下がデータです。"] and "質問" in raw[0]["response"]
+    usage = workspace.query("SELECT prompt_tokens, completion_tokens, total_tokens FROM dg_requests")
+    assert len(usage) == 5 and all(u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"] for u in usage)
+
+
+def test_rerun_sends_nothing_for_done_work(docs, workspace):
+    with FakeOpenAIServer(pairs_reply) as srv:
+        datagen.run(config(docs, workspace, srv))
+        second = datagen.run(config(docs, workspace, srv))
+        assert srv.requests == 5
+    assert second["cached"] == 5 and second["requests"] == 0
+    assert datastore.count_records(workspace, "demo") == 15        # no duplicates either
+
+
+def test_resume_after_interruption_sends_no_duplicate_request(docs, workspace):
+    class Crash(Exception):
+        pass
+
+    def crash_after_two(event):
+        if event["event"] == "progress" and event["done"] >= 2:
+            raise Crash()
+
+    with FakeOpenAIServer(pairs_reply, latency=0.05) as srv:
+        with pytest.raises(Crash):
+            datagen.run(config(docs, workspace, srv), crash_after_two)
+        assert 2 <= srv.requests < 5
+        resumed = datagen.run(config(docs, workspace, srv))
+        assert srv.requests == 5                                   # each chunk sent exactly once
+        assert set(srv.answered.values()) == {1}
+    assert resumed["done"] == 5 and resumed["cached"] >= 2
+    assert datastore.count_records(workspace, "demo") == 15
+
+
+def test_injected_429_and_500_are_retried_and_nothing_is_lost(docs, workspace):
+    events = []
+    with FakeOpenAIServer(pairs_reply, errors=[429, 500, 503, 429, 502]) as srv:
+        summary = datagen.run(config(docs, workspace, srv), events.append)
+        assert srv.error_count == {429: 2, 500: 1, 503: 1, 502: 1}
+        assert sum(srv.answered.values()) == 5
+    assert summary["retries"] == 5 and summary["errors"] == 0 and summary["records"] == 15
+    assert len([e for e in events if e["event"] == "retry"]) == 5
+
+
+def test_exhausted_retries_are_counted_and_finished_on_rerun(docs, workspace):
+    with FakeOpenAIServer(pairs_reply, errors=[500] * 4) as srv:
+        first = datagen.run(config(docs, workspace, srv, max_retries=1, concurrency=1))
+        assert first["errors"] == 2 and first["remaining"] == 2 and len(first["error_messages"]) == 2
+        second = datagen.run(config(docs, workspace, srv, max_retries=1))
+        assert second["requests"] == 2 and second["errors"] == 0
+        assert sum(srv.answered.values()) == 5
+    assert datastore.count_records(workspace, "demo") == 15
+
+
+def test_malformed_output_is_kept_and_counted(docs, workspace):
+    def reply(prompt):
+        return "申し訳ありませんが、生成できません。\n<garbage>" if "糖尿病" in prompt else pairs_reply(prompt)
+
+    with FakeOpenAIServer(reply) as srv:
+        summary = datagen.run(config(docs, workspace, srv))
+    assert summary["records"] == 9 and summary["unparseable"] == 3 + 4
+    stats = dataset_stats(workspace, "demo")
+    assert stats["unparseable"] == {"responses": 5, "lines": 7, "responses_without_pairs": 2}
+    bad = [r for r in datastore.list_raw(workspace, "demo") if r["n_pairs"] == 0]
+    assert bad[0]["response"] == "申し訳ありませんが、生成できません。\n<garbage>"
+
+
+def test_budget_caps_requests(docs, workspace):
+    events = []
+    with FakeOpenAIServer(pairs_reply) as srv:
+        summary = datagen.run(config(docs, workspace, srv, max_requests=2), events.append)
+        assert srv.requests == 2
+    assert summary["remaining"] == 3 and "request budget" in summary["budget_reached"]
+    assert any(e["event"] == "budget" for e in events)
+    with FakeOpenAIServer(pairs_reply) as srv:
+        summary = datagen.run(config(docs, workspace, srv, max_tokens_budget=1, concurrency=1))
+        assert srv.requests == 1 and "token budget" in summary["budget_reached"]
+
+
+@pytest.fixture
+def planted(docs):
+    (docs / "case.txt").write_text("症例報告\n患者ID: 00123456、山田太郎様（65歳）\n心不全で入院した。", encoding="utf-8")
+    return docs
+
+
+def test_privacy_guard_blocks_remote_endpoint(planted, workspace, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    # A documentation address (TEST-NET-1): the guard must refuse before any connection is tried.
+    cfg = config(planted, workspace, FakeOpenAIServer(), base_url="http://192.0.2.1/v1")
+    with pytest.raises(PrivacyBlocked) as info:
+        datagen.run(cfg)
+    assert {f["kind"] for f in info.value.findings} == {"record_number", "name"}
+    assert "00123456" in str(info.value) and "--allow-remote-pii" in str(info.value)
+    assert info.value.findings[0]["chunk_id"].startswith("case.txt@")
+    assert workspace.query("SELECT COUNT(*) AS n FROM dg_requests")[0]["n"] == 0
+
+
+def test_privacy_override_and_loopback(planted, workspace, monkeypatch):
+    with FakeOpenAIServer(pairs_reply) as srv:
+        # Loopback: the text never leaves the machine, so nothing is blocked (and no key is needed).
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        assert datagen.run(config(planted, workspace, srv, dataset="local"))["done"] == 6
+        # The same server treated as remote: blocked, then allowed by the explicit override.
+        monkeypatch.setattr(datagen, "is_loopback", lambda url: False)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        with pytest.raises(PrivacyBlocked):
+            datagen.run(config(planted, workspace, srv, dataset="remote", model="other-model"))
+        assert srv.requests == 6
+        events = []
+        out = datagen.run(config(planted, workspace, srv, dataset="remote", model="other-model",
+                                 allow_remote_pii=True), events.append)
+        assert out["done"] == 6 and srv.requests == 12
+        assert any(e["event"] == "privacy_override" for e in events)
+
+
+def test_remote_endpoint_needs_a_key_from_the_environment(docs, workspace, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(datagen, "is_loopback", lambda url: False)
+    with FakeOpenAIServer(pairs_reply) as srv:
+        with pytest.raises(UserError, match="OPENAI_API_KEY"):
+            datagen.run(config(docs, workspace, srv))
+        assert srv.requests == 0
+
+
+def test_auth_error_stops_the_run_with_a_clear_message(docs, workspace):
+    with FakeOpenAIServer(pairs_reply, errors=[401] * 10) as srv:
+        with pytest.raises(UserError, match="refused"):
+            datagen.run(config(docs, workspace, srv, concurrency=1))
+        assert srv.requests == 1
+
+
+def test_cli(docs, workspace, tmp_path, capsys):
+    log = tmp_path / "events.jsonl"
+    with FakeOpenAIServer(pairs_reply) as srv:
+        datagen.main(["--docs", str(docs), "--base-url", srv.base_url, "--model", "fake-model", "--pairs", "3",
+                      "--chunk-size", "4", "--chunk-overlap", "0", "--concurrency", "3", "--dataset", "cli",
+                      "--template", "paper_ja", "--events", str(log), "--workspace", str(workspace.root)])
+        assert "15回" not in srv.answered.most_common(1)[0][0] and "3回" in srv.answered.most_common(1)[0][0]
+    assert json.loads(capsys.readouterr().out)["records"] == 15
+    assert json.loads(log.read_text().splitlines()[-1])["event"] == "finished"
+    with pytest.raises(SystemExit) as exc:
+        datagen.main(["--docs", str(tmp_path / "none"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
+                      "--dataset", "x", "--workspace", str(workspace.root)])
+    assert exc.value.code == 2
