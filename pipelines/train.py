@@ -54,7 +54,9 @@ class TrainConfig:
     max_prompt_length: int = 512        # prompt tokens kept (cut from the left: the answer cue stays)
     max_target_length: int = 512        # response tokens kept
     max_seq_length: int = 768           # cpt: packed block length (MedCALM: 768)
-    packing: bool = True                # flattened micro-batches (no padding); False: padded batches
+    batching: str = "grouped"           # grouped: length-grouped, left-padded, LM head on response columns only
+                                        # flat: padding-free rows (best with flash-attention varlen on GPU)
+                                        # padded: plain shuffled padded batches (the reference)
     # -- adapters ---------------------------------------------------------------------
     lora_r: int = 8
     lora_alpha: int = 32
@@ -130,6 +132,8 @@ class TrainConfig:
             bad(f"warmup_steps {self.warmup_steps} must be below max_steps {self.max_steps}.", "Lower --warmup-steps.")
         if self.resume_every < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
             bad("resume_every, weight_decay and max_grad_norm cannot be negative.", "Use 0 to turn them off.")
+        if self.batching not in ("grouped", "flat", "padded"):
+            bad(f"Unknown batching {self.batching!r}.", "Use grouped (default), flat or padded.")
         if self.loss_on not in ("response", "all"):
             bad(f"Unknown loss_on {self.loss_on!r}.", "Use response (default) or all.")
         if self.lr_scheduler not in ("linear", "cosine", "constant", "constant_with_warmup"):

@@ -8,10 +8,15 @@ Sources (``--data``):
     dataset with a ``text`` column.
 
 SFT examples are formatted with the evaluation templates (``pipelines.prompts``) so a model
-is trained in the format it is tested in. Batches are *flattened*: the examples of one
-micro-batch are laid end to end in a single row with ``position_ids`` restarting at 0 for each,
-so no token is padding and attention never crosses an example (transformers builds the
-block-diagonal mask from the position ids).
+is trained in the format it is tested in. Micro-batches come in three shapes
+(``TrainConfig.batching``):
+  * ``grouped`` (default): examples of similar length batched together and left-padded, so all
+    responses end in the last columns and the LM head runs on those columns only;
+  * ``flat``: the examples of a micro-batch laid end to end in one row, ``position_ids``
+    restarting per example (no padding at all; attention stays within each example because
+    transformers builds the block-diagonal mask from the position ids). Best with a varlen
+    attention kernel (flash-attention on GPU); on CPU the dense mask costs more than it saves;
+  * ``padded``: plain shuffled right-padded batches, the reference.
 """
 from __future__ import annotations
 
@@ -206,14 +211,25 @@ def tokenize_cpt(texts: list[str], tokenizer, *, block_size: int) -> list[Exampl
 
 # -- batching -------------------------------------------------------------------------
 
-def epoch_order(n_examples: int, seed: int, epoch: int) -> list[int]:
-    """A seeded shuffle per epoch, so the number of examples consumed fixes the data position."""
+GROUP_WINDOW = 128      # examples sorted by length together (independent of batch size, so resumable)
+
+
+def epoch_order(n_examples: int, seed: int, epoch: int, lengths: list[int] | None = None) -> list[int]:
+    """A seeded shuffle per epoch, so the number of examples consumed fixes the data position.
+
+    With ``lengths``, each window of GROUP_WINDOW shuffled examples is sorted longest first, so
+    consecutive examples (one micro-batch) have similar lengths and little padding.
+    """
     idx = list(range(n_examples))
     random.Random(seed * 100_003 + epoch).shuffle(idx)
+    if lengths is not None:
+        idx = [i for w in range(0, n_examples, GROUP_WINDOW)
+               for i in sorted(idx[w:w + GROUP_WINDOW], key=lambda j: -lengths[j])]
     return idx
 
 
-def micro_batches(n_examples: int, size: int, seed: int, start: int = 0) -> Iterator[tuple[int, float, list[int]]]:
+def micro_batches(n_examples: int, size: int, seed: int, start: int = 0,
+                  lengths: list[int] | None = None) -> Iterator[tuple[int, float, list[int]]]:
     """Endless (examples consumed after this batch, epoch, indices) from example number ``start``.
 
     Positions count examples, not batches, so a run may resume with another micro-batch
@@ -226,10 +242,31 @@ def micro_batches(n_examples: int, size: int, seed: int, start: int = 0) -> Iter
         while len(batch) < size:
             epoch, offset = divmod(cursor, n_examples)
             if epoch != order_epoch:
-                order_epoch, order = epoch, epoch_order(n_examples, seed, epoch)
+                order_epoch, order = epoch, epoch_order(n_examples, seed, epoch, lengths)
             batch.append(order[offset])
             cursor += 1
         yield cursor, cursor / n_examples, batch
+
+
+def collate_grouped(batch: list[Example], pad_id: int) -> dict:
+    """Left-padded batch: every example ends in the last column, so the responses share the
+    trailing columns and the LM head runs only on those (``logits_to_keep`` = their count).
+    """
+    import torch
+    width = max(len(ex.input_ids) for ex in batch)
+    ids = torch.full((len(batch), width), pad_id)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    targets = torch.full((len(batch), width), IGNORE)
+    for i, ex in enumerate(batch):
+        n = len(ex.input_ids)
+        ids[i, width - n:] = torch.tensor(ex.input_ids)
+        mask[i, width - n:] = 1
+        targets[i, width - n:width - 1] = torch.tensor(ex.labels[1:])
+    has_target = (targets != IGNORE).any(0).nonzero()
+    first = int(has_target[0]) if len(has_target) else width - 1
+    position_ids = (mask.cumsum(1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": position_ids, "keep": width - first,
+            "targets": targets[:, first:], "n_tokens": int(mask.sum())}
 
 
 def collate_flat(batch: list[Example]) -> dict:

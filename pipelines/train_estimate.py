@@ -179,7 +179,7 @@ def estimate(shape: ModelShape, cfg, hw: Hardware, avg_tokens: float | None = No
     else:
         act = tokens_micro * shape.layers * per_token_layer
     mem["activations"] = act / GB
-    logit_tokens = cfg.micro * (cfg.max_target_length if cfg.method != "cpt" and cfg.packing and cfg.loss_on == "response"
+    logit_tokens = cfg.micro * (cfg.max_target_length if cfg.method != "cpt" and cfg.batching != "padded" and cfg.loss_on == "response"
                                 else seq)
     mem["logits + their gradient"] = logit_tokens * shape.vocab * 4 * 2 / GB
     mem["runtime overhead"] = 1.5 if gpu else 0.5

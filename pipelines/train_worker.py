@@ -11,7 +11,7 @@ Shape (torchtune's): ``setup()`` loads model, data, optimizer (and a resume poin
 sum over the whole optimizer step (all micro-batches on all processes), so accumulation and
 process count do not change what a step means. Only positions that carry a target go through
 the LM head (``logits_to_keep``), which on a response-only SFT loss skips most of the
-vocabulary projection and its memory.
+vocabulary projection and its memory. Batching (``TrainConfig.batching``) is in train_data.
 """
 from __future__ import annotations
 
@@ -173,7 +173,8 @@ class Recipe:
         cfg, acc = self.cfg, self.acc
         world, rank = acc.num_processes, acc.process_index
         per_step = cfg.grad_accum * world                    # micro-batches per optimizer step
-        stream = train_data.micro_batches(len(self.examples), cfg.micro, cfg.seed, start=self.cursor)
+        lengths = [len(e.input_ids) for e in self.examples] if cfg.batching == "grouped" else None
+        stream = train_data.micro_batches(len(self.examples), cfg.micro, cfg.seed, start=self.cursor, lengths=lengths)
         save_at = set(cfg.all_save_steps())
         if self.main:
             train_runs.update_status(self.run_dir, status="running", step=self.step,
@@ -239,12 +240,17 @@ class Recipe:
         import torch.nn.functional as F
 
         dev = self.acc.device
-        # cpt blocks are all full length: a plain batch has no padding and cheaper attention.
-        if self.cfg.packing and self.cfg.method != "cpt":
+        mode = "padded" if self.cfg.method == "cpt" else self.cfg.batching   # cpt blocks: no padding anyway
+        if mode == "flat":
             b = train_data.collate_flat(batch)
             out = self.model(input_ids=b["input_ids"].to(dev), position_ids=b["position_ids"].to(dev),
                              logits_to_keep=b["keep"].to(dev), use_cache=False)
             logits, targets = out.logits[0], b["targets"].to(dev)          # (K, vocab), (K,)
+        elif mode == "grouped":
+            b = train_data.collate_grouped(batch, self.tokenizer.pad_token_id)
+            out = self.model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev),
+                             position_ids=b["position_ids"].to(dev), logits_to_keep=b["keep"], use_cache=False)
+            logits, targets = out.logits.flatten(0, 1), b["targets"].to(dev).flatten()   # (B*K, vocab)
         else:
             b = train_data.collate_padded(batch, self.tokenizer.pad_token_id)
             out = self.model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev),

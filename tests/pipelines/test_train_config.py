@@ -50,15 +50,15 @@ def test_paper_presets_match_table_3_exactly():
 
 def test_cli_flags_override_preset_and_preview_command_round_trips():
     args = vars(train.build_parser().parse_args(
-        ["--preset", "cpu-tiny-lora", "--lora-r", "4", "--save-steps", "2,4", "--no-packing",
+        ["--preset", "cpu-tiny-lora", "--lora-r", "4", "--save-steps", "2,4", "--batching", "flat",
          "--target-modules", "q_proj,k_proj"]))
     for k in ("resume", "detach", "estimate", "gpu", "num_gpus"):
         args.pop(k)
     config = make_config(args.pop("preset"), **args)
-    assert (config.lora_r, config.save_steps, config.packing, config.target_modules) == (4, [2, 4], False, ["q_proj", "k_proj"])
+    assert (config.lora_r, config.save_steps, config.batching, config.target_modules) == (4, [2, 4], "flat", ["q_proj", "k_proj"])
     assert config.learning_rate == 3e-4                       # from the preset
     cli = train.equivalent_cli(config)
-    assert "--preset cpu-tiny-lora" in cli and "--lora-r 4" in cli and "--no-packing" in cli
+    assert "--preset cpu-tiny-lora" in cli and "--lora-r 4" in cli and "--batching flat" in cli
     assert "--save-steps 2,4" in cli and "--learning-rate" not in cli
 
 
@@ -264,3 +264,34 @@ def test_stop_run_ends_the_whole_process_group(tmp_path):
     while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
         time.sleep(0.1)
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split() == []
+
+
+@pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_neox_dir"])
+def test_grouped_left_padded_batch_gives_the_same_loss_and_finite_gradients(fixture, request):
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(str(request.getfixturevalue(fixture)))
+    g = torch.Generator().manual_seed(1)
+    batch = [train_data.Example(ids := torch.randint(5, 500, (n,), generator=g).tolist(),
+                                [train_data.IGNORE] * (n - 3) + ids[n - 3:]) for n in (11, 6, 8)]
+    b = train_data.collate_grouped(batch, pad_id=0)
+    assert b["keep"] == 4 and b["targets"].shape == (3, 4)           # response columns (+ the last, no target)
+    out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"],
+                logits_to_keep=b["keep"], use_cache=False)
+    grouped = F.cross_entropy(out.logits.flatten(0, 1), b["targets"].flatten(), ignore_index=-100, reduction="sum")
+    grouped.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    with torch.no_grad():
+        separate = sum(F.cross_entropy(model(input_ids=torch.tensor([ex.input_ids]), use_cache=False).logits[0, :-1],
+                                       torch.tensor(ex.labels[1:]), ignore_index=-100, reduction="sum") for ex in batch)
+    assert torch.allclose(grouped.detach(), separate, rtol=1e-4), (grouped, separate)
+
+
+def test_grouped_order_puts_similar_lengths_together_and_still_covers_each_epoch():
+    lengths = [(i * 37) % 100 for i in range(300)]
+    order = train_data.epoch_order(300, seed=0, epoch=0, lengths=lengths)
+    assert sorted(order) == list(range(300))
+    window = [lengths[i] for i in order[:train_data.GROUP_WINDOW]]
+    assert window == sorted(window, reverse=True)
+    assert order != train_data.epoch_order(300, seed=0, epoch=1, lengths=lengths)

@@ -48,13 +48,14 @@ def outputs_of(model_dir, adapter=None):
         return model.eval()(input_ids=torch.tensor([[5, 17, 300, 42, 7]])).logits
 
 
-@pytest.mark.parametrize("fixture, targets", [("tiny_llama_dir", ["all-linear"]), ("tiny_neox_dir", ["query_key_value"])])
-def test_lora_run_checkpoints_reload_and_change_the_model(fixture, targets, request, workspace, tmp_path):
+@pytest.mark.parametrize("fixture, targets, batching", [("tiny_llama_dir", ["all-linear"], "grouped"),
+                                                       ("tiny_neox_dir", ["query_key_value"], "flat")])
+def test_lora_run_checkpoints_reload_and_change_the_model(fixture, targets, batching, request, workspace, tmp_path):
     import torch
     from peft import PeftModel
     base = request.getfixturevalue(fixture)
     cfg = TrainConfig(model=str(base), data=str(alpaca(tmp_path / "d.jsonl")), out=str(tmp_path / "run"),
-                      method="lora", target_modules=targets, lora_r=4, lora_alpha=8, learning_rate=5e-3,
+                      method="lora", target_modules=targets, batching=batching, lora_r=4, lora_alpha=8, learning_rate=5e-3,
                       batch_size=4, max_steps=6, save_steps=[3], warmup_steps=1, max_prompt_length=64,
                       max_target_length=32)
     status, records = run_to_end(cfg)
