@@ -258,11 +258,11 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
               "chunks": len(work), "cached": n.cached, "to_send": len(to_send), "prompt_version": prompt_version})
         t_start = time.perf_counter()
 
-        def store(c, key, text, usage=None):
+        def store(c, key, text, usage=None, cache=None):
             parsed = parse_pairs(text)
             prov = {"source_doc": c.doc, "chunk_id": c.id, "model": model, "prompt_version": prompt_version}
             n.added += datastore.ingest(ws, dataset=config.dataset, key=key, provenance=prov, pairs=parsed.pairs,
-                                        response=text, leftovers=parsed.leftovers)
+                                        response=text, leftovers=parsed.leftovers, cache=cache)
             n.done += 1
             n.records += len(parsed.pairs)
             n.unparseable += len(parsed.leftovers)
@@ -342,10 +342,9 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                         n.error_messages.append({"chunk_id": c.id, "message": msg})
                         emit({"event": "error", "chunk_id": c.id, "message": msg, **n.snapshot()})
                         continue
-                    datastore.save_response(ws, key=key, chunk_id=c.id, prompt_hash=phash, model=model,
-                                            response=text, usage=usage, seconds=seconds, attempts=attempts)
                     try:
-                        store(c, key, text, usage)
+                        store(c, key, text, usage, cache=dict(chunk_id=c.id, prompt_hash=phash, model=model,
+                                                              usage=usage, seconds=seconds, attempts=attempts))
                     except BaseException:
                         cache_inflight()
                         raise

@@ -194,6 +194,7 @@ def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestH
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "jmedlora-serve"
+        disable_nagle_algorithm = True     # headers and body go out separately: avoid 40 ms delayed ACKs
 
         def log_message(self, format, *args):  # requests may carry patient text: log nothing
             pass

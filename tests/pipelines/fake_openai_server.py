@@ -51,6 +51,7 @@ class FakeOpenAIServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True     # headers and body go out separately: avoid 40 ms delayed ACKs
 
             def log_message(self, *args):
                 pass

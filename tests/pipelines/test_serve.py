@@ -80,3 +80,16 @@ def test_datagen_against_the_served_tiny_model(server, workspace, tmp_path):
     assert len(raw) == 1 and raw[0]["n_pairs"] == summary["records"]
     assert summary["unparseable"] == raw[0]["n_leftovers"]
     assert summary["records"] + summary["unparseable"] + summary["empty_responses"] >= 1
+
+
+def test_datagen_without_base_url_serves_the_model_itself(tiny_llama_dir, workspace, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("深部静脈血栓症には抗凝固療法を行う。", encoding="utf-8")
+    events = []
+    summary = datagen.run(datagen.DatagenConfig(docs=str(docs), dataset="offline", model=str(tiny_llama_dir),
+                                                base_url=None, pairs=1, max_tokens=8, workspace=str(workspace.root)),
+                          events.append)
+    start = events[0]
+    assert start["event"] == "start" and start["local"] and start["base_url"].startswith("http://127.0.0.1:")
+    assert summary["done"] == 1 and summary["errors"] == 0
