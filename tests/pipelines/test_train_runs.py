@@ -202,3 +202,18 @@ def test_stop_saves_a_resume_point_and_resume_finishes(tiny_llama_dir, workspace
     resumed = train.resume(launched.run_dir, max_steps=step + 2)
     assert _wait_end(resumed.run_dir)["status"] == "finished"
     assert [r["step"] for r in read_metrics(launched.run_dir).records] == list(range(1, step + 3))
+
+
+@pytest.mark.slow
+def test_each_checkpoint_is_evaluated_when_asked(tiny_llama_dir, workspace, tmp_path):
+    from tests.conftest import SAMPLE_QUESTIONS
+    cfg = TrainConfig(model=str(tiny_llama_dir), data=str(alpaca(tmp_path / "d.jsonl")), out=str(tmp_path / "e"),
+                      lora_r=4, batch_size=4, max_steps=2, save_steps=[1], max_prompt_length=64,
+                      max_target_length=32, eval_data=str(SAMPLE_QUESTIONS), eval_limit=2)
+    run_to_end(cfg, timeout=400)
+    ckpts = train_runs.list_checkpoints(tmp_path / "e")
+    assert [c["step"] for c in ckpts] == [1, 2]
+    for c in ckpts:
+        assert c["eval_summary"] is not None, (tmp_path / "e" / "evals" / f"step-{c['step']}.log").read_text()[-2000:]
+        assert c["eval_summary"]["model"] == c["name"]
+    assert {e["model"] for e in workspace.evaluations()} == {"e@1", "e@2"}
