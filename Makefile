@@ -22,3 +22,5 @@ test: install-dev
 
 bench: install
 	$(PY) bench/bench_eval.py
+	$(PY) bench/bench_datagen.py
+	$(PY) bench/bench_train.py

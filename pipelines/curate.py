@@ -27,13 +27,14 @@ import shutil
 import sys
 import unicodedata
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from pipelines import datastore
 from pipelines.datastore import count_records, list_records
 from pipelines.errors import UserError, cli_guard
+from pipelines.jsonl import read_jsonl
 from pipelines.workspace import Workspace, add_workspace_argument
 
 FILTERS = ("empty", "too_short", "too_long", "copies_question", "not_japanese",
@@ -347,22 +348,15 @@ def _print_records(rows: list[dict], as_json: bool) -> None:
                   f"  Q: {r['instruction']}\n  A: {r['output']}")
 
 
-def _import_jsonl(ws: Workspace, dataset: str, path: str) -> int:
+def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
+    """Add the Alpaca records of a JSONL file to ``dataset``; returns how many were added."""
     records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}, line {lineno}: not valid JSON ({exc.msg}).", "Fix or delete that line.") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("instruction"), str) \
-                    or not isinstance(rec.get("output"), str):
-                raise UserError(f"{path}, line {lineno}: expected {{\"instruction\": ..., \"output\": ...}}.",
-                                "Each line must be an Alpaca record (instruction, optional input, output).")
-            records.append({"instruction": rec["instruction"], "input": rec.get("input") or "",
-                            "output": rec["output"], "source_doc": Path(path).name})
+    for lineno, rec in read_jsonl(path):
+        if not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("output"), str):
+            raise UserError(f"{path}:{lineno}: expected {{\"instruction\": ..., \"output\": ...}}.",
+                            "Each line must be an Alpaca record (instruction, optional input, output).")
+        records.append({"instruction": rec["instruction"], "input": rec.get("input") or "",
+                        "output": rec["output"], "source_doc": Path(path).name})
     return datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")
 
 
@@ -466,7 +460,7 @@ def main(argv: list[str] | None = None) -> None:
             for row in datastore.list_datasets(ws):
                 print(json.dumps(row, ensure_ascii=False))
     elif a.command == "import":
-        print(f"{_import_jsonl(ws, a.dataset, a.jsonl)} record(s) added to {a.dataset}")
+        print(f"{import_alpaca_jsonl(ws, a.dataset, a.jsonl)} record(s) added to {a.dataset}")
     elif a.command == "export":
         cfg = ExportConfig(dataset=a.dataset, format=a.format, out=a.out, eval_fraction=a.eval_fraction,
                            seed=a.seed, only_accepted=a.only_accepted, name=a.name, workspace=str(ws.root))

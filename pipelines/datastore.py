@@ -16,12 +16,11 @@ listing, counting and export, so a count shown next to a filter is the number it
 """
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import sqlite3
 import time
-from typing import Any, Iterator
+from typing import Any
 
 from pipelines.errors import UserError
 from pipelines.workspace import Workspace
@@ -112,24 +111,6 @@ def cached_keys(ws: Workspace, keys: list[str]) -> set[str]:
     return found
 
 
-@contextlib.contextmanager
-def _fast_write(ws: Workspace) -> Iterator[sqlite3.Connection]:
-    """A write transaction with ``synchronous=NORMAL``: in WAL mode still safe from corruption,
-    and a power cut can lose only the last responses (re-requested by the next run), while
-    a generation run stops paying one fsync per response (the bottleneck at N in flight)."""
-    conn = ws.connect()
-    try:
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.close()
-
-
 def _save_response(conn: sqlite3.Connection, key: str, chunk_id: str, prompt_hash: str, model: str, response: str,
                    usage: dict, seconds: float, attempts: int) -> None:
     conn.execute(
@@ -142,7 +123,7 @@ def _save_response(conn: sqlite3.Connection, key: str, chunk_id: str, prompt_has
 def save_response(ws: Workspace, *, key: str, chunk_id: str, prompt_hash: str, model: str, response: str,
                   usage: dict, seconds: float, attempts: int) -> None:
     """Cache one response (without adding records: see ``ingest``)."""
-    with _fast_write(ws) as conn:
+    with ws.transaction(durable=False) as conn:
         _save_response(conn, key, chunk_id, prompt_hash, model, response, usage, seconds, attempts)
 
 
@@ -155,7 +136,7 @@ def ingest(ws: Workspace, *, dataset: str, key: str, provenance: dict, pairs: li
     now = time.time()
     prov = (provenance.get("source_doc"), provenance.get("chunk_id"), provenance.get("model"),
             provenance.get("prompt_version"))
-    with _fast_write(ws) as conn:
+    with ws.transaction(durable=False) as conn:
         if cache is not None:
             _save_response(conn, key, response=response, **cache)
         before = conn.total_changes

@@ -15,7 +15,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -57,7 +57,7 @@ class EvalConfig:
     seed: int = 0
     limit: int | None = None
     batch_size: int = 16
-    max_batch_tokens: int = 12288       # rows × (prompt + new tokens) per batch: bounds memory
+    max_batch_tokens: int = 16384       # rows × (prompt + new tokens) per batch: bounds memory
     concurrency: int = 4                # requests in flight for API endpoints
     shots_file: str = str(SHOTS_POOL)
     on_error: str = "stop"              # stop | skip  (bad lines in the question file)

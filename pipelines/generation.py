@@ -7,7 +7,9 @@ The local engine is where evaluation time goes. What makes it fast on a CPU or a
 * prompts sorted by token length and batched under a token budget (rows × (longest prompt
   + max_new_tokens)), so padding is small and a batch of long prompts stays within memory
   (left padding, since decoder-only models continue from the right end);
-* the KV cache (``use_cache``) so each new token costs one position, not the whole prompt;
+* a static KV cache, allocated once per batch: each new token costs one position, not the
+  whole prompt, and no step copies the cache (the default dynamic cache concatenates it at
+  every step: with 12 prompts of ~700 tokens that copy was a quarter of the decode time here);
 * stop strings ("###": the Alpaca template's next section) end a sequence as soon as the
   answer is over instead of running to ``max_new_tokens``.
 """
@@ -57,11 +59,13 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
 
 
 class LocalGenerator:
-    def __init__(self, model, tokenizer, *, batch_size: int = 16, max_batch_tokens: int = 12288):
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, max_batch_tokens: int = 16384,
+                 static_cache: bool = True):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
         self.max_batch_tokens = max_batch_tokens
+        self.static_cache = static_cache
         self.tokenizer.padding_side = "left"
 
     def prompt_text(self, prompt: Prompt) -> str:
@@ -73,8 +77,6 @@ class LocalGenerator:
         return prompt.text or ""
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
-        import torch
-
         texts = [self.prompt_text(p) for p in prompts]
         chat = [p.messages is not None for p in prompts]
         lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
@@ -116,10 +118,20 @@ class LocalGenerator:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
         torch.manual_seed(seed)
         try:
             with torch.inference_mode():
-                out = self.model.generate(**enc, **kwargs)
+                try:
+                    out = self.model.generate(**enc, **kwargs)
+                except ValueError as exc:
+                    if "static" not in str(exc).lower():
+                        raise
+                    # An architecture without static-cache support: dynamic cache, same results.
+                    self.static_cache = False
+                    kwargs.pop("cache_implementation")
+                    out = self.model.generate(**enc, **kwargs)
         except torch.OutOfMemoryError as exc:
             raise UserError("Out of GPU memory during generation.",
                             "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.") from exc

@@ -13,25 +13,14 @@ choices, 「2つ選べ」 questions with several letters, extra fields (``choice
 from __future__ import annotations
 
 import argparse
-import json
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.errors import UserError, cli_guard
+from pipelines.jsonl import DataProblem, read_jsonl
 
 LETTERS = string.ascii_lowercase
-
-
-@dataclass(frozen=True)
-class DataProblem:
-    file: str
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
 
 
 @dataclass
@@ -98,33 +87,6 @@ class QuestionSet:
     problems: list[DataProblem]
     skipped_not_text_only: int
     source: str
-
-
-def _read_jsonl(path: Path, problems: list[DataProblem]) -> list[tuple[int, dict]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"Cannot read {path}: {exc.strerror}.", "Check the path and its permissions.") from exc
-    rows = []
-    for n, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            text = line.decode("utf-8-sig" if n == 1 else "utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(DataProblem(str(path), n, "(line)",
-                                        f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8"))
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(DataProblem(str(path), n, "(line)", f"malformed JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(DataProblem(str(path), n, "(line)", "expected a JSON object"))
-            continue
-        rows.append((n, obj))
-    return rows
 
 
 def _parse_points(value) -> float:
@@ -220,7 +182,7 @@ def load_questions(path: str | Path, *, on_error: str = "stop", include_images: 
         raise UserError(f"Question file {path} does not exist.",
                         "Pass an IgakuQA-format .jsonl file, e.g. assets/questions/sample_ja.jsonl.")
     problems: list[DataProblem] = []
-    rows = _read_jsonl(path, problems)
+    rows = read_jsonl(path, problems)
     questions: list[Question] = []
     seen: set[str] = set()
     for line, obj in rows:
@@ -256,7 +218,7 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
     by_id = {q.problem_id: q for q in questions}
     meta = _sidecar(path, "metadata")
     if meta.exists():
-        for line, obj in _read_jsonl(meta, problems):
+        for line, obj in read_jsonl(meta, problems):
             q = by_id.get(str(obj.get("problem_id")))
             if q is None:
                 continue
@@ -269,7 +231,7 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
                 problems.append(DataProblem(str(meta), line, "human_accuracy", "not a number; ignored"))
     trans = _sidecar(path, "translate")
     if trans.exists():
-        for _, obj in _read_jsonl(trans, problems):
+        for _, obj in read_jsonl(trans, problems):
             q = by_id.get(str(obj.get("problem_id")))
             if q is not None:
                 q.translation = {"problem_text": obj.get("problem_text"), "choices": obj.get("choices")}

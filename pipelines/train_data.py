@@ -21,13 +21,13 @@ is trained in the format it is tested in. Micro-batches come in three shapes
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from pipelines.errors import UserError
+from pipelines.jsonl import read_jsonl
 
 IGNORE = -100
 TEXT_SUFFIXES = {".txt", ".md"}
@@ -84,22 +84,7 @@ def content_hash(path: Path) -> str:
 # -- reading records ------------------------------------------------------------------
 
 def _read_jsonl(path: Path) -> list[dict]:
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}, line {lineno}: not valid JSON ({exc.msg} at column {exc.colno}).",
-                                "Fix or delete that line; each line must be one JSON object.") from None
-            if not isinstance(rec, dict):
-                raise UserError(f"{path}, line {lineno}: expected a JSON object, got {type(rec).__name__}.",
-                                "Each line must look like {\"instruction\": ..., \"input\": ..., \"output\": ...}.")
-            rec["_line"] = lineno
-            records.append(rec)
-    return records
+    return [dict(rec, _line=lineno) for lineno, rec in read_jsonl(path)]
 
 
 def _read_saved_dataset(path: Path) -> list[dict]:

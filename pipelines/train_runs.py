@@ -120,7 +120,7 @@ def list_runs(ws) -> list[dict]:
         run_dir = Path(row["run_dir"])
         if not run_dir.exists():
             continue
-        cfg = read_json(run_dir / "config.json")
+        cfg = read_json(run_dir / "config.json").get("config") or {}
         st = run_status(run_dir)
         runs.append({**row, "status": st.get("status"), "step": st.get("step", 0),
                      "max_steps": cfg.get("max_steps"), "method": cfg.get("method"),

@@ -95,10 +95,17 @@ class Workspace:
         return conn
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed on success, rolled back on any error."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on any error.
+
+        ``durable=False`` (``synchronous=NORMAL``) skips the fsync per commit: in WAL mode the
+        database still cannot be corrupted, but a power cut may lose the last commits. For
+        writes that are cheap to redo (cached API responses) when fsync is the bottleneck.
+        """
         conn = self.connect()
         try:
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")

@@ -60,7 +60,7 @@ def build_app(state: AppState) -> gr.Blocks:
             with t.tab(L["data"], id="data", elem_id="tab-data") as data_tab:
                 data = tab_data.create_data_tab(state, t, lang)
             with t.tab(L["train"], id="train", elem_id="tab-train"):
-                train = tab_train.create_train_tab(state, t, lang)
+                tab_train.create_train_tab(state, t, lang)
             with t.tab(L["compare"], id="compare", elem_id="tab-compare") as compare_tab:
                 compare = tab_compare.create_compare_tab(state, t, lang)
             with t.tab(L["charts"], id="charts", elem_id="tab-charts") as charts_tab:

@@ -274,7 +274,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     def do_import(path, name, lang_):
         try:
             datastore.open_store(ws)
-            n = curate._import_jsonl(ws, (name or "").strip() or Path(path).stem, path)
+            n = curate.import_alpaca_jsonl(ws, (name or "").strip() or Path(path).stem, path)
         except UserError as exc:
             return notice("error", str(exc)), gr.update()
         except OSError as exc:

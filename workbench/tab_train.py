@@ -10,7 +10,6 @@ import dataclasses
 import importlib.util
 import json
 import threading
-import time
 from pathlib import Path
 
 import gradio as gr

@@ -18,14 +18,7 @@ def list_runs(ws) -> list[dict]:
     if not training_available():
         return []
     from pipelines import train_runs
-    runs = train_runs.list_runs(ws)
-    for r in runs:
-        # config.json nests the settings under "config"; fill what the listing left empty.
-        cfg = train_runs.read_json(Path(r["run_dir"]) / "config.json").get("config") or {}
-        for key in ("max_steps", "method", "model", "preset"):
-            if r.get(key) is None:
-                r[key] = cfg.get(key)
-    return runs
+    return train_runs.list_runs(ws)
 
 
 def run_choices(ws) -> list[tuple[str, str]]:

@@ -84,6 +84,7 @@ def test_lora_run_checkpoints_reload_and_change_the_model(fixture, targets, batc
     assert card["hardware"]["device"] == "cpu"
     runs = train_runs.list_runs(workspace)
     assert runs[0]["run_dir"] == str(tmp_path / "run") and runs[0]["status"] == "finished"
+    assert runs[0]["max_steps"] == 6 and runs[0]["method"] == "lora" and runs[0]["model"] == str(base)
 
 
 def test_qlora_run_trains_a_4bit_base(tiny_llama_dir, workspace, tmp_path):

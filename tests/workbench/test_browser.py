@@ -4,7 +4,6 @@ a clear message, and a full Compare → Charts flow works on two tiny checkpoint
 Screenshots land in tests/artifacts/ (look at them)."""
 from __future__ import annotations
 
-import re
 
 import pytest
 
