@@ -111,7 +111,7 @@ def read_sft_records(source: DataSource) -> list[dict]:
                         "Pass a .jsonl file (one record per line) or a saved dataset folder.")
     out = []
     for rec in records:
-        where = f"{path}, line {rec['_line']}"
+        where = f"{path}:{rec['_line']}"
         instr, output = rec.get("instruction"), rec.get("output")
         if not isinstance(instr, str) or not instr.strip():
             raise UserError(f"{where}: missing or empty 'instruction'.",
@@ -141,7 +141,7 @@ def read_texts(source: DataSource) -> list[str]:
         texts = []
         for rec in records:
             if not isinstance(rec.get("text"), str):
-                raise UserError(f"{path}, line {rec['_line']}: no 'text' field.",
+                raise UserError(f"{path}:{rec['_line']}: no 'text' field.",
                                 "Continual pretraining reads raw text: .txt/.md files, or records with a 'text' field.")
             texts.append(rec["text"])
     texts = [t for t in texts if t.strip()]

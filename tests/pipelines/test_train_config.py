@@ -97,10 +97,10 @@ def test_malformed_jsonl_line_is_reported_with_its_number(workspace, tiny_llama_
     lines = path.read_text(encoding="utf-8").splitlines()
     lines.insert(3, '{"instruction": "x", "output": ')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"line 4: not valid JSON"):
+    with pytest.raises(UserError, match=r"d\.jsonl:4: malformed JSON"):
         train.prepare(TrainConfig(model=str(tiny_llama_dir), data=str(path)), workspace)
     path.write_text('{"instruction": "x", "output": "y"}\n{"instruction": "q", "input": ""}\n', encoding="utf-8")
-    with pytest.raises(UserError, match=r"line 2: missing or empty 'output'"):
+    with pytest.raises(UserError, match=r"d\.jsonl:2: missing or empty 'output'"):
         train.prepare(TrainConfig(model=str(tiny_llama_dir), data=str(path)), workspace)
 
 
