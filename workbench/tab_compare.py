@@ -232,11 +232,14 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     with t.make(gr.Accordion, L["free_title"], open=False, elem_id="free-accordion"):
         with gr.Row():
-            instruction = t.make(gr.Textbox, L["instruction"], value=FREE_DEFAULT[0], lines=2, scale=3)
-            free_input = t.make(gr.Textbox, L["input"], value=FREE_DEFAULT[1], lines=2, scale=2)
+            instruction = t.make(gr.Textbox, L["instruction"], value=FREE_DEFAULT[0], lines=2, scale=3,
+                                 elem_id="free-instruction")
+            free_input = t.make(gr.Textbox, L["input"], value=FREE_DEFAULT[1], lines=2, scale=2,
+                                elem_id="free-input")
         with gr.Row():
             free_fmt = t.make(gr.Dropdown, L["free_template"], choices=FREE_FORMATS, value="ja", scale=1)
-            free_tokens = t.make(gr.Number, L["max_new"], value=d.max_new_tokens, precision=0, scale=1)
+            free_tokens = t.make(gr.Number, L["max_new"], value=d.max_new_tokens, precision=0, scale=1,
+                                 elem_id="free-tokens")
             send = t.make(gr.Button, L["send"], variant="primary", scale=1, elem_id="free-send")
         free_out = gr.HTML(elem_id="free-out")
 

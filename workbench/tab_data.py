@@ -38,6 +38,7 @@ L = {
     "template": {"ja": "生成プロンプト", "en": "Generation prompt"},
     "pairs": {"ja": "1チャンクあたりのペア数", "en": "Pairs per chunk"},
     "max_requests": {"ja": "リクエスト上限（0＝無制限）", "en": "Request budget (0 = none)"},
+    "max_tokens": {"ja": "1回答あたりの最大トークン数", "en": "Max tokens per response"},
     "allow_pii": {"ja": "個人情報を含む文書の外部送信を許可する（許可を得ている場合のみ）", "en": "Allow sending text with personal data to a remote endpoint (only if you are permitted)"},
     "scan": {"ja": "個人情報チェック", "en": "Privacy check"},
     "generate": {"ja": "▶ 生成", "en": "▶ Generate"},
@@ -80,6 +81,22 @@ MSG = {
     "filtered": {"ja": "フィルタ結果：{counts}", "en": "Filter results: {counts}"},
     "exported": {"ja": "{n} 件を書き出しました：{path}", "en": "Exported {n} records: {path}"},
     "generating": {"ja": "生成", "en": "Generating"},
+    "nothing_parsed": {"ja": "回答から質問・回答ペアを1件も読み取れませんでした（{n} 件の応答は解析不能として保存済み）。"
+                             "より大きな生成モデルにするか、最大トークン数を増やしてください。",
+                       "en": "No question/answer pair could be read from the responses ({n} kept as unparseable). "
+                             "Use a larger generator model or raise the max tokens per response."},
+    "preparing": {"ja": "準備中（文書の読み込み・ローカルモデルの起動）…",
+                  "en": "preparing (reading documents, starting the local model)…"},
+    "blocked": {"ja": "{k} 件の個人情報らしき箇所（下の表）が見つかったため、このマシンの外にある {url} への送信を中止しました。"
+                      "何も送信していません。\n→ 個人情報を削除・匿名化する／URL を空欄にしてこのマシンで生成する／"
+                      "送信の許可がある場合に限り「外部送信を許可する」にチェックする、のいずれかを行ってください。",
+                "en": "{k} possible personal identifiers (table below) were found, so nothing was sent to {url}, which is "
+                      "not on this machine.\n→ Remove or de-identify them, leave the URL empty to generate on this "
+                      "machine, or, only if you are permitted, tick 'Allow sending text with personal data'."},
+    "counts": {"ja": "追加 {added} 件 · 解析不能 {unparseable} · キャッシュ {cached} · "
+                     "エラー {errors} · トークン {tokens}",
+               "en": "added {added} · unparseable {unparseable} · cached {cached} · "
+                     "errors {errors} · tokens {tokens}"},
     "count": {"ja": "{n} 件", "en": "{n} records"},
 }
 
@@ -97,6 +114,8 @@ class GenJob:
     error: str = ""
     started: float = field(default_factory=time.time)
     stop: threading.Event = field(default_factory=threading.Event)
+    findings: list = field(default_factory=list)     # what the privacy guard refused to send
+    blocked_url: str = ""
 
     def on_event(self, e: dict) -> None:
         self.counters.update({k: v for k, v in e.items() if isinstance(v, (int, float))})
@@ -112,6 +131,12 @@ def history_frame(ws, record_id: int) -> pd.DataFrame:
         if col in df:
             df[col] = pd.to_datetime(df[col], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S")
     return df
+
+
+def findings_frame(found: list[dict]) -> pd.DataFrame:
+    """Privacy-guard findings (``datagen.privacy_findings`` / ``PrivacyBlocked.findings``) as table rows."""
+    return pd.DataFrame([{"chunk": f["chunk_id"], "kind": f.get("label", f.get("kind")), "text": f.get("text")}
+                         for f in found], columns=FINDING_COLS)
 
 
 def notice(kind: str, text: str) -> str:
@@ -151,11 +176,14 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             docs = t.make(gr.Textbox, L["docs"], value=str(REPO / "assets" / "docs"), scale=3, elem_id="data-docs")
             dataset = t.make(gr.Textbox, L["dataset"], value="demo", scale=1, elem_id="data-dataset")
         with gr.Row():
-            gen_model = t.make(gr.Textbox, L["gen_model"], value="default", scale=2)
+            gen_model = t.make(gr.Textbox, L["gen_model"], value="default", scale=2, elem_id="data-gen-model")
             base_url = t.make(gr.Textbox, L["base_url"], value="", scale=2, elem_id="data-base-url")
             template = t.make(gr.Dropdown, L["template"], choices=datagen.available_templates(),
                               value=datagen.DatagenConfig.template, scale=1)
-            pairs = t.make(gr.Number, L["pairs"], value=datagen.DatagenConfig.pairs, precision=0, scale=1)
+            pairs = t.make(gr.Number, L["pairs"], value=datagen.DatagenConfig.pairs, precision=0, scale=1,
+                              elem_id="data-pairs")
+            max_tokens = t.make(gr.Number, L["max_tokens"], value=datagen.DatagenConfig.max_tokens, precision=0,
+                                minimum=1, scale=1, elem_id="data-max-tokens")
             max_req = t.make(gr.Number, L["max_requests"], value=0, precision=0, scale=1)
         allow_pii = t.make(gr.Checkbox, L["allow_pii"], value=False)
         with gr.Row():
@@ -207,12 +235,13 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         export_msg = gr.HTML(elem_id="data-export-msg")
 
     # -- generation ----------------------------------------------------------------------
-    def config(docs_, dataset_, model_, url_, template_, pairs_, max_req_, pii_):
+    def config(docs_, dataset_, model_, url_, template_, pairs_, max_tokens_, max_req_, pii_):
         return datagen.DatagenConfig(docs=docs_, dataset=(dataset_ or "").strip(), model=(model_ or "").strip(),
                                      base_url=(url_ or "").strip() or None, template=template_, pairs=int(pairs_ or 0),
+                                     max_tokens=int(max_tokens_ or datagen.DatagenConfig.max_tokens),
                                      max_requests=int(max_req_) if max_req_ else None, allow_remote_pii=bool(pii_),
                                      workspace=str(ws.root))
-    gen_inputs = [docs, dataset, gen_model, base_url, template, pairs, max_req, allow_pii]
+    gen_inputs = [docs, dataset, gen_model, base_url, template, pairs, max_tokens, max_req, allow_pii]
 
     def do_scan(*args):
         *vals, lang_ = args
@@ -221,8 +250,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         except UserError as exc:
             return notice("error", str(exc)), pd.DataFrame(columns=FINDING_COLS)
         found = datagen.privacy_findings(chunks)
-        frame = pd.DataFrame([{"chunk": f["chunk_id"], "kind": f.get("label", f.get("kind")), "text": f.get("text")}
-                              for f in found], columns=FINDING_COLS)
+        frame = findings_frame(found)
         if not found:
             return notice("ok", MSG["no_findings"][lang_].format(n=len(chunks))), frame
         return notice("error", MSG["findings"][lang_].format(k=len(found))), frame
@@ -232,7 +260,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     def do_generate(*args):
         *vals, lang_ = args
         if any(j.status == "running" for j in jobs.values()):
-            return notice("error", MSG["busy"][lang_]), gr.Timer(active=True)
+            return notice("error", MSG["busy"][lang_]), gr.Timer(active=True), gr.update()
         cfg = config(*vals)
         job = GenJob(cfg.dataset)
         jobs["current"] = job
@@ -242,6 +270,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                 final = datagen.run(cfg, job.on_event, stop=job.stop)
                 job.counters.update({k: v for k, v in (final or {}).items() if isinstance(v, (int, float))})
                 job.status = "stopped" if job.stop.is_set() else "finished"
+            except datagen.PrivacyBlocked as exc:      # refused before anything was sent
+                job.status, job.error, job.findings, job.blocked_url = "failed", str(exc), exc.findings, cfg.base_url
             except UserError as exc:
                 job.status, job.error = "failed", str(exc)
             except Exception as exc:  # shown in the page; the traceback goes to the server log
@@ -249,26 +279,39 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                 traceback.print_exc()
                 job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
         threading.Thread(target=work, daemon=True, name="datagen").start()
-        return job_html(lang_), gr.Timer(active=True)
+        return job_html(lang_), gr.Timer(active=True), pd.DataFrame(columns=FINDING_COLS)
 
     def job_html(lang_):
         job = jobs.get("current")
         if job is None:
             return ""
         c = job.counters
-        detail = (f"· records {c.get('added', c.get('records', 0))} · cached {c.get('cached', 0)} · "
-                  f"errors {c.get('errors', 0)} · tokens {c.get('total_tokens', 0)}")
+        if c.get("total"):
+            detail = "· " + MSG["counts"][lang_].format(
+                added=int(c.get("added", 0)),
+                unparseable=int(c.get("unparseable", 0)), cached=int(c.get("cached", 0)),
+                errors=int(c.get("errors", 0)), tokens=int(c.get("total_tokens", 0)))
+        else:
+            detail = "· " + MSG["preparing"][lang_] if job.status == "running" else ""
+        error = job.error
+        if job.findings:
+            error = MSG["blocked"][lang_].format(k=len(job.findings), url=job.blocked_url)
+        if job.status == "finished" and not c.get("records") and c.get("unparseable"):
+            error = MSG["nothing_parsed"][lang_].format(n=int(c["unparseable"]))
         return progress_html(f"{MSG['generating'][lang_]}: {job.dataset}", int(c.get("done", 0)),
                              int(c.get("total", 0)) or None, status=job.status, detail=detail,
-                             elapsed=time.time() - job.started, error=job.error)
+                             elapsed=time.time() - job.started, error=error)
 
     def poll(lang_):
         job = jobs.get("current")
         running = job is not None and job.status == "running"
-        return job_html(lang_), gr.Timer(active=running), gr.update(choices=dataset_names())
+        found = gr.update()
+        if job is not None and job.findings:
+            found = findings_frame(job.findings)
+        return job_html(lang_), gr.Timer(active=running), gr.update(choices=dataset_names()), found
 
-    gen_btn.click(do_generate, [*gen_inputs, lang], [gen_msg, gen_timer])
-    gen_timer.tick(poll, [lang], [gen_msg, gen_timer, ds])
+    gen_btn.click(do_generate, [*gen_inputs, lang], [gen_msg, gen_timer, findings])
+    gen_timer.tick(poll, [lang], [gen_msg, gen_timer, ds, findings])
     stop_btn.click(lambda: jobs["current"].stop.set() if "current" in jobs else None, None, None)
 
     def do_import(path, name, lang_):
