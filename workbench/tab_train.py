@@ -53,7 +53,7 @@ L = {
     "ckpts": {"ja": "チェックポイント（比較タブで評価できます）", "en": "Checkpoints (evaluate them in the Compare tab)"},
 }
 MSG = {
-    "launched": {"ja": "学習を開始しました：{run}", "en": "Training launched: {run}"},
+    "launched": {"ja": "学習を開始しました：{run}（{dir}）", "en": "Training launched: {run} ({dir})"},
     "bad_json": {"ja": "「その他の設定」が JSON として読めません：{err}", "en": "'Other settings' is not valid JSON: {err}"},
     "bad_number": {"ja": "{field} に数値を入力してください。", "en": "Enter a number for {field}."},
     "bad_steps": {"ja": "保存ステップは正の整数のカンマ区切りで入力してください（例：10,20）。",
@@ -61,13 +61,14 @@ MSG = {
     "no_run": {"ja": "ランを選んでください。", "en": "Choose a run first."},
     "stopping": {"ja": "停止を要求しました（再開用の状態を保存してから終了します）。",
                  "en": "Stop requested (the run saves a resume point, then exits)."},
-    "resumed": {"ja": "再開しました：{run}", "en": "Resumed: {run}"},
+    "resumed": {"ja": "再開しました：{run}（{dir}）", "en": "Resumed: {run} ({dir})"},
     "no_estimate": {"ja": "見積もり機能（pipelines.train_estimate）はまだありません。",
                     "en": "The estimator (pipelines.train_estimate) is not installed yet."},
     "training": {"ja": "学習", "en": "Training"},
 }
 FORM = ["model", "data", "method", "template", "learning_rate", "batch_size", "max_steps", "save_steps",
         "lora_r", "lora_alpha", "lora_dropout", "target_modules", "run_name"]
+CKPT_COLS = ["checkpoint", "step", "hours", "path"]
 HIDDEN = {"preset", "out", "workspace"} | set(FORM)
 
 
@@ -122,26 +123,35 @@ def runs_frame(ws) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "status", "step", "method", "model", "message"])
 
 
+def display_name(run_dir: str) -> str:
+    """The name the user gave the run (its directory name when it has none)."""
+    from pipelines import train_runs
+    cfg = train_runs.read_json(Path(run_dir) / "config.json").get("config") or {}
+    return cfg.get("run_name") or Path(run_dir).name
+
+
 def monitor(run_dir: str | None, lang: str):
     """(progress html, loss/lr figure, log tail, checkpoints frame) of one run."""
     from pipelines import train_runs
     if not run_dir:
-        return "", metric_chart.empty_figure(MSG["no_run"][lang]), "", pd.DataFrame()
+        return "", metric_chart.empty_figure(MSG["no_run"][lang]), "", pd.DataFrame(columns=CKPT_COLS)
     st = train_runs.run_status(run_dir)
     df = runs_view.read_metrics(run_dir)
     last = df.iloc[-1].to_dict() if len(df) else {}
     detail = ""
     if last:
-        detail = (f"· loss {last.get('loss', float('nan')):.4f} · {last.get('tokens_per_s', 0):.0f} tok/s"
-                  f" · ETA {format_seconds(last.get('eta_s'))}")
+        detail = f"· loss {last.get('loss', float('nan')):.4f} · {last.get('tokens_per_s', 0):.0f} tok/s"
+        if st.get("status") == "running":       # a stopped or finished run has no time left to estimate
+            detail += f" · ETA {format_seconds(last.get('eta_s'))}"
     error = st.get("message", "") if st.get("status") == "failed" else ""
-    html = progress_html(f"{MSG['training'][lang]}: {Path(run_dir).name}", int(st.get("step") or 0),
+    name = display_name(run_dir)
+    html = progress_html(f"{MSG['training'][lang]}: {name}", int(st.get("step") or 0),
                          int(st.get("max_steps") or 0) or None, status=st.get("status", "?"),
                          elapsed=last.get("elapsed_s"), detail=detail, error=error)
-    fig = metric_chart.run_curves(df, title=Path(run_dir).name, empty_message="…")
+    fig = metric_chart.run_curves(df, title=name, empty_message="…")
     ckpts = pd.DataFrame([{"checkpoint": c.get("name"), "step": c.get("step"),
                            "hours": round(c.get("train_hours") or 0, 4), "path": c.get("path")}
-                          for c in train_runs.list_checkpoints(run_dir)])
+                          for c in train_runs.list_checkpoints(run_dir)], columns=CKPT_COLS)
     return html, fig, tail(Path(run_dir) / "train.log", 30), ckpts
 
 
@@ -163,14 +173,14 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             description = gr.Markdown(desc, elem_id="train-preset-desc")
     with gr.Row():
         model = t.make(gr.Dropdown, L["model"], choices=[c for c in state.model_choices()], value=v["model"],
-                       allow_custom_value=True)
+                       allow_custom_value=True, elem_id="train-model")
         data = t.make(gr.Textbox, L["data"], value=v["data"], elem_id="train-data")
         method = t.make(gr.Dropdown, L["method"], choices=list(train.METHODS), value=v["method"])
         template = t.make(gr.Dropdown, L["template"], choices=["ja", "en", "chat", "ja_exam"], value=v["template"],
                           allow_custom_value=True)
     with gr.Row():
         lr = t.make(gr.Number, L["lr"], value=v["learning_rate"], elem_id="train-lr")
-        batch = t.make(gr.Number, L["batch"], value=v["batch_size"], precision=0)
+        batch = t.make(gr.Number, L["batch"], value=v["batch_size"], precision=0, elem_id="train-batch")
         steps = t.make(gr.Number, L["steps"], value=v["max_steps"], precision=0, elem_id="train-steps")
         save = t.make(gr.Textbox, L["save"], value=v["save_steps"], elem_id="train-save")
     with gr.Row():
@@ -220,7 +230,8 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         except UserError as exc:
             return (from_notice("error", str(exc).replace("\n  Fix: ", "\n→ ")), gr.update(), gr.update(),
                     gr.update())
-        return (from_notice("ok", MSG["launched"][lang_].format(run=launched.run_dir)), launched.cli,
+        return (from_notice("ok", MSG["launched"][lang_].format(run=display_name(launched.run_dir),
+                                                                 dir=launched.run_dir)), launched.cli,
                 gr.update(choices=runs_view.run_choices(ws), value=launched.run_dir), runs_frame(ws))
 
     launch_btn.click(do_launch, [preset, *form, other_box, lang], [message, command, run_sel, runs_table])
@@ -263,7 +274,7 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             launched = train.resume(run_dir)
         except UserError as exc:
             return from_notice("error", str(exc).replace("\n  Fix: ", "\n→ "))
-        return from_notice("ok", MSG["resumed"][lang_].format(run=launched.run_dir))
+        return from_notice("ok", MSG["resumed"][lang_].format(run=display_name(launched.run_dir), dir=launched.run_dir))
 
     stop_btn.click(do_stop, [run_sel, lang], [message])
     resume_btn.click(do_resume, [run_sel, lang], [message])

@@ -70,9 +70,14 @@ def test_free_form_prompt_is_answered_by_every_chosen_checkpoint(page):
 
 # -- 2. Train: stop a running run, resume it, one continuous loss curve ---------------------
 
+# plotly.py 6 ships arrays base64-encoded; plotly.js's decoded copy is ``_fullData``.
+PLOT_DATA = ("(() => { const g = document.querySelector('#train-curves .js-plotly-plot');"
+             " return g && g._fullData && g._fullData.length ? Array.from(g._fullData[0].x) : []; })()")
+
+
 def curve_steps(p) -> list[float]:
-    return p.evaluate("(() => { const g = document.querySelector('#train-curves .js-plotly-plot');"
-                      " return g && g.data && g.data.length ? Array.from(g.data[0].x) : []; })()")
+    """The x (step) values of the loss trace, as plotted."""
+    return p.evaluate(PLOT_DATA)
 
 
 def test_train_run_stops_then_resumes_to_the_end_with_one_continuous_loss_curve(page, tiny_llama_dir):
@@ -95,10 +100,10 @@ def test_train_run_stops_then_resumes_to_the_end_with_one_continuous_loss_curve(
     p.locator("#train-message .notice.info").wait_for(timeout=10_000)
     p.wait_for_function("document.querySelector('#train-progress').innerText.includes('stopped')",
                         timeout=90_000, polling=500)
+    page.shot("train_stopped")
     stopped_at = len(curve_steps(p))
     assert 2 <= stopped_at < 16, f"the run was not stopped mid-way ({stopped_at} steps logged)"
     assert "stopped" in text_of(p, "#train-runs")
-    page.shot("train_stopped")
 
     p.locator("#train-resume").click()
     p.locator("#train-message .notice.ok").wait_for(timeout=30_000)
@@ -107,8 +112,7 @@ def test_train_run_stops_then_resumes_to_the_end_with_one_continuous_loss_curve(
                         timeout=180_000, polling=1000)
     # One point per step, 1..16: the resumed run continues where the stopped one left off,
     # with no gap and no step logged twice.
-    p.wait_for_function("(() => { const g = document.querySelector('#train-curves .js-plotly-plot');"
-                        " return g && g.data && g.data[0].x.length == 16; })()", timeout=20_000)
+    p.wait_for_function(f"{PLOT_DATA}.length == 16", timeout=20_000)
     assert curve_steps(p) == list(range(1, 17))
     p.wait_for_function("document.querySelector('#train-ckpts').innerText.includes('ui-stop-resume@16')",
                         timeout=20_000)
