@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import datastore, privacy
+from pipelines import datastore, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import UserError, cli_guard
 from pipelines.qa_parse import parse_pairs
@@ -89,17 +89,12 @@ class PrivacyBlocked(UserError):
 # -- prompts and keys -------------------------------------------------------------
 
 def available_templates() -> list[str]:
-    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.txt"))
+    return prompts.available_templates(TEMPLATE_DIR)
 
 
 def load_prompt_template(name_or_path: str) -> tuple[str, str]:
     """(text, version): version = name + hash of the text, stored with every record."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".txt" and path.exists()):
-        path = TEMPLATE_DIR / f"{name_or_path}.txt"
-    if not path.exists():
-        raise UserError(f"Generation template {name_or_path!r} not found.",
-                        f"Use one of {', '.join(available_templates())}, or a path to a .txt file.")
+    path = prompts.find_template_file(name_or_path, TEMPLATE_DIR, "Generation template")
     text = path.read_text(encoding="utf-8")
     if "{input_text}" not in text:
         raise UserError(f"Template {path} has no {{input_text}} placeholder.",

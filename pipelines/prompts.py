@@ -35,17 +35,23 @@ class PromptTemplate:
         return instruction.join(filled).rstrip("\n") + "\n"
 
 
-def available_templates() -> list[str]:
-    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.txt") if "." not in p.stem)
+def available_templates(directory: Path = TEMPLATE_DIR) -> list[str]:
+    return sorted(p.stem for p in directory.glob("*.txt") if "." not in p.stem)
+
+
+def find_template_file(name_or_path: str, directory: Path = TEMPLATE_DIR, what: str = "Prompt template") -> Path:
+    """A ``.txt`` path as given, else ``directory/NAME.txt``; a clear error listing the choices."""
+    path = Path(name_or_path)
+    if path.suffix != ".txt" or not path.exists():
+        path = directory / f"{name_or_path}.txt"
+    if not path.exists():
+        raise UserError(f"{what} {name_or_path!r} not found.",
+                        f"Use one of {', '.join(available_templates(directory))}, or a path to a .txt file.")
+    return path
 
 
 def load_template(name_or_path: str) -> PromptTemplate:
-    path = Path(name_or_path)
-    if path.suffix != ".txt" or not path.exists():
-        path = TEMPLATE_DIR / f"{name_or_path}.txt"
-    if not path.exists():
-        raise UserError(f"Prompt template {name_or_path!r} not found.",
-                        f"Use one of {', '.join(available_templates())}, or a path to a .txt template.")
+    path = find_template_file(name_or_path)
     text = path.read_text(encoding="utf-8")
     if "{instruction}" not in text:
         raise UserError(f"Template {path} has no {{instruction}} placeholder.",
