@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines import loglik, scoring
+from pipelines import scoring
+from pipelines.backends import BackendSettings, check_loglik, open_backend
 from pipelines.errors import UserError, cli_guard
-from pipelines.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
+from pipelines.generation import GenerationSettings, Prompt
 from pipelines.igakuqa import LETTERS, Question, format_choices, load_questions
-from pipelines.models import ModelRef, load_model, resolve_model
+from pipelines.models import ModelRef, resolve_model
 from pipelines.prompts import PromptTemplate, load_template
 from pipelines.significance import bootstrap_ci
 from pipelines.workspace import Workspace, add_workspace_argument
@@ -56,9 +57,9 @@ class EvalConfig:
     stop: tuple[str, ...] = GenerationSettings.stop
     seed: int = 0
     limit: int | None = None
-    batch_size: int = 16
-    max_batch_tokens: int = 16384       # rows × (prompt + new tokens) per batch: bounds memory
-    concurrency: int = 4                # requests in flight for API endpoints
+    batch_size: int = BackendSettings.batch_size
+    max_batch_tokens: int = BackendSettings.max_batch_tokens  # rows × (prompt + new tokens) per batch
+    concurrency: int = BackendSettings.concurrency            # requests in flight for API endpoints
     shots_file: str = str(SHOTS_POOL)
     on_error: str = "stop"              # stop | skip  (bad lines in the question file)
     workspace: str | None = None
@@ -188,15 +189,6 @@ def _check_resume(out: Path, identity: dict) -> None:
                             "Use another --out directory, or delete that one to start over.")
 
 
-def _make_generator(ref: ModelRef, config: EvalConfig):
-    if ref.kind == "endpoint":
-        return None, EndpointGenerator(ref.base_url, ref.model_name, api_key_env=ref.api_key_env,
-                                       concurrency=config.concurrency, is_local=ref.is_local_endpoint)
-    model, tokenizer = load_model(ref)
-    return (model, tokenizer), LocalGenerator(model, tokenizer, batch_size=config.batch_size,
-                                           max_batch_tokens=config.max_batch_tokens)
-
-
 def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> dict:
     emit = on_event or (lambda e: None)
     config.validate()
@@ -205,9 +197,8 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> d
     template = load_template(config.template)
     pool = load_questions(config.shots_file).questions if 1 in config.shots else []
     ref = resolve_model(config.model, config.adapter, ws)
-    if config.method != "generate" and ref.kind == "endpoint":
-        raise UserError("Log-likelihood scoring needs the model's probabilities; an API endpoint gives none.",
-                        "Use --method generate for endpoint models.")
+    if config.method != "generate":
+        check_loglik(ref)
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,18 +248,16 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> d
 
 def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate, pool: list[Question],
               out: Path, emit, *, done: int, total: int) -> None:
-    loaded, generator = _make_generator(ref, config)
+    backend = open_backend(ref, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens,
+                           concurrency=config.concurrency)
     items = []
     for q, order, shots in todo:
         example = pick_example(q, pool, config.seed) if shots == 1 else None
         items.append((q, order, shots, example, build_prompt(q, template, example)))
     ll_scores: dict[int, tuple] = {}
     if config.method in ("loglik", "both"):
-        model, tokenizer = loaded
         mc = [i for i, it in enumerate(items) if not it[0].is_numeric]
-        texts = [generator.prompt_text(items[i][4]) for i in mc]
-        for i, res in zip(mc, loglik.score_questions(model, tokenizer, [items[i][0] for i in mc], texts,
-                                                     batch_size=config.batch_size)):
+        for i, res in zip(mc, backend.score_choices([items[i][0] for i in mc], [items[i][4] for i in mc])):
             ll_scores[i] = res
 
     with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
@@ -300,7 +289,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
                 if i in ll_scores:
                     write(i, None, 0, 0.0)
             return
-        for i, comp in generator.generate([it[4] for it in items], config.settings):
+        for i, comp in backend.generate([it[4] for it in items], config.settings):
             write(i, comp.text, comp.n_tokens, comp.seconds)
 
 

@@ -1,7 +1,9 @@
-"""Text generation backends for evaluation: a batched local engine and an API endpoint.
+"""The first two generation backends: a batched local engine and an API endpoint.
 
-Both take ``Prompt`` objects (a plain completion prompt, or chat messages) and yield
-``(index, Completion)`` as each finishes, so callers can persist results incrementally.
+Both implement ``pipelines.backends.Backend`` (how one is chosen from a model reference, and
+how to add another, is written there): they take ``Prompt`` objects (a plain completion
+prompt, or chat messages) and yield ``(index, Completion)`` as each finishes, so callers can
+persist results incrementally.
 
 The local engine is where evaluation time goes. What makes it fast on a CPU or a GPU:
 * prompts sorted by token length and batched under a token budget (rows × (longest prompt
@@ -20,8 +22,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Iterator
+from urllib.parse import urlparse
 
+from pipelines import loglik
 from pipelines.errors import UserError
+from pipelines.igakuqa import Question
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,26 @@ class Completion:
     info: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend is, for logs and the UI."""
+    kind: str           # 'local' (in-process Hugging Face model) | 'endpoint' (OpenAI-compatible API) | …
+    label: str          # the model, as the user referred to it
+    device: str         # 'cpu', 'cuda:0' …; an endpoint's base URL
+    local: bool         # True when nothing leaves this machine
+
+    @property
+    def where(self) -> str:
+        """Short: the device, or the endpoint's host and port."""
+        return urlparse(self.device).netloc or self.device
+
+
+def loglik_refused(label: str) -> UserError:
+    return UserError(f"Log-likelihood scoring needs the model's token probabilities; {label} is an API "
+                     "endpoint, which gives only text.",
+                     "Use --method generate for endpoint models (loglik and both need a local model).")
+
+
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
     cut = len(text)
     for s in stops:
@@ -59,10 +84,15 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
 
 
 class LocalGenerator:
+    """The local Hugging Face engine: a loaded model and tokenizer, in this process."""
+
+    supports_loglik = True
+
     def __init__(self, model, tokenizer, *, batch_size: int = 16, max_batch_tokens: int = 16384,
-                 static_cache: bool = True):
+                 static_cache: bool = True, label: str | None = None):
         self.model = model
         self.tokenizer = tokenizer
+        self.label = label or getattr(model, "name_or_path", "") or type(model).__name__
         self.batch_size = max(1, batch_size)
         self.max_batch_tokens = max_batch_tokens
         self.static_cache = static_cache
@@ -75,6 +105,15 @@ class LocalGenerator:
                                 "Use --template ja or --template en (the paper's Alpaca formats).")
             return self.tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
         return prompt.text or ""
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(kind="local", label=self.label, device=str(self.model.device), local=True)
+
+    def score_choices(self, questions: list[Question], prompts: list[Prompt]
+                      ) -> list[tuple[dict[str, float], dict[str, float]]]:
+        """Per question: (sum log-prob per letter, per character per letter); see pipelines.loglik."""
+        texts = [self.prompt_text(p) for p in prompts]
+        return loglik.score_questions(self.model, self.tokenizer, questions, texts, batch_size=self.batch_size)
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
         texts = [self.prompt_text(p) for p in prompts]
@@ -147,6 +186,8 @@ class LocalGenerator:
 class EndpointGenerator:
     """Any OpenAI-compatible chat endpoint (ChatGPT, the workbench's own server, vLLM …)."""
 
+    supports_loglik = False   # chat completions give text, not the probability of a given choice
+
     def __init__(self, base_url: str, model_name: str, *, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, timeout: float = 120.0, is_local: bool = False):
         from openai import OpenAI
@@ -156,8 +197,15 @@ class EndpointGenerator:
             raise UserError(f"No API key for {base_url}: the environment variable {api_key_env} is empty.",
                             f"export {api_key_env}=... (the key is read from the environment only, never stored).")
         self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=5)
-        self.model_name = model_name
+        self.base_url, self.model_name, self.is_local = base_url, model_name, is_local
         self.concurrency = max(1, concurrency)
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(kind="endpoint", label=f"{self.model_name} @ {self.base_url}", device=self.base_url,
+                           local=self.is_local)
+
+    def score_choices(self, questions: list[Question], prompts: list[Prompt]) -> list:
+        raise loglik_refused(self.describe().label)
 
     def _one(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
         import openai

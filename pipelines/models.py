@@ -210,7 +210,7 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
     """Load (model, tokenizer) for a local reference, adapter applied, in eval mode."""
     if ref.kind != "local":
         raise UserError(f"{ref.spec} is an API endpoint, not a local model.",
-                        "Use an endpoint client for it (the evaluation engine does this itself).")
+                        "Open it with pipelines.backends.open_backend, which picks the endpoint client.")
     import torch
     from transformers import AutoModelForCausalLM
 

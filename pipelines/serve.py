@@ -305,15 +305,18 @@ class ServerHandle:
 
 
 def load_engine(config: ServeConfig) -> ChatEngine:
-    from pipelines.models import load_model, resolve_model
+    from pipelines.backends import backend_type, open_backend
+    from pipelines.generation import LocalGenerator
+    from pipelines.models import resolve_model
     ws = Workspace.resolve(config.workspace)
     ref = resolve_model(config.model, config.adapter, ws)
-    if ref.kind != "local":
+    # Streaming and the per-request lock need the Hugging Face model itself, in this process.
+    if backend_type(ref) is not LocalGenerator:
         raise UserError(f"{config.model} is already an API endpoint; there is nothing to serve.",
                         "Serve a local model: --model default, a model directory, or a registered checkpoint.")
-    model, tokenizer = load_model(ref, device=config.device)
+    backend = open_backend(ref, device=config.device)
     model_id = config.model_id or (Path(ref.spec).name if "/" in ref.spec else ref.spec)
-    return ChatEngine(model, tokenizer, model_id=model_id, prompt_format=config.prompt_format,
+    return ChatEngine(backend.model, backend.tokenizer, model_id=model_id, prompt_format=config.prompt_format,
                       max_tokens=config.max_tokens)
 
 

@@ -1,6 +1,6 @@
 """What the running app holds between requests: the workspace, the embedded model's
 preparation (started in the background at launch, so the first page never waits for it),
-loaded models for free-form prompts, and the evaluation batch in progress.
+the backends opened for free-form prompts, and the evaluation batch in progress.
 """
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from pipelines.workspace import Workspace
 
 
 @dataclass
-class ModelSlot:
+class BackendSlot:
     status: str = "idle"         # idle | loading | ready | failed
     error: str = ""
-    model: object = None
-    tokenizer: object = None
+    backend: object = None       # pipelines.backends.Backend once ready
     seconds: float = 0.0
 
 
@@ -30,7 +29,7 @@ class AppState:
     default_status: str = "idle"        # idle | preparing | ready | failed
     default_error: str = ""
     eval_batch: object = None           # workbench.eval_jobs.EvalBatch
-    models: dict[str, ModelSlot] = field(default_factory=dict)
+    backends: dict[str, BackendSlot] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the embedded default model ----------------------------------------------
@@ -56,23 +55,19 @@ class AppState:
             self.default_status, self.default_error = "failed", f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
 
-    # -- models for free-form prompts ---------------------------------------------
-    def load_model(self, spec: str) -> ModelSlot:
-        """Load (once) and return the model behind a reference; blocks the calling worker only."""
-        from pipelines.models import load_model, resolve_model
+    # -- backends for free-form prompts -------------------------------------------
+    def backend(self, spec: str) -> BackendSlot:
+        """Open (once) and return the backend for a reference; blocks the calling worker only."""
+        from pipelines.backends import open_backend
 
         with self._lock:
-            slot = self.models.setdefault(spec, ModelSlot())
+            slot = self.backends.setdefault(spec, BackendSlot())
             if slot.status == "ready":
                 return slot
             slot.status, slot.error = "loading", ""
         t0 = time.perf_counter()
         try:
-            ref = resolve_model(spec, None, self.workspace)
-            if ref.kind == "endpoint":
-                slot.model, slot.tokenizer = ref, None
-            else:
-                slot.model, slot.tokenizer = load_model(ref)
+            slot.backend = open_backend(spec, self.workspace)
             slot.status, slot.seconds = "ready", time.perf_counter() - t0
         except UserError as exc:
             slot.status, slot.error = "failed", str(exc)

@@ -15,6 +15,8 @@ from components import answer_card, blind_review, side_by_side
 from components.run_monitor import progress_html
 from pipelines.errors import UserError
 from pipelines.evaluate import EvalConfig, read_results
+from pipelines.freeform import FORMATS as FREE_FORMATS
+from pipelines.freeform import answer as freeform_answer
 from pipelines.igakuqa import load_questions
 from pipelines.prompts import available_templates
 from workbench import eval_jobs
@@ -77,7 +79,6 @@ MSG = {
 }
 PER_PAGE = 10
 FREE_DEFAULT = ("以下の疾患を持つ患者に行うべき治療について詳細に説明してください。", "深部静脈血栓症")
-FREE_FORMATS = ["ja", "en", "chat", "raw"]
 
 
 def notice(kind: str, text: str) -> str:
@@ -404,27 +405,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
 def free_answer(state: AppState, spec: str, instruction: str, inp: str, fmt: str, max_new_tokens: int) -> str:
     """One checkpoint's answer to a free-form prompt, as an answer card (errors shown in it)."""
-    from pipelines.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
-    from pipelines.prompts import load_template
-
-    slot = state.load_model(spec)
+    slot = state.backend(spec)
     if slot.status != "ready":
         return answer_card.free_answer_card(spec, slot.error or slot.status, "error")
-    if fmt == "raw":
-        prompt = Prompt(text=instruction + ("\n" + inp if inp else ""))
-    elif fmt == "chat":
-        prompt = Prompt(messages=[{"role": "user", "content": instruction + ("\n" + inp if inp else "")}])
-    else:
-        prompt = Prompt(text=load_template(fmt).render(instruction, inp))
-    settings = GenerationSettings(max_new_tokens=max_new_tokens)
     try:
-        if slot.tokenizer is None:  # an API endpoint
-            ref = slot.model
-            gen = EndpointGenerator(ref.base_url, ref.model_name, api_key_env=ref.api_key_env,
-                                    is_local=ref.is_local_endpoint)
-        else:
-            gen = LocalGenerator(slot.model, slot.tokenizer, batch_size=1)
-        (_, comp), = list(gen.generate([prompt], settings))
+        comp = freeform_answer(slot.backend, instruction, inp, fmt, max_new_tokens)
     except UserError as exc:
         return answer_card.free_answer_card(spec, user_error_text(exc), "error")
-    return answer_card.free_answer_card(spec, comp.text, f"{comp.n_tokens} tok · {comp.seconds:.1f}s")
+    info = f"{comp.n_tokens} tok · {comp.seconds:.1f}s · {slot.backend.describe().where}"
+    return answer_card.free_answer_card(spec, comp.text, info)
