@@ -104,7 +104,8 @@ def open_backend(ref_or_spec: ModelRef | str, workspace: Workspace | None = None
                  **settings) -> Backend:
     """The backend for a model reference (a string as every CLI takes it, or a resolved ``ModelRef``).
 
-    ``settings`` are ``BackendSettings`` fields; each backend reads those it uses.
+    ``adapter`` applies to a string reference (a ``ModelRef`` carries its own); ``settings`` are
+    ``BackendSettings`` fields, and each backend reads those it uses.
     """
     ref = ref_or_spec if isinstance(ref_or_spec, ModelRef) else resolve_model(ref_or_spec, adapter, workspace)
     backend_type(ref)

@@ -2,10 +2,9 @@
 chosen from the model reference alone, and the free-form prompt works through any of them."""
 import pytest
 
-from pipelines import freeform, loglik
+from pipelines import evaluate, freeform, loglik
 from pipelines.backends import Backend, BackendInfo, check_loglik, open_backend
 from pipelines.errors import UserError
-from pipelines.evaluate import build_prompt
 from pipelines.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
 from pipelines.igakuqa import load_questions
 from pipelines.models import resolve_model
@@ -71,13 +70,16 @@ def test_an_endpoint_refuses_log_likelihoods_and_says_why(workspace, fake_server
     assert "--method generate" in err.value.fix
     with pytest.raises(UserError, match="token probabilities"):   # and before anything is opened
         check_loglik(ref)
-    assert fake_server.requests == 0
     check_loglik(resolve_model("default", None, workspace, prepare=False))
+    out = workspace.root / "ev"
+    with pytest.raises(UserError, match="token probabilities"):   # an evaluation stops before its first file
+        evaluate.run(evaluate.EvalConfig(model=ref.spec, method="both", out=str(out), workspace=str(workspace.root)))
+    assert not out.exists() and fake_server.requests == 0
 
 
 def test_local_log_likelihoods_are_the_loglik_module_s(tiny_backend):
     qs = [q for q in load_questions(SAMPLE_QUESTIONS, limit=4).questions if not q.is_numeric]
-    prompts = [build_prompt(q, load_template("ja"), None) for q in qs]
+    prompts = [evaluate.build_prompt(q, load_template("ja"), None) for q in qs]
     got = tiny_backend.score_choices(qs, prompts)
     want = loglik.score_questions(tiny_backend.model, tiny_backend.tokenizer, qs, [p.text for p in prompts])
     assert len(got) == len(qs) and set(got[0][0]) == set(qs[0].letters)
