@@ -13,8 +13,17 @@ class UserError(Exception):
         super().__init__(problem if not fix else f"{problem}\n  Fix: {fix}")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or a stop request) after finished work was saved; ``resume`` says how to go on."""
+
+    def __init__(self, resume: str | None = None):
+        self.resume = resume
+        super().__init__(resume or "")
+
+
 def cli_guard(main):
-    """Decorator for ``main()`` functions: print UserErrors plainly and exit 2."""
+    """Decorator for ``main()`` functions: UserErrors plainly with exit 2; Ctrl-C quietly with
+    exit 130 (the shell's convention for SIGINT) and, when the pipeline said so, how to resume."""
     import functools
     import sys
 
@@ -25,5 +34,10 @@ def cli_guard(main):
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt as exc:
+            resume = getattr(exc, "resume", None)
+            print("\ninterrupted: what finished is saved." + (f"\n  Resume: {resume}" if resume else ""),
+                  file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
 
     return wrapper
