@@ -29,6 +29,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (what Gradio would fail on after printing its URL)."""
+    import socket
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        # No SO_REUSEADDR: a port another server is bound to must count as taken.
+        try:
+            s.bind((host if host != "localhost" else "127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def next_free_port(host: str, start: int, tries: int = 50) -> int | None:
+    return next((p for p in range(start, min(start + tries, 65536)) if port_is_free(host, p)), None)
+
+
 def parse_auth(value: str | None) -> tuple[str, str] | None:
     if value is None:
         return None
@@ -57,6 +74,11 @@ def main(argv: list[str] | None = None) -> None:
                          "and it shows medical data.\n  Fix: add --auth USER:PASSWORD, or use --host 127.0.0.1.")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a valid port (1-65535).")
+    if not port_is_free(args.host, args.port):
+        free = next_free_port(args.host, args.port + 1)
+        fix = f"start on a free port: python launch.py --port {free}" if free else "choose another --port"
+        raise SystemExit(f"error: port {args.port} on {args.host} is already in use (another workbench, or "
+                         f"another program, is listening there).\n  Fix: open that one, stop it, or {fix}.")
 
     from pipelines.errors import UserError
     from pipelines.workspace import Workspace

@@ -34,3 +34,17 @@ def test_help_lists_the_flags():
     out = subprocess.run([sys.executable, "launch.py", "--help"], cwd=REPO, capture_output=True, text=True).stdout
     for flag in ("--host", "--port", "--workspace", "--auth", "--lang"):
         assert flag in out
+
+
+def test_busy_port_is_refused_before_any_banner_and_a_free_one_offered(tmp_path):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert not launch.port_is_free("127.0.0.1", port)
+        proc = subprocess.run([sys.executable, "launch.py", "--port", str(port), "--workspace", str(tmp_path)],
+                              cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "already in use" in proc.stderr and "--port " in proc.stderr
+    assert "http://" not in proc.stdout and "Traceback" not in proc.stderr
