@@ -16,7 +16,7 @@ is shown. So the flags, the UI's defaults and the docs cannot drift apart.
 
 Types: ``bool`` → ``--x/--no-x``; ``Literal[...]`` or ``metadata=choices(...)`` → choices;
 ``list``/``tuple`` → several values (space- or comma-separated); ``X | None`` → optional.
-Field metadata (helpers below): ``required()``, ``choices(...)``, ``aliases(...)`` (old spellings,
+Field metadata (helpers below): ``required()``, ``positional()``, ``choices(...)``, ``aliases(...)`` (old spellings,
 hidden from --help for one release), ``no_cli()``, ``metavar(...)``.
 
 Flags every CLI spells the same way live in ``COMMON`` (``--workspace``, ``--max-new-tokens``,
@@ -51,6 +51,11 @@ def choices(*values) -> dict:
 def aliases(*flags: str) -> dict:
     """Old flag spellings, accepted but not shown (kept for one release)."""
     return {"cli_aliases": tuple(flags)}
+
+
+def positional() -> dict:
+    """``python -m pipelines.x FILE`` rather than ``--file FILE`` (for the one obvious input)."""
+    return {"cli_positional": True}
 
 
 def no_cli() -> dict:
@@ -211,6 +216,13 @@ def add_field(parser, name: str, tp, default, doc: str, md: dict) -> None:
         kwargs.update(type=conv, choices=md.get("cli_choices") or ch)
         if conv in (int, float) and not kwargs.get("choices"):
             kwargs.setdefault("metavar", "N" if conv is int else "X")
+    if md.get("cli_positional"):
+        kwargs.pop("dest")
+        kwargs.pop("default")
+        if origin in (list, tuple):
+            kwargs["nargs"] = "+"
+        parser.add_argument(name, help=help_text or None, **kwargs)
+        return
     if md.get("cli_required"):
         kwargs["required"] = True
     else:

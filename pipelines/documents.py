@@ -12,13 +12,13 @@ paragraph of a document re-sends only the chunks whose text changed.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
+from pipelines import cli
 from pipelines.errors import UserError, cli_guard
 
 SUFFIXES = (".txt", ".md", ".pdf")
@@ -169,14 +169,17 @@ def chunk_documents(docs: Sequence[Document], **kwargs) -> list[Chunk]:
     return [c for d in docs for c in chunk_document(d, **kwargs)]
 
 
+@dataclass
+class ChunkConfig:
+    docs: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # folder or file (.txt/.md/.pdf)
+    by: Literal["lines", "tokens"] = "lines"   # tokens: approximate without a tokenizer
+    size: int = 20                             # lines or tokens per chunk
+    overlap: int = 2                           # lines or tokens shared by neighbouring chunks
+
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Show how documents are cut into chunks.")
-    parser.add_argument("docs")
-    parser.add_argument("--by", choices=["lines", "tokens"], default="lines")
-    parser.add_argument("--size", type=int, default=20)
-    parser.add_argument("--overlap", type=int, default=2)
-    args = parser.parse_args(argv)
+    args = cli.config_from_args(ChunkConfig, cli.config_parser("documents", ChunkConfig, __doc__).parse_args(argv))
     chunks = chunk_documents(load_documents(args.docs), by=args.by, size=args.size, overlap=args.overlap)
     for c in chunks:
         print(f"{c.id}\t{len(c.text)} chars\t{c.text[:40]!r}")

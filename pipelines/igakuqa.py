@@ -12,11 +12,12 @@ choices, 「2つ選べ」 questions with several letters, extra fields (``choice
 """
 from __future__ import annotations
 
-import argparse
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from pipelines import cli
 from pipelines.errors import UserError, cli_guard
 from pipelines.jsonl import DataProblem, read_jsonl
 
@@ -242,12 +243,16 @@ def format_choices(q: Question) -> str:
     return "\n".join(f"{letter}. {text}" for letter, text in zip(q.letters, q.choices))
 
 
+@dataclass
+class ValidateConfig:
+    file: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # IgakuQA-format .jsonl file
+    on_error: Literal["stop", "skip"] = "skip"  # stop at the first bad line, or report them all
+
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Validate an IgakuQA-format question file.")
-    parser.add_argument("file")
-    parser.add_argument("--on-error", choices=["stop", "skip"], default="skip")
-    args = parser.parse_args(argv)
+    """Exit 0 when every line is good, 1 when some are bad (so scripts and CI can rely on it)."""
+    args = cli.config_from_args(ValidateConfig, cli.config_parser("igakuqa", ValidateConfig, __doc__).parse_args(argv))
     qs = load_questions(args.file, on_error=args.on_error)
     multi = sum(1 for q in qs.questions if len(q.answer) > 1 and not q.is_numeric)
     numeric = sum(1 for q in qs.questions if q.is_numeric)
@@ -255,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{qs.skipped_not_text_only} skipped (images); {len(qs.problems)} problem(s)")
     for p in qs.problems:
         print(f"  {p}")
+    if qs.problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,11 @@ proper de-identification step for data that must be anonymised.
 """
 from __future__ import annotations
 
-import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines import cli
 from pipelines.errors import cli_guard
 
 KINDS = {
@@ -169,11 +169,15 @@ def summarize(findings: list[Finding], limit: int = 10) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class ScanConfig:
+    files: list[str] = field(metadata=cli.meta(cli.required(), cli.positional()))  # documents to scan
+
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Scan documents for personal data (Japanese clinical text).")
-    parser.add_argument("files", nargs="+")
-    args = parser.parse_args(argv)
+    """Exit 1 when anything was found, so a script can refuse to send the files on."""
+    args = cli.config_from_args(ScanConfig, cli.config_parser("privacy", ScanConfig, __doc__).parse_args(argv))
     from pipelines.documents import load_document
     total = 0
     for f in args.files:
