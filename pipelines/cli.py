@@ -220,7 +220,9 @@ def add_field(parser, name: str, tp, default, doc: str, md: dict) -> None:
         kwargs.pop("dest")
         kwargs.pop("default")
         if origin in (list, tuple):
-            kwargs["nargs"] = "+"
+            kwargs["nargs"] = "+" if md.get("cli_required") else "*"
+        elif not md.get("cli_required"):
+            kwargs.update(nargs="?", default=None)
         parser.add_argument(name, help=help_text or None, **kwargs)
         return
     if md.get("cli_required"):
