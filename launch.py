@@ -2,10 +2,14 @@
 
     python launch.py                      # http://127.0.0.1:7860, embedded model, sample data
     python launch.py --lang en --port 8000 --workspace /data/jmedlora
-    python launch.py --host 0.0.0.0 --auth doctor:secret    # reachable from the ward's network
+    python launch.py --host 0.0.0.0       # reachable from the ward's network (login required)
+    python launch.py --no-auth            # a single-user laptop: no login
 
-Nothing is sent anywhere: analytics are off and no model is fetched. Listening beyond this
-machine (any --host other than loopback) requires --auth.
+Every page and API call needs a login by default: users are named, their passwords hashed in
+WORKSPACE/users.json (``python -m pipelines.auth add NAME``); on the first start an ``admin``
+user is created and its password printed once. Every login attempt goes to the audit log
+(``python -m pipelines.audit verify``). Nothing is sent anywhere: analytics are off and no
+model is fetched. Listening beyond this machine (any --host other than loopback) needs a login.
 """
 from __future__ import annotations
 
@@ -61,17 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--workspace", default=None, help="workspace directory (default: $JMEDLORA_WORKSPACE or ./workspace)")
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                   help="require a login; mandatory when --host is not loopback")
+                   help="one more login for this start only, besides the users of WORKSPACE/users.json")
+    p.add_argument("--no-auth", action="store_true",
+                   help="no login at all: only for a single-user machine (anyone with an account on it can "
+                        "then use the workbench); refused with a --host other than loopback")
     p.add_argument("--lang", choices=["ja", "en"], default="ja", help="start language (switchable in the page)")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    auth = parse_auth(args.auth)
-    if not is_loopback(args.host) and auth is None:
+    extra = parse_auth(args.auth)
+    if args.no_auth and extra:
+        raise SystemExit("error: --auth and --no-auth contradict each other.\n  Fix: drop one of them.")
+    if not is_loopback(args.host) and args.no_auth:
         raise SystemExit(f"error: --host {args.host} makes the workbench reachable from other machines, "
-                         "and it shows medical data.\n  Fix: add --auth USER:PASSWORD, or use --host 127.0.0.1.")
+                         "and it shows medical data.\n  Fix: drop --no-auth (log in with a named user), "
+                         "or use --host 127.0.0.1.")
     if not 0 < args.port < 65536:
         raise SystemExit(f"error: --port {args.port} is not a valid port (1-65535).")
     if not port_is_free(args.host, args.port):
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: port {args.port} on {args.host} is already in use (another workbench, or "
                          f"another program, is listening there).\n  Fix: open that one, stop it, or {fix}.")
 
+    from pipelines import auth as users
     from pipelines.errors import UserError
     from pipelines.workspace import Workspace
     from workbench.app import CSS, build_app
@@ -89,12 +100,24 @@ def main(argv: list[str] | None = None) -> None:
         ws = Workspace.resolve(args.workspace)
     except (OSError, UserError) as exc:
         raise SystemExit(f"error: cannot use workspace {args.workspace!r}: {exc}")
+    gate = None
+    if not args.no_auth:
+        try:
+            first_password = users.ensure_first_user(ws.root)
+        except UserError as exc:
+            raise SystemExit(f"error: {exc}")
+        if first_password:
+            print(f"First start: created the user 'admin' with the password\n\n    {first_password}\n\n"
+                  "It is shown only this once. Add named users with: python -m pipelines.auth add NAME",
+                  flush=True)
+        gate = users.Gate(ws.root, extra=dict([extra]) if extra else {})
     state = AppState(workspace=ws, lang=args.lang)
     state.prepare_default_in_background()
     demo = build_app(state)
     demo.queue(default_concurrency_limit=4)
-    print(f"JMedLoRA Workbench: http://{args.host}:{args.port}  (workspace {ws.root})", flush=True)
-    demo.launch(server_name=args.host, server_port=args.port, auth=auth, share=False, show_error=True,
+    mode = "login required" if gate else "NO LOGIN (--no-auth): anyone with an account on this machine can use it"
+    print(f"JMedLoRA Workbench: http://{args.host}:{args.port}  (workspace {ws.root}; {mode})", flush=True)
+    demo.launch(server_name=args.host, server_port=args.port, auth=gate, share=False, show_error=True,
                 inbrowser=False, css=CSS, footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
                 enable_monitoring=False, allowed_paths=[str(ws.root / "exports")])
 

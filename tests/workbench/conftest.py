@@ -59,7 +59,9 @@ def app_url(app_workspace):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "app.log", "w")
     env = {**os.environ, "JMEDLORA_WORKSPACE": str(app_workspace.root)}
-    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(app_workspace.root)],
+    # --no-auth: these tests drive the pages; login itself is tested in test_launch.py.
+    proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(app_workspace.root),
+                             "--no-auth"],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/"
     t0 = time.time()

@@ -1,0 +1,65 @@
+"""Named users, hashed passwords, throttled logins, every attempt audited."""
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import audit, auth
+from pipelines.errors import UserError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_first_start_creates_admin_once_and_stores_no_password(tmp_path):
+    pw = auth.ensure_first_user(tmp_path)
+    assert pw and auth.ensure_first_user(tmp_path) is None
+    text = auth.users_path(tmp_path).read_text()
+    assert pw not in text and json.loads(text)["users"]["admin"]["role"] == "admin"
+    assert stat.S_IMODE(auth.users_path(tmp_path).stat().st_mode) == 0o600
+    gate = auth.Gate(tmp_path)
+    assert gate("admin", pw) and not gate("admin", pw + "x")
+
+
+def test_lockout_after_repeated_failures_and_every_attempt_audited(tmp_path, monkeypatch):
+    auth.set_user(tmp_path, "dr_sato", "correct horse battery")
+    gate = auth.Gate(tmp_path)
+    for _ in range(auth.MAX_FAILURES):
+        assert not gate("dr_sato", "guess")
+    assert gate.locked("dr_sato")
+    assert not gate("dr_sato", "correct horse battery")         # right password, but locked
+    log = [(e["user"], e["action"]) for e in audit.entries(tmp_path) if e["action"].startswith("login")]
+    assert log == [("dr_sato", "login_failed")] * auth.MAX_FAILURES + [("dr_sato", "login_locked")]
+    monkeypatch.setattr(auth.time, "time", lambda: 10**12)       # the lock expires
+    assert gate("dr_sato", "correct horse battery")
+    assert audit.entries(tmp_path)[-1]["action"] == "login"
+    assert audit.verify(tmp_path).ok
+
+
+def test_unknown_user_fails_like_a_wrong_password(tmp_path):
+    auth.set_user(tmp_path, "a", "0123456789")
+    gate = auth.Gate(tmp_path)
+    assert not gate("nobody", "0123456789")
+    assert audit.entries(tmp_path)[-1]["detail"] == {"known_user": False}
+
+
+@pytest.mark.parametrize("name,pw,msg", [("bad name", "0123456789", "not allowed"), ("ok", "short", "too short")])
+def test_bad_users_refused(tmp_path, name, pw, msg):
+    with pytest.raises(UserError, match=msg):
+        auth.set_user(tmp_path, name, pw)
+
+
+def test_cli_add_list_remove(tmp_path):
+    def run(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "pipelines.auth", *args, "--workspace", str(tmp_path)],
+                              cwd=REPO, capture_output=True, text=True, input=stdin)
+    assert run("add", "nurse1", "--password-stdin", stdin="long enough pw\n").returncode == 0
+    assert "nurse1\tuser" in run("list").stdout
+    assert auth.Gate(tmp_path)("nurse1", "long enough pw")
+    bad = run("remove", "ghost")
+    assert bad.returncode == 2 and "No user 'ghost'" in bad.stderr and "Traceback" not in bad.stderr
+    assert run("remove", "nurse1").returncode == 0 and "nurse1" not in run("list").stdout
