@@ -2,3 +2,7 @@
 
 Each module is usable as ``python -m pipelines.<name>`` and importable from Python.
 """
+
+from pipelines import quiet as _quiet
+
+_quiet.install()
