@@ -14,7 +14,6 @@ model is fetched. Listening beyond this machine (any --host other than loopback)
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 
@@ -25,12 +24,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Listening here reaches only this machine (by resolved address, not by spelling)."""
+    from pipelines.locality import is_local
+    return is_local(host, allow=[])
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -52,10 +52,9 @@ class ModelRef:
 
     @property
     def is_local_endpoint(self) -> bool:
-        """True when the endpoint is on this machine (nothing leaves it)."""
-        from urllib.parse import urlparse
-        host = (urlparse(self.base_url or "").hostname or "").lower()
-        return host in {"localhost", "127.0.0.1", "::1"} or host.startswith("127.")
+        """True when the endpoint is on this machine (nothing leaves it): decided by resolved address."""
+        from pipelines.locality import is_local
+        return is_local(self.base_url or "")
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -1,0 +1,33 @@
+"""Local means every resolved address is loopback (or administrator-allowed), not a string prefix."""
+import ipaddress
+
+import pytest
+
+from pipelines import locality
+from pipelines.models import ModelRef
+
+
+@pytest.mark.parametrize("url,local", [
+    ("http://127.0.0.1:8001/v1", True), ("http://localhost:8001/v1", True), ("http://[::1]:8001/v1", True),
+    ("http://127.5.6.7/v1", True),
+    ("https://127.0.0.1.example.com/v1", False),      # a name that only starts like loopback
+    ("https://localhost.example.com/v1", False),
+    ("https://api.openai.com/v1", False),              # remote, or unresolvable offline: remote either way
+    ("http://no-such-host.invalid/v1", False),
+    ("http://10.20.1.5:8000/v1", False), ("", False),
+])
+def test_local_by_resolved_address(url, local):
+    assert locality.is_local(url) is local
+    assert ModelRef(spec=url, kind="endpoint", base_url=url).is_local_endpoint is local
+
+
+def test_a_name_resolving_to_a_remote_address_is_remote(monkeypatch):
+    monkeypatch.setattr(locality, "resolved_addresses",
+                        lambda host: [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("93.184.216.34")])
+    assert not locality.is_local("http://sneaky.example/v1")
+
+
+def test_administrator_allow_list(monkeypatch):
+    monkeypatch.setenv(locality.ALLOW_ENV, "10.20.0.0/16, not-a-network")
+    assert locality.is_local("http://10.20.1.5:8000/v1")
+    assert not locality.is_local("http://10.21.1.5:8000/v1")
