@@ -22,6 +22,8 @@ from pipelines.errors import UserError, cli_guard
 from pipelines.jsonl import DataProblem, read_jsonl
 
 LETTERS = string.ascii_lowercase
+# Five years of the national exam are ~2,000 questions, a few MB: a far larger file is not a question file.
+MAX_QUESTION_FILE_BYTES = 50_000_000
 
 
 @dataclass
@@ -183,7 +185,7 @@ def load_questions(path: str | Path, *, on_error: str = "stop", include_images: 
         raise UserError(f"Question file {path} does not exist.",
                         "Pass an IgakuQA-format .jsonl file, e.g. assets/questions/sample_ja.jsonl.")
     problems: list[DataProblem] = []
-    rows = read_jsonl(path, problems)
+    rows = read_jsonl(path, problems, max_file_bytes=MAX_QUESTION_FILE_BYTES)
     questions: list[Question] = []
     seen: set[str] = set()
     for line, obj in rows:
