@@ -98,6 +98,7 @@ def shuffled(q: Question, seed: int) -> tuple[Question, list[str]]:
     copy = Question(**{**q.__dict__})
     copy.choices = [q.choices[old] for old in perm]
     copy.answer = sorted(new_letter[a] for a in q.answer)
+    copy.alternatives = [sorted(new_letter[a] for a in alt) for alt in q.alternatives]
     copy.kinki = sorted(new_letter[k] for k in q.kinki)
     return copy, [LETTERS[old] for old in perm]
 

@@ -12,6 +12,8 @@ choices, 「2つ選べ」 questions with several letters, extra fields (``choice
 """
 from __future__ import annotations
 
+import itertools
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +40,16 @@ class Question:
     kinki: list[str] = field(default_factory=list)
     human_accuracy: float | None = None
     translation: dict | None = None  # {"problem_text": .., "choices": [..]} from *_translate.jsonl
+    # Official corrections accept either of two answers ("a or d"): every accepted set, sorted;
+    # ``answer`` is the first of them (what answer_text and the Gestalt score compare with).
+    alternatives: list[list[str]] = field(default_factory=list)
     source: str = ""
     line: int = 0
+
+    @property
+    def accepted(self) -> list[list[str]]:
+        """Every answer set counted as correct (one, unless an official correction allows more)."""
+        return self.alternatives or [sorted(self.answer)]
 
     @property
     def letters(self) -> list[str]:
@@ -109,7 +119,9 @@ def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, li
             err(key, "missing required field")
     if errs:
         return None, errs
-    pid = str(obj["problem_id"]).strip()
+    pid = str(obj["problem_id"] if obj["problem_id"] is not None else "").strip()
+    if not pid:
+        err("problem_id", "must not be blank (results, resumes and comparisons are keyed by it)")
     text = obj["problem_text"]
     if not isinstance(text, str) or not text.strip():
         err("problem_text", "must be a non-empty string")
@@ -140,16 +152,21 @@ def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, li
         err("answer", "must be a non-empty list of letters")
         answer = []
     answer = [str(a).strip() for a in answer]
+    # "a or d" (an official correction): each listed option is accepted.
+    options = [[o.strip() for o in re.split(r"\s+or\s+|\s*または\s*", a) if o.strip()] or [a] for a in answer]
+    answer = [o[0] for o in options]
     if choices:
         answer = [a.lower() for a in answer]
-        unknown = [a for a in answer if a not in LETTERS[: len(choices)]]
+        options = [[o.lower() for o in opts] for opts in options]
+        answer_all = sorted({o for opts in options for o in opts})
+        unknown = [a for a in answer_all if a not in LETTERS[: len(choices)]]
         if unknown:
             err("answer", f"unknown answer letter(s) {unknown} for {len(choices)} choices "
                           f"(valid: {', '.join(LETTERS[: len(choices)])})")
         if len(set(answer)) != len(answer):
             err("answer", "repeated answer letter")
     else:
-        for a in answer:
+        for a in (o for opts in options for o in opts):
             try:
                 float(a.replace(",", ""))
             except ValueError:
@@ -164,9 +181,14 @@ def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, li
         text_only = str(text_only).lower() in {"true", "1", "yes"}
     if errs:
         return None, errs
+    alternatives = []
+    if any(len(o) > 1 for o in options):
+        alternatives = sorted({tuple(sorted(combo)) for combo in itertools.product(*options)
+                               if len(set(combo)) == len(combo)})
+        alternatives = [list(a) for a in alternatives]
     return Question(problem_id=pid, problem_text=text.strip(), choices=[c.strip() for c in choices],
                     answer=sorted(answer) if choices else answer, text_only=text_only, points=points,
-                    source=file, line=line), []
+                    alternatives=alternatives, source=file, line=line), []
 
 
 def _sidecar(path: Path, suffix: str) -> Path:

@@ -75,14 +75,14 @@ def score_response(q: Question, response: str, mode: str = "paper") -> dict:
     gestalt = similarity(resp, answer_text, mode) if (resp or answer_text) else 0.0
     if q.is_numeric:
         guess = _first_number(resp)
-        correct = _same_number(guess, q.answer[0])
+        correct = any(_same_number(guess, alt[0]) for alt in q.accepted)
         return {"predicted": [guess] if guess is not None else [], "accuracy": float(correct),
                 "exact_match": float(correct), "gestalt": gestalt, "similarities": {},
                 "points_earned": q.points * correct, "kinki_picked": 0}
     sims = {letter: similarity(resp, _clean_choice(text, mode), mode)
             for letter, text in zip(q.letters, q.choices)}
     predicted = top_k(sims, len(q.answer))
-    correct = predicted == sorted(q.answer)
+    correct = predicted in q.accepted
     if mode == "paper":
         exact = all(_clean_choice(t, mode) in resp for t in q.answer_texts)
     else:
@@ -104,6 +104,6 @@ def score_choice_logprobs(q: Question, logprobs: dict[str, float], char_norm: di
     k = len(q.answer)
     pred = top_k(logprobs, k)
     pred_norm = top_k(char_norm, k)
-    return {"ll_predicted": pred, "ll_accuracy": float(pred == sorted(q.answer)),
-            "ll_predicted_norm": pred_norm, "ll_accuracy_norm": float(pred_norm == sorted(q.answer)),
+    return {"ll_predicted": pred, "ll_accuracy": float(pred in q.accepted),
+            "ll_predicted_norm": pred_norm, "ll_accuracy_norm": float(pred_norm in q.accepted),
             "ll_logprobs": {k_: round(v, 4) for k_, v in logprobs.items()}}

@@ -90,3 +90,32 @@ def test_shipped_questions_are_valid_and_original_pool_separate():
     assert any(len(q.answer) > 1 for q in data.questions)
     assert any(q.kinki for q in data.questions)
     assert all(q.translation for q in data.questions)
+
+
+def test_official_corrections_accept_either_answer_and_blank_ids_are_rejected(tmp_path):
+    from pipelines.igakuqa import parse_question
+    from pipelines.scoring import score_choice_logprobs, score_response
+    base = {"problem_text": "どれか。", "choices": ["りんご", "みかん", "ぶどう", "もも", "なし"]}
+    q, errs = parse_question({**base, "problem_id": "1", "answer": ["a or d"]}, "f", 1)
+    assert not errs and q.answer == ["a"] and q.accepted == [["a"], ["d"]]
+    assert score_response(q, "もも", "paper")["accuracy"] == 1.0
+    assert score_response(q, "りんご", "paper")["accuracy"] == 1.0
+    assert score_response(q, "ぶどう", "paper")["accuracy"] == 0.0
+    lp = {"a": -5.0, "b": -4.0, "c": -3.0, "d": -1.0, "e": -6.0}
+    assert score_choice_logprobs(q, lp, lp)["ll_accuracy"] == 1.0
+    two, errs = parse_question({**base, "problem_id": "2", "answer": ["a", "b または c"]}, "f", 2)
+    assert not errs and two.accepted == [["a", "b"], ["a", "c"]]
+    _, errs = parse_question({**base, "problem_id": "3", "answer": ["a or z"]}, "f", 3)
+    assert errs and "unknown answer letter" in errs[0].message
+    for blank in ("", "  ", None):
+        _, errs = parse_question({**base, "problem_id": blank, "answer": ["a"]}, "f", 4)
+        assert [e.field for e in errs] == ["problem_id"]
+
+
+def test_shuffling_keeps_accepted_alternatives_pointing_at_the_same_texts():
+    from pipelines.evaluate import shuffled
+    from pipelines.igakuqa import parse_question
+    q, _ = parse_question({"problem_id": "9", "problem_text": "t", "choices": ["A", "B", "C", "D", "E"],
+                           "answer": ["a or d"]}, "f", 1)
+    s, _ = shuffled(q, seed=3)
+    assert sorted(s.choice_text(alt[0]) for alt in s.accepted) == ["A", "D"]
