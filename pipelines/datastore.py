@@ -190,8 +190,10 @@ def _where(dataset: str, status: str | None, flag: str | None, search: str | Non
         clauses.append("EXISTS (SELECT 1 FROM dg_flags f WHERE f.record_id = r.id AND f.filter = ?)")
         params.append(flag)
     if search:
-        clauses.append("(r.instruction LIKE ? OR r.output LIKE ? OR r.input LIKE ?)")
-        params += [f"%{search}%"] * 3
+        # Search is literal: '%' and '_' (common in medical text: 50%, HbA1c_target) match themselves.
+        clauses.append("(r.instruction LIKE ? ESCAPE '\\' OR r.output LIKE ? ESCAPE '\\' OR r.input LIKE ? ESCAPE '\\')")
+        literal = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [f"%{literal}%"] * 3
     if source_doc:
         clauses.append("r.source_doc = ?")
         params.append(source_doc)

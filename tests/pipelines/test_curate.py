@@ -165,3 +165,14 @@ def test_cli_round_trip(workspace, tmp_path, capsys):
     bad.write_text('{"instruction": "x"}\n')
     with pytest.raises(SystemExit):
         curate.main(["import", "--dataset", "c", "--jsonl", str(bad), *w])
+
+
+def test_search_is_literal_for_percent_and_underscore(workspace):
+    datastore.open_store(workspace)
+    datastore.add_records(workspace, "lit", [{"instruction": "HbA1c の目標は？", "output": "7.0%未満"},
+                                             {"instruction": "a_b とは？", "output": "記号"},
+                                             {"instruction": "axb とは？", "output": "別物"}])
+    find = lambda s: [r["instruction"] for r in datastore.list_records(workspace, "lit", search=s)]
+    assert find("%") == ["HbA1c の目標は？"]
+    assert find("a_b") == ["a_b とは？"]
+    assert find("\\") == []
