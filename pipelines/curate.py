@@ -34,6 +34,7 @@ from typing import Callable
 from pipelines import datastore
 from pipelines.datastore import count_records, list_records
 from pipelines.errors import UserError, cli_guard
+from pipelines.exports import export_path
 from pipelines.jsonl import read_jsonl
 from pipelines.workspace import Workspace, add_workspace_argument
 
@@ -251,6 +252,7 @@ class ExportConfig:
     seed: int = 0                    # hf only: the split is reproducible from it
     only_accepted: bool = False      # False: every record not rejected and not flagged (unless accepted)
     name: str | None = None          # registry name (default: the dataset name)
+    overwrite: bool = False          # replace an existing export of the same name
     workspace: str | None = None
 
 
@@ -285,17 +287,15 @@ def export(config: ExportConfig) -> dict:
                         "Review some records, or re-run the filters with looser settings.")
     rows = [r for r in list_records(ws, config.dataset, limit=-1) if r["id"] in ids]
     records = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in rows]
-    out = Path(config.out).expanduser()
+    suffix = {"alpaca": ".jsonl", "text": ".txt", "hf": ""}[config.format]
+    out = export_path(ws.root, config.out, f"{config.dataset}{suffix}", overwrite=config.overwrite,
+                      folder_output=config.format == "hf")
     meta = {"source_dataset": config.dataset, "only_accepted": config.only_accepted,
             "filters": filter_counts(ws, config.dataset), "prompt_versions": sorted({r["prompt_version"] or "" for r in rows}),
             "models": sorted({r["model"] or "" for r in rows})}
     if config.format == "alpaca":
-        if out.is_dir():
-            out = out / f"{config.dataset}.jsonl"
         _atomic_write(out, [json.dumps(r, ensure_ascii=False) + "\n" for r in records])
     elif config.format == "text":
-        if out.is_dir():
-            out = out / f"{config.dataset}.txt"
         texts = [f"{r['instruction']}\n{(r['input'] + chr(10)) if r['input'] else ''}{r['output']}" for r in records]
         if out.suffix == ".jsonl":
             _atomic_write(out, [json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts])
@@ -416,6 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--seed", type=int, default=ExportConfig.seed)
     x.add_argument("--only-accepted", action="store_true")
     x.add_argument("--name", help="registry name (default: the dataset name)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing export of the same name")
     for p in (f, ls, r, e, st, im, x):
         add_workspace_argument(p)
     a = parser.parse_args(argv)
@@ -463,7 +464,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{import_alpaca_jsonl(ws, a.dataset, a.jsonl)} record(s) added to {a.dataset}")
     elif a.command == "export":
         cfg = ExportConfig(dataset=a.dataset, format=a.format, out=a.out, eval_fraction=a.eval_fraction,
-                           seed=a.seed, only_accepted=a.only_accepted, name=a.name, workspace=str(ws.root))
+                           seed=a.seed, only_accepted=a.only_accepted, name=a.name, overwrite=a.overwrite,
+                           workspace=str(ws.root))
         print(json.dumps(export(cfg), ensure_ascii=False, indent=2))
 
 

@@ -230,7 +230,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         stats_plot = gr.Plot(show_label=False, elem_id="data-stats")
         with gr.Row():
             fmt = t.make(gr.Radio, L["format"], choices=list(curate.FORMATS), value="alpaca", scale=1)
-            out_path = t.make(gr.Textbox, L["out"], value=str(ws.root / "datasets" / "demo.jsonl"), scale=3)
+            out_path = t.make(gr.Textbox, L["out"], value=str(ws.root / "exports" / "demo.jsonl"), scale=3)
             export_btn = t.make(gr.Button, L["export"], scale=1, elem_id="data-export")
         export_msg = gr.HTML(elem_id="data-export-msg")
 

@@ -102,20 +102,24 @@ def test_export_formats_split_and_registration(ws, tmp_path):
     curate.run(CurateConfig(dataset="d", workspace=str(ws.root)))
     datastore.set_status(ws, [6], "accepted")          # a reviewer keeps a flagged record: it is exported
     datastore.set_status(ws, [9], "rejected")
-    out = curate.export(ExportConfig(dataset="d", format="alpaca", out=str(tmp_path / "d.jsonl"), workspace=str(ws.root)))
-    lines = [json.loads(l) for l in (tmp_path / "d.jsonl").read_text().splitlines()]
+    exports = ws.root / "exports"
+    out = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(ws.root)))
+    lines = [json.loads(l) for l in (exports / "d.jsonl").read_text().splitlines()]
     assert [l["instruction"] for l in lines] == [RECORDS[i]["instruction"] for i in (0, 5, 7)]
     assert set(lines[0]) == {"instruction", "input", "output"} and out["n_records"] == 3
-    again = curate.export(ExportConfig(dataset="d", format="alpaca", out=str(tmp_path / "d2.jsonl"), workspace=str(ws.root)))
+    again = curate.export(ExportConfig(dataset="d", format="alpaca", out=str(exports / "d2.jsonl"), workspace=str(ws.root)))
     assert again["version"] == out["version"]                                  # same content, same version
     datastore.edit_record(ws, 1, output="変更した回答です。")
-    changed = curate.export(ExportConfig(dataset="d", format="alpaca", out=str(tmp_path / "d.jsonl"), workspace=str(ws.root)))
+    with pytest.raises(UserError, match="already exists"):       # never replaced without asking
+        curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(ws.root)))
+    changed = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
+                                         workspace=str(ws.root)))
     assert changed["version"] != out["version"]
     registered = {(r["name"], r["version"], r["kind"]) for r in ws.datasets()}
     assert ("d", out["version"], "alpaca") in registered and ("d", changed["version"], "alpaca") in registered
 
-    text = curate.export(ExportConfig(dataset="d", format="text", out=str(tmp_path / "corpus.txt"), workspace=str(ws.root)))
-    assert (tmp_path / "corpus.txt").read_text().split("\n\n")[0] == RECORDS[0]["instruction"] + "\n変更した回答です。"
+    text = curate.export(ExportConfig(dataset="d", format="text", out="corpus.txt", workspace=str(ws.root)))
+    assert (exports / "corpus.txt").read_text().split("\n\n")[0] == RECORDS[0]["instruction"] + "\n変更した回答です。"
     assert text["n_records"] == 3
 
 
@@ -125,9 +129,9 @@ def test_hf_export_has_a_seeded_split(workspace, tmp_path):
     datastore.add_records(workspace, "big", [{"instruction": f"質問{i}は何ですか？", "output": f"回答{i}です。"}
                                              for i in range(200)])
     def split(seed, name):
-        res = curate.export(ExportConfig(dataset="big", format="hf", out=str(tmp_path / name), eval_fraction=0.1,
+        res = curate.export(ExportConfig(dataset="big", format="hf", out=name, eval_fraction=0.1,
                                          seed=seed, workspace=str(workspace.root)))
-        dd = load_from_disk(str(tmp_path / name))
+        dd = load_from_disk(str(workspace.root / "exports" / name))
         return res, sorted(dd["eval"]["id"]), dd
     a, eval_a, dd = split(0, "a")
     b, eval_b, _ = split(0, "b")
@@ -157,7 +161,7 @@ def test_cli_round_trip(workspace, tmp_path, capsys):
     curate.main(["list", "--dataset", "c", "--status", "pending", "--json", *w])
     listed = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
     assert [r["id"] for r in listed] == [1] and listed[0]["output"] == "編集済みの回答です。"
-    curate.main(["export", "--dataset", "c", "--format", "alpaca", "--out", str(tmp_path / "c.jsonl"), *w])
+    curate.main(["export", "--dataset", "c", "--format", "alpaca", "--out", "c.jsonl", *w])
     assert json.loads(capsys.readouterr().out)["n_records"] == 1
     curate.main(["stats", "--dataset", "c", *w])
     assert json.loads(capsys.readouterr().out)["by_status"]["rejected"] == 2
@@ -176,3 +180,28 @@ def test_search_is_literal_for_percent_and_underscore(workspace):
     assert find("%") == ["HbA1c の目標は？"]
     assert find("a_b") == ["a_b とは？"]
     assert find("\\") == []
+
+
+def test_exports_stay_inside_the_exports_folder(ws, tmp_path, monkeypatch):
+    """An export never writes outside WORKSPACE/exports (or an allowed folder), through a link,
+    over an existing file without asking, or a folder named like a file."""
+    other = tmp_path / "other_ws"
+    other.mkdir()
+    (other / "registry.sqlite").write_text("precious")
+    cfg = lambda out, **kw: ExportConfig(dataset="d", format="alpaca", out=out, workspace=str(ws.root), **kw)
+    for bad, msg in ((str(other / "registry.sqlite"), "only inside"), ("../other_ws/registry.sqlite", "'..'"),
+                     ("/etc/passwd", "only inside")):
+        with pytest.raises(UserError, match=msg):
+            curate.export(cfg(bad, overwrite=True))
+    assert (other / "registry.sqlite").read_text() == "precious"
+    (ws.root / "exports").mkdir(exist_ok=True)
+    (ws.root / "exports" / "link").symlink_to(other)
+    with pytest.raises(UserError, match="symbolic link"):
+        curate.export(cfg("link/registry.sqlite", overwrite=True))
+    with pytest.raises(UserError, match="writes a folder"):
+        curate.export(ExportConfig(dataset="d", format="hf", out="x.jsonl", workspace=str(ws.root)))
+    assert not (ws.root / "exports" / "x.jsonl").exists()
+    monkeypatch.setenv("JMEDLORA_EXPORT_DIRS", str(tmp_path / "shared"))
+    res = curate.export(cfg(str(tmp_path / "shared" / "d.jsonl")))
+    assert res["path"] == str(tmp_path / "shared" / "d.jsonl")
+    assert curate.export(cfg(""))["path"] == str(ws.root / "exports" / "d.jsonl")   # default name
