@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: port {args.port} on {args.host} is already in use (another workbench, or "
                          f"another program, is listening there).\n  Fix: open that one, stop it, or {fix}.")
 
+    from pipelines.private_files import owner_only
+    owner_only()
     from pipelines import auth as users
     from pipelines.errors import UserError
     from pipelines.workspace import Workspace

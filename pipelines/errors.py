@@ -29,6 +29,8 @@ def cli_guard(main):
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        from pipelines.private_files import owner_only
+        owner_only()
         try:
             return main(*args, **kwargs)
         except UserError as exc:
