@@ -231,9 +231,52 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
         model.to(device)
     if ref.adapter:
         from peft import PeftModel
-        model = PeftModel.from_pretrained(model, ref.adapter)
+        check_adapter_fits(model, ref.adapter, ref.path)
+        try:
+            model = PeftModel.from_pretrained(model, ref.adapter)
+        except (RuntimeError, ValueError) as exc:      # what the checks above could not foresee
+            raise UserError(f"The adapter {ref.adapter} does not fit the model {ref.path}: {str(exc)[:300]}",
+                            "Use the base model the adapter was trained on.") from exc
     model.eval()
     return model, load_tokenizer(ref.path)
+
+
+def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
+    """Refuse an adapter trained for another base model, naming both (target modules, shapes)."""
+    cfg_path = Path(adapter_dir) / "adapter_config.json"
+    if not cfg_path.exists():
+        raise UserError(f"{adapter_dir} has no adapter_config.json: it is not a PEFT adapter.",
+                        "Pass a checkpoint folder saved by training (it holds adapter_config.json).")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    trained_for = cfg.get("base_model_name_or_path") or "an unrecorded base model"
+    modules = {name: mod for name, mod in model.named_modules()}
+    short = {n.rsplit(".", 1)[-1] for n in modules}
+    targets = cfg.get("target_modules")
+    if isinstance(targets, list):
+        missing = sorted(set(targets) - short - {"all-linear"})
+        if missing:
+            raise UserError(f"The adapter {adapter_dir} (trained for {trained_for}) adapts modules {missing} that the "
+                            f"model {base_path} does not have: it was trained for another architecture.",
+                            f"Use it with {trained_for}, or pick an adapter trained on {base_path}.")
+    weights = Path(adapter_dir) / "adapter_model.safetensors"
+    if not weights.exists():
+        return
+    from safetensors import safe_open
+    with safe_open(str(weights), framework="pt") as f:
+        for key in f.keys():
+            # base_model.model.<module path>.lora_A.weight: [r, in]; lora_B: [out, r]
+            if ".lora_A." not in key and ".lora_B." not in key:
+                continue
+            path = key.split("base_model.model.", 1)[-1].rsplit(".lora_", 1)[0]
+            mod = modules.get(path)
+            shape = f.get_slice(key).get_shape()
+            if mod is None or not hasattr(mod, "in_features"):
+                continue
+            want, got = (mod.in_features, shape[1]) if ".lora_A." in key else (mod.out_features, shape[0])
+            if want != got:
+                raise UserError(f"The adapter {adapter_dir} (trained for {trained_for}) has {path} of width {got}, "
+                                f"but the model {base_path} has width {want}: it was trained for another base model.",
+                                f"Use it with {trained_for}, or pick an adapter trained on {base_path}.")
 
 
 @cli_guard

@@ -1,0 +1,39 @@
+"""An adapter trained for another base model is refused with a message naming both."""
+import pytest
+
+from pipelines.errors import UserError
+from pipelines.models import ModelRef, load_model
+from tests.workbench.conftest import make_adapter
+
+
+def _ref(base, adapter):
+    return ModelRef(spec=str(base), kind="local", path=str(base), adapter=str(adapter))
+
+
+def test_adapter_for_another_architecture_is_refused(tiny_llama_dir, tiny_neox_dir, tmp_path):
+    adapter = make_adapter(tiny_llama_dir, tmp_path / "llama-adapter")       # targets q_proj, v_proj
+    with pytest.raises(UserError) as exc:
+        load_model(_ref(tiny_neox_dir, adapter), device="cpu")
+    assert "q_proj" in exc.value.problem and str(tiny_neox_dir) in exc.value.problem
+    assert str(tiny_llama_dir) in exc.value.problem          # where it was trained
+
+
+def test_adapter_for_another_width_is_refused(tiny_llama_dir, tokenizer_dir, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    narrow = tmp_path / "narrow"
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                                 num_hidden_layers=2, num_attention_heads=4,
+                                                 num_key_value_heads=2)).save_pretrained(narrow)
+    tok.save_pretrained(narrow)
+    adapter = make_adapter(tiny_llama_dir, tmp_path / "wide-adapter")
+    with pytest.raises(UserError, match="width"):
+        load_model(_ref(narrow, adapter), device="cpu")
+
+
+def test_matching_adapter_loads(tiny_llama_dir, tmp_path):
+    adapter = make_adapter(tiny_llama_dir, tmp_path / "ok")
+    model, _ = load_model(_ref(tiny_llama_dir, adapter), device="cpu")
+    assert type(model).__name__.startswith("PeftModel")
