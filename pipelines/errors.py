@@ -13,6 +13,29 @@ class UserError(Exception):
         super().__init__(problem if not fix else f"{problem}\n  Fix: {fix}")
 
 
+def disk_full(exc: BaseException, path: str | None = None) -> UserError | None:
+    """A UserError for 'no space left' (a file write or SQLite), naming the path and what is free; else None."""
+    import errno
+    import os
+    import shutil
+    import sqlite3
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        path = path or exc.filename
+    elif isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+        path = path or "the workspace registry (registry.sqlite)"
+    else:
+        return None
+    probe = path if path and os.path.exists(str(path)) else (os.path.dirname(str(path or "")) or os.getcwd())
+    try:
+        free = f"{shutil.disk_usage(probe).free / 1e6:,.0f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return UserError(f"The disk is full: could not write {path or 'a file'} ({free}). What was saved before "
+                     "is intact.", "Free space on that disk (old runs, checkpoints, exports), or use a workspace on "
+                     "a disk with room (--workspace DIR), then run the same command again to resume.")
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C (or a stop request) after finished work was saved; ``resume`` says how to go on."""
 
@@ -35,6 +58,12 @@ def cli_guard(main):
             return main(*args, **kwargs)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except Exception as exc:
+            full = disk_full(exc)
+            if full is None:
+                raise
+            print(f"error: {full}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt as exc:
             resume = getattr(exc, "resume", None)
