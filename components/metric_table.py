@@ -29,7 +29,8 @@ def _fmt(v, row: str) -> str:
 
 def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_prefix: str = "paper: ",
                row_labels: dict[str, str] | None = None) -> str:
-    """``marks`` = ``top_two()`` result: per row the best columns, in rank order of value."""
+    """``marks`` = ``top_two()`` result: per row the best columns, best first (lower may be
+    better: the order, not the value, says which is best)."""
     if table.empty:
         return ""
     head = "".join(f'<th class="{"ref" if str(c).startswith(reference_prefix) else ""}">{html.escape(str(c))}</th>'
@@ -38,12 +39,12 @@ def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_pr
     for row in table.index:
         vals = table.loc[row]
         best_cols = marks.get(row, [])
-        ranked = sorted({round(float(vals[c]), 6) for c in best_cols}, reverse=True)
+        best = round(float(vals[best_cols[0]]), 6) if best_cols else None
         cells = []
         for c in table.columns:
             cls = ["ref"] if str(c).startswith(reference_prefix) else []
             if c in best_cols:
-                cls.append("best" if round(float(vals[c]), 6) == ranked[0] else "second")
+                cls.append("best" if round(float(vals[c]), 6) == best else "second")
             cells.append(f'<td class="{" ".join(cls)}">{_fmt(vals[c], row)}</td>')
         label = (row_labels or {}).get(row, row)
         body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")

@@ -6,7 +6,8 @@
 Writes ``OUT/results.jsonl`` (one line per question and shot setting, appended as each
 finishes, so an interrupted run resumes where it stopped), ``OUT/summary.json`` (per shot
 setting: n and every metric with a bootstrap 95% interval) and ``OUT/config.json``, and
-prints a Table-1-style table. Scoring modes are defined in ``pipelines/scoring.py``.
+prints a Table-1-style table. Scoring modes are defined in ``pipelines/scoring.py``, the
+metrics and how each is summarised in ``pipelines/metrics.py``.
 """
 from __future__ import annotations
 
@@ -19,19 +20,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines import scoring
+from pipelines import metrics, scoring
 from pipelines.backends import BackendSettings, check_loglik, open_backend
 from pipelines.errors import UserError, cli_guard
+from pipelines.eval_summary import EvalSummary, ShotSummary
 from pipelines.generation import GenerationSettings, Prompt
 from pipelines.igakuqa import LETTERS, Question, format_choices, load_questions
 from pipelines.models import ModelRef, resolve_model
 from pipelines.prompts import PromptTemplate, load_template
-from pipelines.significance import bootstrap_ci
 from pipelines.workspace import Workspace, add_workspace_argument
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHOTS_POOL = ASSETS / "questions" / "shots_ja.jsonl"
-METRICS = ("accuracy", "exact_match", "gestalt", "ll_accuracy", "ll_accuracy_norm")
 # Settings that change what a result line means: a resumed run must match them.
 _IDENTITY = ("model", "adapter", "data", "template", "scoring", "method", "question_lang",
              "shuffle_choices", "max_new_tokens", "temperature", "top_p", "repetition_penalty",
@@ -141,41 +141,30 @@ def read_results(out: Path) -> list[dict]:
     return rows
 
 
-def summarize(rows: list[dict], seed: int = 0) -> dict:
-    out: dict = {}
-    for shots in sorted({r["shots"] for r in rows}):
-        sel = [r for r in rows if r["shots"] == shots]
-        s: dict = {"n": len(sel)}
-        for m in METRICS:
-            vals = [r[m] for r in sel if r.get(m) is not None]
-            if vals:
-                s[m] = bootstrap_ci(vals, seed=seed)
-        total = sum(r["points"] for r in sel)
-        earned = sum(r.get("points_earned") or 0 for r in sel)
-        s["exam"] = {"points_earned": earned, "points_total": total,
-                     "score_rate": earned / total if total else None,
-                     "kinki_picked": sum(r.get("kinki_picked") or 0 for r in sel),
-                     "questions_with_kinki": sum(1 for r in sel if r.get("kinki"))}
-        out[str(shots)] = s
-    return out
+def summarize(rows: list[dict], seed: int = 0) -> dict[int, ShotSummary]:
+    """Per shot setting, every metric of ``pipelines/metrics.py`` aggregated as it says."""
+    return {shots: ShotSummary.from_rows([r for r in rows if r["shots"] == shots], seed)
+            for shots in sorted({r["shots"] for r in rows})}
 
 
-def format_table(summary: dict, label: str) -> str:
+def format_table(summary: EvalSummary, label: str) -> str:
     """Rows: metric × shots, as in the paper's Table 1; one column for this model."""
-    names = {"accuracy": "Accuracy", "exact_match": "Exact match", "gestalt": "Gestalt score",
-             "ll_accuracy": "LL accuracy", "ll_accuracy_norm": "LL accuracy (norm)"}
-    lines = [f"{'':24s} {label}"]
-    for shots, s in summary["by_shots"].items():
-        for m, name in names.items():
-            if m in s:
-                v = s[m]
-                lines.append(f"{name + f' ({shots}s)':24s} {v['mean']:.3f}  [{v['ci_low']:.3f}, {v['ci_high']:.3f}]")
-        ex = s["exam"]
-        if ex["score_rate"] is not None:
-            lines.append(f"{f'Exam score ({shots}s)':24s} {ex['score_rate']:.3f}  "
-                         f"({ex['points_earned']:g}/{ex['points_total']:g} points, 禁忌肢 picked: {ex['kinki_picked']})")
-        lines.append(f"{f'n ({shots}s)':24s} {s['n']}")
-    return "\n".join(lines)
+    rows: list[tuple[str, str]] = []
+    for shots, s in summary.by_shots.items():
+        for m in metrics.mean_metrics():
+            if m.key in s.means:
+                v = s.means[m.key]
+                rows.append((f"{m.label['en']} ({shots}-shot)",
+                             f"{v.mean:.3f}  [{v.ci_low:.3f}, {v.ci_high:.3f}]"))
+        ex = s.exam
+        if ex.score_rate is not None:
+            names = metrics.labels("en", only=metrics.sum_metrics())
+            parts = [f"{ex.sums.get('points_earned', 0):g}/{ex.points_total:g} points"]
+            parts += [f"{names.get(k, k)}: {v:g}" for k, v in ex.sums.items() if k != "points_earned"]
+            rows.append((f"Exam score ({shots}-shot)", f"{ex.score_rate:.3f}  ({', '.join(parts)})"))
+        rows.append((f"n ({shots}-shot)", str(s.n)))
+    width = max([24] + [len(name) for name, _ in rows])
+    return "\n".join([f"{'':{width}s} {label}"] + [f"{name:{width}s} {value}" for name, value in rows])
 
 
 # -- run --------------------------------------------------------------------------
@@ -234,12 +223,12 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> d
             raise
     elapsed = time.perf_counter() - t0
     rows = read_results(out)
-    summary = {"label": ref.label, "model": config.model, "adapter": config.adapter, "data": config.data,
-               "template": template.name, "chat_template": template.uses_chat_template, "scoring": config.scoring,
-               "method": config.method, "by_shots": summarize(rows, config.seed),
-               "skipped_not_text_only": qset.skipped_not_text_only, "data_problems": len(qset.problems),
-               "seconds": round(elapsed, 2),
-               "questions_per_s": round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None}
+    summary = EvalSummary(label=ref.label, model=config.model, adapter=config.adapter, data=config.data,
+                          template=template.name, chat_template=template.uses_chat_template, scoring=config.scoring,
+                          method=config.method, by_shots=summarize(rows, config.seed),
+                          skipped_not_text_only=qset.skipped_not_text_only, data_problems=len(qset.problems),
+                          seconds=round(elapsed, 2),
+                          questions_per_s=round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None).to_dict()
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
                          config=identity, status="finished", summary=summary)
@@ -350,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             bar.close()
 
     summary = run(config, on_event)
-    print(format_table(summary, summary["label"]))
+    print(format_table(EvalSummary.from_dict(summary), summary["label"]))
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines import metrics
 from pipelines.errors import cli_guard
+from pipelines.eval_summary import EvalSummary
 
-METRICS = ("accuracy", "exact_match", "gestalt")
-METRIC_NAMES = {"accuracy": "Accuracy", "exact_match": "Exact match", "gestalt": "Gestalt score"}
 HOURS_ROW = "Training hours"
-ROWS = [f"{METRIC_NAMES[m]} ({s}s)" for s in (0, 1) for m in METRICS] + [HOURS_ROW]
 
 # Published columns: (base model, step, label). None = not reported ("–" in the paper).
 _PUB_COLS = [("OpenCALM-7B", 0), ("OpenCALM-7B", 1000), ("OpenCALM-7B", 3000), ("OpenCALM-7B", 10000),
@@ -36,6 +35,12 @@ _PUB_VALUES = {
     "Gestalt score (1s)": [.053, .186, .087, .078, .028, 0, .002, .035, .247, .331, .314, None],
     HOURS_ROW:            [None, 4.6, 24.0, 37.0, None, 8.9, 23.7, 58.4, None, 12.7, 42.4, None],
 }
+ROWS = list(_PUB_VALUES)  # the published table's rows
+
+
+def rows() -> list[str]:
+    """Rows of your Table 1: each Table-1 metric of the registry × shots, then training hours."""
+    return [metrics.table1_row(m, s) for s in (0, 1) for m in metrics.table1_metrics()] + [HOURS_ROW]
 
 
 def step_label(step: int | None) -> str:
@@ -62,10 +67,10 @@ def published_long() -> pd.DataFrame:
     recs = []
     for j, (base, step) in enumerate(_PUB_COLS):
         for shots in (0, 1):
-            for m in METRICS:
-                v = _PUB_VALUES[f"{METRIC_NAMES[m]} ({shots}s)"][j]
+            for m in metrics.table1_metrics():
+                v = _PUB_VALUES.get(metrics.table1_row(m, shots), [None] * len(_PUB_COLS))[j]
                 if v is not None:
-                    recs.append({"base": f"paper: {base}", "step": step, "shots": shots, "metric": m, "mean": v,
+                    recs.append({"base": f"paper: {base}", "step": step, "shots": shots, "metric": m.key, "mean": v,
                                  "ci_low": None, "ci_high": None, "n": None,
                                  "train_hours": _PUB_VALUES[HOURS_ROW][j], "source": "paper"})
     return pd.DataFrame(recs)
@@ -82,9 +87,13 @@ class Entry:
     """One evaluated checkpoint: which base model, which step, and its summary.json."""
     base: str
     step: int | None
-    summary: dict
+    summary: EvalSummary      # a summary.json dict is parsed on the way in
     train_hours: float | None = None
     label: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.summary, EvalSummary):
+            self.summary = EvalSummary.from_dict(self.summary)
 
     @property
     def column(self) -> str:
@@ -126,54 +135,59 @@ def entry_for(model: str, adapter: str | None, summary: dict, by_name: dict[str,
 
 
 def entries_long(entries: list[Entry]) -> pd.DataFrame:
-    """One row per entry × shots × metric with mean and 95% CI: what the charts plot."""
+    """One row per entry × shots × mean metric with its 95% CI: what the charts plot."""
     recs = []
     for e in entries:
-        for shots, s in (e.summary.get("by_shots") or {}).items():
-            for m in METRICS:
-                if m in s:
-                    v = s[m]
-                    recs.append({"base": e.base, "step": e.step, "shots": int(shots), "metric": m,
-                                 "mean": v["mean"], "ci_low": v.get("ci_low"), "ci_high": v.get("ci_high"),
-                                 "n": s.get("n"), "train_hours": e.train_hours, "source": "yours",
+        for shots, s in e.summary.by_shots.items():
+            for m in metrics.mean_metrics():
+                v = s.means.get(m.key)
+                if v is not None:
+                    recs.append({"base": e.base, "step": e.step, "shots": shots, "metric": m.key,
+                                 "mean": v.mean, "ci_low": v.ci_low, "ci_high": v.ci_high,
+                                 "n": s.n, "train_hours": e.train_hours, "source": "yours",
                                  "label": e.label})
     cols = ["base", "step", "shots", "metric", "mean", "ci_low", "ci_high", "n", "train_hours", "source", "label"]
     return pd.DataFrame(recs, columns=cols)
 
 
 def build_table1(entries: list[Entry], *, reference: bool = False) -> pd.DataFrame:
-    """Rows ``ROWS``, one column per entry (+ the published columns when ``reference``)."""
+    """Rows ``rows()``, one column per entry (+ the published columns when ``reference``)."""
+    cells = {metrics.table1_row(m, s): (m.key, s) for s in (0, 1) for m in metrics.table1_metrics()}
+    index = rows()
     data = {}
     for e in entries:
         col = []
-        for r in ROWS:
+        for r in index:
             if r == HOURS_ROW:
                 col.append(_nan(e.train_hours) if e.step else math.nan)
                 continue
-            metric = next(m for m in METRICS if r.startswith(METRIC_NAMES[m] + " ("))
-            shots = r[-3]
-            v = (e.summary.get("by_shots") or {}).get(shots, {}).get(metric)
-            col.append(float(v["mean"]) if v else math.nan)
+            v = e.summary.value(*cells[r])
+            col.append(_nan(v.mean) if v else math.nan)
         data[e.column] = col
-    table = pd.DataFrame(data, index=ROWS)
+    table = pd.DataFrame(data, index=index)
     if reference:
         table = pd.concat([table, published_table()], axis=1)
     return table
 
 
 def top_two(table: pd.DataFrame, columns: list[str] | None = None) -> dict[str, list[str]]:
-    """Per metric row, the columns holding the best and second-best value (as the paper marks).
+    """Per metric row, the columns holding the best and second-best value (as the paper marks),
+    best first.
 
-    Ties share a rank; training hours are not ranked (lower is not "better" in the table).
+    Ties share a rank; training hours are not ranked (lower is not "better" in the table);
+    a metric the registry marks lower-is-better ranks its lowest values first.
     """
     cols = columns if columns is not None else list(table.columns)
+    lower_better = {metrics.table1_row(m, s) for s in (0, 1) for m in metrics.table1_metrics()
+                    if not m.higher_is_better}
     marks: dict[str, list[str]] = {}
     for row in table.index:
         if row == HOURS_ROW:
             continue
         vals = table.loc[row, cols].dropna() if cols else pd.Series(dtype=float)
-        distinct = sorted(set(vals.round(6)), reverse=True)[:2]
-        marks[row] = [c for c in cols if c in vals.index and round(vals[c], 6) in distinct]
+        distinct = sorted(set(vals.round(6)), reverse=row not in lower_better)[:2]
+        marked = [c for c in cols if c in vals.index and round(vals[c], 6) in distinct]
+        marks[row] = sorted(marked, key=lambda c: distinct.index(round(vals[c], 6)))  # best first
     return marks
 
 

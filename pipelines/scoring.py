@@ -20,6 +20,8 @@ is the prediction; Accuracy and Exact match = it equals the answer; Gestalt as a
 
 Exam-style figures beside those: ``points_earned`` (points × correct set) and ``kinki_picked``
 (contraindicated choices among the predicted ones: what fails a Japanese clinician).
+
+A new field returned here becomes a metric everywhere with one entry in ``pipelines/metrics.py``.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines import metrics
 from pipelines.errors import UserError, cli_guard
 
 N_BOOT = 2000
@@ -71,15 +72,33 @@ def mcnemar_exact(n01: int, n10: int) -> float:
 
 
 def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float]:
+    """question id -> the metric's value at ``shots``; a UserError naming what the run holds
+    when the metric (or the shot setting) is not in it."""
     path = Path(out_dir) / "results.jsonl"
     if not path.exists():
         raise UserError(f"No results.jsonl in {out_dir}.", "Pass the --out directory of an evaluation run.")
-    values = {}
+    values, present, shot_settings = {}, set(), set()
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
             r = json.loads(line)
-            if r.get("shots") == shots and metric in r and r[metric] is not None:
+            shot_settings.add(r.get("shots"))
+            if r.get("shots") != shots:
+                continue
+            present |= {k for k in metrics.keys() if r.get(k) is not None}
+            if r.get(metric) is not None:
                 values[r["problem_id"]] = float(r[metric])
+    if shot_settings and shots not in shot_settings:
+        has = ", ".join(f"{s}-shot" for s in sorted(shot_settings, key=str))
+        raise UserError(f"{out_dir} has no {shots}-shot results (it has {has}).",
+                        "Pass --shots with a setting both runs have.")
+    if not values and present:
+        available = [k for k in metrics.keys() if k in present]
+        method = metrics.get(metric).method if metric in metrics.keys() else None
+        fix = f"Use --metric {' | '.join(available)}."
+        if method == "loglik":
+            fix += " Log-likelihood metrics need an evaluation run with --method loglik or both."
+        raise UserError(f"{out_dir} holds no {metric!r} at {shots}-shot; its results have "
+                        f"{', '.join(available)}.", fix)
     return values
 
 
@@ -88,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Paired comparison of two evaluation runs.")
     parser.add_argument("dir_a")
     parser.add_argument("dir_b")
-    parser.add_argument("--metric", default="accuracy")
+    parser.add_argument("--metric", default="accuracy", choices=metrics.keys())
     parser.add_argument("--shots", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
