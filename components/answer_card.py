@@ -2,6 +2,8 @@
 answers of several models beside it, each with its predicted choice and metric badges.
 
 Model text is untrusted: everything from a result is HTML-escaped before it is shown.
+Which metric badges a card shows is passed in as ``(key, name, style)`` triples (the
+workbench reads them from the metric registry, ``pipelines/metrics.py``).
 """
 from __future__ import annotations
 
@@ -33,13 +35,12 @@ CSS = """
 """
 
 _TEXT = {
-    "ja": {"correct": "正解", "kinki": "禁忌肢", "predicted": "予測", "acc": "正答", "em": "完全一致",
-           "gestalt": "Gestalt", "none": "（回答なし）", "shot": "-shot", "not_run": "未評価",
-           "kinki_picked": "禁忌肢を選択"},
-    "en": {"correct": "correct", "kinki": "contraindicated", "predicted": "predicted", "acc": "accuracy",
-           "em": "exact match", "gestalt": "gestalt", "none": "(no answer)", "shot": "-shot",
-           "not_run": "not evaluated", "kinki_picked": "picked a contraindicated choice"},
+    "ja": {"correct": "正解", "kinki": "禁忌肢", "predicted": "予測", "none": "（回答なし）", "shot": "-shot",
+           "not_run": "未評価"},
+    "en": {"correct": "correct", "kinki": "contraindicated", "predicted": "predicted", "none": "(no answer)",
+           "shot": "-shot", "not_run": "not evaluated"},
 }
+BadgeSpec = tuple[str, str, str]   # (result field, name shown, style: pass | match | score | warn)
 
 
 def _e(text) -> str:
@@ -63,26 +64,28 @@ def choice_list(choices: list[str], answer: list[str], kinki: list[str], lang: s
     return f'<ol class="choices">{"".join(items)}</ol>'
 
 
-def badges(row: dict, lang: str = "ja") -> str:
-    """Predicted choice, accuracy, exact match, gestalt (and a warning for 禁忌肢 picked)."""
+def badges(row: dict, lang: str = "ja", metrics: list[BadgeSpec] = ()) -> str:
+    """Predicted choice, then one badge per metric the row has, styled as its spec says:
+    pass ✓ green / ✗ red, match ✓ green / ✗ plain, score to two decimals, warn while above zero."""
     t = _TEXT[lang]
     pred = ",".join(row.get("predicted") or []) or "–"
-    acc = row.get("accuracy")
     out = [f'<span class="badge">{t["predicted"]}: <b>{_e(pred)}</b></span>']
-    if acc is not None:
-        out.append(f'<span class="badge {"good" if acc else "bad"}">{t["acc"]} {"✓" if acc else "✗"}</span>')
-    em = row.get("exact_match")
-    if em is not None:
-        out.append(f'<span class="badge {"good" if em else ""}">{t["em"]} {"✓" if em else "✗"}</span>')
-    g = row.get("gestalt")
-    if g is not None:
-        out.append(f'<span class="badge">{t["gestalt"]} {g:.2f}</span>')
-    if row.get("kinki_picked"):
-        out.append(f'<span class="badge warn">⚠ {t["kinki_picked"]}</span>')
+    for key, name, style in metrics:
+        v = row.get(key)
+        if v is None:
+            continue
+        if style == "score":
+            out.append(f'<span class="badge">{_e(name)} {v:.2f}</span>')
+        elif style == "warn":
+            if v:
+                out.append(f'<span class="badge warn">⚠ {_e(name)}</span>')
+        else:
+            cls = "good" if v else ("bad" if style == "pass" else "")
+            out.append(f'<span class="badge {cls}">{_e(name)} {"✓" if v else "✗"}</span>')
     return "".join(out)
 
 
-def answer_box(name: str, row: dict | None, lang: str = "ja") -> str:
+def answer_box(name: str, row: dict | None, lang: str = "ja", metrics: list[BadgeSpec] = ()) -> str:
     t = _TEXT[lang]
     if row is None:
         return f'<div class="ans"><div class="who">{_e(name)}</div><div class="missing">{t["not_run"]}</div></div>'
@@ -90,15 +93,16 @@ def answer_box(name: str, row: dict | None, lang: str = "ja") -> str:
     resp = row.get("response")
     body = _e(resp) if resp else f'<span class="missing">{t["none"]}</span>'
     return (f'<div class="ans {cls}"><div class="who">{_e(name)}</div>'
-            f'<div>{badges(row, lang)}</div><div class="resp">{body}</div></div>')
+            f'<div>{badges(row, lang, metrics)}</div><div class="resp">{body}</div></div>')
 
 
-def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: str = "ja") -> str:
+def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: str = "ja",
+                  metrics: list[BadgeSpec] = ()) -> str:
     """One card: the question, its choices, and one answer box per (name, result row)."""
     cat = f'<span class="qcat">{_e(question.get("category"))}</span>' if question.get("category") else ""
     pts = question.get("points")
     pts_html = f'<span class="qcat">{_e(f"{pts:g}")} pt</span>' if isinstance(pts, (int, float)) else ""
-    boxes = "".join(answer_box(name, row, lang) for name, row in answers)
+    boxes = "".join(answer_box(name, row, lang, metrics) for name, row in answers)
     return (f'<div class="qcard" data-problem-id="{_e(question.get("problem_id"))}">'
             f'<div class="qhead"><span class="qid">{_e(question.get("problem_id"))}</span>{cat}{pts_html}</div>'
             f'<div class="qtext">{_e(question.get("problem_text"))}</div>'

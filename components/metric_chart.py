@@ -2,6 +2,7 @@
 
 All take long-form frames (one row per point) so that the same data feeds the chart and
 the CSV download. Error bars are the 95% bootstrap intervals of the evaluation summaries.
+A metric's display name comes in as ``label`` (the workbench reads it from the registry).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ def step_label(step: int | None) -> str:
         return "?"
     return f"{step / 1000:g}k" if step >= 1000 or (step >= 500 and step % 100 == 0) else str(step)
 
-METRIC_TITLES = {"accuracy": "Accuracy", "exact_match": "Exact match", "gestalt": "Gestalt score"}
 # Figures ship their own fonts: none are fetched from the internet.
 _LAYOUT = dict(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), height=440,
                legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
@@ -37,7 +37,7 @@ def _errors(sel: pd.DataFrame) -> dict | None:
                 arrayminus=(sel["mean"] - sel["ci_low"]).clip(lower=0).tolist(), thickness=1.2, width=4)
 
 
-def metric_vs_steps(long: pd.DataFrame, metric: str, *, title: str | None = None,
+def metric_vs_steps(long: pd.DataFrame, metric: str, *, label: str | None = None, title: str | None = None,
                     empty_message: str = "No evaluations yet") -> go.Figure:
     """The metric against training step, one line per base model and shot setting."""
     sel = long[(long["metric"] == metric) & long["step"].notna()] if len(long) else long
@@ -51,13 +51,14 @@ def metric_vs_steps(long: pd.DataFrame, metric: str, *, title: str | None = None
                                  line=dict(dash=dash), error_y=_errors(g),
                                  customdata=g[["n"]].values if "n" in g else None,
                                  hovertemplate="step %{x}<br>%{y:.3f}<br>n=%{customdata[0]}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(**_LAYOUT, title=title or f"{METRIC_TITLES.get(metric, metric)} vs training steps",
-                      xaxis_title="training step (0 = base model)", yaxis_title=METRIC_TITLES.get(metric, metric))
+    label = label or metric
+    fig.update_layout(**_LAYOUT, title=title or f"{label} vs training steps",
+                      xaxis_title="training step (0 = base model)", yaxis_title=label)
     fig.update_yaxes(rangemode="tozero")
     return fig
 
 
-def shots_comparison(long: pd.DataFrame, metric: str, *, title: str | None = None,
+def shots_comparison(long: pd.DataFrame, metric: str, *, label: str | None = None, title: str | None = None,
                      empty_message: str = "No evaluations yet") -> go.Figure:
     """0-shot and 1-shot side by side for every evaluated checkpoint."""
     sel = long[long["metric"] == metric].copy() if len(long) else long
@@ -68,9 +69,8 @@ def shots_comparison(long: pd.DataFrame, metric: str, *, title: str | None = Non
     for shots, g in sel.groupby("shots", sort=True):
         fig.add_trace(go.Bar(x=g["column"], y=g["mean"], name=f"{shots}-shot", error_y=_errors(g),
                              hovertemplate="%{x}<br>%{y:.3f}<extra>" + f"{shots}-shot</extra>"))
-    fig.update_layout(**_LAYOUT, barmode="group",
-                      title=title or f"{METRIC_TITLES.get(metric, metric)}: 0-shot vs 1-shot",
-                      yaxis_title=METRIC_TITLES.get(metric, metric))
+    label = label or metric
+    fig.update_layout(**_LAYOUT, barmode="group", title=title or f"{label}: 0-shot vs 1-shot", yaxis_title=label)
     fig.update_yaxes(rangemode="tozero")
     return fig
 

@@ -83,8 +83,10 @@ def page(items: list, number: int, size: int) -> tuple[list, int]:
     return items[(number - 1) * size: number * size], pages
 
 
-def items_frame(items: list[Item], names: list[str], shots: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
-    """Flat table: one row per question; per checkpoint and shots its prediction and metrics."""
+def items_frame(items: list[Item], names: list[str], shots: tuple[int, ...] = (0, 1),
+                metrics: list[str] = ()) -> pd.DataFrame:
+    """Flat table: one row per question; per checkpoint and shots its prediction, each of
+    ``metrics`` (result fields, e.g. the registry's keys) the row has, and its response."""
     recs = []
     for it in items:
         rec = {"problem_id": it.problem_id, "answer": ",".join(it.question.get("answer") or []),
@@ -95,9 +97,9 @@ def items_frame(items: list[Item], names: list[str], shots: tuple[int, ...] = (0
                 if r is None:
                     continue
                 rec[f"{n} {s}s predicted"] = ",".join(r.get("predicted") or [])
-                rec[f"{n} {s}s accuracy"] = r.get("accuracy")
-                rec[f"{n} {s}s exact_match"] = r.get("exact_match")
-                rec[f"{n} {s}s gestalt"] = r.get("gestalt")
+                for m in metrics:
+                    if m in r:
+                        rec[f"{n} {s}s {m}"] = r[m]
                 rec[f"{n} {s}s response"] = r.get("response")
         recs.append(rec)
     return pd.DataFrame(recs)

@@ -9,7 +9,7 @@ import gradio as gr
 
 from components import metric_chart
 from components.metric_table import table_html
-from pipelines import paper_table
+from pipelines import metrics, paper_table
 from workbench import train_runs
 from workbench.i18n import Labels
 from workbench.state import AppState
@@ -33,13 +33,7 @@ MSG = {
     "legend": {"ja": "太字・緑＝各行の最高値、下線＝2番目（自分の結果の中で）。グラフの右上のカメラアイコンでPNG保存できます。",
                "en": "Bold green = best in the row, underlined = second (among your results). Save any chart as PNG with the camera icon at its top right."},
 }
-ROW_LABELS = {
-    "ja": {"Accuracy (0s)": "正答率 Accuracy (0-shot)", "Exact match (0s)": "完全一致 Exact match (0-shot)",
-           "Gestalt score (0s)": "Gestalt score (0-shot)", "Accuracy (1s)": "正答率 Accuracy (1-shot)",
-           "Exact match (1s)": "完全一致 Exact match (1-shot)", "Gestalt score (1s)": "Gestalt score (1-shot)",
-           "Training hours": "学習時間（時間）"},
-    "en": {},
-}
+HOURS_LABEL = {"ja": "学習時間（時間）", "en": "Training hours"}
 ANY = "*"
 
 
@@ -61,7 +55,8 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
     if not entries and not reference:
         html_out = f'<p class="notice">{MSG["none"][lang]}</p>'
     else:
-        html_out = table_html(table, paper_table.top_two(table, own), row_labels=ROW_LABELS[lang])
+        row_labels = {**metrics.table1_row_labels(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}
+        html_out = table_html(table, paper_table.top_two(table, own), row_labels=row_labels)
         html_out += f'<p style="font-size:12px;color:#57606a">{MSG["legend"][lang]}'
         html_out += "" if entries else f'<br>{MSG["none"][lang]}'
         html_out += "</p>"
@@ -69,8 +64,9 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
     if not entries:  # nothing of yours yet: plot the paper's numbers so the charts show what to expect
         long = paper_table.published_long()
     empty = MSG["none"][lang]
-    fig_steps = metric_chart.metric_vs_steps(long, metric, empty_message=empty)
-    fig_shots = metric_chart.shots_comparison(long, metric, empty_message=empty)
+    label = metrics.labels("en").get(metric, metric)  # the figures' other text is English too
+    fig_steps = metric_chart.metric_vs_steps(long, metric, label=label, empty_message=empty)
+    fig_shots = metric_chart.shots_comparison(long, metric, label=label, empty_message=empty)
     exports = ws.subdir("exports")
     table_csv, long_csv = exports / "table1.csv", exports / "table1_points.csv"
     table.to_csv(table_csv, index_label="metric")
@@ -91,7 +87,8 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     with gr.Row():
         csv_table = t.make(gr.DownloadButton, L["csv_table"], size="sm", elem_id="charts-csv")
         csv_long = t.make(gr.DownloadButton, L["csv_long"], size="sm")
-    metric = t.make(gr.Radio, L["metric"], choices=[(v, k) for k, v in metric_chart.METRIC_TITLES.items()],
+    plotted = metrics.labels("en", only=metrics.table1_metrics())
+    metric = t.make(gr.Radio, L["metric"], choices=[(v, k) for k, v in plotted.items()],
                     value="accuracy", elem_id="charts-metric")
     with gr.Row():
         fig_steps = gr.Plot(elem_id="charts-steps", show_label=False)

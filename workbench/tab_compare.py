@@ -10,10 +10,13 @@ import hashlib
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from components import answer_card, blind_review, side_by_side
 from components.run_monitor import progress_html
+from pipelines import metrics
 from pipelines.errors import UserError
+from pipelines.eval_summary import EvalSummary
 from pipelines.evaluate import EvalConfig, read_results
 from pipelines.freeform import FORMATS as FREE_FORMATS
 from pipelines.freeform import answer as freeform_answer
@@ -155,18 +158,32 @@ def selected_runs(state: AppState, out_dirs: list[str]) -> tuple[dict[str, list[
     return runs, names, questions
 
 
-def summary_rows(state: AppState, names: dict[str, str]) -> list[list]:
+def summary_headers(lang: str, shown: list[metrics.Metric] | None = None) -> list[str]:
+    """Columns of the summary table; by default the metrics a generating evaluation has."""
+    if shown is None:
+        shown = [m for m in metrics.mean_metrics() if m.method == "generate"] + metrics.sum_metrics()
+    return ["checkpoint", "shots", "n"] + [m.short[lang] for m in shown]
+
+
+def summary_rows(state: AppState, names: dict[str, str], lang: str = "en") -> pd.DataFrame:
+    """Per checkpoint and shot setting: n, each mean metric any of them has (mean [95% CI]),
+    each exam total (registry order)."""
     evs = {e["out_dir"]: e for e in state.workspace.evaluations()}
+    summaries = {name: EvalSummary.from_dict((evs.get(d) or {}).get("summary")) for name, d in names.items()}
+    present = {k for summ in summaries.values() for s in summ.by_shots.values() for k in s.means}
+    shown = [m for m in metrics.mean_metrics() if m.key in present] + metrics.sum_metrics()
     rows = []
-    for name, d in names.items():
-        summ = (evs.get(d) or {}).get("summary") or {}
-        for shots, s in (summ.get("by_shots") or {}).items():
-            def f(m):
-                v = s.get(m)
-                return f"{v['mean']:.3f} [{v['ci_low']:.2f}, {v['ci_high']:.2f}]" if v else "–"
-            rows.append([name, f"{shots}-shot", s.get("n"), f("accuracy"), f("exact_match"), f("gestalt"),
-                         s.get("exam", {}).get("kinki_picked")])
-    return rows
+    for name, summ in summaries.items():
+        for shots, s in summ.by_shots.items():
+            cells = []
+            for m in shown:
+                v = s.means.get(m.key)
+                if m.aggregate == "sum":
+                    cells.append(s.exam.sums.get(m.key))
+                else:
+                    cells.append(f"{v.mean:.3f} [{v.ci_low:.2f}, {v.ci_high:.2f}]" if v else "–")
+            rows.append([name, f"{shots}-shot", s.n, *cells])
+    return pd.DataFrame(rows, columns=summary_headers(lang, shown))
 
 
 def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lang):
@@ -180,12 +197,12 @@ def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lan
     cards = []
     for it in chunk:
         answers = [(f"{n} · {s}-shot", it.cells.get((n, s))) for n in runs for s in (0, 1) if (n, s) in present]
-        cards.append(answer_card.question_card(it.question, answers, lang))
+        cards.append(answer_card.question_card(it.question, answers, lang, metrics.badge_specs(lang)))
     count = MSG["count"][lang].format(n=len(items), k=len(shown), p=min(max(1, int(page_no or 1)), pages), pages=pages)
     html_out = "".join(cards) if cards else notice("info", MSG["no_match"][lang])
     export = state.workspace.subdir("exports") / "side_by_side.csv"
-    side_by_side.items_frame(shown, list(runs)).to_csv(export, index=False)
-    return html_out, count, summary_rows(state, names), gr.update(value=str(export))
+    side_by_side.items_frame(shown, list(runs), metrics=metrics.csv_keys()).to_csv(export, index=False)
+    return html_out, count, summary_rows(state, names, lang), gr.update(value=str(export))
 
 
 # -- the tab ------------------------------------------------------------------------------
@@ -219,9 +236,8 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     shown = t.make(gr.Dropdown, L["shown"], choices=evaluation_choices(state), multiselect=True,
                    elem_id="compare-shown")
-    summary = t.make(gr.Dataframe, L["summary"], headers=["checkpoint", "shots", "n", "accuracy", "exact match",
-                                                          "gestalt", "禁忌肢 picked"],
-                     interactive=False, elem_id="compare-summary")
+    summary = t.make(gr.Dataframe, L["summary"], headers=summary_headers(t.lang), interactive=False,
+                     elem_id="compare-summary")
     with gr.Row():
         disagree = t.make(gr.Checkbox, L["disagree"], value=False, elem_id="compare-disagree")
         wrong = t.make(gr.Checkbox, L["wrong"], value=False, elem_id="compare-wrong")

@@ -19,10 +19,18 @@ def test_model_text_is_escaped():
     assert "m&lt;1&gt;" in html and "どれか。&lt;b&gt;" in html
 
 
+# What the workbench passes in from the metric registry (pipelines/metrics.badge_specs).
+SPECS = [("accuracy", "accuracy", "pass"), ("exact_match", "exact match", "match"), ("gestalt", "gestalt", "score"),
+         ("kinki_picked", "contraindicated picked", "warn")]
+
+
 def test_badges_show_prediction_and_metrics():
     row = {"response": "乙", "predicted": ["b"], "accuracy": 1.0, "exact_match": 1.0, "gestalt": 0.5, "kinki_picked": 1}
-    b = answer_card.badges(row, "en")
+    b = answer_card.badges(row, "en", SPECS)
     assert "predicted: <b>b</b>" in b and "accuracy ✓" in b and "gestalt 0.50" in b and "contraindicated" in b
+    wrong = answer_card.badges({**row, "accuracy": 0.0, "exact_match": 0.0, "kinki_picked": 0}, "en", SPECS)
+    assert '"badge bad">accuracy ✗' in wrong and '"badge ">exact match ✗' in wrong and "⚠" not in wrong
+    assert "accuracy" not in answer_card.badges(row, "en")  # no specs, no metric badges
     box = answer_card.answer_box("m", row, "en")
     assert 'class="ans ok"' in box
     assert "not evaluated" in answer_card.answer_box("m", None, "en")
