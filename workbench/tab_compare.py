@@ -177,10 +177,11 @@ def summary_rows(state: AppState, names: dict[str, str], lang: str = "en") -> pd
         for shots, s in summ.by_shots.items():
             cells = []
             for m in shown:
-                v = s.means.get(m.key)
                 if m.aggregate == "sum":
-                    cells.append(s.exam.sums.get(m.key))
+                    total = s.exam.sums.get(m.key)
+                    cells.append(f"{total:g}" if total is not None else "–")
                 else:
+                    v = s.means.get(m.key)
                     cells.append(f"{v.mean:.3f} [{v.ci_low:.2f}, {v.ci_high:.2f}]" if v else "–")
             rows.append([name, f"{shots}-shot", s.n, *cells])
     return pd.DataFrame(rows, columns=summary_headers(lang, shown))
