@@ -50,18 +50,19 @@ def synthetic_records(n: int, seed: int = 0) -> list[dict]:
 
 def bench_curation(n: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        ws = datastore.open_store(Workspace.resolve(tmp))
+        ws = Workspace.resolve(tmp)
         t0 = time.perf_counter()
         datastore.add_records(ws, "bench", synthetic_records(n))
         t_insert = time.perf_counter() - t0
         t0 = time.perf_counter()
-        near = curate.run(curate.CurateConfig(dataset="bench", filters=["near_duplicate"], workspace=tmp))
+        near = curate.run(curate.CurateConfig(dataset="bench", filters=["near_duplicate"], workspace=tmp), workspace=ws)
         t_near = time.perf_counter() - t0
         t0 = time.perf_counter()
-        every = curate.run(curate.CurateConfig(dataset="bench", workspace=tmp))
+        every = curate.run(curate.CurateConfig(dataset="bench", workspace=tmp), workspace=ws)
         t_all = time.perf_counter() - t0
         t0 = time.perf_counter()
-        curate.export(curate.ExportConfig(dataset="bench", format="alpaca", out=f"{tmp}/out.jsonl", workspace=tmp))
+        curate.export(curate.ExportConfig(dataset="bench", format="alpaca", out=f"{tmp}/out.jsonl", workspace=tmp),
+                      workspace=ws)
         t_export = time.perf_counter() - t0
     return {"records": n, "insert_s": t_insert, "near_dup_s": t_near, "near_dups": near["near_duplicate"],
             "all_filters_s": t_all, "flagged": every["flagged"], "export_s": t_export}

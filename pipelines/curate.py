@@ -138,9 +138,10 @@ def _minhash_index(texts: list[tuple[int, str]], c: CurateConfig) -> dict[int, i
     return dup_of
 
 
-def run(config: CurateConfig, on_event: Callable[[dict], None] | None = None) -> dict[str, int]:
+def run(config: CurateConfig, on_event: Callable[[dict], None] | None = None, *,
+        workspace: Workspace | None = None) -> dict[str, int]:
     """Recompute the flags of a dataset; returns {filter: records flagged} (plus total and clean)."""
-    ws = datastore.open_store(Workspace.resolve(config.workspace))
+    ws = workspace or Workspace.resolve(config.workspace)
     chosen = list(config.filters or FILTERS)
     unknown = set(chosen) - set(FILTERS)
     if unknown:
@@ -210,7 +211,6 @@ def review_where(ws: Workspace, dataset: str, new_status: str, *, who: str | Non
 
 def dataset_stats(ws: Workspace, dataset: str) -> dict:
     """Counts, lengths, provenance and cost of one generated dataset."""
-    datastore.open_store(ws)
     total = count_records(ws, dataset)
     if not total:
         raise UserError(f"Dataset {dataset!r} has no records.",
@@ -273,13 +273,13 @@ def _atomic_write(path: Path, lines: list[str]) -> None:
     os.replace(tmp, path)
 
 
-def export(config: ExportConfig) -> dict:
+def export(config: ExportConfig, *, workspace: Workspace | None = None) -> dict:
     """Write the exportable records and register them; returns path, version and counts."""
     if config.format not in FORMATS:
         raise UserError(f"Unknown export format {config.format!r}.", f"Use one of {', '.join(FORMATS)}.")
     if not 0 <= config.eval_fraction < 1:
         raise UserError(f"eval_fraction {config.eval_fraction} must be in [0, 1).", "Use e.g. 0.05.")
-    ws = datastore.open_store(Workspace.resolve(config.workspace))
+    ws = workspace or Workspace.resolve(config.workspace)
     ids = set(_exportable_ids(ws, config.dataset, config.only_accepted))
     if not ids:
         raise UserError(f"Dataset {config.dataset!r} has no records to export "
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
     for p in (f, ls, r, e, st, im, x):
         add_workspace_argument(p)
     a = parser.parse_args(argv)
-    ws = datastore.open_store(Workspace.resolve(a.workspace))
+    ws = Workspace.resolve(a.workspace)
 
     if a.command == "filter":
         cfg = CurateConfig(dataset=a.dataset, min_question_chars=a.min_question_chars,
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
                            min_japanese_share=a.min_japanese_share, near_duplicate_threshold=a.near_duplicate_threshold,
                            num_perm=a.num_perm, keywords=a.keywords, workspace=str(ws.root),
                            filters=a.only.split(",") if a.only else None)
-        print(json.dumps(run(cfg), indent=2))
+        print(json.dumps(run(cfg, workspace=ws), indent=2))
     elif a.command == "list":
         if not a.dataset:
             raise UserError("list needs --dataset.", "python -m pipelines.curate stats lists the datasets.")
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = ExportConfig(dataset=a.dataset, format=a.format, out=a.out, eval_fraction=a.eval_fraction,
                            seed=a.seed, only_accepted=a.only_accepted, name=a.name, overwrite=a.overwrite,
                            workspace=str(ws.root))
-        print(json.dumps(export(cfg), ensure_ascii=False, indent=2))
+        print(json.dumps(export(cfg, workspace=ws), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

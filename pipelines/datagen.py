@@ -200,9 +200,9 @@ class _Counters:
 
 
 def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *,
-        stop: threading.Event | None = None) -> dict:
+        stop: threading.Event | None = None, workspace: Workspace | None = None) -> dict:
     """Generate records into ``config.dataset``; returns the final counters. ``stop`` ends early."""
-    ws = datastore.open_store(Workspace.resolve(config.workspace))
+    ws = workspace or Workspace.resolve(config.workspace)
     stop = stop or threading.Event()
     lock = threading.RLock()
 
@@ -222,7 +222,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
     base_url, model = config.base_url, config.model
     if not base_url:
         from pipelines import serve
-        server = serve.start_server(serve.ServeConfig(model=config.model, port=0, workspace=str(ws.root)))
+        server = serve.start_server(serve.ServeConfig(model=config.model, port=0, workspace=str(ws.root)),
+                                    workspace=ws)
         base_url, model = server.base_url, server.model_id
     try:
         local = is_loopback(base_url)

@@ -1,6 +1,6 @@
 """Generated instruction data in the workspace database: records, raw outputs, cache, audit.
 
-Tables (all in ``registry.sqlite``, created with ``Workspace.ensure_tables``):
+Tables (all in ``registry.sqlite``, defined in ``pipelines/schema.py``):
 
 * ``dg_requests``  the request cache: one row per (chunk id, prompt hash, model), holding the
   model's raw response and its token usage. A re-run finds its work here and sends nothing.
@@ -27,66 +27,6 @@ from pipelines.workspace import Workspace
 
 STATUSES = ("pending", "accepted", "rejected")
 FIELDS = ("instruction", "input", "output")
-
-DDL = """
-CREATE TABLE IF NOT EXISTS dg_requests (
-    key TEXT PRIMARY KEY,            -- sha256(chunk id, prompt hash, model)
-    chunk_id TEXT NOT NULL,
-    prompt_hash TEXT NOT NULL,
-    model TEXT NOT NULL,
-    response TEXT NOT NULL,
-    prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER,
-    seconds REAL, attempts INTEGER,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dg_records (
-    id INTEGER PRIMARY KEY,
-    dataset TEXT NOT NULL,
-    instruction TEXT NOT NULL, input TEXT NOT NULL DEFAULT '', output TEXT NOT NULL,
-    orig_instruction TEXT NOT NULL, orig_input TEXT NOT NULL DEFAULT '', orig_output TEXT NOT NULL,
-    source_doc TEXT, chunk_id TEXT, model TEXT, prompt_version TEXT,
-    request_key TEXT, pair_index INTEGER,
-    status TEXT NOT NULL DEFAULT 'pending',
-    edited INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    UNIQUE (dataset, request_key, pair_index)
-);
-CREATE INDEX IF NOT EXISTS dg_records_dataset ON dg_records (dataset, status);
-CREATE TABLE IF NOT EXISTS dg_raw (
-    id INTEGER PRIMARY KEY,
-    dataset TEXT NOT NULL,
-    request_key TEXT NOT NULL,
-    source_doc TEXT, chunk_id TEXT, model TEXT, prompt_version TEXT,
-    response TEXT NOT NULL,          -- the whole response, verbatim
-    leftovers TEXT NOT NULL,         -- JSON list of the lines no pair was parsed from
-    n_leftovers INTEGER NOT NULL,
-    n_pairs INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    UNIQUE (dataset, request_key)
-);
-CREATE TABLE IF NOT EXISTS dg_flags (
-    record_id INTEGER NOT NULL REFERENCES dg_records(id) ON DELETE CASCADE,
-    filter TEXT NOT NULL,
-    detail TEXT,
-    PRIMARY KEY (record_id, filter)
-);
-CREATE INDEX IF NOT EXISTS dg_flags_filter ON dg_flags (filter);
-CREATE TABLE IF NOT EXISTS dg_audit (
-    id INTEGER PRIMARY KEY,
-    record_id INTEGER NOT NULL,
-    who TEXT NOT NULL,
-    at REAL NOT NULL,
-    field TEXT NOT NULL,             -- 'instruction' | 'input' | 'output' | 'status'
-    before TEXT, after TEXT
-);
-CREATE INDEX IF NOT EXISTS dg_audit_record ON dg_audit (record_id)
-"""
-
-
-def open_store(ws: Workspace) -> Workspace:
-    ws.ensure_tables(DDL)
-    return ws
-
 
 def default_reviewer() -> str:
     try:

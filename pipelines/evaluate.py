@@ -179,10 +179,11 @@ def _check_resume(out: Path, identity: dict) -> None:
                             "Use another --out directory, or delete that one to start over.")
 
 
-def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None) -> dict:
+def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
+        workspace: Workspace | None = None) -> dict:
     emit = on_event or (lambda e: None)
     config.validate()
-    ws = Workspace.resolve(config.workspace)
+    ws = workspace or Workspace.resolve(config.workspace)
     qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
     template = load_template(config.template)
     pool = load_questions(config.shots_file).questions if 1 in config.shots else []

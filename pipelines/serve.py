@@ -304,11 +304,11 @@ class ServerHandle:
         self.thread.join(timeout=10)
 
 
-def load_engine(config: ServeConfig) -> ChatEngine:
+def load_engine(config: ServeConfig, *, workspace: Workspace | None = None) -> ChatEngine:
     from pipelines.backends import backend_type, open_backend
     from pipelines.generation import LocalGenerator
     from pipelines.models import resolve_model
-    ws = Workspace.resolve(config.workspace)
+    ws = workspace or Workspace.resolve(config.workspace)
     ref = resolve_model(config.model, config.adapter, ws)
     # Streaming and the per-request lock need the Hugging Face model itself, in this process.
     if backend_type(ref) is not LocalGenerator:
@@ -320,9 +320,10 @@ def load_engine(config: ServeConfig) -> ChatEngine:
                       max_tokens=config.max_tokens)
 
 
-def start_server(config: ServeConfig, engine: ChatEngine | None = None) -> ServerHandle:
+def start_server(config: ServeConfig, engine: ChatEngine | None = None, *,
+                 workspace: Workspace | None = None) -> ServerHandle:
     """Serve in a background thread; returns at once with the bound port (``port=0``: a free one)."""
-    engine = engine or load_engine(config)
+    engine = engine or load_engine(config, workspace=workspace)
     aliases = {engine.model_id, config.model}
     try:
         server = ThreadingHTTPServer((config.host, config.port), make_handler(engine, aliases))

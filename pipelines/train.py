@@ -322,9 +322,10 @@ def equivalent_cli(config: TrainConfig) -> str:
     return shlex.join(args)
 
 
-def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None) -> LaunchedRun:
+def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
+           workspace: Workspace | None = None) -> LaunchedRun:
     """Check everything, create the run directory and start the run in the background."""
-    ws = Workspace.resolve(config.workspace)
+    ws = workspace or Workspace.resolve(config.workspace)
     config.workspace = str(ws.root)
     if not config.out:
         config.out = str(ws.subdir("runs") / f"{config.preset or config.method}-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -31,16 +31,6 @@ ACTIVE = ("queued", "running")
 STOP_FILE = "STOP"
 STATE_MARKER = "trainer_state.json"      # written last: a checkpoint without it is incomplete
 
-RUNS_DDL = """
-CREATE TABLE IF NOT EXISTS train_runs (
-    run_id TEXT PRIMARY KEY,
-    run_name TEXT NOT NULL,
-    run_dir TEXT NOT NULL,
-    created_at REAL NOT NULL
-)
-"""
-
-
 def write_json(path: Path, data: dict) -> None:
     """Atomic: readers see the old or the new file, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -106,7 +96,6 @@ def run_status(run_dir: str | os.PathLike) -> dict:
 # -- listing ---------------------------------------------------------------------------
 
 def register_run(ws, run_id: str, run_name: str, run_dir: Path) -> None:
-    ws.ensure_tables(RUNS_DDL)
     with ws.transaction() as conn:
         conn.execute("INSERT OR REPLACE INTO train_runs (run_id, run_name, run_dir, created_at) VALUES (?,?,?,?)",
                      (run_id, run_name, str(run_dir), time.time()))
@@ -114,7 +103,6 @@ def register_run(ws, run_id: str, run_name: str, run_dir: Path) -> None:
 
 def list_runs(ws) -> list[dict]:
     """Every run this workspace launched (newest first), with its current status and last step."""
-    ws.ensure_tables(RUNS_DDL)
     runs = []
     for row in ws.query("SELECT * FROM train_runs ORDER BY created_at DESC"):
         run_dir = Path(row["run_dir"])

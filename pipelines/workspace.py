@@ -5,8 +5,11 @@ variable ``JMEDLORA_WORKSPACE``, then ``./workspace``.
 
 The registry is a single SQLite file (``registry.sqlite``) in WAL mode so that the
 UI can read while a background run writes. Every write goes through
-``Workspace.transaction()``. Pipelines that need their own tables declare them as
-``CREATE TABLE IF NOT EXISTS`` DDL and call ``Workspace.ensure_tables``.
+``Workspace.transaction()``. Every table is defined in ``pipelines/schema.py`` and created or
+migrated once, when the workspace is opened: reading a workspace never writes to it.
+
+Open a workspace once per process, at its entry point (a CLI ``main``, ``launch.py``), and pass
+the ``Workspace`` object on; pipelines' ``run`` functions take it as ``workspace=``.
 
     python -m pipelines.workspace [--workspace DIR]     # print what is registered
 """
@@ -22,44 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from pipelines import schema
+
 ENV_VAR = "JMEDLORA_WORKSPACE"
 DEFAULT_DIR = "workspace"
-
-_REGISTRY_DDL = """
-CREATE TABLE IF NOT EXISTS models (
-    name TEXT PRIMARY KEY,          -- how users refer to it, e.g. 'default', 'run-3@1000'
-    kind TEXT NOT NULL,             -- 'base' | 'adapter' | 'merged' | 'endpoint'
-    path TEXT,                      -- model or adapter directory
-    base_model TEXT,                -- for adapters: the base model reference
-    step INTEGER,                   -- training step of a checkpoint (0 = base model)
-    train_hours REAL,               -- elapsed training hours when saved
-    run_id TEXT,
-    created_at REAL NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS datasets (
-    name TEXT NOT NULL,
-    version TEXT NOT NULL,          -- content hash of what was exported
-    kind TEXT NOT NULL,             -- 'alpaca' | 'hf' | 'text' | 'questions'
-    path TEXT NOT NULL,
-    n_records INTEGER,
-    created_at REAL NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (name, version, kind)
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    out_dir TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    adapter TEXT,
-    data TEXT NOT NULL,
-    config TEXT NOT NULL,
-    summary TEXT,
-    status TEXT NOT NULL,           -- 'running' | 'finished' | 'failed'
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-"""
-
 
 @dataclass(frozen=True)
 class Workspace:
@@ -67,11 +36,16 @@ class Workspace:
 
     @classmethod
     def resolve(cls, path: str | os.PathLike | None = None) -> "Workspace":
+        """Open the workspace: create the directory, bring its database to the current schema."""
         chosen = path or os.environ.get(ENV_VAR) or DEFAULT_DIR
         root = Path(chosen).expanduser().resolve()
         root.mkdir(parents=True, exist_ok=True)
         ws = cls(root)
-        ws.ensure_tables(_REGISTRY_DDL)
+        conn = ws.connect()
+        try:
+            schema.apply(conn, where=f"The workspace {root}")
+        finally:
+            conn.close()
         return ws
 
     # -- layout ---------------------------------------------------------------
@@ -121,12 +95,6 @@ class Workspace:
             return [dict(r) for r in conn.execute(sql, params).fetchall()]
         finally:
             conn.close()
-
-    def ensure_tables(self, ddl: str) -> None:
-        with self.transaction() as conn:
-            for statement in ddl.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
 
     # -- registry -------------------------------------------------------------
     def register_model(self, name: str, kind: str, path: str | None = None, *,

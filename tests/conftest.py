@@ -89,3 +89,27 @@ def tiny_neox_dir(tmp_path_factory, tokenizer_dir) -> Path:
                            num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=2048,
                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     return _save_tiny(config, tokenizer_dir, tmp_path_factory.mktemp("tiny_neox"))
+
+
+WRITE_SQL = ("BEGIN", "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+@pytest.fixture
+def sql_writes(monkeypatch):
+    """The write statements (and ``BEGIN``s of write transactions) run on any workspace
+    connection while the test runs: a list that fills as they happen."""
+    from pipelines.workspace import Workspace
+    writes: list[str] = []
+    connect = Workspace.connect
+
+    def traced(self):
+        conn = connect(self)
+
+        def record(sql: str) -> None:
+            words = sql.lstrip().upper()
+            if words.startswith(WRITE_SQL) or (words.startswith("PRAGMA USER_VERSION") and "=" in words):
+                writes.append(sql)
+        conn.set_trace_callback(record)
+        return conn
+    monkeypatch.setattr(Workspace, "connect", traced)
+    return writes

@@ -2,7 +2,8 @@
 free-form prompt to all of them, and rate answers blind.
 
 Evaluations run as ``python -m pipelines.evaluate`` subprocesses (workbench.eval_jobs);
-the side-by-side frame, answer cards and review store live in ``components/``.
+the side-by-side frame and answer cards live in ``components/``, the review store in
+``pipelines/reviews.py``.
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from components import answer_card, blind_review, side_by_side
+from components import answer_card, side_by_side
 from components.run_monitor import progress_html
-from pipelines import metrics
+from pipelines import metrics, reviews
 from pipelines.errors import UserError
 from pipelines.eval_summary import EvalSummary
 from pipelines.evaluate import EvalConfig, read_results
@@ -381,12 +382,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         runs, names, _ = selected_runs(state, out_dirs)
         if not runs:
             return [], notice("info", MSG["none_shown"][lang_]), gr.update()
-        store = blind_review.ReviewStore(state.workspace)
-        cands = [blind_review.Candidate(names[n], n, r["problem_id"], r["shots"], r.get("response") or "",
+        store = reviews.ReviewStore(state.workspace)
+        cands = [reviews.Candidate(names[n], n, r["problem_id"], r["shots"], r.get("response") or "",
                                         r.get("accuracy")) for n, rows in runs.items() for r in rows]
         seed = int(hashlib.sha1(who.strip().encode()).hexdigest()[:8], 16)
-        q = blind_review.queue(cands, store.rated_keys(who), seed)
-        return q, review_html(q, lang_), blind_review.summarize(store.ratings())
+        q = reviews.queue(cands, store.rated_keys(who), seed)
+        return q, review_html(q, lang_), reviews.summarize(store.ratings())
 
     def review_html(q, lang_):
         if not q:
@@ -405,15 +406,15 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         def handler(q, who, lang_):
             if not q:
                 return q, review_html(q, lang_), gr.update()
-            store = blind_review.ReviewStore(state.workspace)
+            store = reviews.ReviewStore(state.workspace)
             if rating:
                 store.rate(q[0], rating, who or "")
             q = q[1:]
-            return q, review_html(q, lang_), blind_review.summarize(store.ratings())
+            return q, review_html(q, lang_), reviews.summarize(store.ratings())
         return handler
 
     start_review.click(begin, [shown, reviewer, lang], [review_queue, review_card, review_summary])
-    for btn, r in zip(rate_btns, blind_review.RATINGS):
+    for btn, r in zip(rate_btns, reviews.RATINGS):
         btn.click(rate(r), [review_queue, reviewer, lang], [review_queue, review_card, review_summary])
     skip_btn.click(rate(None), [review_queue, reviewer, lang], [review_queue, review_card, review_summary])
 

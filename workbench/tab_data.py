@@ -167,7 +167,6 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     jobs: dict[str, GenJob] = {}
 
     def dataset_names() -> list[str]:
-        datastore.open_store(ws)
         return [d["name"] for d in datastore.list_datasets(ws)]
 
     t.make(gr.Markdown, L["intro"])
@@ -316,7 +315,6 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     def do_import(path, name, lang_):
         try:
-            datastore.open_store(ws)
             n = curate.import_alpaca_jsonl(ws, (name or "").strip() or Path(path).stem, path)
         except UserError as exc:
             return notice("error", str(exc)), gr.update()
@@ -352,7 +350,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     def do_filters(name, lang_):
         if not name:
             return notice("error", MSG["no_dataset"][lang_])
-        counts = curate.run(curate.CurateConfig(dataset=name, workspace=str(ws.root)))
+        counts = curate.run(curate.CurateConfig(dataset=name, workspace=str(ws.root)), workspace=ws)
         text = ", ".join(f"{k} {v}" for k, v in counts.items())
         return notice("ok", MSG["filtered"][lang_].format(counts=text))
 
@@ -402,7 +400,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         if not name:
             return notice("error", MSG["no_dataset"][lang_])
         try:
-            res = curate.export(curate.ExportConfig(dataset=name, format=fmt_, out=out_, workspace=str(ws.root)))
+            res = curate.export(curate.ExportConfig(dataset=name, format=fmt_, out=out_, workspace=str(ws.root)),
+                                workspace=ws)
         except UserError as exc:
             return notice("error", str(exc))
         n = res.get("n_records", res.get("records", "?"))

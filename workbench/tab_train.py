@@ -226,7 +226,7 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         *vals, other_json, lang_ = args
         try:
             config = config_from_form(preset_, vals, other_json, lang_, str(ws.root))
-            launched = train.launch(config)
+            launched = train.launch(config, workspace=ws)
         except UserError as exc:
             return (from_notice("error", str(exc).replace("\n  Fix: ", "\n→ ")), gr.update(), gr.update(),
                     gr.update())
@@ -246,7 +246,7 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             return from_notice("info", MSG["no_estimate"][lang_]), train.equivalent_cli(config)
         from pipelines.train_estimate import estimate_config
         try:
-            summary = estimate_config(config).summary()
+            summary = estimate_config(config, ws=ws).summary()
         except UserError as exc:
             return from_notice("error", str(exc)), train.equivalent_cli(config)
         return from_notice("info", summary), train.equivalent_cli(config)

@@ -25,7 +25,6 @@ RECORDS = [
 
 @pytest.fixture
 def ws(workspace):
-    datastore.open_store(workspace)
     datastore.add_records(workspace, "d", [dict(r, input="") for r in RECORDS])
     return workspace
 
@@ -125,7 +124,6 @@ def test_export_formats_split_and_registration(ws, tmp_path):
 
 def test_hf_export_has_a_seeded_split(workspace, tmp_path):
     from datasets import load_from_disk
-    datastore.open_store(workspace)
     datastore.add_records(workspace, "big", [{"instruction": f"質問{i}は何ですか？", "output": f"回答{i}です。"}
                                              for i in range(200)])
     def split(seed, name):
@@ -172,7 +170,6 @@ def test_cli_round_trip(workspace, tmp_path, capsys):
 
 
 def test_search_is_literal_for_percent_and_underscore(workspace):
-    datastore.open_store(workspace)
     datastore.add_records(workspace, "lit", [{"instruction": "HbA1c の目標は？", "output": "7.0%未満"},
                                              {"instruction": "a_b とは？", "output": "記号"},
                                              {"instruction": "axb とは？", "output": "別物"}])

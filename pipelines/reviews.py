@@ -1,8 +1,7 @@
 """Blind review: a clinician rates answers without knowing which checkpoint wrote them.
 
-Ratings live in the workspace SQLite (table ``workbench_reviews``). The store takes any
-object with the workspace's ``ensure_tables`` / ``transaction`` / ``query`` methods, so this
-module needs nothing from the pipelines.
+Ratings live in the workspace database (table ``workbench_reviews``, defined in
+``pipelines/schema.py``): one rating per answer and reviewer; rating again replaces it.
 """
 from __future__ import annotations
 
@@ -12,22 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-RATINGS = ("correct", "partly", "wrong", "harmful")
+from pipelines.workspace import Workspace
 
-DDL = """
-CREATE TABLE IF NOT EXISTS workbench_reviews (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    eval_dir TEXT NOT NULL,         -- the evaluation whose answer was rated
-    checkpoint TEXT NOT NULL,       -- who wrote it (hidden from the reviewer while rating)
-    problem_id TEXT NOT NULL,
-    shots INTEGER NOT NULL,
-    rating TEXT NOT NULL CHECK (rating IN ('correct', 'partly', 'wrong', 'harmful')),
-    reviewer TEXT NOT NULL DEFAULT '',
-    note TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    UNIQUE (eval_dir, problem_id, shots, reviewer)
-);
-"""
+RATINGS = ("correct", "partly", "wrong", "harmful")
 
 
 @dataclass(frozen=True)
@@ -46,9 +32,8 @@ class Candidate:
 
 
 class ReviewStore:
-    def __init__(self, workspace):
+    def __init__(self, workspace: Workspace):
         self.ws = workspace
-        self.ws.ensure_tables(DDL)
 
     def rate(self, c: Candidate, rating: str, reviewer: str = "", note: str = "") -> None:
         if rating not in RATINGS:

@@ -1,6 +1,6 @@
 import pytest
 
-from components import blind_review as br
+from pipelines import reviews as br
 
 
 def cands():
