@@ -23,6 +23,7 @@ The API key is read from ``$OPENAI_API_KEY`` (``api_key_env``) only; it is never
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import datastore, privacy, prompts
+from pipelines import datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import UserError, cli_guard
 from pipelines.qa_parse import parse_pairs
@@ -76,6 +77,7 @@ class PrivacyBlocked(UserError):
 
     def __init__(self, base_url: str, findings: list[dict]):
         self.findings = findings
+        self.event_fields = {"findings": findings, "base_url": base_url}    # in the job's error event
         lines = [f"  {f['chunk_id']}: {f['label']} {f['text']!r}" for f in findings[:20]]
         if len(findings) > 20:
             lines.append(f"  … and {len(findings) - 20} more")
@@ -336,7 +338,7 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                         n.errors += 1
                         msg = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
                         n.error_messages.append({"chunk_id": c.id, "message": msg})
-                        emit({"event": "error", "chunk_id": c.id, "message": msg, **n.snapshot()})
+                        emit({"event": "request_error", "chunk_id": c.id, "message": msg, **n.snapshot()})
                         continue
                     try:
                         store(c, key, text, usage, cache=dict(chunk_id=c.id, prompt_hash=phash, model=model,
@@ -350,8 +352,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                             f"Check --model (GET {base_url}/models lists them) and the key in ${config.api_key_env}.")
         if stopped_by:
             emit({"event": "budget", "reason": stopped_by, **n.snapshot()})
-        summary = {"event": "finished", "dataset": config.dataset, "model": model, "base_url": base_url,
-                   "prompt_version": prompt_version, "stopped": stop.is_set(), "budget_reached": stopped_by,
+        summary = {"event": "stop" if stop.is_set() else "finish", "dataset": config.dataset, "model": model,
+                   "base_url": base_url, "prompt_version": prompt_version, "stopped": stop.is_set(), "budget_reached": stopped_by,
                    "remaining": len(work) - n.done, "dataset_records": datastore.count_records(ws, config.dataset),
                    "error_messages": n.error_messages, "elapsed_s": round(time.perf_counter() - t_start, 3),
                    **n.snapshot()}
@@ -362,13 +364,27 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
             server.stop()
 
 
+def command_args(config: DatagenConfig) -> list[str]:
+    """The ``python -m pipelines.datagen`` arguments that make this run (defaults left out)."""
+    default = DatagenConfig(docs="", dataset="", model="")
+    args: list[str] = []
+    for f in dataclasses.fields(DatagenConfig):
+        value = getattr(config, f.name)
+        if f.name in ("retry_base", "retry_max_wait", "api_key_env") or value is None or value is False or \
+                (value == getattr(default, f.name) and f.name not in ("docs", "dataset", "model")):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    return args
+
+
 def _print_event(event: dict) -> None:
     kind = event["event"]
     if kind == "start":
         print(f"{event['chunks']} chunks ({event['cached']} cached, {event['to_send']} to send) → "
               f"{event['model']} @ {event['base_url']}", file=sys.stderr)
-    elif kind in ("progress", "error"):
-        extra = f"  error: {event['message']}" if kind == "error" else ""
+    elif kind in ("progress", "request_error"):
+        extra = f"  error: {event['message']}" if kind == "request_error" else ""
         print(f"[{event['done']}/{event['total']}] records {event['records']}  unparseable {event['unparseable']}  "
               f"errors {event['errors']}  tokens {event['total_tokens']}{extra}", file=sys.stderr)
     elif kind in ("retry", "budget", "privacy_override"):
@@ -403,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
     events_path = args.pop("events")
     config = DatagenConfig(**args)
     log = open(events_path, "a", encoding="utf-8") if events_path else None
+    events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory
 
     def on_event(event):
         _print_event(event)
@@ -411,7 +428,8 @@ def main(argv: list[str] | None = None) -> None:
             log.flush()
 
     try:
-        summary = run(config, on_event)
+        with jobs.reporting(events):
+            summary = run(config, jobs.tee(on_event, events), stop=jobs.stop_event(events))
     finally:
         if log:
             log.close()

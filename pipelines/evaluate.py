@@ -15,12 +15,13 @@ import argparse
 import json
 import random
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines import metrics, scoring
+from pipelines import jobs, metrics, scoring
 from pipelines.backends import BackendSettings, check_loglik, open_backend
 from pipelines.errors import UserError, cli_guard
 from pipelines.eval_summary import EvalSummary, ShotSummary
@@ -180,8 +181,10 @@ def _check_resume(out: Path, identity: dict) -> None:
 
 
 def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
-        workspace: Workspace | None = None) -> dict:
+        workspace: Workspace | None = None, stop: threading.Event | None = None) -> dict:
+    """Evaluate and summarise; ``stop`` ends early with the answers so far saved (a rerun resumes)."""
     emit = on_event or (lambda e: None)
+    stop = stop or threading.Event()
     config.validate()
     ws = workspace or Workspace.resolve(config.workspace)
     qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
@@ -212,16 +215,23 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     pool = [e.in_language(config.question_lang) for e in pool]
     todo = [(q, order, s) for s in config.shots for q, order in questions if (q.problem_id, s) not in done]
     total = len(questions) * len(config.shots)
-    emit({"type": "start", "total": total, "done": total - len(todo), "label": ref.label,
+    emit({"event": "start", "total": total, "done": total - len(todo), "label": ref.label,
           "skipped_not_text_only": qset.skipped_not_text_only, "data_problems": [str(p) for p in qset.problems]})
     t0 = time.perf_counter()
     if todo:
         try:
-            _evaluate(todo, config, ref, template, pool, out, emit, done=total - len(todo), total=total)
+            answered = _evaluate(todo, config, ref, template, pool, out, emit, done=total - len(todo), total=total,
+                                 stop=stop)
         except BaseException:
             ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
                                  config=identity, status="failed")
             raise
+        if stop.is_set() and answered < total:
+            ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
+                                 config=identity, status="stopped")
+            message = f"stopped after {answered} of {total} answers; run it again to resume"
+            emit({"event": "stop", "done": answered, "total": total, "message": message})
+            return {"label": ref.label, "stopped": True, "done": answered, "total": total, "message": message}
     elapsed = time.perf_counter() - t0
     rows = read_results(out)
     summary = EvalSummary(label=ref.label, model=config.model, adapter=config.adapter, data=config.data,
@@ -233,12 +243,13 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
                          config=identity, status="finished", summary=summary)
-    emit({"type": "finish", "summary": summary})
+    emit({"event": "finish", "summary": summary})
     return summary
 
 
 def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate, pool: list[Question],
-              out: Path, emit, *, done: int, total: int) -> None:
+              out: Path, emit, *, done: int, total: int, stop: threading.Event) -> int:
+    """Answers ``todo`` into ``results.jsonl``; returns how many of ``total`` are done."""
     backend = open_backend(ref, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens,
                            concurrency=config.concurrency)
     items = []
@@ -272,16 +283,19 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             fh.flush()
             done += 1
-            emit({"type": "progress", "done": done, "total": total, "problem_id": q.problem_id, "shots": shots,
+            emit({"event": "progress", "done": done, "total": total, "problem_id": q.problem_id, "shots": shots,
                   "accuracy": rec.get("accuracy")})
 
         if config.method == "loglik":
             for i in range(len(items)):
-                if i in ll_scores:
+                if i in ll_scores and not stop.is_set():
                     write(i, None, 0, 0.0)
-            return
+            return done
         for i, comp in backend.generate([it[4] for it in items], config.settings):
             write(i, comp.text, comp.n_tokens, comp.seconds)
+            if stop.is_set():
+                break
+    return done
 
 
 # -- CLI ---------------------------------------------------------------------------
@@ -327,19 +341,24 @@ def main(argv: list[str] | None = None) -> None:
 
     def on_event(e: dict) -> None:
         nonlocal bar
-        if e["type"] == "start":
+        if e["event"] == "start":
             for p in e["data_problems"]:
                 print(f"warning: skipped {p}", file=sys.stderr)
             if e["skipped_not_text_only"]:
                 print(f"note: {e['skipped_not_text_only']} question(s) need images (text_only: false) and were skipped",
                       file=sys.stderr)
             bar = tqdm(total=e["total"], initial=e["done"], desc=f"evaluating {e['label']}", unit="q")
-        elif e["type"] == "progress" and bar is not None:
+        elif e["event"] == "progress" and bar is not None:
             bar.update(1)
-        elif e["type"] == "finish" and bar is not None:
+        elif e["event"] in ("finish", "stop") and bar is not None:
             bar.close()
 
-    summary = run(config, on_event)
+    events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory
+    with jobs.reporting(events):
+        summary = run(config, jobs.tee(on_event, events), stop=jobs.stop_event(events))
+    if summary.get("stopped"):
+        print(summary["message"], file=sys.stderr)
+        return
     print(format_table(EvalSummary.from_dict(summary), summary["label"]))
 
 

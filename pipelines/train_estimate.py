@@ -208,7 +208,7 @@ def estimate_config(config, *, gpu: str | None = None, num_gpus: int = 1, ws: Wo
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.train import make_config
+    from pipelines.train_config import make_config
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset")
     p.add_argument("--model")

@@ -4,8 +4,9 @@ A run directory holds::
 
     config.json          the resolved TrainConfig (what the worker reads)
     run_card.json        config, dataset name and hash, library versions, git commit, hardware
-    status.json          {status, pid, pid_start, step, max_steps, message, ...}
-    metrics.jsonl        live metrics (pipelines.train_metrics)
+    status.json          {status, pid, pid_start, step, max_steps, message, ...} (pipelines.jobs)
+    events.jsonl         start, progress (each logged step's metrics), checkpoint, finish/stop/error
+    metrics.jsonl        live metrics (pipelines.train_metrics), rewound on resume: the loss curve
     train.log            stdout and stderr of the launched processes
     checkpoints/step-N/  PEFT adapter (or full model for cpt full) + state/ for resume
     resume/              rolling resume point between checkpoints (not a published model)
@@ -15,81 +16,31 @@ A run directory holds::
 Status values: ``queued``, ``running``, ``finished``, ``failed``, ``stopped``. A run whose
 process died without saying so (SIGKILL, power cut, OOM killer) reads as ``failed`` (or
 ``stopped`` if a stop was asked for): :func:`run_status` checks the recorded pid and its
-start time, so a reused pid or a zombie is not taken for a live run.
+start time (``pipelines.jobs``), so a reused pid or a zombie is not taken for a live run.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 import time
 from pathlib import Path
 
+from pipelines import jobs
+from pipelines.jobs import (ACTIVE, STOP_FILE, is_alive, process_start_time, read_json,  # noqa: F401 (re-exported)
+                            update_status, write_json)
+
 STATUSES = ("queued", "running", "finished", "failed", "stopped")
-ACTIVE = ("queued", "running")
-STOP_FILE = "STOP"
 STATE_MARKER = "trainer_state.json"      # written last: a checkpoint without it is incomplete
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomic: readers see the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-# -- processes -------------------------------------------------------------------------
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot, None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()   # the command name may hold spaces
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def is_alive(pid: int | None, start_time: int | None) -> bool:
-    if not pid:
-        return False
-    current = process_start_time(pid)
-    return current is not None and (start_time is None or current == start_time)
-
-
-# -- status ----------------------------------------------------------------------------
-
-def update_status(run_dir: Path, **fields) -> dict:
-    path = Path(run_dir) / "status.json"
-    status = read_json(path)
-    status.update(fields, updated_at=time.time())
-    write_json(path, status)
-    return status
 
 
 def run_status(run_dir: str | os.PathLike) -> dict:
-    """The status record, with a dead process's ``running`` corrected to failed/stopped."""
-    run_dir = Path(run_dir)
-    status = read_json(run_dir / "status.json")
-    if not status:
-        return {"status": "failed", "message": "no status.json: not a run directory or never launched"}
-    if status.get("status") in ACTIVE and not is_alive(status.get("pid"), status.get("pid_start")):
-        if status.get("status") == "queued" and not status.get("pid"):
-            return status                 # written, launch not yet attempted
-        stopped = (run_dir / STOP_FILE).exists()
-        status = dict(status, status="stopped" if stopped else "failed",
-                      message=status.get("message") if stopped else
-                      "the training process ended without reporting (killed, out of memory, or machine restarted); "
-                      "resume it from its last checkpoint")
+    """The status record (``jobs.status``), a dead process's ``running`` corrected to failed/stopped."""
+    status = jobs.status(run_dir)
+    message = status.get("message") or ""
+    if message == jobs.DEAD:
+        status["message"] = "the training process ended without reporting (killed, out of memory, or machine " \
+                            "restarted); resume it from its last checkpoint"
+    elif status.get("status") == "failed" and message.startswith("exited with code"):
+        status["message"] = message + ", fix the cause and resume it from its last checkpoint"
     return status
 
 
@@ -159,28 +110,5 @@ def stop_run(run_dir: str | os.PathLike, *, grace_s: float = 60.0, force: bool =
     ``stopped``. ``force`` (or a run that ignores the request for ``grace_s``) gets SIGTERM and
     then SIGKILL to the whole process group, so launcher and workers go together.
     """
-    run_dir = Path(run_dir)
-    (run_dir / STOP_FILE).write_text(str(time.time()))
-    status = read_json(run_dir / "status.json")
-    pid, start = status.get("pid"), status.get("pid_start")
-    was_alive = is_alive(pid, start)
-    deadline = time.time() + (0 if force else grace_s)
-    while is_alive(pid, start) and time.time() < deadline:
-        time.sleep(0.5)
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        if not is_alive(pid, start):
-            break
-        try:
-            os.killpg(status.get("pgid", pid), sig)
-        except ProcessLookupError:
-            break
-        end = time.time() + wait
-        while is_alive(pid, start) and time.time() < end:
-            time.sleep(0.2)
-    if was_alive:
-        # Stragglers (a worker whose launcher already died) go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(status.get("pgid", pid), signal.SIGKILL)
-    if read_json(run_dir / "status.json").get("status") in ACTIVE and not is_alive(pid, start):
-        update_status(run_dir, status="stopped", message="stopped by the user")
+    jobs.stop(run_dir, grace_s=grace_s, force=force)
     return run_status(run_dir)

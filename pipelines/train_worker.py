@@ -20,15 +20,15 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
 import traceback
 from pathlib import Path
 
-from pipelines import train_data, train_runs
-from pipelines.train import TrainConfig
+from pipelines import jobs, train_data, train_runs
+from pipelines.errors import UserError
+from pipelines.train_config import TrainConfig
 from pipelines.train_metrics import MetricsWriter, peak_memory_mb
 from pipelines.workspace import Workspace
 
@@ -43,6 +43,7 @@ class Recipe:
         self.step, self.cursor, self.elapsed, self.tokens_total = 0, 0, 0.0, 0
         self.eval_queue: list[tuple[int, str]] = []
         self.eval_thread: threading.Thread | None = None
+        self.events = jobs.EventWriter(run_dir)      # written by the main process only
 
     # -- setup ------------------------------------------------------------------------
     def setup(self) -> None:
@@ -64,6 +65,9 @@ class Recipe:
         self.resume_point = train_runs.latest_resume_point(self.run_dir)
         self.tokenizer = self._load_tokenizer()
         self.examples = self._load_examples()
+        if len(self.examples) < cfg.micro * self.acc.num_processes:
+            raise UserError(f"Only {len(self.examples)} training examples for {self.acc.num_processes} process(es) "
+                            f"× micro-batch {cfg.micro}.", "Add data or lower --micro-batch-size.")
         self.model = self._load_model()
 
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -108,14 +112,25 @@ class Recipe:
         return load_tokenizer(self.resolved["base_model_path"], padding_side="right")
 
     def _load_examples(self) -> list[train_data.Example]:
+        """The whole data set, tokenized once, here (the launcher only sampled it)."""
         cfg = self.cfg
         source = train_data.resolve_data(cfg.data, self.ws)
+        truncated = 0
         if cfg.method == "cpt":
-            return train_data.tokenize_cpt(train_data.read_texts(source), self.tokenizer, block_size=cfg.max_seq_length)
-        from pipelines.prompts import load_template
-        examples, _ = train_data.tokenize_sft(train_data.read_sft_records(source), self.tokenizer,
-                                              load_template(cfg.template), max_prompt_length=cfg.max_prompt_length,
-                                              max_target_length=cfg.max_target_length, loss_on=cfg.loss_on)
+            examples = train_data.tokenize_cpt(train_data.read_texts(source), self.tokenizer,
+                                               block_size=cfg.max_seq_length)
+        else:
+            from pipelines.prompts import load_template
+            examples, truncated = train_data.tokenize_sft(
+                train_data.read_sft_records(source), self.tokenizer, load_template(cfg.template),
+                max_prompt_length=cfg.max_prompt_length, max_target_length=cfg.max_target_length, loss_on=cfg.loss_on)
+        if self.main:
+            card = train_runs.read_json(self.run_dir / "run_card.json")
+            card.setdefault("dataset", {}).update(n_examples=len(examples), n_truncated=truncated,
+                                                  tokens=sum(len(e.input_ids) for e in examples))
+            train_runs.write_json(self.run_dir / "run_card.json", card)
+            self.events({"event": "start", "max_steps": cfg.max_steps,
+                         "n_examples": len(examples), "n_truncated": truncated})
         return examples
 
     def _load_model(self):
@@ -210,14 +225,16 @@ class Recipe:
             if self.main and (self.step % cfg.logging_steps == 0 or self.step == cfg.max_steps):
                 mem, mem_kind = peak_memory_mb()
                 gn = float(grad_norm) if grad_norm is not None and math.isfinite(float(grad_norm)) else None
-                self.metrics.write({
+                record = {
                     "step": self.step, "epoch": round(step_batches[-1][1], 4),
                     "loss": float(loss_sum) / max(n_targets, 1), "lr": self.scheduler.get_last_lr()[0],
                     "grad_norm": gn, "tokens": int(tokens), "tokens_total": self.tokens_total,
                     "tokens_per_s": round(int(tokens) / dt, 1), "step_time_s": round(dt, 4),
                     "elapsed_s": round(self.elapsed, 2),
                     "eta_s": round((cfg.max_steps - self.step) * sum(window) / len(window), 1),
-                    "peak_mem_mb": round(mem, 1), "mem_kind": mem_kind, "time": time.time()})
+                    "peak_mem_mb": round(mem, 1), "mem_kind": mem_kind, "time": time.time()}
+                self.metrics.write(record)
+                self.events({"event": "progress", "done": self.step, "total": cfg.max_steps, **record})
                 train_runs.update_status(self.run_dir, step=self.step)
             if self.step in save_at:
                 self.save(checkpoints=True)
@@ -226,10 +243,11 @@ class Recipe:
             if self._stop_requested():
                 if self.step not in save_at:
                     self.save(checkpoints=False)
-                if self.main:
-                    train_runs.update_status(self.run_dir, status="stopped", step=self.step,
-                                             message=f"stopped by the user at step {self.step}; resume to continue")
                 self._wait_for_evals()
+                if self.main:
+                    message = f"stopped by the user at step {self.step}; resume to continue"
+                    train_runs.update_status(self.run_dir, status="stopped", step=self.step, message=message)
+                    self.events({"event": "stop", "step": self.step, "message": message})
                 self.stopped = True
                 return
         self.stopped = False
@@ -311,6 +329,7 @@ class Recipe:
         self.ws.register_model(name, info["kind"], str(ckpt), base_model=cfg.model, step=self.step,
                                train_hours=info["train_hours"], run_id=self.resolved["run_id"],
                                meta={"method": cfg.method, "run_dir": str(self.run_dir), "data_hash": self.resolved["data_hash"]})
+        self.events({"event": "checkpoint", "name": name, "step": self.step, "path": str(ckpt)})
         if cfg.eval_data:
             self._queue_eval(name)
 
@@ -331,9 +350,8 @@ class Recipe:
             cmd = [sys.executable, "-m", "pipelines.evaluate", "--model", name, "--data", cfg.eval_data,
                    "--shots", "0", "--template", cfg.eval_template or cfg.template, "--limit", str(cfg.eval_limit),
                    "--out", str(out), "--workspace", str(self.ws.root)]
-            with open(out.with_suffix(".log"), "ab") as log:
-                subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               cwd=Path(__file__).resolve().parent.parent)
+            # In the run's process group: stopping the run stops its evaluation too.
+            jobs.start(out, cmd, kind="evaluate", own_session=False).wait()
 
     def _wait_for_evals(self) -> None:
         if self.main and self.eval_thread is not None:
@@ -347,8 +365,9 @@ class Recipe:
             self._publish_new_base()
         self._wait_for_evals()
         if self.main:
-            train_runs.update_status(self.run_dir, status="finished", step=self.step,
-                                     message=f"finished {self.step} steps in {self.elapsed / 3600:.2f} h")
+            message = f"finished {self.step} steps in {self.elapsed / 3600:.2f} h"
+            train_runs.update_status(self.run_dir, status="finished", step=self.step, message=message)
+            self.events({"event": "finish", "step": self.step, "message": message})
 
     def _publish_new_base(self) -> None:
         """cpt: register the result under the run name as a base model that SFT can start from."""
@@ -383,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
             if "out of memory" in str(exc).lower():
                 msg += " — lower micro_batch_size, enable gradient_checkpointing, or use qlora"
             train_runs.update_status(run_dir, status="failed", message=msg, error=traceback.format_exc()[-4000:])
+            jobs.EventWriter(run_dir)({"event": "error", "message": msg, "problem": getattr(exc, "problem", None),
+                                       "fix": getattr(exc, "fix", None)})
         raise
     finally:
         if getattr(recipe, "acc", None) is not None:

@@ -1,13 +1,17 @@
 """Data tab: documents → privacy check → instruction data (local model or an OpenAI-compatible
 endpoint) → curation (filters, search, accept/reject/edit with an audit trail) → statistics
 → export. Built over ``pipelines.datagen`` / ``curate`` / ``datastore`` (issue 3); where those
-are not installed the tab says so instead of failing."""
+are not installed the tab says so instead of failing.
+
+Generation runs as a job (``pipelines.jobs``: ``python -m pipelines.datagen …`` in its own
+process, which serves a local model itself when no endpoint is given); this tab shows its
+command, reads its ``status.json`` / ``events.jsonl``, and re-attaches after a restart."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -16,6 +20,7 @@ import plotly.graph_objects as go
 
 from components import metric_chart
 from components.run_monitor import progress_html
+from pipelines import jobs
 from pipelines.errors import UserError
 from workbench.i18n import Labels
 from workbench.state import AppState
@@ -44,6 +49,7 @@ L = {
     "generate": {"ja": "▶ 生成", "en": "▶ Generate"},
     "stop": {"ja": "■ 停止", "en": "■ Stop"},
     "findings": {"ja": "個人情報の検出結果", "en": "Privacy-guard findings"},
+    "command": {"ja": "実行されるコマンド", "en": "Command run"},
     "import": {"ja": "既存の Alpaca JSONL を取り込む", "en": "Import an existing Alpaca JSONL"},
     "import_path": {"ja": "JSONL ファイル", "en": "JSONL file"},
     "import_btn": {"ja": "取り込む", "en": "Import"},
@@ -105,22 +111,45 @@ def missing_modules() -> list[str]:
     return [m for m in NEEDED if importlib.util.find_spec(m) is None]
 
 
-@dataclass
-class GenJob:
-    """One generation run in a background thread, fed by the pipeline's events."""
-    dataset: str
-    counters: dict = field(default_factory=dict)
-    status: str = "running"
-    error: str = ""
-    started: float = field(default_factory=time.time)
-    stop: threading.Event = field(default_factory=threading.Event)
-    findings: list = field(default_factory=list)     # what the privacy guard refused to send
-    blocked_url: str = ""
+def latest_job(ws) -> dict | None:
+    """The newest generation job of this workspace (running, or how it ended), found on disk."""
+    found = jobs.list_jobs(ws.subdir("jobs"), kind="datagen")
+    return found[0] if found else None
 
-    def on_event(self, e: dict) -> None:
-        self.counters.update({k: v for k, v in e.items() if isinstance(v, (int, float))})
-        if e.get("event") == "start":
-            self.counters["total"] = e.get("chunks", 0)
+
+def start_job(ws, config) -> jobs.Job:
+    from pipelines import datagen
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset)[:40] or "data"
+    run_dir = ws.subdir("jobs") / f"datagen-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return jobs.start(run_dir, jobs.python_module("pipelines.datagen", *datagen.command_args(config)),
+                      kind="datagen", dataset=config.dataset)
+
+
+def job_counters(st: dict) -> dict:
+    """The latest counts: the final event's when the job ended, else the latest progress."""
+    end = st.get("end") or {}
+    return {**(st.get("progress") or {}), **(end if end.get("event") in ("finish", "stop") else {})}
+
+
+def job_html(st: dict | None, lang: str) -> str:
+    if st is None:
+        return ""
+    c, end = job_counters(st), st.get("end") or {}
+    if c.get("total"):
+        detail = "· " + MSG["counts"][lang].format(
+            added=int(c.get("added", 0)), unparseable=int(c.get("unparseable", 0)), cached=int(c.get("cached", 0)),
+            errors=int(c.get("errors", 0)), tokens=int(c.get("total_tokens", 0)))
+    else:
+        detail = "· " + MSG["preparing"][lang] if st["status"] in jobs.ACTIVE else ""
+    error = st.get("message") if st["status"] == "failed" else ""
+    if end.get("findings"):
+        error = MSG["blocked"][lang].format(k=len(end["findings"]), url=end.get("base_url"))
+    if st["status"] == "finished" and not c.get("records") and c.get("unparseable"):
+        error = MSG["nothing_parsed"][lang].format(n=int(c["unparseable"]))
+    ended = end.get("time") or (st.get("updated_at") if st["status"] not in jobs.ACTIVE else None)
+    return progress_html(f"{MSG['generating'][lang]}: {st.get('dataset', '')}", int(c.get("done", 0)),
+                         int(c.get("total", 0)) or None, status=st["status"], detail=detail,
+                         elapsed=(ended or time.time()) - st.get("started_at", time.time()), error=error)
 
 
 def history_frame(ws, record_id: int) -> pd.DataFrame:
@@ -164,7 +193,6 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     from pipelines import curate, datagen, datastore
 
     ws = state.workspace
-    jobs: dict[str, GenJob] = {}
 
     def dataset_names() -> list[str]:
         return [d["name"] for d in datastore.list_datasets(ws)]
@@ -192,6 +220,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         gen_msg = gr.HTML(elem_id="data-gen-msg")
         findings = t.make(gr.Dataframe, L["findings"], headers=FINDING_COLS, interactive=False,
                           elem_id="data-findings")
+        with t.make(gr.Accordion, L["command"], open=False):
+            command = gr.Code(language="shell", elem_id="data-command")
         with gr.Row():
             import_path = t.make(gr.Textbox, L["import_path"], value=str(REPO / "assets" / "sample_instructions.jsonl"),
                                  scale=3, elem_id="data-import-path")
@@ -258,60 +288,40 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     def do_generate(*args):
         *vals, lang_ = args
-        if any(j.status == "running" for j in jobs.values()):
-            return notice("error", MSG["busy"][lang_]), gr.Timer(active=True), gr.update()
-        cfg = config(*vals)
-        job = GenJob(cfg.dataset)
-        jobs["current"] = job
-
-        def work():
-            try:
-                final = datagen.run(cfg, job.on_event, stop=job.stop)
-                job.counters.update({k: v for k, v in (final or {}).items() if isinstance(v, (int, float))})
-                job.status = "stopped" if job.stop.is_set() else "finished"
-            except datagen.PrivacyBlocked as exc:      # refused before anything was sent
-                job.status, job.error, job.findings, job.blocked_url = "failed", str(exc), exc.findings, cfg.base_url
-            except UserError as exc:
-                job.status, job.error = "failed", str(exc)
-            except Exception as exc:  # shown in the page; the traceback goes to the server log
-                import traceback
-                traceback.print_exc()
-                job.status, job.error = "failed", f"{type(exc).__name__}: {exc}"
-        threading.Thread(target=work, daemon=True, name="datagen").start()
-        return job_html(lang_), gr.Timer(active=True), pd.DataFrame(columns=FINDING_COLS)
-
-    def job_html(lang_):
-        job = jobs.get("current")
-        if job is None:
-            return ""
-        c = job.counters
-        if c.get("total"):
-            detail = "· " + MSG["counts"][lang_].format(
-                added=int(c.get("added", 0)),
-                unparseable=int(c.get("unparseable", 0)), cached=int(c.get("cached", 0)),
-                errors=int(c.get("errors", 0)), tokens=int(c.get("total_tokens", 0)))
-        else:
-            detail = "· " + MSG["preparing"][lang_] if job.status == "running" else ""
-        error = job.error
-        if job.findings:
-            error = MSG["blocked"][lang_].format(k=len(job.findings), url=job.blocked_url)
-        if job.status == "finished" and not c.get("records") and c.get("unparseable"):
-            error = MSG["nothing_parsed"][lang_].format(n=int(c["unparseable"]))
-        return progress_html(f"{MSG['generating'][lang_]}: {job.dataset}", int(c.get("done", 0)),
-                             int(c.get("total", 0)) or None, status=job.status, detail=detail,
-                             elapsed=time.time() - job.started, error=error)
+        current = latest_job(ws)
+        if current is not None and current["status"] in jobs.ACTIVE:
+            return notice("error", MSG["busy"][lang_]), gr.Timer(active=True), gr.update(), gr.update()
+        try:
+            job = start_job(ws, config(*vals))
+        except UserError as exc:
+            return notice("error", str(exc)), gr.Timer(active=False), gr.update(), gr.update()
+        return (job_html(jobs.status(job.run_dir), lang_), gr.Timer(active=True),
+                pd.DataFrame(columns=FINDING_COLS), job.cli)
 
     def poll(lang_):
-        job = jobs.get("current")
-        running = job is not None and job.status == "running"
+        st = latest_job(ws)
         found = gr.update()
-        if job is not None and job.findings:
-            found = findings_frame(job.findings)
-        return job_html(lang_), gr.Timer(active=running), gr.update(choices=dataset_names()), found
+        if st is not None and (st.get("end") or {}).get("findings"):
+            found = findings_frame(st["end"]["findings"])
+        running = st is not None and st["status"] in jobs.ACTIVE
+        return job_html(st, lang_), gr.Timer(active=running), gr.update(choices=dataset_names()), found
 
-    gen_btn.click(do_generate, [*gen_inputs, lang], [gen_msg, gen_timer, findings])
+    def do_stop():
+        st = latest_job(ws)
+        if st is not None and st["status"] in jobs.ACTIVE:
+            # The job finishes the requests in flight and saves them: not inside the request.
+            threading.Thread(target=jobs.stop, args=(st["run_dir"],), kwargs={"grace_s": 60}, daemon=True).start()
+
+    gen_btn.click(do_generate, [*gen_inputs, lang], [gen_msg, gen_timer, findings, command])
     gen_timer.tick(poll, [lang], [gen_msg, gen_timer, ds, findings])
-    stop_btn.click(lambda: jobs["current"].stop.set() if "current" in jobs else None, None, None)
+    stop_btn.click(do_stop, None, None)
+
+    def on_load(lang_):
+        """Re-attach to a job started before this page (or this workbench) opened."""
+        st = latest_job(ws)
+        running = st is not None and st["status"] in jobs.ACTIVE
+        return (gr.update(choices=dataset_names()), job_html(st, lang_) if running else gr.update(),
+                gr.Timer(active=running), st.get("cli", "") if running else gr.update())
 
     def do_import(path, name, lang_):
         try:
@@ -409,4 +419,4 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     export_btn.click(do_export, [ds, fmt, out_path, lang], [export_msg])
     # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
-    return {"on_load": (lambda: gr.update(choices=dataset_names()), None, [ds])}
+    return {"on_load": (on_load, [lang], [ds, gen_msg, gen_timer, command])}

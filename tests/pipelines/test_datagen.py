@@ -200,8 +200,47 @@ def test_cli(docs, workspace, tmp_path, capsys):
                       "--template", "paper_ja", "--events", str(log), "--workspace", str(workspace.root)])
         assert "15回" not in srv.answered.most_common(1)[0][0] and "3回" in srv.answered.most_common(1)[0][0]
     assert json.loads(capsys.readouterr().out)["records"] == 15
-    assert json.loads(log.read_text().splitlines()[-1])["event"] == "finished"
+    assert json.loads(log.read_text().splitlines()[-1])["event"] == "finish"
     with pytest.raises(SystemExit) as exc:
         datagen.main(["--docs", str(tmp_path / "none"), "--base-url", "http://127.0.0.1:9/v1", "--model", "m",
                       "--dataset", "x", "--workspace", str(workspace.root)])
     assert exc.value.code == 2
+
+
+# -- as a job (pipelines.jobs), the way the Data tab starts it ------------------------------
+
+def _start_job(cfg, run_dir, **env):
+    from pipelines import jobs
+    return jobs.start(run_dir, jobs.python_module("pipelines.datagen", *datagen.command_args(cfg)),
+                      kind="datagen", env=env)
+
+
+def test_job_privacy_refusal_carries_the_findings(planted, workspace, tmp_path):
+    from pipelines import jobs
+    cfg = config(planted, workspace, FakeOpenAIServer(), base_url="http://192.0.2.1/v1")
+    job = _start_job(cfg, tmp_path / "job", OPENAI_API_KEY="sk-test")
+    assert job.cli.startswith("python -m pipelines.datagen --docs ")
+    final = jobs.follow(job.run_dir, poll_s=0.1)
+    assert final["status"] == "failed" and final["end"]["event"] == "error"
+    assert {f["kind"] for f in final["end"]["findings"]} == {"record_number", "name"}
+    assert final["end"]["base_url"] == "http://192.0.2.1/v1" and "--allow-remote-pii" in final["message"]
+    assert workspace.query("SELECT COUNT(*) AS n FROM dg_requests")[0]["n"] == 0
+
+
+def test_job_stops_gracefully_keeping_what_was_answered(docs, workspace, tmp_path):
+    from pipelines import jobs
+    with FakeOpenAIServer(pairs_reply, latency=0.3) as srv:
+        cfg = config(docs, workspace, srv, concurrency=1)
+        job = _start_job(cfg, tmp_path / "job")
+        for _ in range(600):
+            if (jobs.status(job.run_dir).get("progress") or {}).get("done", 0) >= 1:
+                break
+            __import__("time").sleep(0.05)
+        final = jobs.stop(job.run_dir, grace_s=30)
+        assert final["status"] == "stopped" and final["end"]["event"] == "stop"
+        done = final["end"]["done"]
+        assert 1 <= done < 5 and final["end"]["remaining"] == 5 - done
+        # Resumable: the next run reads the answered chunks from the cache and sends only the rest.
+        sent = srv.requests
+        summary = datagen.run(cfg)
+        assert summary["cached"] == done and srv.requests - sent == 5 - done

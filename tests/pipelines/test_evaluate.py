@@ -43,8 +43,8 @@ def test_zero_and_one_shot_results_and_summary(workspace, tiny_llama_dir, tmp_pa
             assert s[m]["ci_low"] <= s[m]["mean"] <= s[m]["ci_high"]
     saved = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert saved["by_shots"] == summary["by_shots"]
-    assert [e["type"] for e in events][0] == "start" and events[-1]["type"] == "finish"
-    assert [e["done"] for e in events if e["type"] == "progress"] == [1, 2, 3, 4, 5, 6]
+    assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "finish"
+    assert [e["done"] for e in events if e["event"] == "progress"] == [1, 2, 3, 4, 5, 6]
     (ev,) = workspace.evaluations()
     assert ev["status"] == "finished" and ev["summary"]["by_shots"]["0"]["n"] == 3
 
@@ -53,7 +53,7 @@ def test_interrupted_run_resumes_without_redoing(workspace, tiny_llama_dir, tmp_
     out = tmp_path / "ev"
 
     def stop_after_two(e):
-        if e["type"] == "progress" and e["done"] == 2:
+        if e["event"] == "progress" and e["done"] == 2:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -66,7 +66,24 @@ def test_interrupted_run_resumes_without_redoing(workspace, tiny_llama_dir, tmp_
     rows = read_results(out)
     assert rows[:2] == first  # finished questions are kept, not redone
     assert len(rows) == 4 and len({r["problem_id"] for r in rows}) == 4
-    assert events[0]["done"] == 2 and len([e for e in events if e["type"] == "progress"]) == 2
+    assert events[0]["done"] == 2 and len([e for e in events if e["event"] == "progress"]) == 2
+
+
+def test_graceful_stop_keeps_the_answers_and_resumes(workspace, tiny_llama_dir, tmp_path):
+    import threading
+    out, stop, events = tmp_path / "ev", threading.Event(), []
+
+    def stop_at_two(e):
+        events.append(e)
+        if e["event"] == "progress" and e["done"] == 2:
+            stop.set()
+
+    result = run(config(tiny_llama_dir, out, limit=4, shots=(0,)), stop_at_two, stop=stop)
+    assert result["stopped"] and result["done"] == 2 and events[-1]["event"] == "stop"
+    assert len(read_results(out)) == 2 and not (out / "summary.json").exists()
+    assert workspace.evaluations()[0]["status"] == "stopped"
+    summary = run(config(tiny_llama_dir, out, limit=4, shots=(0,)))
+    assert summary["by_shots"]["0"]["n"] == 4
 
 
 def test_resume_with_other_settings_is_refused(workspace, tiny_llama_dir, tmp_path):

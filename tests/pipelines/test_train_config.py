@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from pipelines import train, train_data, train_runs
+from pipelines import train, train_config, train_data, train_runs
 from pipelines.errors import UserError
-from pipelines.train import TrainConfig, make_config
+from pipelines.train_config import TrainConfig, make_config
 from pipelines.train_metrics import MetricsWriter, read_metrics
 
 
@@ -24,9 +24,9 @@ def write_alpaca(path, n=12):
 
 # -- presets ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", train.available_presets())
+@pytest.mark.parametrize("name", train_config.available_presets())
 def test_every_shipped_preset_loads_validates_and_explains_its_fields(name):
-    preset = train.load_preset(name)
+    preset = train_config.load_preset(name)
     config = make_config(name)
     config.validate()
     assert preset["description"] and preset["notes"]
@@ -89,7 +89,7 @@ def test_unknown_preset_lists_the_real_ones():
 
 def test_missing_data_file(workspace, tiny_llama_dir):
     with pytest.raises(UserError, match="not found"):
-        train.prepare(TrainConfig(model=str(tiny_llama_dir), data="/no/such/file.jsonl"), workspace)
+        train_config.prepare(TrainConfig(model=str(tiny_llama_dir), data="/no/such/file.jsonl"), workspace)
 
 
 def test_malformed_jsonl_line_is_reported_with_its_number(workspace, tiny_llama_dir, tmp_path):
@@ -98,38 +98,56 @@ def test_malformed_jsonl_line_is_reported_with_its_number(workspace, tiny_llama_
     lines.insert(3, '{"instruction": "x", "output": ')
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"d\.jsonl:4: malformed JSON"):
-        train.prepare(TrainConfig(model=str(tiny_llama_dir), data=str(path)), workspace)
+        train_config.prepare(TrainConfig(model=str(tiny_llama_dir), data=str(path)), workspace)
     path.write_text('{"instruction": "x", "output": "y"}\n{"instruction": "q", "input": ""}\n', encoding="utf-8")
     with pytest.raises(UserError, match=r"d\.jsonl:2: missing or empty 'output'"):
-        train.prepare(TrainConfig(model=str(tiny_llama_dir), data=str(path)), workspace)
+        train_config.prepare(TrainConfig(model=str(tiny_llama_dir), data=str(path)), workspace)
 
 
 def test_target_module_missing_from_the_architecture(workspace, tiny_llama_dir, tmp_path):
     cfg = TrainConfig(model=str(tiny_llama_dir), data=str(write_alpaca(tmp_path / "d.jsonl")),
                       target_modules=["query_key_value"])
     with pytest.raises(UserError) as err:
-        train.prepare(cfg, workspace)
+        train_config.prepare(cfg, workspace)
     assert "query_key_value" in err.value.problem and "q_proj" in err.value.fix
 
 
 def test_qlora_without_bitsandbytes_support(workspace, tiny_llama_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "bnb_4bit_problem", lambda device: "bitsandbytes is not installed")
+    monkeypatch.setattr(train_config, "bnb_4bit_problem", lambda device: "bitsandbytes is not installed")
     cfg = TrainConfig(model=str(tiny_llama_dir), data=str(write_alpaca(tmp_path / "d.jsonl")), method="qlora")
     with pytest.raises(UserError) as err:
-        train.prepare(cfg, workspace)
+        train_config.prepare(cfg, workspace)
     assert "QLoRA needs 4-bit" in err.value.problem and "--method lora" in err.value.fix
 
 
 def test_bnb_support_is_detected_here():
-    assert train.bnb_4bit_problem("cpu") is None
+    assert train_config.bnb_4bit_problem("cpu") is None
 
 
 def test_too_few_examples_and_endpoint_model(workspace, tiny_llama_dir, tmp_path):
     data = str(write_alpaca(tmp_path / "d.jsonl", 3))
     with pytest.raises(UserError, match="Only 3 training examples"):
-        train.prepare(TrainConfig(model=str(tiny_llama_dir), data=data, batch_size=8), workspace)
+        train_config.prepare(TrainConfig(model=str(tiny_llama_dir), data=data, batch_size=8), workspace)
     with pytest.raises(UserError, match="not a base model"):
-        train.prepare(TrainConfig(model="openai:gpt-4o", data=data), workspace)
+        train_config.prepare(TrainConfig(model="openai:gpt-4o", data=data), workspace)
+
+
+def test_launch_checks_tokenize_only_a_sample(workspace, tiny_llama_dir, tmp_path, monkeypatch):
+    data = str(write_alpaca(tmp_path / "d.jsonl", train_config.SAMPLE_RECORDS + 40))
+    sizes = []
+    real = train_data.tokenize_sft
+    monkeypatch.setattr(train_data, "tokenize_sft", lambda records, *a, **k: sizes.append(len(records)) or real(records, *a, **k))
+    info = train_config.prepare(TrainConfig(model=str(tiny_llama_dir), data=data, batch_size=4), workspace)
+    assert sizes == [train_config.SAMPLE_RECORDS]
+    assert info["n_examples"] == train_config.SAMPLE_RECORDS + 40 and info["avg_tokens"] > 10
+
+
+def test_config_estimate_and_worker_do_not_import_the_launcher():
+    code = ("import sys, pipelines.train_config, pipelines.train_estimate, pipelines.train_worker; "
+            "print('pipelines.train' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=train_config.REPO).stdout
+    assert out.strip() == "False"
 
 
 def test_existing_run_dir_is_not_overwritten(workspace, tmp_path):

@@ -1,7 +1,7 @@
 """Memory/time estimate: counts match real models; the paper's 70B QLoRA question gets a plain answer."""
 from __future__ import annotations
 
-from pipelines.train import make_config
+from pipelines.train_config import make_config
 from pipelines.train_estimate import estimate, model_shape, named_gpu
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import train, train_runs
-from pipelines.train import TrainConfig
+from pipelines import jobs, train, train_runs
+from pipelines.train_config import TrainConfig
 from pipelines.train_metrics import read_metrics
 
 KEYS = {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_total", "tokens_per_s", "step_time_s",
@@ -80,6 +80,9 @@ def test_lora_run_checkpoints_reload_and_change_the_model(fixture, targets, batc
 
     card = train_runs.run_card(tmp_path / "run")
     assert card["dataset"]["hash"] and card["dataset"]["n_examples"] == 24 and card["config"]["lora_r"] == 4
+    assert card["dataset"]["tokens"] > 0 and card["dataset"]["n_truncated"] >= 0      # counted by the worker
+    events = [e["event"] for e in jobs.read_events(tmp_path / "run")[0]]
+    assert events == ["start"] + ["progress"] * 3 + ["checkpoint"] + ["progress"] * 3 + ["checkpoint", "finish"]
     assert card["versions"]["torch"] and card["versions"]["peft"] and "commit" in card["git"]
     assert card["hardware"]["device"] == "cpu"
     runs = train_runs.list_runs(workspace)
@@ -215,6 +218,6 @@ def test_each_checkpoint_is_evaluated_when_asked(tiny_llama_dir, workspace, tmp_
     ckpts = train_runs.list_checkpoints(tmp_path / "e")
     assert [c["step"] for c in ckpts] == [1, 2]
     for c in ckpts:
-        assert c["eval_summary"] is not None, (tmp_path / "e" / "evals" / f"step-{c['step']}.log").read_text()[-2000:]
+        assert c["eval_summary"] is not None, (tmp_path / "e" / "evals" / f"step-{c['step']}" / "job.log").read_text()[-2000:]
         assert c["eval_summary"]["model"] == c["name"]
     assert {e["model"] for e in workspace.evaluations()} == {"e@1", "e@2"}
