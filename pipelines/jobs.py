@@ -185,7 +185,7 @@ def last_events(run_dir: str | os.PathLike, tail_bytes: int = 1 << 18) -> list[d
 def status(run_dir: str | os.PathLike) -> dict:
     """The job's status: ``status.json``, its end taken from the events, a dead process's
     ``running`` corrected to failed (or stopped, if a stop was asked for). ``progress`` is
-    the latest progress event of this start, ``end`` the event that ended it."""
+    the latest progress (or start) event of this start, ``end`` the event that ended it."""
     run_dir = Path(run_dir)
     st = read_json(run_dir / "status.json")
     if not st:
@@ -194,7 +194,7 @@ def status(run_dir: str | os.PathLike) -> dict:
     for e in reversed(last_events(run_dir)):
         if e.get("time", 0) < since:
             break
-        if e.get("event") == "progress" and "progress" not in st:
+        if e.get("event") in ("progress", "start") and "progress" not in st:
             st["progress"] = e
         if e.get("event") in END_EVENTS and "end" not in st:
             st["end"] = e

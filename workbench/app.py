@@ -95,6 +95,8 @@ def build_app(state: AppState) -> gr.Blocks:
             fn, ins, outs = data["on_load"]
             demo.load(fn, ins, outs)
             data_tab.select(fn, ins, outs)
+        fn, ins, outs = compare["on_load"]           # re-attach to an evaluation batch still running
+        demo.load(fn, ins, outs)
     # No public API: the page is the interface. Gradio embeds the API description (with every
     # dropdown's choices: run names, paths) even in the login page, so none may be published.
     for fn in demo.fns.values():

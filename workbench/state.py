@@ -1,6 +1,6 @@
 """What the running app holds between requests: the workspace, the embedded model's
 preparation (started in the background at launch, so the first page never waits for it),
-the backends opened for free-form prompts, and the evaluation batch in progress.
+and the backends opened for free-form prompts (evaluation batches are jobs on disk).
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ class AppState:
     lang: str = "ja"
     default_status: str = "idle"        # idle | preparing | ready | failed
     default_error: str = ""
-    eval_batch: object = None           # workbench.eval_jobs.EvalBatch
     backends: dict[str, BackendSlot] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

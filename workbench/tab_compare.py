@@ -1,13 +1,16 @@
 """Compare tab: evaluate checkpoints (0/1-shot), read their answers side by side, send one
 free-form prompt to all of them, and rate answers blind.
 
-Evaluations run as ``python -m pipelines.evaluate`` subprocesses (workbench.eval_jobs);
+Evaluations run as ``python -m pipelines.evaluate`` jobs, one per checkpoint, in a batch that
+outlives the page (pipelines.eval_jobs); a reopened page re-attaches to a running batch;
 the side-by-side frame and answer cards live in ``components/``, the review store in
 ``pipelines/reviews.py``.
 """
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -15,7 +18,7 @@ import pandas as pd
 
 from components import answer_card, side_by_side
 from components.run_monitor import progress_html
-from pipelines import metrics, reviews
+from pipelines import eval_jobs, jobs, metrics, reviews
 from pipelines.errors import UserError
 from pipelines.eval_summary import EvalSummary
 from pipelines.evaluate import EvalConfig, read_results
@@ -23,7 +26,6 @@ from pipelines.freeform import FORMATS as FREE_FORMATS
 from pipelines.freeform import answer as freeform_answer
 from pipelines.igakuqa import load_questions
 from pipelines.prompts import available_templates
-from workbench import eval_jobs
 from workbench.i18n import Labels
 from workbench.state import AppState, evals_root
 
@@ -295,7 +297,8 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             return fail(MSG["no_ckpt"][lang_])
         if not shot_list:
             return fail(MSG["no_shots"][lang_])
-        if state.eval_batch is not None and state.eval_batch.running:
+        running = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+        if running is not None and running["status"] in jobs.ACTIVE:
             return fail(MSG["busy"][lang_])
         lim = lim or None
         if lim is not None and (lim != int(lim) or lim < 1):
@@ -315,40 +318,31 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             out = eval_jobs.out_dir_for(evals_root(state.workspace), m, data_path, tmpl, int(tokens))
             cmd = eval_jobs.command_for(m, data_path, out, shots=shot_t, template=tmpl, limit=int(lim) if lim else None,
                                         max_new_tokens=int(tokens), workspace=state.workspace.root)
-            tasks.append(eval_jobs.EvalTask(model=m, out=out, cmd=cmd, total=n * len(shot_t), shots=shot_t))
-        state.eval_batch = eval_jobs.EvalBatch(tasks)
-        state.eval_batch.start()
-        cmds = "\n".join(eval_jobs.shell_line(tk.cmd) for tk in tasks)
-        return batch_html(lang_), cmds, gr.Timer(active=True)
-
-    def batch_html(lang_):
-        b = state.eval_batch
-        if b is None:
-            return ""
-        parts = []
-        for tk in b.tasks:
-            elapsed = ((tk.ended or __import__("time").time()) - tk.started) if tk.started else None
-            parts.append(progress_html(f"{MSG['evaluating'][lang_]}: {tk.model}", tk.done(), tk.total,
-                                       status=tk.status, elapsed=elapsed, error=tk.error))
-        return "".join(parts)
+            tasks.append({"model": m, "out": str(out), "cmd": cmd, "total": n * len(shot_t)})
+        job = eval_jobs.start_batch(state.workspace.subdir("jobs"), tasks)
+        return batch_html(eval_jobs.batch_status(job.run_dir), lang_), job.cli, gr.Timer(active=True)
 
     def poll(lang_, current):
-        b = state.eval_batch
-        if b is None:
+        found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+        if found is None:
             return "", gr.Timer(active=False), gr.update()
-        if b.running:
-            return batch_html(lang_), gr.Timer(active=True), gr.update()
-        outs = [str(tk.out.resolve()) for tk in b.tasks if tk.status == "finished"]
+        b = eval_jobs.batch_status(found["run_dir"])
+        if b["status"] in jobs.ACTIVE:
+            return batch_html(b, lang_), gr.Timer(active=True), gr.update()
+        outs = [str(Path(tk["out"]).resolve()) for tk in b["tasks"] if tk["status"] == "finished"]
         value = list(dict.fromkeys(outs + [c for c in (current or []) if c not in outs])) if outs else current
-        return batch_html(lang_), gr.Timer(active=False), gr.update(choices=evaluation_choices(state), value=value)
+        return batch_html(b, lang_), gr.Timer(active=False), gr.update(choices=evaluation_choices(state), value=value)
 
     run_btn.click(start, [ckpts, shots, template, data, limit, max_new, lang], [status, command, timer])
     timer.tick(poll, [lang, shown], [status, timer, shown])
 
     def stop(lang_):
-        if state.eval_batch is not None:
-            state.eval_batch.stop()
-        return batch_html(lang_)
+        found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+        if found is None:
+            return ""
+        if found["status"] in jobs.ACTIVE:   # the running evaluation saves its answers first: not in the request
+            threading.Thread(target=jobs.stop, args=(found["run_dir"],), kwargs={"grace_s": 60}, daemon=True).start()
+        return batch_html(eval_jobs.batch_status(found["run_dir"]), lang_)
 
     stop_btn.click(stop, [lang], [status])
     shown.change(view, view_inputs, view_outputs)
@@ -418,7 +412,26 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         btn.click(rate(r), [review_queue, reviewer, lang], [review_queue, review_card, review_summary])
     skip_btn.click(rate(None), [review_queue, reviewer, lang], [review_queue, review_card, review_summary])
 
-    return {"checkpoints": ckpts, "shown": shown, "view": (view, view_inputs, view_outputs), "status": status}
+    return {"checkpoints": ckpts, "shown": shown, "view": (view, view_inputs, view_outputs), "status": status,
+            "on_load": (lambda lang_: reattach(state, lang_), [lang], [status, command, timer])}
+
+
+def batch_html(batch: dict, lang: str) -> str:
+    """One progress bar per checkpoint of an evaluation batch (``eval_jobs.batch_status``)."""
+    parts = []
+    for tk in batch["tasks"]:
+        elapsed = ((tk["ended_at"] or time.time()) - tk["started_at"]) if tk["started_at"] else None
+        parts.append(progress_html(f"{MSG['evaluating'][lang]}: {tk['model']}", tk["done"], tk["total"],
+                                   status=tk["status"], elapsed=elapsed, error=tk["error"]))
+    return "".join(parts)
+
+
+def reattach(state: AppState, lang: str):
+    """A batch still running when the page (or the workbench) was reopened: show it, poll it."""
+    found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    if found is None or found["status"] not in jobs.ACTIVE:
+        return gr.update(), gr.update(), gr.Timer(active=False)
+    return batch_html(eval_jobs.batch_status(found["run_dir"]), lang), found.get("cli", ""), gr.Timer(active=True)
 
 
 def free_answer(state: AppState, spec: str, instruction: str, inp: str, fmt: str, max_new_tokens: int) -> str:

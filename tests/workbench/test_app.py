@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import app, eval_jobs, i18n, tab_charts, tab_compare, tab_data, tab_train
+from workbench import app, i18n, tab_charts, tab_compare, tab_data, tab_train
 from workbench.state import AppState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,26 +39,6 @@ def test_status_line_names_the_workspace(workspace):
     state.default_error = "no <gguf>"
     html = app.status_html(state, "en")
     assert str(workspace.root) in html and "no &lt;gguf&gt;" in html and 'data-status="failed"' in html
-
-
-def test_eval_dirs_are_stable_per_settings_and_commands_match_the_cli(tmp_path):
-    a = eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "ja", 256)
-    assert a == eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "ja", 256)
-    assert a != eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "en", 256)
-    assert a != eval_jobs.out_dir_for(tmp_path, "run@10", "q.jsonl", "ja", 64)
-    assert a.name.startswith("run@10-ja-q-")
-    cmd = eval_jobs.command_for("default", "q.jsonl", a, shots=(0, 1), template="ja", limit=2,
-                                max_new_tokens=8, workspace=tmp_path)
-    from pipelines.evaluate import build_parser
-    args = build_parser().parse_args(cmd[3:])
-    assert (args.model, args.shots, args.limit, args.max_new_tokens, args.out) == ("default", [0, 1], 2, 8, str(a))
-    assert eval_jobs.shell_line(cmd).startswith("python -m pipelines.evaluate --model default")
-
-
-def test_error_from_log_prefers_the_engines_message():
-    log = "loading\nerror: Model 'x' not found.\n  Fix: Use 'default'.\n"
-    assert eval_jobs.error_from_log(log) == "Model 'x' not found.\n  Fix: Use 'default'."
-    assert eval_jobs.error_from_log("a\nTraceback\nKeyError: 1") .endswith("KeyError: 1")
 
 
 def _imports(path: Path) -> set[str]:
