@@ -169,15 +169,21 @@ def read_events(run_dir: str | os.PathLike, offset: int = 0) -> tuple[list[dict]
     return events, offset + end
 
 
-def last_events(run_dir: str | os.PathLike, tail_bytes: int = 1 << 18) -> list[dict]:
-    """The events in the file's last ``tail_bytes`` (enough for the latest progress and the end)."""
+def last_events(run_dir: str | os.PathLike, tail_bytes: int = 1 << 16) -> list[dict]:
+    """The events in the file's tail (enough for the latest progress and the end), read again
+    from further back while the tail holds no whole event (a long list of privacy findings)."""
     path = Path(run_dir) / EVENTS
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return []
-    events, _ = read_events(run_dir, max(0, size - tail_bytes))
-    return events if size <= tail_bytes else events[1:]     # the first may be cut in half
+    while True:
+        events, _ = read_events(run_dir, max(0, size - tail_bytes))
+        if size <= tail_bytes:
+            return events
+        if len(events) > 1:
+            return events[1:]                 # the first may be cut in half
+        tail_bytes *= 4
 
 
 # -- status ---------------------------------------------------------------------------------

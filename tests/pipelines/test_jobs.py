@@ -109,3 +109,11 @@ def test_read_events_waits_for_a_whole_line(tmp_path):
     with open(tmp_path / jobs.EVENTS, "a") as fh:
         fh.write('gress"}\n')
     assert [e["event"] for e in jobs.read_events(tmp_path, offset)[0]] == ["progress"]
+
+
+def test_a_long_last_event_is_read_whole(tmp_path):
+    import json
+    big = {"event": "error", "findings": [{"text": "x" * 100}] * 5000}
+    with open(tmp_path / jobs.EVENTS, "w") as fh:
+        fh.write('{"event": "start"}\n' * 3000 + json.dumps(big) + "\n")
+    assert jobs.last_events(tmp_path)[-1] == big
