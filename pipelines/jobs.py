@@ -128,8 +128,14 @@ def reporting(events: EventWriter | None):
     """Write an ``error`` event when the job fails, so its status says why (and not just 'died')."""
     try:
         yield
+    except KeyboardInterrupt:                 # Ctrl-C: what finished is saved, as on a stop request
+        if events is not None:
+            events({"event": "stop", "message": "interrupted; what finished is saved"})
+        raise
     except BaseException as exc:
         if events is not None and not isinstance(exc, SystemExit):
+            from pipelines.errors import disk_full
+            exc = disk_full(exc) or exc if isinstance(exc, Exception) else exc
             problem, fix = getattr(exc, "problem", None), getattr(exc, "fix", None)
             events({"event": "error", "message": str(exc) or type(exc).__name__, "problem": problem, "fix": fix,
                     "kind": type(exc).__name__, **getattr(exc, "event_fields", {})})
