@@ -49,7 +49,7 @@ L = {
     "generate": {"ja": "▶ 生成", "en": "▶ Generate"},
     "stop": {"ja": "■ 停止", "en": "■ Stop"},
     "findings": {"ja": "個人情報の検出結果", "en": "Privacy-guard findings"},
-    "command": {"ja": "実行されるコマンド", "en": "Command run"},
+    "command": {"ja": "生成のコマンド（同じ生成をターミナルで実行）", "en": "Generation command (the same run from a terminal)"},
     "import": {"ja": "既存の Alpaca JSONL を取り込む", "en": "Import an existing Alpaca JSONL"},
     "import_path": {"ja": "JSONL ファイル", "en": "JSONL file"},
     "import_btn": {"ja": "取り込む", "en": "Import"},
