@@ -253,7 +253,8 @@ def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
     short = {n.rsplit(".", 1)[-1] for n in modules}
     targets = cfg.get("target_modules")
     if isinstance(targets, list):
-        missing = sorted(set(targets) - short - {"all-linear"})
+        # PEFT saves "all-linear" as the full module paths it matched, other choices as short names.
+        missing = sorted(t for t in set(targets) - {"all-linear"} if t not in short and t not in modules)
         if missing:
             raise UserError(f"The adapter {adapter_dir} (trained for {trained_for}) adapts modules {missing} that the "
                             f"model {base_path} does not have: it was trained for another architecture.",
