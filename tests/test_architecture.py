@@ -1,0 +1,134 @@
+"""The shape of the code base, held by a test: imports flow one way and never in a circle.
+
+    launch.py → workbench/ → components/ and pipelines/
+    pipelines/  never imports gradio, workbench or components (usable from a CLI and from Python)
+    components/ never imports pipelines or workbench (reusable widgets get plain data)
+
+Imports inside functions count too: a local import is how a cycle hides, not how it is solved.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ("pipelines", "components", "workbench")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _project_modules() -> dict[str, Path]:
+    mods = {_module_name(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    mods["launch"] = REPO / "launch.py"
+    return mods
+
+
+def _imports(path: Path, name: str) -> set[str]:
+    """Every module named by an import statement anywhere in the file (absolute names)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            out.add(base)
+            # ``from pipelines import train`` imports the module pipelines.train
+            out.update(f"{base}.{a.name}" for a in node.names)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = _project_modules()
+    graph = {}
+    for name, path in mods.items():
+        graph[name] = {m for m in _imports(path, name) if m in mods and m != name}
+    return graph
+
+
+def _external(path: Path, name: str) -> set[str]:
+    return {m.split(".")[0] for m in _imports(path, name)}
+
+
+def test_pipelines_import_no_ui():
+    bad = {}
+    for name, path in _project_modules().items():
+        if name.startswith("pipelines"):
+            hit = _external(path, name) & {"gradio", "workbench", "components", "launch"}
+            if hit:
+                bad[name] = sorted(hit)
+    assert not bad, f"pipelines must stay UI-free: {bad}"
+
+
+def test_components_import_no_pipelines_or_workbench():
+    bad = {}
+    for name, path in _project_modules().items():
+        if name.startswith("components"):
+            hit = _external(path, name) & {"pipelines", "workbench", "launch"}
+            if hit:
+                bad[name] = sorted(hit)
+    assert not bad, f"components get plain data, they import no pipelines: {bad}"
+
+
+def test_nothing_imports_launch_or_workbench_from_below():
+    bad = {name: sorted(deps) for name, deps in _graph().items()
+           if not name.startswith(("workbench", "launch")) and any(d.startswith(("workbench", "launch")) for d in deps)}
+    assert not bad, bad
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    # A package's __init__ importing its own submodules is not a cycle worth reporting.
+    graph = {k: {d for d in v if not (k.startswith(d + ".") and d in PACKAGES)} for k, v in _graph().items()}
+    assert _cycles(graph) == []
+
+
+def test_cycle_detector_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
