@@ -1,0 +1,175 @@
+"""Log-likelihood scoring: this project vs lm-evaluation-harness on the same requests, in one run.
+
+    python bench/bench_loglik.py [--model default] [--workspace W] [--limit 60] [--repeat 2] \
+        [--peer-python /work/venv-bench/bin/python]
+
+Questions: the multiple-choice questions of assets/questions/sample_ja.jsonl and shots_ja.jsonl
+(distinct problem texts, up to --limit), 0-shot with the paper's Japanese template ``ja``.
+Both scorers get the same (context, " " + choice) pairs (``loglik.build_requests``): ours
+through ``loglik.score_questions``, the harness through ``HFLM.loglikelihood`` (hf backend,
+batch 8, float32 on the CPU, as its CLI with ``--batch_size 8``). Each scorer runs in its own
+subprocess, back to back, so peak RSS is per scorer (whole process: model weights included).
+Accuracy of both is computed here with the project's ``scoring.score_choice_logprobs``.
+A last subprocess runs ours on long 1-shot prompts, for peak memory only.
+
+lm-eval is a bench-only extra, never a runtime dependency: install it into its own venv,
+    python -m venv --system-site-packages /work/venv-bench
+    /work/venv-bench/bin/pip install 'lm-eval==0.4.*' --constraint <(pip freeze | grep -E '^(torch|transformers)==')
+and pass its interpreter as --peer-python; without lm-eval the peer is skipped.
+Targets on a 2-core CPU: wall ≥ 3× faster, peak RSS ≤ half, predictions agree on ≥ 95% of
+questions; ours < 2 GB peak on 1-shot prompts with the embedded model.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _measure(fn):
+    """(result, wall s, CPU s of this process and its threads) of fn()."""
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    result = fn()
+    r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - t0
+    return result, wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
+def worker_ours(job: dict) -> dict:
+    from pipelines import loglik
+    from pipelines.igakuqa import Question
+    from pipelines.models import ModelRef, load_model
+
+    model, tok = load_model(ModelRef(spec=job["model"], kind="local", path=job["model"]))
+    questions = [Question(**q) for q in job["questions"]]
+    res, wall, cpu = _measure(lambda: loglik.score_questions(model, tok, questions, job["prompts"]))
+    flat = [sums[letter] for (sums, _), q in zip(res, questions) for letter in q.letters]
+    return {"logprobs": flat, "wall": wall, "cpu": cpu}
+
+
+def worker_harness(job: dict) -> dict:
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=job["model"], backend="causal", batch_size=8, device="cpu", dtype="float32")
+    reqs = [Instance(request_type="loglikelihood", doc={}, arguments=tuple(r), idx=i)
+            for i, r in enumerate(job["requests"])]
+    res, wall, cpu = _measure(lambda: lm.loglikelihood(reqs, disable_tqdm=True))
+    return {"logprobs": [float(ll) for ll, _ in res], "wall": wall, "cpu": cpu}
+
+
+def run_worker(python: str, kind: str, job_file: Path) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        out = Path(fh.name)
+    subprocess.run([python, __file__, "--worker", kind, "--job", str(job_file), "--result", str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def build_job(args) -> tuple[dict, dict, list]:
+    from dataclasses import asdict
+
+    from pipelines import loglik
+    from pipelines.evaluate import ASSETS, build_prompt, pick_example
+    from pipelines.igakuqa import load_questions
+    from pipelines.models import resolve_model
+    from pipelines.prompts import load_template
+    from pipelines.workspace import Workspace
+
+    qdir = ASSETS / "questions"
+    pool = load_questions(qdir / "shots_ja.jsonl").questions
+    seen, questions = set(), []
+    for q in load_questions(qdir / "sample_ja.jsonl").questions + pool:
+        if not q.is_numeric and q.problem_text not in seen:
+            seen.add(q.problem_text)
+            questions.append(q)
+    questions = questions[:args.limit]
+    template = load_template("ja")
+    zero = [build_prompt(q, template, None).text for q in questions]
+    one = [build_prompt(q, template, pick_example(q, pool, 0)).text for q in questions]
+    model = resolve_model(args.model, None, Workspace.resolve(args.workspace)).path
+    fields = [{k: v for k, v in asdict(q).items() if k != "translation"} for q in questions]
+
+    def job(prompts):
+        reqs = [r for qr in loglik.build_requests(questions, prompts) for r in qr]
+        return {"model": str(model), "questions": fields, "prompts": prompts, "requests": reqs}
+    return job(zero), job(one), questions
+
+
+def accuracy(questions, flat: list[float]):
+    from pipelines.scoring import score_choice_logprobs
+    rows, pos = [], 0
+    for q in questions:
+        lps = flat[pos:pos + len(q.choices)]
+        pos += len(q.choices)
+        sums = dict(zip(q.letters, lps))
+        rows.append(score_choice_logprobs(q, sums, {l: lp / len(t) for l, lp, t in zip(q.letters, lps, q.choices)}))
+    n = len(rows)
+    return rows, sum(r["ll_accuracy"] for r in rows) / n, sum(r["ll_accuracy_norm"] for r in rows) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--workspace")
+    ap.add_argument("--limit", type=int, default=60)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--peer-python", default=sys.executable, help="interpreter with lm-eval installed")
+    ap.add_argument("--worker", choices=["ours", "harness"], help=argparse.SUPPRESS)
+    ap.add_argument("--job", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.worker:
+        job = json.loads(Path(args.job).read_text())
+        res = (worker_ours if args.worker == "ours" else worker_harness)(job)
+        res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        Path(args.result).write_text(json.dumps(res))
+        return
+
+    zero, one, questions = build_job(args)
+    has_peer = subprocess.run([args.peer_python, "-c", "import lm_eval"], capture_output=True).returncode == 0
+    n_choices = sorted({len(q.choices) for q in questions})
+    print(f"questions={len(questions)} (choices per question: {n_choices}) requests={len(zero['requests'])} "
+          f"model={zero['model']}")
+    if not has_peer:
+        print(f"lm-eval is not importable by {args.peer_python}: peer skipped (see the docstring to install it)")
+    files = {}
+    for name, job in (("zero", zero), ("one", one)):
+        files[name] = Path(tempfile.mkstemp(suffix=".json")[1])
+        files[name].write_text(json.dumps(job, ensure_ascii=False))
+    for rep in range(1, args.repeat + 1):
+        ours = run_worker(sys.executable, "ours", files["zero"])
+        peer = run_worker(args.peer_python, "harness", files["zero"]) if has_peer else None
+        rows_o, acc_o, norm_o = accuracy(questions, ours["logprobs"])
+        print(f"run {rep}, 0-shot:", flush=True)
+        print(f"  ours     wall {ours['wall']:7.1f} s  CPU {ours['cpu']:7.1f} s  peak RSS {ours['peak_rss_mb']:7.0f} MB"
+              f"  acc {acc_o:.3f}  acc_norm {norm_o:.3f}")
+        if peer:
+            rows_p, acc_p, norm_p = accuracy(questions, peer["logprobs"])
+            print(f"  harness  wall {peer['wall']:7.1f} s  CPU {peer['cpu']:7.1f} s  peak RSS {peer['peak_rss_mb']:7.0f} MB"
+                  f"  acc {acc_p:.3f}  acc_norm {norm_p:.3f}")
+            differ = sum(a["ll_predicted"] != b["ll_predicted"] for a, b in zip(rows_o, rows_p))
+            differ_n = sum(a["ll_predicted_norm"] != b["ll_predicted_norm"] for a, b in zip(rows_o, rows_p))
+            gap = max(abs(a - b) for a, b in zip(ours["logprobs"], peer["logprobs"]))
+            print(f"  harness / ours: wall {peer['wall'] / ours['wall']:.2f}x  CPU {peer['cpu'] / ours['cpu']:.2f}x  "
+                  f"RSS ours/harness {ours['peak_rss_mb'] / peer['peak_rss_mb']:.2f}")
+            print(f"  predictions differ on {differ}/{len(questions)} questions (acc_norm: {differ_n}); "
+                  f"agreement {1 - differ / len(questions):.1%}; max |Δ log-prob| {gap:.2e}")
+    long = run_worker(sys.executable, "ours", files["one"])
+    width = max(len(p) for p in one["prompts"])
+    print(f"ours, 1-shot prompts (up to {width} chars): wall {long['wall']:.1f} s  CPU {long['cpu']:.1f} s  "
+          f"peak RSS {long['peak_rss_mb']:.0f} MB")
+    for f in files.values():
+        f.unlink()
+
+
+if __name__ == "__main__":
+    main()
