@@ -24,3 +24,4 @@ bench: install
 	$(PY) bench/bench_eval.py
 	$(PY) bench/bench_datagen.py
 	$(PY) bench/bench_train.py
+	$(PY) bench/bench_loglik.py

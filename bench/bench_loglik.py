@@ -1,7 +1,7 @@
 """Log-likelihood scoring: this project vs lm-evaluation-harness on the same requests, in one run.
 
     python bench/bench_loglik.py [--model default] [--workspace W] [--limit 60] [--repeat 2] \
-        [--peer-python /work/venv-bench/bin/python]
+        [--long-limit 60] [--peer-python /work/venv-bench/bin/python]
 
 Questions: the multiple-choice questions of assets/questions/sample_ja.jsonl and shots_ja.jsonl
 (distinct problem texts, up to --limit), 0-shot with the paper's Japanese template ``ja``.
@@ -10,11 +10,12 @@ through ``loglik.score_questions``, the harness through ``HFLM.loglikelihood`` (
 batch 8, float32 on the CPU, as its CLI with ``--batch_size 8``). Each scorer runs in its own
 subprocess, back to back, so peak RSS is per scorer (whole process: model weights included).
 Accuracy of both is computed here with the project's ``scoring.score_choice_logprobs``.
-A last subprocess runs ours on long 1-shot prompts, for peak memory only.
+A last subprocess runs ours on long 1-shot prompts (first --long-limit questions), for peak memory.
 
 lm-eval is a bench-only extra, never a runtime dependency: install it into its own venv,
     python -m venv --system-site-packages /work/venv-bench
     /work/venv-bench/bin/pip install 'lm-eval==0.4.*' --constraint <(pip freeze | grep -E '^(torch|transformers)==')
+(0.4.13 was measured; the constraint keeps the shared torch and transformers as they are)
 and pass its interpreter as --peer-python; without lm-eval the peer is skipped.
 Targets on a 2-core CPU: wall ≥ 3× faster, peak RSS ≤ half, predictions agree on ≥ 95% of
 questions; ours < 2 GB peak on 1-shot prompts with the embedded model.
@@ -93,13 +94,13 @@ def build_job(args) -> tuple[dict, dict, list]:
     questions = questions[:args.limit]
     template = load_template("ja")
     zero = [build_prompt(q, template, None).text for q in questions]
-    one = [build_prompt(q, template, pick_example(q, pool, 0)).text for q in questions]
+    one = [build_prompt(q, template, pick_example(q, pool, 0)).text for q in questions[:args.long_limit]]
     model = resolve_model(args.model, None, Workspace.resolve(args.workspace)).path
     fields = [{k: v for k, v in asdict(q).items() if k != "translation"} for q in questions]
 
     def job(prompts):
         reqs = [r for qr in loglik.build_requests(questions, prompts) for r in qr]
-        return {"model": str(model), "questions": fields, "prompts": prompts, "requests": reqs}
+        return {"model": str(model), "questions": fields[:len(prompts)], "prompts": prompts, "requests": reqs}
     return job(zero), job(one), questions
 
 
@@ -121,6 +122,7 @@ def main() -> None:
     ap.add_argument("--workspace")
     ap.add_argument("--limit", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--long-limit", type=int, default=60, help="questions for the 1-shot memory run (0: skip)")
     ap.add_argument("--peer-python", default=sys.executable, help="interpreter with lm-eval installed")
     ap.add_argument("--worker", choices=["ours", "harness"], help=argparse.SUPPRESS)
     ap.add_argument("--job", help=argparse.SUPPRESS)
@@ -134,6 +136,7 @@ def main() -> None:
         Path(args.result).write_text(json.dumps(res))
         return
 
+    sys.stdout.reconfigure(line_buffering=True)  # each figure shows as soon as it is measured
     zero, one, questions = build_job(args)
     has_peer = subprocess.run([args.peer_python, "-c", "import lm_eval"], capture_output=True).returncode == 0
     n_choices = sorted({len(q.choices) for q in questions})
@@ -149,7 +152,7 @@ def main() -> None:
         ours = run_worker(sys.executable, "ours", files["zero"])
         peer = run_worker(args.peer_python, "harness", files["zero"]) if has_peer else None
         rows_o, acc_o, norm_o = accuracy(questions, ours["logprobs"])
-        print(f"run {rep}, 0-shot:", flush=True)
+        print(f"run {rep}, 0-shot:")
         print(f"  ours     wall {ours['wall']:7.1f} s  CPU {ours['cpu']:7.1f} s  peak RSS {ours['peak_rss_mb']:7.0f} MB"
               f"  acc {acc_o:.3f}  acc_norm {norm_o:.3f}")
         if peer:
@@ -163,10 +166,10 @@ def main() -> None:
                   f"RSS ours/harness {ours['peak_rss_mb'] / peer['peak_rss_mb']:.2f}")
             print(f"  predictions differ on {differ}/{len(questions)} questions (acc_norm: {differ_n}); "
                   f"agreement {1 - differ / len(questions):.1%}; max |Δ log-prob| {gap:.2e}")
-    long = run_worker(sys.executable, "ours", files["one"])
-    width = max(len(p) for p in one["prompts"])
-    print(f"ours, 1-shot prompts (up to {width} chars): wall {long['wall']:.1f} s  CPU {long['cpu']:.1f} s  "
-          f"peak RSS {long['peak_rss_mb']:.0f} MB")
+    if one["prompts"]:
+        long = run_worker(sys.executable, "ours", files["one"])
+        print(f"ours, 1-shot prompts ({len(one['prompts'])} questions, up to {max(map(len, one['prompts']))} chars): "
+              f"wall {long['wall']:.1f} s  CPU {long['cpu']:.1f} s  peak RSS {long['peak_rss_mb']:.0f} MB")
     for f in files.values():
         f.unlink()
 

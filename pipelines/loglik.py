@@ -37,6 +37,7 @@ long is reported by the model instead of being silently cut), and no ``is_greedy
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pipelines.errors import UserError
@@ -45,7 +46,7 @@ from pipelines.igakuqa import Question
 
 @dataclass(frozen=True)
 class LoglikConfig:
-    batch_size: int = 16          # most questions in one prompt pass
+    batch_size: int = 16          # most rows in one forward pass (a row: a question, or one choice)
     memory_mb: int = 384          # estimated tensors per forward pass (weights not counted)
     target_delimiter: str = " "   # the harness's default for multiple-choice tasks
 
@@ -125,6 +126,8 @@ class _Scorer:
         layer_types = getattr(c, "layer_types", None) or []
         self.packed = (c.model_type in _PACKABLE and getattr(c, "_attn_implementation", "eager") in ("sdpa", "eager")
                        and not getattr(c, "sliding_window", None) and "sliding_attention" not in layer_types)
+        if not self.packed:
+            logging.getLogger(__name__).info("%s: scoring one choice per row (no shared prompt)", c.model_type)
         param = next(inner.parameters())
         self.device, self.dtype = param.device, self.head.weight.dtype
         self.cfg = cfg
@@ -149,7 +152,7 @@ class _Scorer:
         budget, start = self.cfg.memory_mb * 2 ** 20, 0
         while start < len(order):
             n, width, preds = 1, width_of[order[start]], preds_of[order[start]]
-            while (start + n < len(order) and n < self.cfg.batch_size * (1 if self.packed else 5)
+            while (start + n < len(order) and n < self.cfg.batch_size
                    and self._cost(n + 1, width, preds + preds_of[order[start + n]]) <= budget):
                 preds += preds_of[order[start + n]]
                 n += 1
