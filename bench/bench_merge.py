@@ -29,6 +29,11 @@ sys.path.insert(0, str(REPO))
 
 
 def _rss_mb() -> float:
+    """Peak resident set of this process (VmHWM: unlike ru_maxrss, not inherited across fork+exec
+    from the parent, which has loaded models by then)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -106,6 +111,8 @@ def main() -> None:
     p.add_argument("--questions", type=int, default=50)
     p.add_argument("--candidates", type=int, default=3)
     p.add_argument("--shard-mb", type=int, default=128)
+    p.add_argument("--part", choices=["all", "candidates", "memory"], default="all",
+                   help="a busy machine: measure one part at a time")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -119,10 +126,13 @@ def main() -> None:
         tmp = Path(tmp)
         ads = [str(adapter(base, tmp / f"a{i}", i)) for i in (1, 2)]
         other = perturbed(base, tmp / "m2")
-        for name, inputs in (("adapters (PEFT cat)", ads), ("full models (linear)", [str(base), str(other)])):
+        pairs = (("adapters (PEFT cat)", ads), ("full models (linear)", [str(base), str(other)]))
+        for name, inputs in pairs if args.part != "memory" else ():
             r = seconds_per_candidate(inputs, args.questions, args.candidates, ws)
             print(f"{name}: {r['questions']} questions, seconds per candidate {r['candidate_s']} "
                   f"(of which mixing {r['mixing_s']})", flush=True)
+        if args.part == "candidates":
+            return
         sizes = [sum(f.stat().st_size for f in Path(d).glob("*.safetensors")) / 2 ** 20 for d in (base, other)]
         res = subprocess.run([sys.executable, __file__, "--shard-mb", str(args.shard_mb), "--child",
                               str(base), str(base), str(other), str(tmp / "out")],

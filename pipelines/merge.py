@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from pipelines import cli
+from pipelines import cli, metrics
 from pipelines.backends import BackendSettings
 from pipelines.errors import UserError, cli_guard
 from pipelines.generation import GenerationSettings, LocalGenerator
@@ -38,7 +38,9 @@ from pipelines.merge_report import test_report, write_card
 from pipelines.merge_search import SearchSpace, best_candidate, read_candidates, search
 from pipelines.workspace import Workspace
 
-METRICS = ("ll_accuracy", "ll_accuracy_norm", "accuracy", "exact_match", "gestalt")
+# Searchable: the registry's per-question metrics where higher is better (loglik ones are fastest).
+METRICS = tuple(sorted((m.key for m in metrics.mean_metrics() if m.higher_is_better),
+                       key=lambda k: metrics.get(k).method != "loglik"))
 # Fields that a resumed run may change without making its candidates.jsonl mean something else.
 _MAY_CHANGE = ("budget", "resume", "estimate", "workspace", "name")
 
@@ -47,11 +49,11 @@ _MAY_CHANGE = ("budget", "resume", "estimate", "workspace", "name")
 class MergeConfig:
     inputs: tuple[str, ...] = ()        # two or more model references: adapters of one base, or full models
     base: str | None = None             # the model the inputs derive from (task vectors are relative to it)
-    method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"] = "linear"
+    method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"] = "linear"  # see merge_methods
     dev: str = ""                       # IgakuQA-format JSONL the search scores candidates on (50 questions do)
     test: str | None = None             # held-out questions for the final comparison
     test_fraction: float = 0.3          # without --test: this share of --dev is held out (seeded split)
-    metric: Literal["ll_accuracy", "ll_accuracy_norm", "accuracy", "exact_match", "gestalt"] = "ll_accuracy"
+    metric: str = field(default="ll_accuracy", metadata=cli.choices(*METRICS))  # dev-set score (pipelines.metrics)
     budget: int = 24                    # search candidates scored (besides one per input)
     out: str = ""                       # output directory
     resume: str | None = field(default=None, metadata=cli.metavar("DIR"))  # go on with the search in DIR

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import scoring
+from pipelines import metrics, scoring
 from pipelines.errors import UserError
 from pipelines.evaluate import build_prompt
 from pipelines.generation import GenerationSettings, Prompt
@@ -74,7 +74,7 @@ def load_merge_data(config) -> MergeData:
         test = [q for q in dev if q.problem_id in test_ids]
         dev = [q for q in dev if q.problem_id not in test_ids]
     dropped = 0
-    if config.metric.startswith("ll_"):
+    if metrics.get(config.metric).method == "loglik":
         # A calculation question has no choices whose likelihood could be compared.
         dropped = sum(q.is_numeric for q in dev + test)
         dev, test = [q for q in dev if not q.is_numeric], [q for q in test if not q.is_numeric]
@@ -92,7 +92,7 @@ def load_merge_data(config) -> MergeData:
 
 def score_questions_with(backend, questions: list[Question], prompts: list[Prompt], config) -> dict[str, float]:
     """problem_id → the metric's value, through the backend (log-likelihoods or generation)."""
-    if config.metric.startswith("ll_"):
+    if metrics.get(config.metric).method == "loglik":
         results = backend.score_choices(questions, prompts)
         return {q.problem_id: scoring.score_choice_logprobs(q, *r)[config.metric] for q, r in zip(questions, results)}
     settings = GenerationSettings(max_new_tokens=config.max_new_tokens, seed=config.seed)
