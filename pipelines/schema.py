@@ -137,10 +137,31 @@ CREATE TABLE IF NOT EXISTS workbench_reviews (
 );
 """
 
+# Version 2: every rating ever given, so changing a rating keeps what it was (the reviewer's
+# earlier judgement is evidence too); ``workbench_reviews`` stays the current rating per reviewer.
+REVIEW_HISTORY = """
+CREATE TABLE IF NOT EXISTS review_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    eval_dir TEXT NOT NULL,
+    checkpoint TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    shots INTEGER NOT NULL,
+    rating TEXT NOT NULL,
+    reviewer TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS review_history_answer ON review_history (eval_dir, problem_id, shots, reviewer);
+INSERT INTO review_history (eval_dir, checkpoint, problem_id, shots, rating, reviewer, note, created_at)
+    SELECT eval_dir, checkpoint, problem_id, shots, rating, reviewer, note, created_at FROM workbench_reviews
+    ORDER BY created_at;
+"""
+
 # STEPS[i] brings a database from version i to version i + 1. Step 1 uses IF NOT EXISTS because
 # a version 0 workspace holds whichever tables its modules had created, with these definitions.
 STEPS: list[str] = [
     REGISTRY + DATAGEN + TRAIN_RUNS + REVIEWS,
+    REVIEW_HISTORY,
 ]
 VERSION = len(STEPS)
 

@@ -22,6 +22,23 @@ def test_ratings_are_stored_per_reviewer_and_replaced_on_rerating(workspace):
         store.rate(c[1], "great", "dr-a")
     # A second store on the same workspace sees the same table.
     assert len(br.ReviewStore(workspace).ratings()) == 3
+    # The changed rating keeps what it replaced; other reviewers' ratings are theirs alone.
+    assert [h["rating"] for h in store.history(c[0], "dr-a")] == ["wrong", "harmful"]
+    assert store.history(c[0], "dr-a")[1]["note"] == "dangerous dose"
+    assert [h["rating"] for h in store.history(c[0], "dr-b")] == ["correct"]
+    assert store.rating_of(c[0], "dr-a") == "harmful" and store.rating_of(c[1], "dr-a") is None
+    assert [r["problem_id"] for r in store.ratings("dr-a", eval_dirs=["/e/tuned"])] == ["q0"]
+    with pytest.raises(ValueError, match="reviewer"):
+        store.rate(c[1], "correct", "  ")
+
+
+def test_a_batch_is_done_only_when_every_answer_is_rated():
+    c = cands()
+    ratable = [x for x in c if x.response.strip()]
+    assert not br.batch_done(c, set())
+    assert not br.batch_done(c, {x.key for x in ratable[:-1]})
+    assert br.batch_done(c, {x.key for x in ratable})        # the empty answer cannot be rated
+    assert not br.batch_done([], set())
 
 
 def test_queue_hides_rated_and_empty_answers_and_is_shuffled_reproducibly():

@@ -131,6 +131,9 @@ def test_a_version_0_workspace_is_migrated_with_its_rows_intact(tmp_path):
     # ...and the migrated workspace takes writes like a new one.
     store.rate(reviews.Candidate("/e", "r1@4", "q1", 0, "x"), "correct", "dr-a")
     assert [r["rating"] for r in store.ratings("dr-a")] == ["correct"]
+    # Version 2 keeps the rating history: the version 0 rating is its first entry.
+    assert [h["rating"] for h in store.history(reviews.Candidate("/e", "r1@4", "q1", 0, "x"), "dr-a")] == \
+        ["harmful", "correct"]
     assert layout(ws) == layout(Workspace.resolve(tmp_path / "fresh"))
 
 
@@ -185,3 +188,20 @@ def test_opening_migrates_once_and_reading_never_writes(tmp_path, sql_writes):
     assert sql_writes == []
     assert file_state() == before
     assert json.loads(json.dumps(train_runs.list_runs(ws)))[0]["run_name"] == "r1"
+
+
+def test_a_version_1_workspace_gets_the_rating_history_with_its_ratings(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    conn = sqlite3.connect(root / "registry.sqlite", isolation_level=None)
+    for statement in schema.STEPS[0].split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO workbench_reviews (eval_dir, checkpoint, problem_id, shots, rating, reviewer,"
+                 " created_at) VALUES ('/e', 'base', 'q1', 1, 'wrong', 'dr-b', 1.0)")
+    conn.close()
+    ws = Workspace.resolve(root)
+    c = reviews.Candidate("/e", "base", "q1", 1, "x")
+    assert [h["rating"] for h in reviews.ReviewStore(ws).history(c, "dr-b")] == ["wrong"]
+    assert layout(ws) == layout(Workspace.resolve(tmp_path / "fresh"))
