@@ -263,7 +263,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
             ll_scores[i] = res
 
     with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
-        def write(i: int, response: str | None, n_tokens: int, seconds: float):
+        def write(i: int, response: str | None, n_tokens: int, seconds: float, cut_at_tokens: int | None = None):
             nonlocal done
             q, order, shots, example, prompt = items[i]
             rec = {"problem_id": q.problem_id, "shots": shots, "response": response,
@@ -272,6 +272,8 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
                    "choice_order": order or None, "scoring": config.scoring,
                    "prompt": prompt.text if prompt.text is not None else prompt.messages,
                    "n_tokens": n_tokens, "seconds": round(seconds, 3)}
+            if cut_at_tokens:       # stopped by the token limit, not by the model: the card says so
+                rec["cut_at_tokens"] = cut_at_tokens
             if response is not None:
                 rec.update(scoring.score_response(q, response, config.scoring))
             if i in ll_scores:
@@ -292,7 +294,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
                     write(i, None, 0, 0.0)
             return done
         for i, comp in backend.generate([it[4] for it in items], config.settings):
-            write(i, comp.text, comp.n_tokens, comp.seconds)
+            write(i, comp.text, comp.n_tokens, comp.seconds, comp.info.get("cut_at_tokens"))
             if stop.is_set():
                 break
     return done

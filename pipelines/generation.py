@@ -83,6 +83,13 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
     return text[:cut].strip()
 
 
+def decode_whole_chars(tokenizer, ids: list[int], cut: bool) -> str:
+    """Decoded text; when generation stopped at the token limit, without the partial character
+    a byte-level tokenizer leaves at the cut (decoded as U+FFFD, shown as "�")."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return text.rstrip("\ufffd") if cut else text
+
+
 class LocalGenerator:
     """The local Hugging Face engine: a loaded model and tokenizer, in this process."""
 
@@ -127,7 +134,8 @@ class LocalGenerator:
             outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b)
             dt = (time.perf_counter() - t0) / len(idx)
             for i, (text, n) in zip(idx, outs):
-                yield i, Completion(text=text, n_tokens=n, seconds=dt)
+                cut = {"cut_at_tokens": n} if n >= settings.max_new_tokens else {}
+                yield i, Completion(text=text, n_tokens=n, seconds=dt, info=cut)
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
         """Consecutive runs of the length-sorted order, each within the row and token budgets."""
@@ -178,7 +186,7 @@ class LocalGenerator:
         results = []
         for row in new:
             ids = [t for t in row.tolist() if t != self.tokenizer.pad_token_id]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = decode_whole_chars(self.tokenizer, ids, cut=len(ids) >= settings.max_new_tokens)
             results.append((cut_at_stop(text, settings.stop), len(ids)))
         return results
 
@@ -229,8 +237,10 @@ class EndpointGenerator:
             raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.") from exc
         text = resp.choices[0].message.content or ""
         usage = resp.usage.model_dump() if resp.usage else {}
-        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=usage.get("completion_tokens", 0),
-                          seconds=time.perf_counter() - t0, info={"usage": usage})
+        n = usage.get("completion_tokens", 0)
+        cut = {"cut_at_tokens": n or settings.max_new_tokens} if resp.choices[0].finish_reason == "length" else {}
+        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=n,
+                          seconds=time.perf_counter() - t0, info={"usage": usage, **cut})
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
         with ThreadPoolExecutor(self.concurrency) as pool:
