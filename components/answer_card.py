@@ -36,10 +36,23 @@ CSS = """
 
 _TEXT = {
     "ja": {"correct": "正解", "kinki": "禁忌肢", "predicted": "予測", "none": "（回答なし）", "shot": "-shot",
-           "not_run": "未評価"},
+           "not_run": "未評価", "match": "類似度 {top:.2f}（次点との差 {margin:.2f}）", "weak": "⚠ 弱い一致",
+           "weak_title": "回答はどの選択肢ともほとんど似ていません。予測（と正誤）は偶然に近いものです。",
+           "ll": "対数尤度での選択: {pred}", "cut": "{n} トークンで打ち切り"},
     "en": {"correct": "correct", "kinki": "contraindicated", "predicted": "predicted", "none": "(no answer)",
-           "shot": "-shot", "not_run": "not evaluated"},
+           "shot": "-shot", "not_run": "not evaluated", "match": "similarity {top:.2f} (margin {margin:.2f})",
+           "weak": "⚠ weak match",
+           "weak_title": "The answer resembles none of the choices: the prediction (and its mark) is close to chance.",
+           "ll": "log-likelihood choice: {pred}", "cut": "cut at {n} tokens"},
 }
+# Below these, the paper-mode prediction (the choice most similar to the answer) is marked weak.
+# Measured on the sample questions (pipelines/data, 42 with choices): answers that state a choice
+# score 1.0 (the text alone), 0.57-0.91 ("b. text") and 0.40-0.83 ("正解は…です"), with a margin
+# to the next choice of at least 0.10; babble ("わかりません。患者の状態によります。" …) scores 0
+# for 80% of questions and under 0.12 for 90%. A long answer that states a choice and explains
+# it lands at 0.11-0.48 (median 0.30): under 0.20 it can no longer be told from babble.
+WEAK_SIMILARITY = 0.20
+WEAK_MARGIN = 0.05
 BadgeSpec = tuple[str, str, str]   # (result field, name shown, style: pass | match | score | warn)
 
 
@@ -70,6 +83,7 @@ def badges(row: dict, lang: str = "ja", metrics: list[BadgeSpec] = ()) -> str:
     t = _TEXT[lang]
     pred = ",".join(row.get("predicted") or []) or "–"
     out = [f'<span class="badge">{t["predicted"]}: <b>{_e(pred)}</b></span>']
+    out += match_badges(row, lang)
     for key, name, style in metrics:
         v = row.get(key)
         if v is None:
@@ -83,6 +97,38 @@ def badges(row: dict, lang: str = "ja", metrics: list[BadgeSpec] = ()) -> str:
             cls = "good" if v else ("bad" if style == "pass" else "")
             out.append(f'<span class="badge {cls}">{_e(name)} {"✓" if v else "✗"}</span>')
     return "".join(out)
+
+
+def match_strength(row: dict) -> tuple[float, float] | None:
+    """(similarity of the least similar predicted choice, its margin over the best other choice),
+    or None when the row was not scored by similarity (exact mode, log-likelihood only)."""
+    sims, pred = row.get("similarities") or {}, row.get("predicted") or []
+    if not sims or not pred or any(p not in sims for p in pred):
+        return None
+    top = min(sims[p] for p in pred)
+    others = [v for k, v in sims.items() if k not in pred]
+    return top, top - max(others, default=0.0)
+
+
+def is_weak(strength: tuple[float, float] | None) -> bool:
+    return strength is not None and (strength[0] < WEAK_SIMILARITY or strength[1] < WEAK_MARGIN)
+
+
+def match_badges(row: dict, lang: str = "ja") -> list[str]:
+    """How the prediction was reached: similarity and margin (weak below the thresholds), the
+    log-likelihood choice beside it when the row has one, and a cut at the token limit."""
+    t = _TEXT[lang]
+    out = []
+    strength = match_strength(row)
+    if strength is not None:
+        out.append(f'<span class="badge sim">{t["match"].format(top=strength[0], margin=strength[1])}</span>')
+        if is_weak(strength):
+            out.append(f'<span class="badge warn weak" title="{_e(t["weak_title"])}">{t["weak"]}</span>')
+    if row.get("ll_predicted") and row.get("response") is not None:
+        out.append(f'<span class="badge ll">{_e(t["ll"].format(pred=",".join(row["ll_predicted"])))}</span>')
+    if row.get("cut_at_tokens"):
+        out.append(f'<span class="badge warn cut">{_e(t["cut"].format(n=row["cut_at_tokens"]))}</span>')
+    return out
 
 
 def answer_box(name: str, row: dict | None, lang: str = "ja", metrics: list[BadgeSpec] = ()) -> str:
@@ -110,9 +156,12 @@ def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: 
             f'<div class="answers">{boxes}</div></div>')
 
 
-def free_answer_card(name: str, text: str, info: str = "") -> str:
+def free_answer_card(name: str, text: str, info: str = "", cut_at_tokens: int | None = None,
+                     lang: str = "ja") -> str:
     """A free-form answer (no choices, no metrics), e.g. the paper's Table 2 prompt."""
     extra = f'<span class="badge">{_e(info)}</span>' if info else ""
+    if cut_at_tokens:
+        extra += f'<span class="badge warn">{_e(_TEXT[lang]["cut"].format(n=cut_at_tokens))}</span>'
     return (f'<div class="ans"><div class="who">{_e(name)} {extra}</div>'
             f'<div class="resp">{_e(text)}</div></div>')
 

@@ -34,3 +34,27 @@ def test_badges_show_prediction_and_metrics():
     box = answer_card.answer_box("m", row, "en")
     assert 'class="ans ok"' in box
     assert "not evaluated" in answer_card.answer_box("m", None, "en")
+
+
+def test_a_nonsense_answer_marked_correct_shows_a_weak_match():
+    # Paper mode picks the most similar choice even when nothing is similar: the card must say so.
+    row = {"predicted": ["a"], "accuracy": 1.0, "response": "ええと", "similarities": {"a": 0.06, "b": 0.04, "c": 0.0}}
+    html_ = answer_card.answer_box("m", row, "ja")
+    assert "弱い一致" in html_ and "類似度 0.06（次点との差 0.02）" in html_
+    strong = {**row, "similarities": {"a": 0.9, "b": 0.1, "c": 0.0}}
+    assert "弱い一致" not in answer_card.answer_box("m", strong, "ja")
+    # A clear best choice that is barely ahead of the next is weak too.
+    assert answer_card.is_weak(answer_card.match_strength({**row, "similarities": {"a": 0.6, "b": 0.58}}))
+    # Exact-mode or log-likelihood-only rows carry no similarities: no match badge at all.
+    assert answer_card.match_strength({"predicted": ["a"]}) is None
+    assert "weak match" not in answer_card.answer_box("m", {"predicted": ["a"], "response": None}, "en")
+
+
+def test_the_card_shows_the_likelihood_choice_and_a_cut_at_the_token_limit():
+    row = {"predicted": ["a"], "response": "aです", "similarities": {"a": 0.9, "b": 0.1}, "ll_predicted": ["b"],
+           "cut_at_tokens": 64}
+    en = answer_card.answer_box("m", row, "en")
+    assert "log-likelihood choice: b" in en and "cut at 64 tokens" in en
+    ja = answer_card.answer_box("m", row, "ja")
+    assert "対数尤度での選択: b" in ja and "64 トークンで打ち切り" in ja
+    assert "64 トークンで打ち切り" in answer_card.free_answer_card("m", "…", cut_at_tokens=64, lang="ja")
