@@ -20,13 +20,14 @@ class Item:
     def problem_id(self) -> str:
         return self.question["problem_id"]
 
-    def predictions(self) -> list[tuple[str, ...]]:
-        return [tuple(sorted(r.get("predicted") or [])) for r in self.cells.values()]
-
     @property
     def disagree(self) -> bool:
-        """True when the evaluated cells do not all predict the same choice(s)."""
-        return len(set(self.predictions())) > 1
+        """True when checkpoints evaluated with the same shot setting predict different choices
+        (a 0-shot vs 1-shot difference of one checkpoint is not a disagreement between checkpoints)."""
+        by_shots: dict[int, set] = {}
+        for (_, shots), r in self.cells.items():
+            by_shots.setdefault(shots, set()).add(tuple(sorted(r.get("predicted") or [])))
+        return any(len(preds) > 1 for preds in by_shots.values())
 
     @property
     def any_wrong(self) -> bool:

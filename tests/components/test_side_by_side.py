@@ -30,6 +30,15 @@ def test_filters():
     assert sbs.filter_items(items, disagreements=True, only_wrong=True, search="nothing") == []
 
 
+def test_disagreement_is_between_checkpoints_within_one_shot_setting():
+    one_ckpt = {"base": [row("q1", 0, ["a"]), row("q1", 1, ["b"])]}
+    assert not sbs.build_items(QS, one_ckpt)[0].disagree            # 0-shot vs 1-shot of one model
+    crossed = {"base": [row("q1", 0, ["a"]), row("q1", 1, ["b"])], "tuned": [row("q1", 0, ["b"])]}
+    assert sbs.build_items(QS, crossed)[0].disagree                  # base and tuned differ at 0-shot
+    agree = {"base": [row("q1", 0, ["a"]), row("q1", 1, ["b"])], "tuned": [row("q1", 0, ["a"]), row("q1", 1, ["b"])]}
+    assert not sbs.build_items(QS, agree)[0].disagree
+
+
 def test_paging_clamps():
     assert sbs.page(list(range(25)), 3, 10) == ([20, 21, 22, 23, 24], 3)
     assert sbs.page(list(range(25)), 99, 10)[0] == [20, 21, 22, 23, 24]
