@@ -37,14 +37,20 @@ def _errors(sel: pd.DataFrame) -> dict | None:
                 arrayminus=(sel["mean"] - sel["ci_low"]).clip(lower=0).tolist(), thickness=1.2, width=4)
 
 
+def _series(long: pd.DataFrame) -> str:
+    """The column naming a line: ``series`` (a run's name, or the base model) when the frame has it."""
+    return "series" if "series" in long.columns and long["series"].notna().all() else "base"
+
+
 def metric_vs_steps(long: pd.DataFrame, metric: str, *, label: str | None = None, title: str | None = None,
+                    x_title: str = "training step (0 = base model)",
                     empty_message: str = "No evaluations yet") -> go.Figure:
-    """The metric against training step, one line per base model and shot setting."""
+    """The metric against training step, one line per run (or base model) and shot setting."""
     sel = long[(long["metric"] == metric) & long["step"].notna()] if len(long) else long
     if not len(sel):
         return empty_figure(empty_message)
     fig = go.Figure()
-    for (base, shots), g in sel.groupby(["base", "shots"], sort=True):
+    for (base, shots), g in sel.groupby([_series(sel), "shots"], sort=True):
         g = g.sort_values("step")
         dash = "solid" if shots == 0 else "dash"
         fig.add_trace(go.Scatter(x=g["step"], y=g["mean"], mode="lines+markers", name=f"{base} ({shots}-shot)",
@@ -52,8 +58,8 @@ def metric_vs_steps(long: pd.DataFrame, metric: str, *, label: str | None = None
                                  customdata=g[["n"]].values if "n" in g else None,
                                  hovertemplate="step %{x}<br>%{y:.3f}<br>n=%{customdata[0]}<extra>%{fullData.name}</extra>"))
     label = label or metric
-    fig.update_layout(**_LAYOUT, title=title or f"{label} vs training steps",
-                      xaxis_title="training step (0 = base model)", yaxis_title=label)
+    fig.update_layout(**_LAYOUT, title=title or f"{label} vs training steps", xaxis_title=x_title,
+                      yaxis_title=label)
     fig.update_yaxes(rangemode="tozero")
     return fig
 
@@ -64,7 +70,7 @@ def shots_comparison(long: pd.DataFrame, metric: str, *, label: str | None = Non
     sel = long[long["metric"] == metric].copy() if len(long) else long
     if not len(sel):
         return empty_figure(empty_message)
-    sel["column"] = sel["base"].astype(str) + " · " + sel["step"].map(lambda s: step_label(None if pd.isna(s) else int(s)))
+    sel["column"] = sel[_series(sel)].astype(str) + " · " + sel["step"].map(lambda s: step_label(None if pd.isna(s) else int(s)))
     fig = go.Figure()
     for shots, g in sel.groupby("shots", sort=True):
         fig.add_trace(go.Bar(x=g["column"], y=g["mean"], name=f"{shots}-shot", error_y=_errors(g),

@@ -1,5 +1,6 @@
-"""Table 1 as HTML: numbers to three decimals, the top two per row marked as in the paper
-(best bold and shaded, second underlined), reference columns set apart."""
+"""Table 1 as HTML: numbers to three decimals with n and the 95% interval under each of your
+cells, the top two per row marked as in the paper (best bold and shaded, second underlined)
+where the caller ranks, published reference columns set apart and headed as published."""
 from __future__ import annotations
 
 import html
@@ -16,25 +17,45 @@ table.t1 thead th{background:#f6f8fa;position:sticky;top:0}
 table.t1 .ref{color:#57606a;background:#fbfbfc}
 table.t1 .best{font-weight:700;background:#dafbe1}
 table.t1 .second{text-decoration:underline;font-weight:600}
+table.t1 .ci{display:block;font-size:11px;color:#57606a;font-weight:400}
+table.t1 .pub{display:block;font-size:11px;font-weight:400}
 """
+
+
+def _ci(v: float) -> str:
+    return f"{v:.2f}".replace("0.", ".", 1) if 0 <= v < 1 else f"{v:.2f}"
+
+
+def _is_hours(row: str) -> bool:
+    return row.lower().startswith("training hours") or row.startswith("学習時間")
 
 
 def _fmt(v, row: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    if row.lower().startswith("training hours") or row.startswith("学習時間"):
+    if _is_hours(row):
         return f"{v:.2f}" if v < 10 else f"{v:.1f}"
     return f"{v:.3f}".replace("0.", ".", 1) if 0 <= v < 1 else f"{v:.3f}"
 
 
 def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_prefix: str = "paper: ",
-               row_labels: dict[str, str] | None = None) -> str:
+               row_labels: dict[str, str] | None = None,
+               details: dict[tuple[str, str], tuple[int, float, float]] | None = None,
+               published_note: str = "", reference_cell_note: str = "") -> str:
     """``marks`` = ``top_two()`` result: per row the best columns, best first (lower may be
-    better: the order, not the value, says which is best)."""
+    better: the order, not the value, says which is best). ``details``: (row, column) -> (n,
+    CI low, CI high), shown under the value; reference columns carry ``published_note`` in
+    their heading and ``reference_cell_note`` where a cell of yours shows n and its interval."""
     if table.empty:
         return ""
-    head = "".join(f'<th class="{"ref" if str(c).startswith(reference_prefix) else ""}">{html.escape(str(c))}</th>'
-                   for c in table.columns)
+    details = details or {}
+
+    def heading(c) -> str:
+        if str(c).startswith(reference_prefix):
+            note = f'<span class="pub">{html.escape(published_note)}</span>' if published_note else ""
+            return f'<th class="ref">{html.escape(str(c)[len(reference_prefix):])}{note}</th>'
+        return f"<th>{html.escape(str(c))}</th>"
+    head = "".join(heading(c) for c in table.columns)
     body = []
     for row in table.index:
         vals = table.loc[row]
@@ -45,7 +66,13 @@ def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_pr
             cls = ["ref"] if str(c).startswith(reference_prefix) else []
             if c in best_cols:
                 cls.append("best" if round(float(vals[c]), 6) == best else "second")
-            cells.append(f'<td class="{" ".join(cls)}">{_fmt(vals[c], row)}</td>')
+            sub = ""
+            if (row, c) in details:
+                n, lo, hi = details[(row, c)]
+                sub = f'<span class="ci">[{_ci(lo)}, {_ci(hi)}] n={n}</span>'
+            elif "ref" in cls and reference_cell_note and not _is_hours(row):
+                sub = f'<span class="ci">{html.escape(reference_cell_note)}</span>'
+            cells.append(f'<td class="{" ".join(cls)}">{_fmt(vals[c], row)}{sub}</td>')
         label = (row_labels or {}).get(row, row)
         body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
     return (f'<div class="t1wrap"><table class="t1"><thead><tr><th></th>{head}</tr></thead>'

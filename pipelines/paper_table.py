@@ -72,7 +72,8 @@ def published_long() -> pd.DataFrame:
                 if v is not None:
                     recs.append({"base": f"paper: {base}", "step": step, "shots": shots, "metric": m.key, "mean": v,
                                  "ci_low": None, "ci_high": None, "n": None,
-                                 "train_hours": _PUB_VALUES[HOURS_ROW][j], "source": "paper"})
+                                 "train_hours": _PUB_VALUES[HOURS_ROW][j], "source": "paper",
+                                 "series": f"paper: {base}"})
     return pd.DataFrame(recs)
 
 
@@ -90,14 +91,27 @@ class Entry:
     summary: EvalSummary      # a summary.json dict is parsed on the way in
     train_hours: float | None = None
     label: str = ""
+    data: str = ""            # the question file it was scored on
+
+    @property
+    def question_set(self) -> tuple[str, int]:
+        """(question file, questions answered): columns may be ranked together only when equal."""
+        return self.data, max((s.n for s in self.summary.by_shots.values()), default=0)
 
     def __post_init__(self):
         if not isinstance(self.summary, EvalSummary):
             self.summary = EvalSummary.from_dict(self.summary)
 
+    run: str = ""             # a trained adapter's run name: what the user named it, not its base
+
+    @property
+    def series(self) -> str:
+        """What a chart line and a table column are named by: the run, or the base model."""
+        return self.run or self.base
+
     @property
     def column(self) -> str:
-        return column_label(self.base, self.step)
+        return column_label(self.series, self.step)
 
 
 def entries_from_registry(evaluations: list[dict], models: list[dict], *, data: str | None = None,
@@ -119,6 +133,7 @@ def entries_from_registry(evaluations: list[dict], models: list[dict], *, data: 
         if template is not None and (ev.get("config") or {}).get("template") != template:
             continue
         e = entry_for(ev["model"], ev.get("adapter"), summary, by_name)
+        e.data = ev.get("data") or ""
         chosen[e.column] = e
     return sorted(chosen.values(), key=lambda e: (e.base, e.step if e.step is not None else -1))
 
@@ -127,7 +142,7 @@ def entry_for(model: str, adapter: str | None, summary: dict, by_name: dict[str,
     reg = by_name.get(model)
     if reg and reg.get("kind") == "adapter":
         return Entry(base=reg.get("base_model") or model, step=reg.get("step"), summary=summary,
-                     train_hours=reg.get("train_hours"), label=model)
+                     train_hours=reg.get("train_hours"), label=model, run=model.rsplit("@", 1)[0])
     if adapter:
         return Entry(base=model, step=None, summary=summary, label=f"{model}+{Path(adapter).name}")
     step = (reg or {}).get("step") or 0
@@ -145,8 +160,9 @@ def entries_long(entries: list[Entry]) -> pd.DataFrame:
                     recs.append({"base": e.base, "step": e.step, "shots": shots, "metric": m.key,
                                  "mean": v.mean, "ci_low": v.ci_low, "ci_high": v.ci_high,
                                  "n": s.n, "train_hours": e.train_hours, "source": "yours",
-                                 "label": e.label})
-    cols = ["base", "step", "shots", "metric", "mean", "ci_low", "ci_high", "n", "train_hours", "source", "label"]
+                                 "label": e.label, "series": e.series})
+    cols = ["base", "step", "shots", "metric", "mean", "ci_low", "ci_high", "n", "train_hours", "source", "label",
+            "series"]
     return pd.DataFrame(recs, columns=cols)
 
 
@@ -168,6 +184,19 @@ def build_table1(entries: list[Entry], *, reference: bool = False) -> pd.DataFra
     if reference:
         table = pd.concat([table, published_table()], axis=1)
     return table
+
+
+def cell_details(entries: list[Entry]) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """(row, column) -> (n, 95% CI low, high) of every metric cell of your columns."""
+    cells = {metrics.table1_row(m, s): (m.key, s) for s in (0, 1) for m in metrics.table1_metrics()}
+    out = {}
+    for e in entries:
+        for row, (key, shots) in cells.items():
+            v = e.summary.value(key, shots)
+            s = e.summary.by_shots.get(shots)
+            if v is not None and s is not None:
+                out[(row, e.column)] = (s.n, v.ci_low, v.ci_high)
+    return out
 
 
 def top_two(table: pd.DataFrame, columns: list[str] | None = None) -> dict[str, list[str]]:

@@ -1,22 +1,29 @@
-"""Charts tab: the paper's Table 1 for your own evaluations (published numbers beside them
-on request), metric-vs-step and 0-shot-vs-1-shot charts with 95% intervals, training-loss
-overlays, and CSV downloads. The frames come from ``pipelines.paper_table``."""
+"""Charts tab: the paper's Table 1 for your own evaluations (n and the 95% interval under each
+value, published numbers beside them on request), metric-vs-step and 0-shot-vs-1-shot charts
+with 95% intervals, training-loss overlays, and CSV downloads (UTF-8 with BOM, for Excel).
+
+Layout and wiring only in ``create_charts_tab``; the handlers are the module-level functions
+above it, called with the app state (tests call them directly). The frames come from
+``pipelines.paper_table``.
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gradio as gr
 
 from components import metric_chart
 from components.metric_table import table_html
-from pipelines import metrics, paper_table
+from pipelines import audit, metrics, paper_table
 from workbench import train_runs
 from workbench.i18n import Labels
 from workbench.state import AppState
+from workbench.wiring import bind, user_of
 
 L = {
-    "intro": {"ja": "### 指標とグラフ\n論文の Table 1 と同じ形式（行：指標×0/1-shot と学習時間、列：モデル×ステップ、各行の上位2つを強調）で自分の評価結果をまとめます。",
-              "en": "### Metrics and charts\nThe paper's Table 1 for your own evaluations (rows: metric × 0/1-shot and training hours; columns: model × step; top two per row marked)."},
+    "intro": {"ja": "### 指標とグラフ\n論文の Table 1 と同じ形式（行：指標×0/1-shot と学習時間、列：モデル×ステップ）で自分の評価結果をまとめます。各値の下に 95%信頼区間と問題数 n を示します。",
+              "en": "### Metrics and charts\nThe paper's Table 1 for your own evaluations (rows: metric × 0/1-shot and training hours; columns: model × step), each value with its 95% interval and number of questions n."},
     "data": {"ja": "問題ファイル", "en": "Question file"},
     "template": {"ja": "プロンプト形式", "en": "Prompt template"},
     "reference": {"ja": "論文の公表値を参照列として表示", "en": "Show the paper's published numbers as reference columns"},
@@ -30,8 +37,19 @@ MSG = {
     "any": {"ja": "（すべて）", "en": "(all)"},
     "none": {"ja": "まだ完了した評価がありません。比較タブで評価を実行してください（グラフは論文の公表値を表示中）。",
              "en": "No finished evaluation yet. Run one in the Compare tab (the charts show the paper's numbers meanwhile)."},
-    "legend": {"ja": "太字・緑＝各行の最高値、下線＝2番目（自分の結果の中で）。グラフの右上のカメラアイコンでPNG保存できます。",
-               "en": "Bold green = best in the row, underlined = second (among your results). Save any chart as PNG with the camera icon at its top right."},
+    "legend": {"ja": "各値の下：[95%信頼区間] n＝問題数。太字・緑＝各行の最高値、下線＝2番目（自分の結果の中で。公表値とは比べていません）。グラフの右上のカメラアイコンでPNG保存できます。",
+               "en": "Under each value: [95% interval] n = questions. Bold green = best in the row, underlined = second (among your results only; never against published numbers). Save any chart as PNG with the camera icon at its top right."},
+    "mixed": {"ja": "⚠ 列ごとに採点した問題セットが異なるため（{sets}）、最高値の強調はしていません。問題ファイルを1つに絞ると強調されます。",
+              "en": "⚠ Your columns were scored on different question sets ({sets}), so no value is marked best. Choose one question file to rank them."},
+    "published": {"ja": "論文の公表値", "en": "published (paper)"},
+    "pub_cell": {"ja": "区間・n 未報告", "en": "CI, n not reported"},
+    "exported": {"ja": "CSVは UTF-8（BOM付き、Excelでそのまま開けます）で、表示中の絞り込みの結果を書き出します。",
+                 "en": "CSV files are UTF-8 with BOM (Excel opens them as they are) and hold what the filters above show."},
+}
+CHART = {
+    "steps_title": {"ja": "{label}：学習ステップごと", "en": "{label} vs training steps"},
+    "steps_x": {"ja": "学習ステップ（0＝ベースモデル）", "en": "training step (0 = base model)"},
+    "shots_title": {"ja": "{label}：0-shot と 1-shot", "en": "{label}: 0-shot vs 1-shot"},
 }
 HOURS_LABEL = {"ja": "学習時間（時間）", "en": "Training hours"}
 ANY = "*"
@@ -44,34 +62,80 @@ def filter_choices(state: AppState) -> tuple[list[tuple[str, str]], list[str]]:
     return [(Path(d).name, d) for d in datas], templates
 
 
-def build(state: AppState, data: str | None, template: str | None, reference: bool, metric: str, lang: str):
+def export_name(data: str | None, kind: str) -> str:
+    """``table1_<question file>.csv``: the default name follows the question file shown."""
+    stem = Path(data).stem if data not in (None, "", ANY) else "all"
+    return f"{kind}_{re.sub(r'[^0-9A-Za-z_.-]+', '_', stem)}.csv"
+
+
+def table_section(table, entries: list[paper_table.Entry], lang: str) -> str:
+    """Table 1 (``build_table1``) as HTML with n and intervals; the best values marked only among
+    columns scored on one question set (a 4-question .750 is no 'best' beside 400 questions)."""
+    if not entries and table.empty:
+        return f'<p class="notice info">{MSG["none"][lang]}</p>'
+    sets = {e.question_set for e in entries}
+    marks = paper_table.top_two(table, [e.column for e in entries]) if len(sets) <= 1 else {}
+    row_labels = {**metrics.table1_row_labels(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}
+    out = table_html(table, marks, row_labels=row_labels, details=paper_table.cell_details(entries),
+                     published_note=MSG["published"][lang], reference_cell_note=MSG["pub_cell"][lang])
+    notes = [MSG["legend"][lang]]
+    if len(sets) > 1:
+        notes.insert(0, MSG["mixed"][lang].format(
+            sets=", ".join(f"{Path(d).name or '?'} n={n}" for d, n in sorted(sets))))
+    if not entries:
+        notes.append(MSG["none"][lang])
+    notes.append(MSG["exported"][lang])
+    return out + "".join(f'<p class="t1note" style="font-size:12px;color:#57606a">{n}</p>' for n in notes)
+
+
+def build(state: AppState, data: str | None, template: str | None, reference: bool, metric: str, lang: str,
+          request: gr.Request = None):
     """Everything the tab shows, from the registry: (table html, 2 figures, 2 csv paths)."""
     ws = state.workspace
-    entries = paper_table.entries_from_registry(ws.evaluations(), ws.models(),
-                                                data=None if data in (None, ANY, "") else data,
+    chosen_data = None if data in (None, ANY, "") else data
+    entries = paper_table.entries_from_registry(ws.evaluations(), ws.models(), data=chosen_data,
                                                 template=None if template in (None, ANY, "") else template)
     table = paper_table.build_table1(entries, reference=reference)
-    own = [e.column for e in entries]
-    if not entries and not reference:
-        html_out = f'<p class="notice">{MSG["none"][lang]}</p>'
-    else:
-        row_labels = {**metrics.table1_row_labels(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}
-        html_out = table_html(table, paper_table.top_two(table, own), row_labels=row_labels)
-        html_out += f'<p style="font-size:12px;color:#57606a">{MSG["legend"][lang]}'
-        html_out += "" if entries else f'<br>{MSG["none"][lang]}'
-        html_out += "</p>"
+    html_out = table_section(table, entries, lang)
     long = paper_table.entries_long(entries)
     if not entries:  # nothing of yours yet: plot the paper's numbers so the charts show what to expect
         long = paper_table.published_long()
+    label = metrics.labels(lang).get(metric, metric)
     empty = MSG["none"][lang]
-    label = metrics.labels("en").get(metric, metric)  # the figures' other text is English too
-    fig_steps = metric_chart.metric_vs_steps(long, metric, label=label, empty_message=empty)
-    fig_shots = metric_chart.shots_comparison(long, metric, label=label, empty_message=empty)
+    fig_steps = metric_chart.metric_vs_steps(long, metric, label=label, empty_message=empty,
+                                             title=CHART["steps_title"][lang].format(label=label),
+                                             x_title=CHART["steps_x"][lang])
+    fig_shots = metric_chart.shots_comparison(long, metric, label=label, empty_message=empty,
+                                              title=CHART["shots_title"][lang].format(label=label))
     exports = ws.subdir("exports")
-    table_csv, long_csv = exports / "table1.csv", exports / "table1_points.csv"
-    table.to_csv(table_csv, index_label="metric")
-    long.to_csv(long_csv, index=False)
+    table_csv, long_csv = exports / export_name(data, "table1"), exports / export_name(data, "table1_points")
+    table.to_csv(table_csv, index_label="metric", encoding="utf-8-sig")   # BOM: Excel on Japanese Windows
+    long.to_csv(long_csv, index=False, encoding="utf-8-sig")
+    if entries:
+        audit.record(ws.root, user_of(request), "view", "table1", data=chosen_data or "all",
+                     columns=[e.column for e in entries])
     return html_out, fig_steps, fig_shots, str(table_csv), str(long_csv)
+
+
+def refresh_lists(state: AppState, current_data, current_template, lang: str):
+    datas, templates = filter_choices(state)
+    anyc = (MSG["any"][lang], ANY)
+    return (gr.update(choices=[anyc] + datas), gr.update(choices=[anyc] + templates),
+            gr.update(choices=train_runs.run_choices(state.workspace)))
+
+
+def metric_choices(lang: str) -> list[tuple[str, str]]:
+    return [(v, k) for k, v in metrics.labels(lang, only=metrics.table1_metrics()).items()]
+
+
+def relabel(state: AppState, lang: str, metric: str, runs: list[str]):
+    """A language switch: the choices' names and the loss chart follow the page language."""
+    return (gr.update(choices=metric_choices(lang), value=metric), *refresh_lists(state, None, None, lang)[:2],
+            loss(state, runs, lang))
+
+
+def loss(state: AppState, selected: list[str], lang: str):
+    return train_runs.loss_figure(state.workspace, selected or [], lang)
 
 
 def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
@@ -86,10 +150,8 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     table = gr.HTML(elem_id="charts-table")
     with gr.Row():
         csv_table = t.make(gr.DownloadButton, L["csv_table"], size="sm", elem_id="charts-csv")
-        csv_long = t.make(gr.DownloadButton, L["csv_long"], size="sm")
-    plotted = metrics.labels("en", only=metrics.table1_metrics())
-    metric = t.make(gr.Radio, L["metric"], choices=[(v, k) for k, v in plotted.items()],
-                    value="accuracy", elem_id="charts-metric")
+        csv_long = t.make(gr.DownloadButton, L["csv_long"], size="sm", elem_id="charts-csv-long")
+    metric = t.make(gr.Radio, L["metric"], choices=metric_choices(t.lang), value="accuracy", elem_id="charts-metric")
     with gr.Row():
         fig_steps = gr.Plot(elem_id="charts-steps", show_label=False)
         fig_shots = gr.Plot(elem_id="charts-shots", show_label=False)
@@ -99,22 +161,14 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     inputs = [data, template, reference, metric, lang]
     outputs = [table, fig_steps, fig_shots, csv_table, csv_long]
-
-    def update(*args):
-        return build(state, *args)
-
-    def refresh_lists(current_data, current_template, lang_):
-        datas_, templates_ = filter_choices(state)
-        anyc = (MSG["any"][lang_], ANY)
-        return (gr.update(choices=[anyc] + datas_), gr.update(choices=[anyc] + templates_),
-                gr.update(choices=train_runs.run_choices(state.workspace)))
-
-    def loss(selected, lang_):
-        return train_runs.loss_figure(state.workspace, selected or [], lang_)
-
+    update = bind(build, state)
     for c in (data, template, reference, metric):
         c.change(update, inputs, outputs)
-    refresh.click(refresh_lists, [data, template, lang], [data, template, runs]).then(update, inputs, outputs)
-    runs.change(loss, [runs, lang], [fig_loss])
-    return {"refresh": (refresh_lists, update, inputs, outputs, [data, template, lang], [data, template, runs]),
-            "loss": (loss, [runs, lang], [fig_loss])}
+    lists = bind(refresh_lists, state)
+    refresh.click(lists, [data, template, lang], [data, template, runs]).then(update, inputs, outputs)
+    runs.change(bind(loss, state), [runs, lang], [fig_loss])
+    # The language switch re-renders the table, the chart titles and axes, and the choice names.
+    lang.change(bind(relabel, state), [lang, metric, runs], [metric, data, template, fig_loss]).then(
+        update, inputs, outputs)
+    return {"refresh": (lists, update, inputs, outputs, [data, template, lang], [data, template, runs]),
+            "loss": (bind(loss, state), [runs, lang], [fig_loss])}

@@ -48,12 +48,18 @@ def test_entries_place_adapters_under_their_base_and_latest_wins():
     assert [(e.base, e.step) for e in entries] == [("default", 0), ("default", 100)]
     table = pt.build_table1(entries)
     assert table.loc["Accuracy (0s)", "default · 0"] == pytest.approx(0.3)      # the later evaluation
-    assert table.loc["Accuracy (0s)", "default · 100"] == pytest.approx(0.4)
+    assert table.loc["Accuracy (0s)", "run · 100"] == pytest.approx(0.4)
     assert math.isnan(table.loc["Accuracy (1s)", "default · 0"])                # not evaluated 1-shot
-    assert table.loc["Training hours", "default · 100"] == pytest.approx(0.5)
+    assert table.loc["Training hours", "run · 100"] == pytest.approx(0.5)
     assert math.isnan(table.loc["Training hours", "default · 0"])
     both = pt.build_table1(entries, reference=True)
     assert both.shape == (7, 14)
+    # n and the 95% interval of every cell of yours; both columns answered the same question set.
+    details = pt.cell_details(entries)
+    assert details[("Accuracy (0s)", "default · 0")][0] == entries[0].summary.by_shots[0].n
+    assert ("Accuracy (1s)", "default · 0") not in details
+    assert entries[0].question_set == entries[1].question_set == ("q.jsonl", entries[0].summary.n)
+    assert set(pt.entries_long(entries)["series"]) == {"default", "run"}
 
 
 def test_top_two_marks_best_and_second_with_ties_and_gaps():
