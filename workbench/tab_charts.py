@@ -15,11 +15,11 @@ import gradio as gr
 
 from components import metric_chart
 from components.metric_table import table_html
-from pipelines import audit, metrics, paper_table
-from workbench import train_runs
+from pipelines import metrics, paper_table
+from workbench import train_runs, users
 from workbench.i18n import Labels
 from workbench.state import AppState
-from workbench.wiring import bind, user_of
+from workbench.wiring import bind
 
 L = {
     "intro": {"ja": "### 指標とグラフ\n論文の Table 1 と同じ形式（行：指標×0/1-shot と学習時間、列：モデル×ステップ）で自分の評価結果をまとめます。各値の下に 95%信頼区間と問題数 n を示します。",
@@ -112,7 +112,7 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
     table.to_csv(table_csv, index_label="metric", encoding="utf-8-sig")   # BOM: Excel on Japanese Windows
     long.to_csv(long_csv, index=False, encoding="utf-8-sig")
     if entries:
-        audit.record(ws.root, user_of(request), "view", "table1", data=chosen_data or "all",
+        users.record(ws.root, users.current_user(request), "view", "table1", data=chosen_data or "all",
                      columns=[e.column for e in entries])
     return html_out, fig_steps, fig_shots, str(table_csv), str(long_csv)
 

@@ -26,7 +26,7 @@ def test_summary_columns_follow_the_registry_and_the_runs(workspace, monkeypatch
 
     both = tab_compare.summary_rows(state, {"a": "/ev/both", "b": "/ev/gen"}, "ja")
     assert "LL正答" in both.columns and "禁忌肢を選択" in both.columns
-    assert both.set_index(["checkpoint", "shots"]).loc[("b", "0-shot"), "LL正答"] == "–"
+    assert both.set_index(["チェックポイント", "ショット"]).loc[("b", "0-shot"), "LL正答"] == "–"
 
     extra = metrics.Metric("brevity", {"ja": "簡潔さ", "en": "Brevity"}, {"ja": "簡潔", "en": "brief"})
     monkeypatch.setattr(metrics, "REGISTRY", metrics.REGISTRY + (extra,))

@@ -1,0 +1,129 @@
+"""The Compare tab's evaluation batches: start one ``python -m pipelines.evaluate`` job per
+checkpoint (``pipelines.eval_jobs``), show their progress, stop them, and re-attach to a
+batch still running when the page is reopened.
+
+Handlers take the app state first (bound with ``workbench.wiring.bind``); after a start the
+form folds away so the results sit right under the progress (a 1024×768 screen showed the
+form and nothing else).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from components import notice
+from components.run_monitor import progress_html
+from pipelines import eval_jobs, jobs
+from pipelines.errors import UserError
+from pipelines.igakuqa import load_questions
+from pipelines.models import resolve_model
+from workbench import users
+from workbench.compare_view import evaluation_choices
+from workbench.state import AppState, evals_root
+
+MSG = {
+    "no_ckpt": {"ja": "チェックポイントを1つ以上選んでください。", "en": "Choose at least one checkpoint."},
+    "no_shots": {"ja": "0-shot と 1-shot の少なくとも一方を選んでください。", "en": "Choose 0-shot, 1-shot or both."},
+    "busy": {"ja": "評価を実行中です。", "en": "An evaluation is running."},
+    "busy_fix": {"ja": "終了を待つか「■ 停止」を押してください。", "en": "Wait for it, or press ■ Stop."},
+    "bad_limit": {"ja": "「問題数の上限」は0（全問）または正の整数にしてください。",
+                  "en": "The question limit must be 0 (all) or a positive whole number."},
+    "bad_tokens": {"ja": "「最大生成トークン数」は1〜4096にしてください。", "en": "Max new tokens must be between 1 and 4096."},
+    "evaluating": {"ja": "評価", "en": "Evaluating"},
+    "nothing": {"ja": "実行中の評価はありません。", "en": "No evaluation is running."},
+}
+MAX_TOKENS = 4096
+
+
+def batch_html(batch: dict, lang: str) -> str:
+    """One progress bar per checkpoint of an evaluation batch (``eval_jobs.batch_status``)."""
+    parts = []
+    for tk in batch["tasks"]:
+        elapsed = ((tk["ended_at"] or time.time()) - tk["started_at"]) if tk["started_at"] else None
+        parts.append(progress_html(f"{MSG['evaluating'][lang]}: {tk['model']}", tk["done"], tk["total"],
+                                   status=tk["status"], elapsed=elapsed, error=tk["error"]))
+    return "".join(parts)
+
+
+def check_form(models, shot_list, lim, tokens, lang: str) -> str | None:
+    """The first problem of the form, as a notice; None when it can run."""
+    if not models:
+        return notice.error(MSG["no_ckpt"][lang], lang=lang)
+    if not shot_list:
+        return notice.error(MSG["no_shots"][lang], lang=lang)
+    if lim and (lim != int(lim) or lim < 1):
+        return notice.error(MSG["bad_limit"][lang], lang=lang)
+    if tokens is None or not 1 <= tokens <= MAX_TOKENS:
+        return notice.error(MSG["bad_tokens"][lang], lang=lang)
+    return None
+
+
+def start(state: AppState, models, shot_list, tmpl, data_path, lim, tokens, lang: str,
+          request: gr.Request = None):
+    """(status html, command, timer, form accordion)."""
+    def fail(html_):
+        return html_, gr.update(), gr.Timer(active=False), gr.update()
+    problem = check_form(models, shot_list, lim, tokens, lang)
+    if problem:
+        return fail(problem)
+    running = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    if running is not None and running["status"] in jobs.ACTIVE:
+        return fail(notice.error(MSG["busy"][lang], MSG["busy_fix"][lang], lang))
+    limit = int(lim) if lim else None
+    try:
+        n = len(load_questions(data_path, on_error="stop", limit=limit).questions)
+        for m in models:
+            resolve_model(m, None, state.workspace, prepare=False)
+    except UserError as exc:
+        return fail(notice.error(exc.problem, exc.fix, lang))
+    shot_t = tuple(sorted(int(s) for s in shot_list))
+    tasks = []
+    for m in models:
+        out = eval_jobs.out_dir_for(evals_root(state.workspace), m, data_path, tmpl, int(tokens))
+        cmd = eval_jobs.command_for(m, data_path, out, shots=shot_t, template=tmpl, limit=limit,
+                                    max_new_tokens=int(tokens), workspace=state.workspace.root)
+        tasks.append({"model": m, "out": str(out), "cmd": cmd, "total": n * len(shot_t)})
+    job = eval_jobs.start_batch(state.workspace.subdir("jobs"), tasks)
+    users.record(state.workspace.root, users.current_user(request), "evaluate", "compare",
+                 models=list(models), data=str(data_path), shots=list(shot_t))
+    return (batch_html(eval_jobs.batch_status(job.run_dir), lang), job.cli, gr.Timer(active=True),
+            gr.update(open=False))
+
+
+def poll(state: AppState, lang: str, current):
+    """(status html, timer, evaluations shown): finished evaluations are added to those shown."""
+    found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    if found is None:
+        return "", gr.Timer(active=False), gr.update()
+    b = eval_jobs.batch_status(found["run_dir"])
+    if b["status"] in jobs.ACTIVE:
+        return batch_html(b, lang), gr.Timer(active=True), gr.update()
+    outs = [str(Path(tk["out"]).resolve()) for tk in b["tasks"] if tk["status"] == "finished"]
+    value = list(dict.fromkeys(outs + [c for c in (current or []) if c not in outs])) if outs else current
+    return batch_html(b, lang), gr.Timer(active=False), gr.update(choices=evaluation_choices(state), value=value)
+
+
+def stop(state: AppState, lang: str):
+    found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    if found is None:
+        return notice.notice("info", MSG["nothing"][lang])
+    if found["status"] in jobs.ACTIVE:   # the running evaluation saves its answers first: not in the request
+        threading.Thread(target=jobs.stop, args=(found["run_dir"],), kwargs={"grace_s": 60}, daemon=True).start()
+    return batch_html(eval_jobs.batch_status(found["run_dir"]), lang)
+
+
+def status_now(state: AppState, lang: str):
+    """The latest batch's progress in ``lang`` (a language switch re-renders it); '' when none."""
+    found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    return batch_html(eval_jobs.batch_status(found["run_dir"]), lang) if found is not None else ""
+
+
+def reattach(state: AppState, lang: str):
+    """A batch still running when the page (or the workbench) was reopened: show it, poll it."""
+    found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    if found is None or found["status"] not in jobs.ACTIVE:
+        return gr.update(), gr.update(), gr.Timer(active=False)
+    return batch_html(eval_jobs.batch_status(found["run_dir"]), lang), found.get("cli", ""), gr.Timer(active=True)

@@ -1,0 +1,153 @@
+"""What the Compare tab shows of finished evaluations: the choices of evaluations and question
+files, the summary table (mean and 95% interval per metric), the answer cards with filters
+and pages, and the side-by-side CSV of exactly the questions the filters show.
+
+Handlers and pure functions of the workspace; ``tab_compare`` wires them to widgets.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from components import answer_card, notice, side_by_side
+from pipelines import metrics
+from pipelines.errors import UserError
+from pipelines.eval_summary import EvalSummary
+from pipelines.evaluate import EvalConfig, read_results
+from pipelines.igakuqa import load_questions
+from workbench import users
+from workbench.state import AppState
+
+MSG = {
+    "none_shown": {"ja": "表示する評価結果がありません。上で評価を実行するか、既存の評価結果を選んでください。",
+                   "en": "No evaluation shown yet. Run one above, or pick existing evaluations."},
+    "no_match": {"ja": "条件に合う問題はありません。", "en": "No question matches these filters."},
+    "count": {"ja": "{n} 問中 {k} 問を表示（{p}/{pages} ページ）。CSV には絞り込み後の {k} 問が入ります。",
+              "en": "{k} of {n} questions ({p}/{pages}). The CSV holds the {k} questions these filters show."},
+    "sample": {"ja": "（サンプル）", "en": " (sample)"},
+}
+HEAD = {"checkpoint": {"ja": "チェックポイント", "en": "checkpoint"}, "shots": {"ja": "ショット", "en": "shots"}}
+PER_PAGE = 10
+
+
+def evaluation_choices(state: AppState) -> list[tuple[str, str]]:
+    out = []
+    for ev in reversed(state.workspace.evaluations()):
+        cfg = ev.get("config") or {}
+        summ = ev.get("summary") or {}
+        n = max((s.get("n", 0) for s in (summ.get("by_shots") or {}).values()), default=0)
+        shots = "/".join(f"{s}s" for s in (summ.get("by_shots") or {}))
+        label = f"{ev['model']} · {cfg.get('template', '?')} · {Path(ev['data']).name} · n={n} {shots} ({ev['status']})"
+        out.append((label, ev["out_dir"]))
+    return out
+
+
+def data_choices(state: AppState, lang: str = "ja") -> list[tuple[str, str]]:
+    sample = EvalConfig().data
+    out = [(Path(sample).name + MSG["sample"][lang], sample)]
+    for d in state.workspace.datasets():
+        if d["kind"] == "questions":
+            out.append((f"{d['name']} ({d['version'][:8]})", d["path"]))
+    return out
+
+
+_QCACHE: dict[tuple[str, float], list[dict]] = {}
+
+
+def questions_of(path: str) -> list[dict]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    key = (str(p), p.stat().st_mtime)
+    if key not in _QCACHE:
+        try:
+            qs = load_questions(p, on_error="skip").questions
+        except UserError:    # the cards still show every answer, built from the result rows
+            qs = []
+        _QCACHE[key] = [{**q.to_dict(), "kinki": q.kinki, "category": q.category} for q in qs]
+    return _QCACHE[key]
+
+
+def selected_runs(state: AppState, out_dirs: list[str]) -> tuple[dict[str, list[dict]], dict[str, str], list[dict]]:
+    """(name -> result rows, name -> out_dir, questions) for the chosen evaluations."""
+    evs = {e["out_dir"]: e for e in state.workspace.evaluations()}
+    names: dict[str, str] = {}
+    runs: dict[str, list[dict]] = {}
+    questions: list[dict] = []
+    seen_data = set()
+    for d in out_dirs or []:
+        ev = evs.get(d)
+        if ev is None:
+            continue
+        name = ev["model"] + (f"+{Path(ev['adapter']).name}" if ev.get("adapter") else "")
+        if name in names:
+            name = f"{name} [{(ev.get('config') or {}).get('template', '?')}·{Path(ev['data']).stem}]"
+        names[name] = d
+        runs[name] = read_results(Path(d))
+        if ev["data"] not in seen_data:
+            seen_data.add(ev["data"])
+            questions += questions_of(ev["data"])
+    return runs, names, questions
+
+
+def summary_headers(lang: str, shown: list[metrics.Metric] | None = None) -> list[str]:
+    """Columns of the summary table; by default the metrics a generating evaluation has."""
+    if shown is None:
+        shown = [m for m in metrics.mean_metrics() if m.method == "generate"] + metrics.sum_metrics()
+    return [HEAD["checkpoint"][lang], HEAD["shots"][lang], "n"] + [m.short[lang] for m in shown]
+
+
+def summary_rows(state: AppState, names: dict[str, str], lang: str = "en") -> pd.DataFrame:
+    """Per checkpoint and shot setting: n, each mean metric any of them has (mean [95% CI]),
+    each exam total (registry order)."""
+    evs = {e["out_dir"]: e for e in state.workspace.evaluations()}
+    summaries = {name: EvalSummary.from_dict((evs.get(d) or {}).get("summary")) for name, d in names.items()}
+    present = {k for summ in summaries.values() for s in summ.by_shots.values() for k in s.means}
+    shown = [m for m in metrics.mean_metrics() if m.key in present] + metrics.sum_metrics()
+    rows = []
+    for name, summ in summaries.items():
+        for shots, s in summ.by_shots.items():
+            cells = []
+            for m in shown:
+                if m.aggregate == "sum":
+                    total = s.exam.sums.get(m.key)
+                    cells.append(f"{total:g}" if total is not None else "–")
+                else:
+                    v = s.means.get(m.key)
+                    cells.append(f"{v.mean:.3f} [{v.ci_low:.2f}, {v.ci_high:.2f}]" if v else "–")
+            rows.append([name, f"{shots}-shot", s.n, *cells])
+    return pd.DataFrame(rows, columns=summary_headers(lang, shown))
+
+
+def export_name(state: AppState, out_dirs: list[str]) -> str:
+    """``side_by_side_<question file>.csv``, after the question file of the evaluations shown."""
+    evs = {e["out_dir"]: e for e in state.workspace.evaluations()}
+    stems = sorted({Path(evs[d]["data"]).stem for d in out_dirs or [] if d in evs})
+    stem = stems[0] if len(stems) == 1 else "mixed"
+    return f"side_by_side_{re.sub(r'[^0-9A-Za-z_.-]+', '_', stem)}.csv"
+
+
+def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lang, request: gr.Request = None):
+    """(cards html, count line, summary frame, CSV download) for the chosen evaluations."""
+    runs, names, questions = selected_runs(state, out_dirs)
+    if not runs:
+        return notice.notice("info", MSG["none_shown"][lang]), "", [], gr.update(value=None)
+    items = side_by_side.build_items(questions, runs)
+    shown = side_by_side.filter_items(items, disagreements=disagree, only_wrong=wrong, search=search or "")
+    chunk, pages = side_by_side.page(shown, page_no or 1, PER_PAGE)
+    present = {k for it in items for k in it.cells}
+    cards = []
+    for it in chunk:
+        answers = [(f"{n} · {s}-shot", it.cells.get((n, s))) for n in runs for s in (0, 1) if (n, s) in present]
+        cards.append(answer_card.question_card(it.question, answers, lang, metrics.badge_specs(lang)))
+    count = MSG["count"][lang].format(n=len(items), k=len(shown), p=min(max(1, int(page_no or 1)), pages), pages=pages)
+    html_out = "".join(cards) if cards else notice.notice("info", MSG["no_match"][lang])
+    export = state.workspace.subdir("exports") / export_name(state, out_dirs)
+    frame = side_by_side.items_frame(shown, list(runs), metrics=metrics.csv_keys())
+    frame.to_csv(export, index=False, encoding="utf-8-sig")     # BOM: Excel on Japanese Windows reads UTF-8
+    users.record(state.workspace.root, users.current_user(request), "view", "compare",
+                 evaluations=list(names.values()), questions=len(shown))
+    return html_out, count, summary_rows(state, names, lang), gr.update(value=str(export))
