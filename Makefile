@@ -12,7 +12,9 @@ install:
 install-dev: install
 	$(PIP) -r requirements-dev.txt
 	# Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
-	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	# fonts-noto-cjk: without a Japanese font, screenshots of the Japanese UI show empty boxes.
+	command -v chromium >/dev/null && fc-list | grep -qi "noto.*cjk" || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
 
 run: install
 	$(PY) launch.py

@@ -103,7 +103,7 @@ def poll(state: AppState, lang: str, current):
         return batch_html(b, lang), gr.Timer(active=True), gr.update()
     outs = [str(Path(tk["out"]).resolve()) for tk in b["tasks"] if tk["status"] == "finished"]
     value = list(dict.fromkeys(outs + [c for c in (current or []) if c not in outs])) if outs else current
-    return batch_html(b, lang), gr.Timer(active=False), gr.update(choices=evaluation_choices(state), value=value)
+    return batch_html(b, lang), gr.Timer(active=False), gr.update(choices=evaluation_choices(state, lang), value=value)
 
 
 def stop(state: AppState, lang: str):
@@ -122,8 +122,11 @@ def status_now(state: AppState, lang: str):
 
 
 def reattach(state: AppState, lang: str):
-    """A batch still running when the page (or the workbench) was reopened: show it, poll it."""
+    """(status, command, timer, form) when the page opens: a batch still running (the page or the
+    workbench was reopened) is shown and polled; the form stays folded while there are results."""
+    form = gr.update(open=not state.workspace.evaluations())
     found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
     if found is None or found["status"] not in jobs.ACTIVE:
-        return gr.update(), gr.update(), gr.Timer(active=False)
-    return batch_html(eval_jobs.batch_status(found["run_dir"]), lang), found.get("cli", ""), gr.Timer(active=True)
+        return gr.update(), gr.update(), gr.Timer(active=False), form
+    return (batch_html(eval_jobs.batch_status(found["run_dir"]), lang), found.get("cli", ""), gr.Timer(active=True),
+            form)

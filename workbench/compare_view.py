@@ -33,14 +33,20 @@ HEAD = {"checkpoint": {"ja": "チェックポイント", "en": "checkpoint"}, "s
 PER_PAGE = 10
 
 
-def evaluation_choices(state: AppState) -> list[tuple[str, str]]:
+STATUS = {"running": {"ja": "実行中", "en": "running"}, "finished": {"ja": "完了", "en": "finished"},
+          "failed": {"ja": "失敗", "en": "failed"}}
+
+
+def evaluation_choices(state: AppState, lang: str | None = None) -> list[tuple[str, str]]:
+    lang = lang or state.lang
     out = []
     for ev in reversed(state.workspace.evaluations()):
         cfg = ev.get("config") or {}
         summ = ev.get("summary") or {}
         n = max((s.get("n", 0) for s in (summ.get("by_shots") or {}).values()), default=0)
         shots = "/".join(f"{s}s" for s in (summ.get("by_shots") or {}))
-        label = f"{ev['model']} · {cfg.get('template', '?')} · {Path(ev['data']).name} · n={n} {shots} ({ev['status']})"
+        status = STATUS.get(ev["status"], {}).get(lang, ev["status"])
+        label = f"{ev['model']} · {cfg.get('template', '?')} · {Path(ev['data']).name} · n={n} {shots} ({status})"
         out.append((label, ev["out_dir"]))
     return out
 

@@ -136,7 +136,7 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     status = gr.HTML(elem_id="compare-status")
     timer = gr.Timer(1.0, active=False)
 
-    shown = t.make(gr.Dropdown, L["shown"], choices=evaluation_choices(state), multiselect=True,
+    shown = t.make(gr.Dropdown, L["shown"], choices=evaluation_choices(state, t.lang), multiselect=True,
                    elem_id="compare-shown")
     summary = t.make(gr.Dataframe, L["summary"], headers=summary_headers(t.lang), interactive=False,
                      elem_id="compare-summary")
@@ -184,7 +184,7 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     view_outputs = [cards, count, summary, download]
 
     def lists(lang_):
-        return (gr.update(choices=state.model_choices()), gr.update(choices=evaluation_choices(state)),
+        return (gr.update(choices=state.model_choices()), gr.update(choices=evaluation_choices(state, lang_)),
                 gr.update(choices=data_choices(state, lang_)))
 
     refresh.click(lists, [lang], [ckpts, shown, data])
@@ -198,7 +198,7 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     search.submit(view, view_inputs, view_outputs)
     # A language switch re-renders what the handlers wrote: cards, summary, progress, choices.
     lang.change(view, view_inputs, view_outputs).then(bind(compare_eval.status_now, state), [lang], [status])
-    lang.change(lambda lang_: gr.update(choices=data_choices(state, lang_)), [lang], [data])
+    lang.change(lambda lang_: lists(lang_)[1:], [lang], [shown, data])
 
     send.click(bind(ask, state), [ckpts, instruction, free_input, free_fmt, free_tokens, lang], [free_out])
 
@@ -211,4 +211,4 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     reveal_btn.click(bind(compare_review.reveal, state), [shown, lang], [review_summary, review_msg])
 
     return {"checkpoints": ckpts, "shown": shown, "view": (view, view_inputs, view_outputs), "status": status,
-            "on_load": (bind(compare_eval.reattach, state), [lang], [status, command, timer])}
+            "on_load": (bind(compare_eval.reattach, state), [lang], [status, command, timer, form])}
