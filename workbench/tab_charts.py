@@ -68,6 +68,20 @@ def export_name(data: str | None, kind: str) -> str:
     return f"{kind}_{re.sub(r'[^0-9A-Za-z_.-]+', '_', stem)}.csv"
 
 
+def metric_name(m: metrics.Metric, lang: str) -> str:
+    """A metric's name on this page: in Japanese, the short name where the label is the paper's
+    English one ("Gestalt score" -> "Gestalt"), so no English word shows in a Japanese page."""
+    return m.short[lang] if lang != "en" and m.label[lang] == m.table1 else m.label[lang]
+
+
+def row_names(lang: str) -> dict[str, str]:
+    """Table-1 row -> its heading: the paper's names in English, the registry's in Japanese."""
+    if lang == "en":
+        return metrics.table1_row_labels("en")
+    return {metrics.table1_row(m, s): f"{metric_name(m, lang)}（{s}-shot）"
+            for s in (0, 1) for m in metrics.table1_metrics()}
+
+
 def table_section(table, entries: list[paper_table.Entry], lang: str) -> str:
     """Table 1 (``build_table1``) as HTML with n and intervals; the best values marked only among
     columns scored on one question set (a 4-question .750 is no 'best' beside 400 questions)."""
@@ -75,7 +89,7 @@ def table_section(table, entries: list[paper_table.Entry], lang: str) -> str:
         return f'<p class="notice info">{MSG["none"][lang]}</p>'
     sets = {e.question_set for e in entries}
     marks = paper_table.top_two(table, [e.column for e in entries]) if len(sets) <= 1 else {}
-    row_labels = {**metrics.table1_row_labels(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}
+    row_labels = {**row_names(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}
     out = table_html(table, marks, row_labels=row_labels, details=paper_table.cell_details(entries),
                      published_note=MSG["published"][lang], reference_cell_note=MSG["pub_cell"][lang])
     notes = [MSG["legend"][lang]]
@@ -100,7 +114,7 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
     long = paper_table.entries_long(entries)
     if not entries:  # nothing of yours yet: plot the paper's numbers so the charts show what to expect
         long = paper_table.published_long()
-    label = metrics.labels(lang).get(metric, metric)
+    label = metric_name(metrics.get(metric), lang) if metric in metrics.keys() else metric
     empty = MSG["none"][lang]
     fig_steps = metric_chart.metric_vs_steps(long, metric, label=label, empty_message=empty,
                                              title=CHART["steps_title"][lang].format(label=label),
@@ -125,7 +139,7 @@ def refresh_lists(state: AppState, current_data, current_template, lang: str):
 
 
 def metric_choices(lang: str) -> list[tuple[str, str]]:
-    return [(v, k) for k, v in metrics.labels(lang, only=metrics.table1_metrics()).items()]
+    return [(metric_name(m, lang), m.key) for m in metrics.table1_metrics()]
 
 
 def relabel(state: AppState, lang: str, metric: str, runs: list[str]):

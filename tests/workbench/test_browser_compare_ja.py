@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Names, not words of the interface: methods and formats, and the data shown (model, run and file names).
 ALLOWED = {"lora", "qlora", "jsonl", "gestalt", "csv", "id", "shot", "igakuqa", "png", "ll", "tok", "pt",
            "default", "tiny", "llama", "run", "ja", "sample", "jmw", "paper", "opencalm", "medcalm", "chatgpt",
-           "table", "step", "k", "n", "b", "a", "c", "d", "e", "s"}
+           "table", "step", "k", "n", "b", "a", "c", "d", "e", "s", "utf", "bom", "excel"}
 
 
 @pytest.fixture(scope="module")
