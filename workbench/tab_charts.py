@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from components import metric_chart
+from components import metric_chart, notice
 from components.metric_table import table_html
 from pipelines import metrics, paper_table
 from workbench import train_runs, users
@@ -86,7 +86,7 @@ def table_section(table, entries: list[paper_table.Entry], lang: str) -> str:
     """Table 1 (``build_table1``) as HTML with n and intervals; the best values marked only among
     columns scored on one question set (a 4-question .750 is no 'best' beside 400 questions)."""
     if not entries and table.empty:
-        return f'<p class="notice info">{MSG["none"][lang]}</p>'
+        return notice.notice("info", MSG["none"][lang])
     sets = {e.question_set for e in entries}
     marks = paper_table.top_two(table, [e.column for e in entries]) if len(sets) <= 1 else {}
     row_labels = {**row_names(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}

@@ -128,12 +128,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                     limit = t.make(gr.Number, L["limit"], value=0, precision=0, minimum=0, elem_id="compare-limit")
                     max_new = t.make(gr.Number, L["max_new"], value=d.max_new_tokens, precision=0,
                                      elem_id="compare-max-new")
-        with t.make(gr.Accordion, L["command"], open=False):
-            command = gr.Code(language="shell", elem_id="compare-command")
     with gr.Row():
         run_btn = t.make(gr.Button, L["run"], variant="primary", elem_id="compare-run")
         stop_btn = t.make(gr.Button, L["stop"], variant="stop", elem_id="compare-stop")
     status = gr.HTML(elem_id="compare-status")
+    with t.make(gr.Accordion, L["command"], open=False):
+        command = gr.Code(language="shell", elem_id="compare-command")
     timer = gr.Timer(1.0, active=False)
 
     shown = t.make(gr.Dropdown, L["shown"], choices=evaluation_choices(state, t.lang), multiselect=True,

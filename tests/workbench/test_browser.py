@@ -17,6 +17,13 @@ def open_tab(page, name: str) -> None:
     page.wait_for_timeout(600)
 
 
+def open_compare_form(p) -> None:
+    """The evaluation form is folded while the workspace has results: unfold it."""
+    if not p.locator("#compare-checkpoints").is_visible():
+        p.locator("#compare-form").get_by_text("評価の設定").first.click()
+        p.locator("#compare-checkpoints").wait_for(timeout=10_000)
+
+
 def checkpoint(p, name: str):
     return p.locator(f'#compare-checkpoints input[name="{name}"]')
 
@@ -48,6 +55,7 @@ def test_language_switch_relabels_the_tabs(page):
 def test_bad_input_in_the_compare_form_shows_a_clear_message(page):
     p = page.page
     open_tab(p, "比較")
+    open_compare_form(p)
     # No checkpoint chosen.
     checkpoint(p, "default").uncheck()
     p.locator("#compare-run").click()
@@ -71,6 +79,7 @@ def test_bad_input_in_the_compare_form_shows_a_clear_message(page):
 def test_evaluate_two_checkpoints_side_by_side_then_charts(page):
     p = page.page
     open_tab(p, "比較")
+    open_compare_form(p)
     checkpoint(p, "default").uncheck()
     checkpoint(p, "tiny-llama").check()
     checkpoint(p, "tiny-run@10").check()

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.workbench.test_browser import open_tab
+from tests.workbench.test_browser import open_compare_form, open_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,6 +43,7 @@ def choose(p, elem_id: str, value: str) -> None:
 def test_free_form_prompt_is_answered_by_every_chosen_checkpoint(page):
     p = page.page
     open_tab(p, "比較")
+    open_compare_form(p)
     checkpoint(p, "default").uncheck()
     checkpoint(p, "tiny-llama").check()
     checkpoint(p, "tiny-run@10").check()
