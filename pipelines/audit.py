@@ -78,6 +78,22 @@ def _read_head(d: Path) -> dict:
         return {"seq": 0, "hash": GENESIS}
 
 
+USER_ENV = "JMEDLORA_USER"
+
+
+def current_user() -> str:
+    """Who a pipeline acts for: the logged-in user the UI passes in ``$JMEDLORA_USER`` when it
+    starts a job, else ``cli:<OS user>`` (a command typed in a terminal)."""
+    user = os.environ.get(USER_ENV, "").strip()
+    if user:
+        return user
+    import getpass
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):           # no passwd entry (a container's arbitrary uid)
+        return f"cli:uid{os.getuid()}"
+
+
 def record(root: str | os.PathLike, user: str, action: str, obj: str = "", **detail) -> dict:
     """Append one entry (durably: fsync before returning) and return it."""
     if action not in ACTIONS:

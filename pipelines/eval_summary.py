@@ -31,8 +31,9 @@ class MetricValue:
 
 
 # The exam block's keys in the order summary.json has always had; other sums follow.
-_EXAM_ORDER = ("points_earned", "points_total", "score_rate", "kinki_picked", "questions_with_kinki")
-_EXAM_CONTEXT = ("points_total", "score_rate", "questions_with_kinki")
+_EXAM_ORDER = ("points_earned", "points_total", "score_rate", "kinki_picked", "questions_with_kinki",
+               "questions_with_alternatives")
+_EXAM_CONTEXT = ("points_total", "score_rate", "questions_with_kinki", "questions_with_alternatives")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class ExamTotals:
     sums: dict[str, float] = field(default_factory=dict)
     points_total: float = 0
     questions_with_kinki: int = 0
+    questions_with_alternatives: int = 0     # official corrections: more than one answer accepted
 
     @property
     def score_rate(self) -> float | None:
@@ -50,13 +52,16 @@ class ExamTotals:
     def to_dict(self) -> dict:
         d = {**self.sums, "points_total": self.points_total, "score_rate": self.score_rate,
              "questions_with_kinki": self.questions_with_kinki}
+        if self.questions_with_alternatives:      # absent when none: older summaries stay byte for byte
+            d["questions_with_alternatives"] = self.questions_with_alternatives
         rank = {k: i for i, k in enumerate(_EXAM_ORDER)}
         return {k: d[k] for k in sorted(d, key=lambda k: rank.get(k, len(rank)))}
 
     @classmethod
     def from_dict(cls, d: dict) -> ExamTotals:
         return cls(sums={k: v for k, v in d.items() if k not in _EXAM_CONTEXT},
-                   points_total=d.get("points_total", 0), questions_with_kinki=d.get("questions_with_kinki", 0))
+                   points_total=d.get("points_total", 0), questions_with_kinki=d.get("questions_with_kinki", 0),
+                   questions_with_alternatives=d.get("questions_with_alternatives", 0))
 
 
 @dataclass
@@ -76,7 +81,8 @@ class ShotSummary:
                 means[m.key] = MetricValue.from_dict(bootstrap_ci(vals, seed=seed))
         sums = {m.key: sum(r.get(m.key) or 0 for r in rows) for m in metrics.sum_metrics()}
         exam = ExamTotals(sums=sums, points_total=sum(r["points"] for r in rows),
-                          questions_with_kinki=sum(1 for r in rows if r.get("kinki")))
+                          questions_with_kinki=sum(1 for r in rows if r.get("kinki")),
+                          questions_with_alternatives=sum(1 for r in rows if len(r.get("accepted") or []) > 1))
         return cls(n=len(rows), means=means, exam=exam)
 
     def to_dict(self) -> dict:

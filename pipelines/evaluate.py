@@ -4,7 +4,10 @@
         --shots 0 1 --template ja --out workspace/evals/default-ja
 
 Writes ``OUT/results.jsonl`` (one line per question and shot setting, appended as each
-finishes, so an interrupted run resumes where it stopped), ``OUT/summary.json`` (per shot
+finishes, so an interrupted run resumes where it stopped: a line cut short by a kill or a full
+disk is dropped and its question redone; one process at a time per OUT, see
+``pipelines/run_lock.py``; each question sampled with its own seed, so a resumed run answers
+as an uninterrupted one), ``OUT/summary.json`` (per shot
 setting: n and every metric with a bootstrap 95% interval) and ``OUT/config.json``, and
 prints a Table-1-style table. Scoring modes are defined in ``pipelines/scoring.py``, the
 metrics and how each is summarised in ``pipelines/metrics.py``.
@@ -12,7 +15,9 @@ metrics and how each is summarised in ``pipelines/metrics.py``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import random
 import sys
 import threading
@@ -21,9 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipelines import jobs, metrics, scoring
+from pipelines import audit, jobs, metrics, run_lock, scoring
 from pipelines.backends import BackendSettings, check_loglik, open_backend
-from pipelines.errors import UserError, cli_guard
+from pipelines.errors import UserError, cli_guard, disk_full
 from pipelines.eval_summary import EvalSummary, ShotSummary
 from pipelines.generation import GenerationSettings, Prompt
 from pipelines.igakuqa import LETTERS, Question, format_choices, load_questions
@@ -127,19 +132,52 @@ def build_prompt(q: Question, template: PromptTemplate, example: Question | None
     return Prompt(text=body)
 
 
+def question_seed(seed: int, problem_id: str, shots: int) -> int:
+    """The sampling seed of one question: the same whichever batch or run answers it."""
+    digest = hashlib.sha256(f"{seed}:{problem_id}:{shots}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 # -- results ----------------------------------------------------------------------
 
 def read_results(out: Path) -> list[dict]:
+    """The complete rows, one per (question, shots): a later row for the same key wins."""
     path = out / "results.jsonl"
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    rows: dict[tuple, dict] = {}
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            row = json.loads(line)
+            rows[(row["problem_id"], row["shots"])] = row
+        except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut short by a kill: that question is simply redone
-    return rows
+    return list(rows.values())
+
+
+def drop_torn_tail(path: Path) -> int:
+    """Cut an incomplete last line (a kill or a full disk mid-write) so the next append starts
+    on a line of its own; returns the bytes dropped."""
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return 0
+        keep, pos = 0, size
+        while pos > 0:                        # the last newline, read backwards in blocks
+            start = max(0, pos - 65536)
+            fh.seek(start)
+            i = fh.read(pos - start).rfind(b"\n")
+            if i != -1:
+                keep = start + i + 1
+                break
+            pos = start
+        fh.truncate(keep)
+        return size - keep
 
 
 def summarize(rows: list[dict], seed: int = 0) -> dict[int, ShotSummary]:
@@ -183,10 +221,24 @@ def _check_resume(out: Path, identity: dict) -> None:
 def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
         workspace: Workspace | None = None, stop: threading.Event | None = None) -> dict:
     """Evaluate and summarise; ``stop`` ends early with the answers so far saved (a rerun resumes)."""
-    emit = on_event or (lambda e: None)
-    stop = stop or threading.Event()
     config.validate()
     ws = workspace or Workspace.resolve(config.workspace)
+    out = Path(config.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with run_lock.exclusive(out, "evaluation"):
+            audit.record(ws.root, audit.current_user(), "evaluate", f"evaluation:{out.resolve()}", phase="start",
+                         model=config.model, adapter=config.adapter, data=config.data)
+            result = _run(config, on_event or (lambda e: None), ws, out, stop or threading.Event())
+            audit.record(ws.root, audit.current_user(), "evaluate", f"evaluation:{out.resolve()}",
+                         phase="stopped" if result.get("stopped") else "finish",
+                         incomplete=bool(result.get("incomplete")))
+            return result
+    except OSError as exc:
+        raise disk_full(exc) or exc
+
+
+def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: Path, stop: threading.Event) -> dict:
     qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
     template = load_template(config.template)
     pool = load_questions(config.shots_file).questions if 1 in config.shots else []
@@ -194,13 +246,14 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     if config.method != "generate":
         check_loglik(ref)
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k in _IDENTITY}
     _check_resume(out, identity)
-    (out / "config.json").write_text(json.dumps({**identity, "shots": list(config.shots), "model_ref": ref.to_dict(),
-                                                 "label": ref.label, "chat_template": template.uses_chat_template},
-                                                ensure_ascii=False, indent=2))
+    jobs.write_json(out / "config.json", {**identity, "shots": list(config.shots), "model_ref": ref.to_dict(),
+                                          "label": ref.label, "chat_template": template.uses_chat_template})
+    torn = drop_torn_tail(out / "results.jsonl")
+    if torn:
+        emit({"event": "warning", "message": f"dropped an incomplete last line ({torn} bytes) of "
+                                             f"{out / 'results.jsonl'}; that question is answered again"})
     ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
                          config=identity, status="running")
 
@@ -213,8 +266,11 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
             q, order = shuffled(q, config.seed)
         questions.append((q, order))
     pool = [e.in_language(config.question_lang) for e in pool]
-    todo = [(q, order, s) for s in config.shots for q, order in questions if (q.problem_id, s) not in done]
-    total = len(questions) * len(config.shots)
+    # loglik alone cannot answer a numeric question: those are not part of the plan
+    planned = [(q, order, s) for s in config.shots for q, order in questions
+               if config.method != "loglik" or not q.is_numeric]
+    todo = [(q, order, s) for q, order, s in planned if (q.problem_id, s) not in done]
+    total = len(planned)
     emit({"event": "start", "total": total, "done": total - len(todo), "label": ref.label,
           "skipped_not_text_only": qset.skipped_not_text_only, "data_problems": [str(p) for p in qset.problems]})
     t0 = time.perf_counter()
@@ -233,17 +289,25 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
             emit({"event": "stop", "done": answered, "total": total, "message": message})
             return {"label": ref.label, "stopped": True, "done": answered, "total": total, "message": message}
     elapsed = time.perf_counter() - t0
-    rows = read_results(out)
+    keys = {(q.problem_id, s) for q, _, s in planned}
+    rows = [r for r in read_results(out) if (r["problem_id"], r["shots"]) in keys]
     summary = EvalSummary(label=ref.label, model=config.model, adapter=config.adapter, data=config.data,
                           template=template.name, chat_template=template.uses_chat_template, scoring=config.scoring,
                           method=config.method, by_shots=summarize(rows, config.seed),
                           skipped_not_text_only=qset.skipped_not_text_only, data_problems=len(qset.problems),
                           seconds=round(elapsed, 2),
                           questions_per_s=round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None).to_dict()
-    (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    if len(rows) < total:
+        # Never 'finished' with fewer answers than planned: the summary says so, and a rerun completes it.
+        summary.update(incomplete=True, planned=total, answered=len(rows))
+    jobs.write_json(out / "summary.json", summary)
     ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
-                         config=identity, status="finished", summary=summary)
-    emit({"event": "finish", "summary": summary})
+                         config=identity, status="stopped" if len(rows) < total else "finished", summary=summary)
+    if summary.get("incomplete"):
+        emit({"event": "stop", "done": len(rows), "total": total,
+              "message": f"only {len(rows)} of {total} answers; run it again to complete"})
+    else:
+        emit({"event": "finish", "summary": summary})
     return summary
 
 
@@ -255,7 +319,9 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
     items = []
     for q, order, shots in todo:
         example = pick_example(q, pool, config.seed) if shots == 1 else None
-        items.append((q, order, shots, example, build_prompt(q, template, example)))
+        prompt = build_prompt(q, template, example)
+        prompt.seed = question_seed(config.seed, q.problem_id, shots)
+        items.append((q, order, shots, example, prompt))
     ll_scores: dict[int, tuple] = {}
     if config.method in ("loglik", "both"):
         mc = [i for i, it in enumerate(items) if not it[0].is_numeric]
@@ -263,17 +329,25 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
             ll_scores[i] = res
 
     with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
-        def write(i: int, response: str | None, n_tokens: int, seconds: float, cut_at_tokens: int | None = None):
+        def write(i: int, response: str | None, n_tokens: int, seconds: float, info: dict | None = None):
             nonlocal done
             q, order, shots, example, prompt = items[i]
             rec = {"problem_id": q.problem_id, "shots": shots, "response": response,
-                   "answer": q.answer, "answer_text": q.answer_text, "points": q.points, "kinki": q.kinki,
+                   "answer": q.answer, "accepted": q.accepted, "answer_text": q.answer_text, "points": q.points, "kinki": q.kinki,
                    "category": q.category, "example_id": example.problem_id if example else None,
                    "choice_order": order or None, "scoring": config.scoring,
                    "prompt": prompt.text if prompt.text is not None else prompt.messages,
                    "n_tokens": n_tokens, "seconds": round(seconds, 3)}
+            cut_at_tokens = (info or {}).get("cut_at_tokens")
             if cut_at_tokens:       # stopped by the token limit, not by the model: the card says so
                 rec["cut_at_tokens"] = cut_at_tokens
+            overflow = (info or {}).get("context_overflow")
+            if overflow:
+                rec["context_overflow"] = overflow
+                emit({"event": "warning", "problem_id": q.problem_id, "shots": shots, "context_overflow": overflow,
+                      "message": f"{q.problem_id} ({shots}-shot): the prompt is {overflow['prompt_tokens']} tokens; "
+                                 f"with {overflow['max_new_tokens']} new tokens it exceeds the model's context of "
+                                 f"{overflow['context']}: not answered (scored as wrong)"})
             if response is not None:
                 rec.update(scoring.score_response(q, response, config.scoring))
             if i in ll_scores:
@@ -294,7 +368,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
                     write(i, None, 0, 0.0)
             return done
         for i, comp in backend.generate([it[4] for it in items], config.settings):
-            write(i, comp.text, comp.n_tokens, comp.seconds, comp.info.get("cut_at_tokens"))
+            write(i, comp.text, comp.n_tokens, comp.seconds, comp.info)
             if stop.is_set():
                 break
     return done
@@ -362,6 +436,9 @@ def main(argv: list[str] | None = None) -> None:
         print(summary["message"], file=sys.stderr)
         return
     print(format_table(EvalSummary.from_dict(summary), summary["label"]))
+    if summary.get("incomplete"):
+        print(f"warning: only {summary['answered']} of {summary['planned']} answers; run it again to complete",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class GenerationSettings:
 class Prompt:
     text: str | None = None                     # completion-style prompt
     messages: list[dict] | None = None          # chat-style prompt (role/content dicts)
+    seed: int | None = None                     # sampling seed of this prompt alone (None: the settings' seed)
 
 
 @dataclass
@@ -128,14 +129,35 @@ class LocalGenerator:
         lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
         # Longest first: the slowest batch runs while memory is freshest, and lengths within
         # a batch are close, so little compute goes to padding.
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        context = self.context_length()
+        fits = []
+        for i, n in enumerate(lengths):
+            if context and n + settings.max_new_tokens > context:
+                # Not generated: a position past the model's context crashes or answers garbage.
+                yield i, Completion(text="", n_tokens=0, seconds=0.0,
+                                    info={"context_overflow": {"prompt_tokens": n, "context": context,
+                                                               "max_new_tokens": settings.max_new_tokens}})
+            else:
+                fits.append(i)
+        order = sorted(fits, key=lambda i: -lengths[i])
         for b, idx in enumerate(self._batches(order, lengths, settings.max_new_tokens)):
             t0 = time.perf_counter()
-            outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b)
+            seeds = [prompts[i].seed for i in idx]
+            outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b,
+                                        row_seeds=seeds if None not in seeds else None)
             dt = (time.perf_counter() - t0) / len(idx)
             for i, (text, n) in zip(idx, outs):
                 cut = {"cut_at_tokens": n} if n >= settings.max_new_tokens else {}
                 yield i, Completion(text=text, n_tokens=n, seconds=dt, info=cut)
+
+    def context_length(self) -> int | None:
+        """Positions the model can attend to (None: not stated by its config)."""
+        cfg = getattr(self.model, "config", None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
         """Consecutive runs of the length-sorted order, each within the row and token budgets."""
@@ -150,7 +172,8 @@ class LocalGenerator:
         if batch:
             yield batch
 
-    def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int):
+    def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int,
+                        row_seeds: list[int] | None = None):
         import torch
 
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
@@ -159,7 +182,13 @@ class LocalGenerator:
         kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sample, use_cache=True,
                       repetition_penalty=settings.repetition_penalty,
                       pad_token_id=self.tokenizer.pad_token_id)
-        if sample:
+        if sample and row_seeds is not None:
+            # Each row samples from its own generator, so an answer depends on its prompt and
+            # seed only, not on which batch it fell in (a resumed run answers as an unbroken one).
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None,
+                          logits_processor=[RowSeededSampler(row_seeds, settings.temperature, settings.top_p,
+                                                             self.model.device)])
+        elif sample:
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
@@ -189,6 +218,30 @@ class LocalGenerator:
             text = decode_whole_chars(self.tokenizer, ids, cut=len(ids) >= settings.max_new_tokens)
             results.append((cut_at_stop(text, settings.stop), len(ids)))
         return results
+
+
+class RowSeededSampler:
+    """A logits processor that samples each row with its own seeded generator (temperature,
+    then nucleus ``top_p``) and leaves only the drawn token, which greedy decoding then takes."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+        import torch
+
+        self.temperature, self.top_p = temperature, top_p
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        sorted_p, sorted_i = torch.sort(probs, descending=True, dim=-1)
+        keep = sorted_p.cumsum(-1) - sorted_p < self.top_p          # the nucleus, at least one token
+        sorted_p = sorted_p * keep
+        out = torch.full_like(scores, float("-inf"))
+        for row, gen in enumerate(self.generators):
+            pick = torch.multinomial(sorted_p[row] / sorted_p[row].sum(), 1, generator=gen)
+            out[row, sorted_i[row, pick]] = 0.0
+        return out
 
 
 class EndpointGenerator:
@@ -223,7 +276,8 @@ class EndpointGenerator:
         try:
             resp = self.client.chat.completions.create(
                 model=self.model_name, messages=messages, temperature=settings.temperature,
-                top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=settings.seed,
+                top_p=settings.top_p, max_tokens=settings.max_new_tokens,
+                seed=settings.seed if prompt.seed is None else prompt.seed,
                 stop=list(settings.stop) or None)
         except openai.AuthenticationError as exc:
             raise UserError(f"The endpoint rejected the API key: {exc.message}",

@@ -145,10 +145,18 @@ class Workspace:
             )
 
     def evaluations(self) -> list[dict[str, Any]]:
+        """Every evaluation; a ``running`` one whose process is gone (killed, machine restarted)
+        reads as ``failed`` with a ``message``: its folder's lock says so, nothing is written."""
+        from pipelines import run_lock
+
         rows = self.query("SELECT * FROM evaluations ORDER BY created_at")
         for r in rows:
             r["config"] = json.loads(r["config"])
             r["summary"] = json.loads(r["summary"]) if r["summary"] else None
+            if r["status"] == "running" and run_lock.held(r["out_dir"]) is False:
+                r["status"] = "failed"
+                r["message"] = ("the evaluation ended without reporting (killed, out of memory, or machine "
+                                "restarted); run it again to resume")
         return rows
 
 

@@ -1,0 +1,55 @@
+"""One writer per output folder: an exclusive ``flock`` on ``DIR/.lock``.
+
+Two evaluations appending to the same ``results.jsonl`` would duplicate rows and interleave
+half lines, so the second is refused. The kernel drops a ``flock`` when its process ends,
+however it ends (SIGKILL, out of memory), so a lock never outlives its holder and needs no
+cleanup; the same fact tells a reader whether a run recorded as ``running`` still is.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Iterator
+
+from pipelines.errors import UserError
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
+    """Hold the folder's lock for the block; a UserError naming the holder if it is taken."""
+    path = Path(folder) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            raise UserError(f"Another {what} is writing to {folder} right now (process {holder}).",
+                            "Wait for it to finish or stop it, or use another --out folder.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)                      # closing the descriptor releases the lock
+
+
+def held(folder: str | os.PathLike) -> bool | None:
+    """Whether a live process holds the folder's lock (None: the folder never had one).
+
+    Read-only: a shared probe on a read-only descriptor, released at once."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
