@@ -333,7 +333,8 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
             nonlocal done
             q, order, shots, example, prompt = items[i]
             rec = {"problem_id": q.problem_id, "shots": shots, "response": response,
-                   "answer": q.answer, "accepted": q.accepted, "answer_text": q.answer_text, "points": q.points, "kinki": q.kinki,
+                   "answer": q.answer, "accepted": q.accepted, "answer_text": q.answer_text, "points": q.points,
+                   "kinki": q.kinki,
                    "category": q.category, "example_id": example.problem_id if example else None,
                    "choice_order": order or None, "scoring": config.scoring,
                    "prompt": prompt.text if prompt.text is not None else prompt.messages,
@@ -350,6 +351,8 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
                                  f"{overflow['context']}: not answered (scored as wrong)"})
             if response is not None:
                 rec.update(scoring.score_response(q, response, config.scoring))
+            if overflow:      # not answered: never the paper's tie-break letter for an empty response
+                rec.update(predicted=[], accuracy=0.0, points_earned=0.0, kinki_picked=0)
             if i in ll_scores:
                 rec.update(scoring.score_choice_logprobs(q, *ll_scores[i]))
                 if response is None:  # loglik only: the likelihood choice is the answer
