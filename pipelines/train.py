@@ -124,9 +124,12 @@ def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None 
                         f"Start a new run for that; on resume you may change {', '.join(sorted(allowed))}.")
     config = TrainConfig(**{**saved["config"], **changed})
     config.validate()
+    # A kill between saving a checkpoint and registering it: the checkpoint is complete, register it now.
+    late = train_runs.register_pending(Workspace.resolve(config.workspace), run_dir)
     point = train_runs.latest_resume_point(run_dir)
     if point and point[0] >= config.max_steps:
-        raise UserError(f"Run {run_dir.name} already reached step {point[0]} of {config.max_steps}.",
+        raise UserError(f"Run {run_dir.name} already reached step {point[0]} of {config.max_steps}"
+                        + (f" (registered {', '.join(late)} now, saved before the run was killed)." if late else "."),
                         "Pass a larger --max-steps to train further.")
     saved["config"] = asdict(config)
     train_runs.write_json(run_dir / "config.json", saved)

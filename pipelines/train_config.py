@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,7 @@ class TrainConfig:
         """Field checks that need nothing loaded; :func:`prepare` checks model and data."""
         def bad(problem, fix):
             raise UserError(problem, fix)
+        self._check_numbers()
         if self.method not in METHODS:
             bad(f"Unknown method {self.method!r}.", "Use lora, qlora or cpt.")
         if self.cpt_mode not in ("full", "lora"):
@@ -135,9 +137,53 @@ class TrainConfig:
         if self.eval_limit < 1:
             bad("eval_limit must be at least 1.", "Evaluate at least one question per checkpoint.")
 
+    def _check_numbers(self) -> None:
+        """Every number finite, of its field's type and within what can train at all: a preset
+        file or a typed ``inf``/``nan``/``1e9`` is refused here, not after minutes of loading."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = {"int": int, "float": float}.get(str(f.type))
+            if kind is None:
+                continue
+            if not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isfinite(value):
+                raise UserError(f"{f.name} must be a finite number (got {value!r}).",
+                                f"Set {f.name} to a real value, e.g. {f.default!r}.")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (kind is int and not float(value).is_integer()):
+                raise UserError(f"{f.name} must be {'a whole number' if kind is int else 'a number'} "
+                                f"(got {value!r}).", f"Set {f.name} to a number, e.g. {f.default!r}.")
+        for name, low, high, hint in _LIMITS:
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise UserError(f"{name} = {value!r} is outside {low}..{high}: {hint}",
+                                f"Set {name} within {low}..{high} (default {getattr(TrainConfig, name, '?')!r}).")
+
     @property
     def uses_lora(self) -> bool:
         return self.method in ("lora", "qlora") or self.cpt_mode == "lora"
+
+
+# (field, lowest, highest, why): beyond these a run cannot learn (lr > 1 diverges at once) or
+# asks for more than any machine has; the finer rules are in TrainConfig.validate.
+_LIMITS = (
+    ("learning_rate", 1e-12, 1.0, "a learning rate above 1 diverges at the first step"),
+    ("lora_dropout", 0.0, 0.99, "a dropout of 1 or more drops everything"),
+    ("weight_decay", 0.0, 1.0, "a fraction of each weight per step, 0 to turn it off"),
+    ("max_grad_norm", 0.0, 1e6, "use 0 to turn clipping off"),
+    ("lora_r", 1, 4096, "typical ranks are 8-64"),
+    ("lora_alpha", 1e-6, 1e5, "typical values are 16-32"),
+    ("batch_size", 1, 65536, "examples per optimizer step"),
+    ("micro_batch_size", 0, 65536, "0 means automatic"),
+    ("max_steps", 1, 100_000_000, "optimizer steps"),
+    ("warmup_steps", 0, 100_000_000, "steps"),
+    ("num_processes", 1, 1024, "one process per GPU"),
+    ("max_prompt_length", 1, 1_048_576, "tokens"),
+    ("max_target_length", 1, 1_048_576, "tokens"),
+    ("max_seq_length", 1, 1_048_576, "tokens"),
+    ("resume_every", 0, 100_000_000, "steps (0: only at checkpoints)"),
+    ("logging_steps", 1, 100_000_000, "steps"),
+    ("eval_limit", 1, 1_000_000, "questions per checkpoint"),
+)
 
 
 # -- presets -------------------------------------------------------------------------

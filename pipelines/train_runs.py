@@ -21,6 +21,7 @@ start time (``pipelines.jobs``), so a reused pid or a zombie is not taken for a 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -76,13 +77,57 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step-{step}"
 
 
+def _complete_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, dir) of every complete checkpoint: ``step-N`` with its state marker. A leftover
+    ``step-N.tmp`` or ``step-N.old`` (a kill mid-save) is not one, and never breaks a listing."""
+    found = []
+    for d in (Path(run_dir) / "checkpoints").glob("step-*"):
+        m = re.fullmatch(r"step-(\d+)", d.name)
+        if m and (d / "state" / STATE_MARKER).exists():
+            found.append((int(m.group(1)), d))
+    return sorted(found)
+
+
+def _checkpoint_info(run_dir: Path, step: int, d: Path) -> dict:
+    """``checkpoint.json``, or (killed between the save and the registration) what it will say."""
+    info = read_json(d / "checkpoint.json")
+    if info:
+        return info
+    saved = read_json(Path(run_dir) / "config.json")
+    cfg, resolved = saved.get("config") or {}, saved.get("resolved") or {}
+    state = read_json(d / "state" / STATE_MARKER)
+    full = cfg.get("method") == "cpt" and cfg.get("cpt_mode", "full") == "full"
+    run_name = cfg.get("run_name") or Path(run_dir).name
+    return {"name": f"{run_name}@{step}", "step": step, "path": str(d), "kind": "base" if full else "adapter",
+            "train_hours": state.get("elapsed_s", 0.0) / 3600, "run_id": resolved.get("run_id"),
+            "saved_at": state.get("saved_at"), "unregistered": True}
+
+
+def register_pending(ws, run_dir: str | os.PathLike) -> list[str]:
+    """Register complete checkpoints a kill left unregistered (saved, then killed before the
+    registry write); called when a run starts or resumes, never from a view. Returns their names."""
+    run_dir = Path(run_dir)
+    saved = read_json(run_dir / "config.json")
+    cfg, resolved = saved.get("config") or {}, saved.get("resolved") or {}
+    names = []
+    for step, d in _complete_checkpoints(run_dir):
+        info = _checkpoint_info(run_dir, step, d)
+        if not info.pop("unregistered", False) and ws.model(info["name"]) is not None:
+            continue
+        write_json(d / "checkpoint.json", info)
+        ws.register_model(info["name"], info["kind"], str(d), base_model=cfg.get("model"), step=step,
+                          train_hours=info["train_hours"], run_id=resolved.get("run_id"),
+                          meta={"method": cfg.get("method"), "run_dir": str(run_dir),
+                                "data_hash": resolved.get("data_hash"), "registered_late": True})
+        names.append(info["name"])
+    return names
+
+
 def list_checkpoints(run_dir: str | os.PathLike) -> list[dict]:
     """Complete checkpoints, by step: name, path, step, train_hours, kind, eval dir and summary."""
     out = []
-    for d in sorted((Path(run_dir) / "checkpoints").glob("step-*"), key=lambda p: int(p.name[5:])):
-        info = read_json(d / "checkpoint.json")
-        if not info or not (d / "state" / STATE_MARKER).exists():
-            continue
+    for step, d in _complete_checkpoints(run_dir):
+        info = _checkpoint_info(Path(run_dir), step, d)
         eval_dir = Path(run_dir) / "evals" / d.name
         info["eval_dir"] = str(eval_dir) if eval_dir.exists() else None
         info["eval_summary"] = read_json(eval_dir / "summary.json") or None
@@ -92,7 +137,7 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[dict]:
 
 def latest_resume_point(run_dir: Path) -> tuple[int, Path] | None:
     """(step, dir) of the newest complete training state: a checkpoint or the rolling one."""
-    candidates = [Path(run_dir) / "resume"] + list((Path(run_dir) / "checkpoints").glob("step-*"))
+    candidates = [Path(run_dir) / "resume"] + [d for _, d in _complete_checkpoints(run_dir)]
     best = None
     for d in candidates:
         state = read_json(d / "state" / STATE_MARKER)

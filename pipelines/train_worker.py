@@ -26,8 +26,8 @@ import time
 import traceback
 from pathlib import Path
 
-from pipelines import jobs, train_data, train_runs
-from pipelines.errors import UserError
+from pipelines import audit, jobs, train_data, train_runs
+from pipelines.errors import UserError, disk_full
 from pipelines.train_config import TrainConfig
 from pipelines.train_metrics import MetricsWriter, peak_memory_mb
 from pipelines.workspace import Workspace
@@ -63,6 +63,10 @@ class Recipe:
                                      worker_pid=os.getpid())
         set_seed(cfg.seed)
         self.resume_point = train_runs.latest_resume_point(self.run_dir)
+        if self.main:
+            for name in train_runs.register_pending(self.ws, self.run_dir):
+                self.events({"event": "checkpoint", "name": name, "message": f"registered {name}, saved "
+                                                                            "before the run was interrupted"})
         self.tokenizer = self._load_tokenizer()
         self.examples = self._load_examples()
         if len(self.examples) < cfg.micro * self.acc.num_processes:
@@ -212,10 +216,11 @@ class Recipe:
                 loss_sum += batch_loss.detach()
                 tokens += n_tok
             grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm) if cfg.max_grad_norm else None
+            loss_sum, tokens = acc.reduce(loss_sum, "sum"), acc.reduce(tokens, "sum")
+            self._check_finite(float(loss_sum) / max(n_targets, 1), grad_norm)   # before the weights change
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
-            loss_sum, tokens = acc.reduce(loss_sum, "sum"), acc.reduce(tokens, "sum")
             self.step += 1
             self.cursor = step_batches[-1][0]
             dt = time.perf_counter() - t0
@@ -251,6 +256,19 @@ class Recipe:
                 self.stopped = True
                 return
         self.stopped = False
+
+    def _check_finite(self, loss: float, grad_norm) -> None:
+        """Stop at the first NaN/inf loss or gradient: nothing after it is saved or registered."""
+        bad = "loss" if not math.isfinite(loss) else \
+            "gradient norm" if grad_norm is not None and not math.isfinite(float(grad_norm)) else None
+        if bad:
+            value = loss if bad == "loss" else float(grad_norm)
+            raise UserError(f"Training diverged: the {bad} became {value} at step {self.step + 1}; the run stopped "
+                            f"and nothing from this step was saved (checkpoints before it are intact).",
+                            f"Lower --learning-rate (now {self.cfg.learning_rate:g}; try a tenth), keep "
+                            "--max-grad-norm at 1.0, use --precision fp32 or bf16 rather than fp16, and check the "
+                            "data for empty or garbled records; then start a new run or resume from the last "
+                            "checkpoint.")
 
     def _forward(self, batch: list[train_data.Example]):
         """(sum of token losses, number of input tokens) for one micro-batch."""
@@ -295,6 +313,10 @@ class Recipe:
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
         unwrapped = acc.unwrap_model(self.model)
+        if any(not torch.isfinite(p).all() for p in unwrapped.parameters() if p.requires_grad):
+            raise UserError(f"Training diverged: weights hold NaN or inf at step {self.step}; not saved.",
+                            "Lower --learning-rate and keep --max-grad-norm at 1.0, then resume from the last "
+                            "checkpoint.")
         if self.main:
             unwrapped.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
@@ -391,23 +413,35 @@ class Recipe:
 def main(argv: list[str] | None = None) -> None:
     run_dir = Path((argv or sys.argv[1:])[0]).resolve()
     recipe = Recipe(run_dir)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    if main_rank:
+        _audit(recipe, "start")
     try:
         recipe.setup()
         recipe.train()
         if not recipe.stopped:
             recipe.cleanup()
+        if main_rank:
+            _audit(recipe, "stopped" if recipe.stopped else "finish", step=recipe.step)
     except BaseException as exc:
-        if int(os.environ.get("RANK", "0")) == 0:
-            msg = f"{type(exc).__name__}: {exc}"
+        if main_rank:
+            exc = (disk_full(exc) or exc) if isinstance(exc, Exception) else exc
+            msg = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
             if "out of memory" in str(exc).lower():
                 msg += " — lower micro_batch_size, enable gradient_checkpointing, or use qlora"
             train_runs.update_status(run_dir, status="failed", message=msg, error=traceback.format_exc()[-4000:])
             jobs.EventWriter(run_dir)({"event": "error", "message": msg, "problem": getattr(exc, "problem", None),
                                        "fix": getattr(exc, "fix", None)})
-        raise
+            _audit(recipe, "failed", step=recipe.step, message=msg[:500])
+        raise exc
     finally:
         if getattr(recipe, "acc", None) is not None:
             recipe.acc.end_training()
+
+
+def _audit(recipe: Recipe, phase: str, **detail) -> None:
+    audit.record(recipe.ws.root, audit.current_user(), "train", f"run:{recipe.cfg.run_name}", phase=phase,
+                 run_dir=str(recipe.run_dir), **detail)
 
 
 if __name__ == "__main__":
