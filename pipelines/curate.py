@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import datastore
+from pipelines import audit, datastore
 from pipelines.datastore import count_records, list_records
-from pipelines.errors import UserError, cli_guard
+from pipelines.errors import UserError, cli_guard, disk_full
 from pipelines.exports import export_path
 from pipelines.jsonl import read_jsonl
 from pipelines.workspace import Workspace, add_workspace_argument
@@ -268,9 +268,13 @@ def _exportable_ids(ws: Workspace, dataset: str, only_accepted: bool) -> list[in
 def _atomic_write(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(lines)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.writelines(lines)
+        os.replace(tmp, path)
+    except OSError as exc:            # a full disk: the earlier export stays whole, no partial file left
+        tmp.unlink(missing_ok=True)
+        raise disk_full(exc, str(path)) or exc
 
 
 def export(config: ExportConfig, *, workspace: Workspace | None = None) -> dict:
@@ -308,6 +312,8 @@ def export(config: ExportConfig, *, workspace: Workspace | None = None) -> dict:
     version = h.hexdigest()[:16]
     ws.register_dataset(config.name or config.dataset, version, config.format, str(out.resolve()),
                         n_records=len(records), meta=meta)
+    audit.record(ws.root, audit.current_user(), "export", f"dataset:{config.dataset}", path=str(out.resolve()),
+                 format=config.format, n_records=len(records), version=version)
     return {"name": config.name or config.dataset, "version": version, "format": config.format,
             "path": str(out.resolve()), "n_records": len(records), **({"split": meta["split"]} if "split" in meta else {})}
 

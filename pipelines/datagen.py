@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import datastore, jobs, privacy, prompts
+from pipelines import audit, datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import UserError, cli_guard
 from pipelines.qa_parse import parse_pairs
@@ -252,6 +252,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=config.timeout, max_retries=0)
 
         n = _Counters(total=len(work), cached=len(work) - len(to_send))
+        audit.record(ws.root, audit.current_user(), "generate", f"dataset:{config.dataset}", phase="start",
+                     model=model, base_url=base_url, local=local, chunks=len(work))
         emit({"event": "start", "dataset": config.dataset, "model": model, "base_url": base_url, "local": local,
               "chunks": len(work), "cached": n.cached, "to_send": len(to_send), "prompt_version": prompt_version})
         t_start = time.perf_counter()
@@ -357,6 +359,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                    "remaining": len(work) - n.done, "dataset_records": datastore.count_records(ws, config.dataset),
                    "error_messages": n.error_messages, "elapsed_s": round(time.perf_counter() - t_start, 3),
                    **n.snapshot()}
+        audit.record(ws.root, audit.current_user(), "generate", f"dataset:{config.dataset}",
+                     phase=summary["event"], dataset_records=summary["dataset_records"])
         emit(summary)
         return summary
     finally:

@@ -1,0 +1,82 @@
+"""A full disk in each pipeline: the message names the path and the free space, reaches the
+job's events (not only the terminal), and what was saved before stays whole."""
+from __future__ import annotations
+
+import builtins
+import errno
+import json
+import sqlite3
+
+import pytest
+
+from pipelines import audit, curate, datagen, datastore, jobs
+from pipelines.curate import ExportConfig
+from pipelines.errors import UserError
+from tests.pipelines.fake_openai_server import FakeOpenAIServer
+from tests.pipelines.test_datagen import config as datagen_config, docs, pairs_reply  # noqa: F401 (fixture)
+
+
+def test_sqlite_full_during_datagen_is_an_error_event_naming_the_registry(docs, workspace, tmp_path,  # noqa: F811
+                                                                          monkeypatch):
+    with FakeOpenAIServer(pairs_reply) as srv:
+        datagen.run(datagen_config(docs, workspace, srv, concurrency=1))          # a first, whole run
+        before = datastore.count_records(workspace, "demo")
+
+        def full(*a, **kw):
+            raise sqlite3.OperationalError("database or disk is full")
+        monkeypatch.setattr(datastore, "ingest", full)
+        job_dir = tmp_path / "job"
+        job_dir.mkdir()
+        events = jobs.EventWriter(job_dir)
+        with pytest.raises(sqlite3.OperationalError):
+            with jobs.reporting(events):
+                datagen.run(datagen_config(docs, workspace, srv, dataset="other", concurrency=1), events)
+    (err,) = [e for e in jobs.read_events(job_dir)[0] if e["event"] == "error"]
+    assert err["problem"].startswith("The disk is full: could not write the workspace registry")
+    assert "MB free" in err["problem"] and err["fix"]
+    assert datastore.count_records(workspace, "demo") == before                      # earlier records whole
+
+
+def test_export_on_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial_one(workspace, monkeypatch):
+    datastore.add_records(workspace, "d", [{"instruction": "心不全の定義を説明してください。", "input": "",
+                                            "output": "心臓のポンプ機能が低下した臨床症候群です。"}])
+    first = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(workspace.root)))
+    target = workspace.root / "exports" / "d.jsonl"
+    before = target.read_bytes()
+    real_open = builtins.open
+
+    class FullFile:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def writelines(self, lines):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_open(path, mode="r", *a, **kw):
+        f = real_open(path, mode, *a, **kw)
+        return FullFile(f) if "w" in mode and str(path).endswith(".tmp") else f
+    monkeypatch.setattr(builtins, "open", full_open)
+    with pytest.raises(UserError, match="The disk is full") as err:
+        curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
+                                   workspace=str(workspace.root)))
+    monkeypatch.undo()
+    assert str(target) in err.value.problem and "MB free" in err.value.problem
+    assert target.read_bytes() == before and not list(target.parent.glob("*.tmp"))
+    exports = [e for e in audit.entries(workspace.root) if e["action"] == "export"]
+    assert len(exports) == 1 and exports[0]["detail"]["path"] == first["path"]
+
+
+def test_generation_start_and_finish_are_audited(docs, workspace, monkeypatch):  # noqa: F811
+    monkeypatch.setenv(audit.USER_ENV, "dr_sato")
+    with FakeOpenAIServer(pairs_reply) as srv:
+        datagen.run(datagen_config(docs, workspace, srv))
+    gen = [e for e in audit.entries(workspace.root) if e["action"] == "generate"]
+    assert [(e["user"], e["object"], e["detail"]["phase"]) for e in gen] == [
+        ("dr_sato", "dataset:demo", "start"), ("dr_sato", "dataset:demo", "finish")]
+    assert json.loads(json.dumps(gen[-1]["detail"]))["dataset_records"] > 0
