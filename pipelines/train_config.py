@@ -197,7 +197,14 @@ def load_preset(name: str) -> dict:
     path = Path(name) if name.endswith(".json") else PRESET_DIR / f"{name}.json"
     if not path.exists():
         raise UserError(f"Unknown preset {name!r}.", f"Use one of: {', '.join(available_presets())}.")
-    preset = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        preset = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"Preset {path} is not valid JSON: {exc}.", "Fix the file, or copy a shipped preset "
+                        "from assets/presets/ and edit it.") from None
+    if not isinstance(preset, dict) or not isinstance(preset.get("config", {}), dict):
+        raise UserError(f"Preset {path} must be an object with a \"config\" object of settings.",
+                        "Copy a shipped preset from assets/presets/ and edit it.")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(preset.get("config", {})) - known
     if unknown:

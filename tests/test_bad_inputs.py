@@ -1,0 +1,90 @@
+"""The bad-inputs corpus (tests/bad_inputs/) through the real CLIs, as a user would run them:
+every case exits non-zero with an ``error:`` line, and no output holds a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+CORPUS = REPO / "tests" / "bad_inputs"
+QUESTIONS = sorted(p.name for p in CORPUS.glob("questions_*"))
+PRESETS = sorted(p.name for p in CORPUS.glob("preset_*"))
+ALPACA = sorted(p.name for p in CORPUS.glob("alpaca_*"))
+
+
+def cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def refused(proc: subprocess.CompletedProcess, says: str = "") -> str:
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out, out
+    assert proc.returncode != 0, out
+    assert any(line.startswith("error:") for line in out.splitlines()), out
+    assert says in out, out
+    return out
+
+
+def test_the_corpus_is_there():
+    assert len(QUESTIONS) >= 10 and len(PRESETS) >= 9 and len(ALPACA) >= 2
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_validator_refuses_bad_question_files(name):
+    refused(cli("pipelines.igakuqa", str(CORPUS / name), "--on-error", "stop"), name)
+
+
+@pytest.mark.parametrize("name", QUESTIONS)
+def test_evaluate_refuses_bad_question_files(name, workspace, tiny_llama_dir, tmp_path):
+    refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(CORPUS / name),
+                "--out", str(tmp_path / "ev"), "--limit", "2"), name)
+
+
+def test_a_50_mb_question_line_is_refused_before_it_is_read(workspace, tiny_llama_dir, tmp_path):
+    huge = tmp_path / "huge.jsonl"
+    with open(huge, "w", encoding="utf-8") as fh:        # made here: 50 MB is not committed
+        fh.write('{"problem_id": "H-1", "problem_text": "' + "心" * (50_000_000 // 3) + '", "choices": []}\n')
+    out = refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(huge),
+                      "--out", str(tmp_path / "ev")), "huge.jsonl")
+    assert "MB" in out and not (tmp_path / "ev" / "results.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_train_refuses_impossible_presets_before_launch(name, workspace, tiny_llama_dir, tmp_path):
+    refused(cli("pipelines.train", "--preset", str(CORPUS / name), "--model", str(tiny_llama_dir),
+                "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), "--out", str(tmp_path / "run")))
+    assert not (tmp_path / "run" / "status.json").exists()             # nothing was started
+
+
+@pytest.mark.parametrize("flag, value, says", [("--learning-rate", "inf", "learning_rate"),
+                                               ("--learning-rate", "nan", "learning_rate"),
+                                               ("--learning-rate", "3", "learning_rate"),
+                                               ("--lora-dropout", "1", "lora_dropout"),
+                                               ("--max-grad-norm", "-1", "max_grad_norm"),
+                                               ("--batch-size", "0", "batch_size")])
+def test_train_refuses_impossible_flags(flag, value, says, workspace, tiny_llama_dir, tmp_path):
+    refused(cli("pipelines.train", "--model", str(tiny_llama_dir), "--data", str(CORPUS / ALPACA[0]),
+                "--out", str(tmp_path / "run"), flag, value), says)
+
+
+@pytest.mark.parametrize("name", ALPACA)
+def test_train_refuses_bad_training_data(name, workspace, tiny_llama_dir, tmp_path):
+    refused(cli("pipelines.train", "--model", str(tiny_llama_dir), "--data", str(CORPUS / name),
+                "--out", str(tmp_path / "run"), "--max-steps", "1", "--batch-size", "1"), name)
+
+
+def test_evaluate_refuses_an_adapter_for_another_base(workspace, tiny_llama_dir, tiny_neox_dir, tmp_path):
+    from tests.workbench.conftest import make_adapter
+    adapter = make_adapter(tiny_llama_dir, tmp_path / "llama-adapter")
+    refused(cli("pipelines.evaluate", "--model", str(tiny_neox_dir), "--adapter", str(adapter),
+                "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), "--out", str(tmp_path / "ev"),
+                "--limit", "1"), str(tiny_llama_dir))
+
+
+@pytest.mark.parametrize("flag, value", [("--temperature", "nan"), ("--top-p", "inf"), ("--max-new-tokens", "0")])
+def test_evaluate_refuses_impossible_generation_settings(flag, value, workspace, tiny_llama_dir, tmp_path):
+    refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--out", str(tmp_path / "ev"),
+                "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), flag, value))
