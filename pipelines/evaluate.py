@@ -223,13 +223,21 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     """Evaluate and summarise; ``stop`` ends early with the answers so far saved (a rerun resumes)."""
     config.validate()
     ws = workspace or Workspace.resolve(config.workspace)
+    # Everything that can be refused is checked before the first file is written.
+    qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
+    template = load_template(config.template)
+    pool = load_questions(config.shots_file).questions if 1 in config.shots else []
+    ref = resolve_model(config.model, config.adapter, ws)
+    if config.method != "generate":
+        check_loglik(ref)
     out = Path(config.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         with run_lock.exclusive(out, "evaluation"):
             audit.record(ws.root, audit.current_user(), "evaluate", f"evaluation:{out.resolve()}", phase="start",
                          model=config.model, adapter=config.adapter, data=config.data)
-            result = _run(config, on_event or (lambda e: None), ws, out, stop or threading.Event())
+            result = _run(config, on_event or (lambda e: None), ws, out, stop or threading.Event(),
+                          qset, template, pool, ref)
             audit.record(ws.root, audit.current_user(), "evaluate", f"evaluation:{out.resolve()}",
                          phase="stopped" if result.get("stopped") else "finish",
                          incomplete=bool(result.get("incomplete")))
@@ -238,14 +246,8 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
         raise disk_full(exc) or exc
 
 
-def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: Path, stop: threading.Event) -> dict:
-    qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
-    template = load_template(config.template)
-    pool = load_questions(config.shots_file).questions if 1 in config.shots else []
-    ref = resolve_model(config.model, config.adapter, ws)
-    if config.method != "generate":
-        check_loglik(ref)
-
+def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: Path, stop: threading.Event,
+         qset, template: PromptTemplate, pool: list[Question], ref: ModelRef) -> dict:
     identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k in _IDENTITY}
     _check_resume(out, identity)
     jobs.write_json(out / "config.json", {**identity, "shots": list(config.shots), "model_ref": ref.to_dict(),

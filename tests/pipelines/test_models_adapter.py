@@ -37,3 +37,22 @@ def test_matching_adapter_loads(tiny_llama_dir, tmp_path):
     adapter = make_adapter(tiny_llama_dir, tmp_path / "ok")
     model, _ = load_model(_ref(tiny_llama_dir, adapter), device="cpu")
     assert type(model).__name__.startswith("PeftModel")
+
+
+def test_all_linear_adapter_loads_on_its_own_base(tiny_llama_dir, tmp_path):
+    """PEFT saves 'all-linear' as full module paths: those must count as present, not foreign."""
+    import json
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(1)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+                                LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    peft_model.save_pretrained(tmp_path / "a")
+    cfg = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    plain = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    cfg["target_modules"] = sorted(n for n, m in plain.named_modules()
+                                   if type(m).__name__ == "Linear" and "lm_head" not in n)
+    (tmp_path / "a" / "adapter_config.json").write_text(json.dumps(cfg))      # as training writes it: full paths
+    load_model(_ref(tiny_llama_dir, tmp_path / "a"), device="cpu")
