@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from pipelines import cli, metrics
+from pipelines import audit, cli, metrics
 from pipelines.backends import BackendSettings
 from pipelines.errors import UserError, cli_guard
 from pipelines.generation import GenerationSettings, LocalGenerator
@@ -170,6 +170,8 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
           "done": len(read_candidates(out / "candidates.jsonl"))})
     if config.estimate:
         return {"estimate": est}
+    audit.record(ws.root, audit.current_user(), "merge", f"merge:{out.resolve()}", phase="start",
+                 inputs=[r.spec for r in plan.inputs], method=plan.method)
 
     def score(params: dict) -> dict:
         mixer.apply(params)
@@ -185,6 +187,7 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
     report = test_report(plan, candidates, best, out / "model", data, config, ws)
     name = write_card(out, plan, kind, best, candidates, report, data, config, ws, est)
     report["registered_as"] = name
+    audit.record(ws.root, audit.current_user(), "merge", f"merge:{out.resolve()}", phase="finish", registered_as=name)
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
     emit({"event": "finish", "report": report})
     return report

@@ -165,6 +165,8 @@ def test_search_finds_a_merge_at_least_as_good_as_the_best_input_and_registers_i
     assert reg["kind"] == "merged" and report["registered_as"] == "merge-1"
     from pipelines.models import resolve_model
     assert resolve_model("merge-1", None, workspace).path == str((tmp_path / "m" / "model").resolve())
+    from pipelines import audit
+    assert [e["detail"]["phase"] for e in audit.entries(workspace.root) if e["action"] == "merge"] == ["start", "finish"]
 
 
 def test_resume_after_sigkill_rescores_nothing(workspace, adapters, tmp_path):
