@@ -136,6 +136,7 @@ class TrainConfig:
             bad(f"Run name {self.run_name!r} may not contain '@' or '/'.", "Checkpoints are named RUN_NAME@STEP.")
         if self.eval_limit < 1:
             bad("eval_limit must be at least 1.", "Evaluate at least one question per checkpoint.")
+        self._check_limits()
 
     def _check_numbers(self) -> None:
         """Every number finite, of its field's type and within what can train at all: a preset
@@ -152,6 +153,9 @@ class TrainConfig:
                     (kind is int and not float(value).is_integer()):
                 raise UserError(f"{f.name} must be {'a whole number' if kind is int else 'a number'} "
                                 f"(got {value!r}).", f"Set {f.name} to a number, e.g. {f.default!r}.")
+
+    def _check_limits(self) -> None:
+        """The outer bounds, after the finer rules above have said what they know."""
         for name, low, high, hint in _LIMITS:
             value = getattr(self, name)
             if not low <= value <= high:

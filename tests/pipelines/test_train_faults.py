@@ -16,21 +16,24 @@ from pipelines.train_config import TrainConfig
     ("learning_rate", math.inf, "learning_rate must be a finite number"),
     ("learning_rate", math.nan, "learning_rate must be a finite number"),
     ("learning_rate", 2.0, "learning_rate = 2.0 is outside"),
-    ("learning_rate", -1e-4, "learning_rate = -0.0001 is outside"),
-    ("lora_dropout", 1.0, "lora_dropout = 1.0 is outside"),
-    ("weight_decay", -0.1, "weight_decay = -0.1 is outside"),
+    ("learning_rate", -1e-4, "learning_rate must be positive"),
+    ("lora_dropout", 1.0, "lora_dropout must be in [0, 1)"),
+    ("lora_dropout", 0.995, "lora_dropout = 0.995 is outside"),
+    ("weight_decay", -0.1, "weight_decay and max_grad_norm cannot be negative"),
+    ("weight_decay", 5.0, "weight_decay = 5.0 is outside"),
     ("max_grad_norm", math.inf, "max_grad_norm must be a finite number"),
     ("lora_alpha", math.nan, "lora_alpha must be a finite number"),
-    ("batch_size", -8, "batch_size = -8 is outside"),
+    ("batch_size", -8, "batch_size must be at least 1"),
+    ("batch_size", 10 ** 9, "batch_size = 1000000000 is outside"),
     ("max_steps", 2.5, "max_steps must be a whole number"),
     ("lora_r", "8", "lora_r must be a whole number"),
     ("lora_r", True, "lora_r must be a whole number"),
-    ("warmup_steps", -1, "warmup_steps = -1 is outside"),
+    ("warmup_steps", -1, "warmup_steps -1 must be below"),
 ])
 def test_non_finite_or_absurd_hyperparameters_are_refused_naming_the_field(field, value, says):
-    with pytest.raises(UserError, match="^" + says.replace("(", r"\(").replace(".", r"\.")) as err:
+    with pytest.raises(UserError) as err:
         TrainConfig(data="d.jsonl", **{field: value}).validate()
-    assert err.value.fix and field in err.value.fix
+    assert says in err.value.problem and err.value.fix
 
 
 def _fake_run(tmp_path, steps=(2,), leftovers=("step-4.tmp", "step-3.old")):
