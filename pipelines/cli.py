@@ -17,7 +17,7 @@ is shown. So the flags, the UI's defaults and the docs cannot drift apart.
 Types: ``bool`` → ``--x/--no-x``; ``Literal[...]`` or ``metadata=choices(...)`` → choices;
 ``list``/``tuple`` → several values (space- or comma-separated); ``X | None`` → optional.
 Field metadata (helpers below): ``required()``, ``positional()``, ``choices(...)``, ``aliases(...)`` (old spellings,
-hidden from --help for one release), ``no_cli()``, ``metavar(...)``.
+hidden from --help for one release), ``common(...)``, ``no_cli()``, ``metavar(...)``.
 
 Flags every CLI spells the same way live in ``COMMON`` (``--workspace``, ``--max-new-tokens``,
 ``--seed``, ``--json``): a config field of that name gets the shared help, and a CLI that has
@@ -30,6 +30,7 @@ import ast
 import dataclasses
 import inspect
 import io
+import sys
 import textwrap
 import tokenize
 import types
@@ -56,6 +57,12 @@ def aliases(*flags: str) -> dict:
 def positional() -> dict:
     """``python -m pipelines.x FILE`` rather than ``--file FILE`` (for the one obvious input)."""
     return {"cli_positional": True}
+
+
+def common(name: str) -> dict:
+    """Spell this field as the shared flag ``name`` (an older field name, e.g. ``max_tokens``
+    shown as ``--max-new-tokens``, with the shared help and hidden aliases)."""
+    return {"cli_flag": _flag(name), "cli_common": name}
 
 
 def no_cli() -> dict:
@@ -179,7 +186,8 @@ class _SplitList(argparse.Action):
             if bad:
                 parser.error(f"{option_string}: invalid choice(s) {bad} (choose from "
                              f"{', '.join(map(str, self.choices))})")
-        setattr(namespace, self.dest, items)
+        # Repeating the flag adds to it (``--keyword a --keyword b``, the old spelling's habit).
+        setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + items)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -189,17 +197,25 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=34, width=100)
 
 
+class Parser(argparse.ArgumentParser):
+    """Bad flags or values end like every other user error: ``error: …`` and a ``Fix:`` line, exit 2."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"error: {message}\n  Fix: see `{self.prog} --help` for the options and their values.\n")
+
+
 def new_parser(name: str, doc: str | None, **kwargs) -> argparse.ArgumentParser:
     """A parser whose usage line reads as typed: ``python -m pipelines.NAME``."""
-    return argparse.ArgumentParser(prog=f"python -m pipelines.{name}", description=(doc or "").strip() or None,
-                                   formatter_class=_Formatter, **kwargs)
+    return Parser(prog=f"python -m pipelines.{name}", description=(doc or "").strip() or None,
+                  formatter_class=_Formatter, **kwargs)
 
 
 def add_field(parser, name: str, tp, default, doc: str, md: dict) -> None:
-    common = COMMON.get(name, {})
+    common = COMMON.get(md.get("cli_common", name), {})
     flag = md.get("cli_flag") or _flag(name)
     hidden = tuple(md.get("cli_aliases", ())) + tuple(a for a in common.get("aliases", ()) if a != flag)
-    help_text = doc or common.get("help", "")
+    help_text = (doc or common.get("help", "")).replace("%", "%%")     # argparse formats help with %
     tp, optional = _unwrap_optional(tp)
     kwargs: dict[str, Any] = {"dest": name, "default": None}
     if md.get("cli_metavar") or common.get("metavar"):
@@ -272,6 +288,18 @@ def config_parser(name: str, cls, doc: str | None, *, exclude: set[str] | frozen
                   **kwargs) -> argparse.ArgumentParser:
     parser = new_parser(name, doc, **kwargs)
     add_config_arguments(parser, cls, exclude=exclude)
+    return parser
+
+
+def subcommands_parser(name: str, doc: str | None, commands: dict[str, tuple[type, str]]) -> argparse.ArgumentParser:
+    """``python -m pipelines.NAME COMMAND …``: one small config dataclass per command; the
+    chosen command is in ``args.command``."""
+    parser = new_parser(name, doc)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help=" | ".join(commands) + " (each has its own --help)")
+    for command, (cls, help_text) in commands.items():
+        add_config_arguments(sub.add_parser(command, help=help_text, description=help_text,
+                                            formatter_class=_Formatter), cls)
     return parser
 
 

@@ -17,26 +17,24 @@ group of duplicates the accepted or else the oldest record is kept.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import random
 import re
 import shutil
-import sys
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import audit, datastore
+from pipelines import audit, cli, datastore
 from pipelines.datastore import count_records, list_records
 from pipelines.errors import UserError, cli_guard, disk_full
 from pipelines.exports import export_path
 from pipelines.jsonl import read_jsonl
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.workspace import Workspace
 
 FILTERS = ("empty", "too_short", "too_long", "copies_question", "not_japanese",
            "exact_duplicate", "near_duplicate", "keyword")
@@ -45,16 +43,17 @@ FORMATS = ("alpaca", "hf", "text")
 
 @dataclass
 class CurateConfig:
-    dataset: str
-    min_question_chars: int = 5
-    min_answer_chars: int = 2
+    dataset: str                               # the generated dataset to filter
+    min_question_chars: int = 5                # shorter questions are flagged too_short
+    min_answer_chars: int = 2                  # shorter answers are flagged too_short
     max_chars: int = 2000                      # question + answer
     copy_threshold: float = 0.8                # answer/question character-bigram overlap that counts as a copy
     min_japanese_share: float = 0.3            # of letters; 0 turns the language check off (English data)
     near_duplicate_threshold: float = 0.8      # estimated Jaccard similarity of character 3-grams
     num_perm: int = 64                         # MinHash permutations: more is more exact and slower
-    keywords: list[str] = field(default_factory=list)   # flag records containing any of these
-    filters: list[str] | None = None           # which filters to run (default: all)
+    keywords: list[str] = field(default_factory=list, metadata=cli.aliases("--keyword"))  # flag records with any
+    filters: list[str] | None = field(default=None, metadata=cli.meta(cli.choices(*FILTERS), cli.aliases("--only")))
+    """which filters to run (default: all)"""
     workspace: str | None = None
 
 
@@ -245,9 +244,9 @@ def dataset_stats(ws: Workspace, dataset: str) -> dict:
 
 @dataclass
 class ExportConfig:
-    dataset: str
-    format: str                      # 'alpaca' (JSONL) | 'hf' (datasets save_to_disk) | 'text' (raw corpus)
-    out: str
+    dataset: str                     # the generated dataset to export
+    format: str = field(metadata=cli.choices(*FORMATS))  # alpaca (JSONL) | hf (datasets save_to_disk) | text
+    out: str                         # file (alpaca, text) or directory (hf) to write
     eval_fraction: float = 0.05      # hf only: share held out as the 'eval' split
     seed: int = 0                    # hf only: the split is reproducible from it
     only_accepted: bool = False      # False: every record not rejected and not flagged (unless accepted)
@@ -342,18 +341,6 @@ def _save_hf(rows: list[dict], out: Path, config: ExportConfig) -> dict:
                       "eval_fraction": config.eval_fraction}}
 
 
-# -- CLI ----------------------------------------------------------------------------
-
-def _print_records(rows: list[dict], as_json: bool) -> None:
-    for r in rows:
-        if as_json:
-            print(json.dumps(r, ensure_ascii=False))
-        else:
-            flags = ",".join(r.get("flags", {})) or "-"
-            print(f"#{r['id']} [{r['status']}{' edited' if r['edited'] else ''}] flags={flags}  {r['source_doc']}\n"
-                  f"  Q: {r['instruction']}\n  A: {r['output']}")
-
-
 def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
     """Add the Alpaca records of a JSONL file to ``dataset``; returns how many were added."""
     records = []
@@ -366,113 +353,12 @@ def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
     return datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")
 
 
+# -- CLI (pipelines/curate_cli.py) ---------------------------------------------------
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    d = CurateConfig(dataset="")
-    parser = argparse.ArgumentParser(description="Curate generated instruction data.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    f = sub.add_parser("filter", help="flag records (nothing is deleted) and count each filter's effect")
-    f.add_argument("--dataset", required=True)
-    f.add_argument("--min-question-chars", type=int, default=d.min_question_chars)
-    f.add_argument("--min-answer-chars", type=int, default=d.min_answer_chars)
-    f.add_argument("--max-chars", type=int, default=d.max_chars)
-    f.add_argument("--copy-threshold", type=float, default=d.copy_threshold)
-    f.add_argument("--min-japanese-share", type=float, default=d.min_japanese_share, help="0 turns it off")
-    f.add_argument("--near-duplicate-threshold", type=float, default=d.near_duplicate_threshold)
-    f.add_argument("--num-perm", type=int, default=d.num_perm)
-    f.add_argument("--keyword", action="append", default=[], dest="keywords", help="repeatable")
-    f.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(FILTERS)}")
-
-    ls = sub.add_parser("list", help="show records")
-    r = sub.add_parser("review", help="accept, reject or reset records, by id or by filter")
-    for p in (ls, r):
-        p.add_argument("--dataset")
-        p.add_argument("--flag", help="any | clean | a filter name")
-        p.add_argument("--search")
-        p.add_argument("--source-doc")
-    ls.add_argument("--status", choices=datastore.STATUSES)
-    ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--offset", type=int, default=0)
-    ls.add_argument("--json", action="store_true")
-    r.add_argument("ids", nargs="*", type=int)
-    r.add_argument("--status", required=True, choices=datastore.STATUSES, help="the new status")
-    r.add_argument("--where-status", choices=datastore.STATUSES, help="with --dataset: only records in this status")
-    r.add_argument("--who")
-
-    e = sub.add_parser("edit", help="edit one record (the original is kept)")
-    e.add_argument("id", type=int)
-    for name in datastore.FIELDS:
-        e.add_argument(f"--{name}")
-    e.add_argument("--revert", action="store_true", help="restore the generated text")
-    e.add_argument("--who")
-
-    st = sub.add_parser("stats", help="dataset statistics (all datasets without --dataset)")
-    st.add_argument("--dataset")
-
-    im = sub.add_parser("import", help="add Alpaca JSONL records to a dataset for curation")
-    im.add_argument("--dataset", required=True)
-    im.add_argument("--jsonl", required=True)
-
-    x = sub.add_parser("export", help="export the curated records and register the version")
-    x.add_argument("--dataset", required=True)
-    x.add_argument("--format", required=True, choices=FORMATS)
-    x.add_argument("--out", required=True)
-    x.add_argument("--eval-fraction", type=float, default=ExportConfig.eval_fraction)
-    x.add_argument("--seed", type=int, default=ExportConfig.seed)
-    x.add_argument("--only-accepted", action="store_true")
-    x.add_argument("--name", help="registry name (default: the dataset name)")
-    x.add_argument("--overwrite", action="store_true", help="replace an existing export of the same name")
-    for p in (f, ls, r, e, st, im, x):
-        add_workspace_argument(p)
-    a = parser.parse_args(argv)
-    ws = Workspace.resolve(a.workspace)
-
-    if a.command == "filter":
-        cfg = CurateConfig(dataset=a.dataset, min_question_chars=a.min_question_chars,
-                           min_answer_chars=a.min_answer_chars, max_chars=a.max_chars, copy_threshold=a.copy_threshold,
-                           min_japanese_share=a.min_japanese_share, near_duplicate_threshold=a.near_duplicate_threshold,
-                           num_perm=a.num_perm, keywords=a.keywords, workspace=str(ws.root),
-                           filters=a.only.split(",") if a.only else None)
-        print(json.dumps(run(cfg, workspace=ws), indent=2))
-    elif a.command == "list":
-        if not a.dataset:
-            raise UserError("list needs --dataset.", "python -m pipelines.curate stats lists the datasets.")
-        where = dict(status=a.status, flag=a.flag, search=a.search, source_doc=a.source_doc)
-        _print_records(list_records(ws, a.dataset, limit=a.limit, offset=a.offset, **where), a.json)
-        print(f"{count_records(ws, a.dataset, **where)} matching record(s)", file=sys.stderr)
-    elif a.command == "review":
-        if a.ids:
-            n = datastore.set_status(ws, a.ids, a.status, who=a.who)
-        elif a.dataset:
-            n = review_where(ws, a.dataset, a.status, who=a.who, status=a.where_status, flag=a.flag,
-                             search=a.search, source_doc=a.source_doc)
-        else:
-            raise UserError("review needs record ids, or --dataset with a filter.",
-                            "e.g. review 12 13 --status accepted, or review --dataset D --flag near_duplicate --status rejected")
-        print(f"{n} record(s) set to {a.status}")
-    elif a.command == "edit":
-        if a.revert:
-            rec = datastore.revert_record(ws, a.id, who=a.who)
-        else:
-            changes = {k: getattr(a, k) for k in datastore.FIELDS if getattr(a, k) is not None}
-            if not changes:
-                raise UserError("Nothing to edit.", "Pass --instruction, --input or --output (or --revert).")
-            rec = datastore.edit_record(ws, a.id, who=a.who, **changes)
-        _print_records([rec], False)
-    elif a.command == "stats":
-        if a.dataset:
-            print(json.dumps(dataset_stats(ws, a.dataset), ensure_ascii=False, indent=2))
-        else:
-            for row in datastore.list_datasets(ws):
-                print(json.dumps(row, ensure_ascii=False))
-    elif a.command == "import":
-        print(f"{import_alpaca_jsonl(ws, a.dataset, a.jsonl)} record(s) added to {a.dataset}")
-    elif a.command == "export":
-        cfg = ExportConfig(dataset=a.dataset, format=a.format, out=a.out, eval_fraction=a.eval_fraction,
-                           seed=a.seed, only_accepted=a.only_accepted, name=a.name, overwrite=a.overwrite,
-                           workspace=str(ws.root))
-        print(json.dumps(export(cfg, workspace=ws), ensure_ascii=False, indent=2))
+    from pipelines import curate_cli       # the subcommands' configs and printing live there
+    curate_cli.main(argv)
 
 
 if __name__ == "__main__":

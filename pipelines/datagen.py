@@ -22,7 +22,6 @@ The API key is read from ``$OPENAI_API_KEY`` (``api_key_env``) only; it is never
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -34,13 +33,13 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
-from pipelines import audit, datastore, jobs, privacy, prompts
+from pipelines import audit, cli, datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import UserError, cli_guard
 from pipelines.qa_parse import parse_pairs
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.workspace import Workspace
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "datagen"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -51,24 +50,24 @@ class DatagenConfig:
     docs: str                                  # folder (or file) of .txt/.md/.pdf documents
     dataset: str                               # records are added to this dataset
     model: str                                 # model name at the endpoint (or a local model reference)
-    base_url: str | None = None                # None: serve ``model`` locally on 127.0.0.1
+    base_url: str | None = None                # OpenAI-compatible endpoint; leave out to serve --model locally
     template: str = "paper_en"                 # name in assets/prompts/datagen, or a .txt path
     pairs: int = 15                            # pairs asked for per chunk (the paper: 15)
-    temperature: float = 0.7
-    max_tokens: int = 2048                     # per response; 15 Japanese pairs need ~1,500
+    temperature: float = 0.7                   # sampling temperature at the endpoint
+    max_tokens: int = field(default=2048, metadata=cli.common("max_new_tokens"))  # per response (15 ja pairs: ~1,500)
     concurrency: int = 4                       # requests in flight
-    chunk_by: str = "lines"                    # 'lines' | 'tokens'
+    chunk_by: Literal["lines", "tokens"] = "lines"  # how documents are cut into chunks
     chunk_size: int = 20                       # lines or tokens per chunk
-    chunk_overlap: int = 2
+    chunk_overlap: int = 2                     # lines or tokens shared by neighbouring chunks
     tokenizer: str | None = None               # HF tokenizer dir for chunk_by='tokens' (else approximate)
     max_requests: int | None = None            # budget: requests sent by this run
     max_tokens_budget: int | None = None       # budget: total tokens used by this run
-    max_retries: int = 6
+    max_retries: int = 6                       # per request (rate limits, timeouts, 5xx)
     retry_base: float = 1.0                    # seconds; doubled per attempt, with jitter
-    retry_max_wait: float = 60.0
+    retry_max_wait: float = 60.0               # seconds: the longest wait between retries
     timeout: float = 180.0                     # seconds per request
     allow_remote_pii: bool = False             # send chunks with personal data to a remote endpoint
-    api_key_env: str = API_KEY_ENV
+    api_key_env: str = API_KEY_ENV             # environment variable holding the endpoint's API key
     workspace: str | None = None
 
 
@@ -397,31 +396,11 @@ def _print_event(event: dict) -> None:
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    d = DatagenConfig(docs="", dataset="", model="")
-    p = argparse.ArgumentParser(description="Generate instruction Q&A records from documents.")
-    p.add_argument("--docs", required=True, help="folder of .txt/.md/.pdf documents")
-    p.add_argument("--dataset", required=True, help="dataset to add the records to")
-    p.add_argument("--model", required=True, help="model name at the endpoint (or a local model without --base-url)")
-    p.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint; leave out to serve --model locally")
-    p.add_argument("--template", default=d.template, help=f"one of {', '.join(available_templates())} or a .txt file")
-    p.add_argument("--pairs", type=int, default=d.pairs)
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--max-tokens", type=int, default=d.max_tokens, help="per response")
-    p.add_argument("--concurrency", type=int, default=d.concurrency)
-    p.add_argument("--chunk-by", choices=["lines", "tokens"], default=d.chunk_by)
-    p.add_argument("--chunk-size", type=int, default=d.chunk_size)
-    p.add_argument("--chunk-overlap", type=int, default=d.chunk_overlap)
-    p.add_argument("--tokenizer", default=None, help="tokenizer directory for --chunk-by tokens")
-    p.add_argument("--max-requests", type=int, default=None)
-    p.add_argument("--max-tokens-budget", type=int, default=None)
-    p.add_argument("--max-retries", type=int, default=d.max_retries)
-    p.add_argument("--timeout", type=float, default=d.timeout)
-    p.add_argument("--allow-remote-pii", action="store_true")
-    p.add_argument("--events", default=None, help="also append every event as a JSON line to this file")
-    add_workspace_argument(p)
-    args = vars(p.parse_args(argv))
-    events_path = args.pop("events")
-    config = DatagenConfig(**args)
+    p = cli.config_parser("datagen", DatagenConfig, __doc__)
+    p.add_argument("--events", default=None, metavar="FILE", help="also append every event as a JSON line here")
+    args = p.parse_args(argv)
+    events_path = args.events
+    config = cli.config_from_args(DatagenConfig, args)
     log = open(events_path, "a", encoding="utf-8") if events_path else None
     events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory
 

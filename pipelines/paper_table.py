@@ -9,14 +9,13 @@ same frame for a list of evaluation summaries so both can sit side by side.
 """
 from __future__ import annotations
 
-import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from pipelines import metrics
+from pipelines import cli, metrics
 from pipelines.errors import cli_guard
 from pipelines.eval_summary import EvalSummary
 
@@ -220,16 +219,19 @@ def top_two(table: pd.DataFrame, columns: list[str] | None = None) -> dict[str, 
     return marks
 
 
+@dataclass
+class TableConfig:
+    data: str | None = None             # only evaluations of this question file
+    reference: bool = False             # add the paper's published columns
+    csv: str | None = field(default=None, metadata=cli.metavar("FILE"))  # also write the table as CSV here
+    workspace: str | None = None
+
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    from pipelines.workspace import Workspace, add_workspace_argument
+    from pipelines.workspace import Workspace
 
-    p = argparse.ArgumentParser(description="Print Table 1 for the evaluations in a workspace.")
-    p.add_argument("--data", help="only evaluations of this question file")
-    p.add_argument("--reference", action="store_true", help="add the paper's published columns")
-    p.add_argument("--csv", help="write the table as CSV here")
-    add_workspace_argument(p)
-    args = p.parse_args(argv)
+    args = cli.config_from_args(TableConfig, cli.config_parser("paper_table", TableConfig, __doc__).parse_args(argv))
     ws = Workspace.resolve(args.workspace)
     table = build_table1(entries_from_registry(ws.evaluations(), ws.models(), data=args.data),
                          reference=args.reference)

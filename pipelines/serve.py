@@ -4,8 +4,9 @@
 
 Endpoints: ``POST /v1/chat/completions`` (non-streaming, and streaming as server-sent events
 with ``"stream": true``), ``GET /v1/models``, ``GET /health``. Chat messages are formatted
-with the tokenizer's chat template; a model tuned in the paper's Alpaca format is served
-with ``--prompt-format ja`` or ``en`` instead (the last user message becomes the instruction).
+with the tokenizer's chat template; an adapter trained here is served in the format it was
+trained with (its ``checkpoint.json`` records the template: the paper's Alpaca ``ja``/``en``,
+where the last user message becomes the instruction); ``--prompt-format`` overrides either.
 
 The standard library's ``ThreadingHTTPServer`` accepts connections concurrently, while one
 lock serialises generation (one model, one forward pass at a time). From Python,
@@ -14,18 +15,18 @@ Nothing from a request (prompt or answer) is logged.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pipelines import cli
 from pipelines.errors import UserError, cli_guard
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.workspace import Workspace
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
 
@@ -33,13 +34,14 @@ PROMPT_FORMATS = ("auto", "chat", "ja", "en")
 @dataclass
 class ServeConfig:
     model: str = "default"                # any model reference (pipelines.models)
-    adapter: str | None = None
+    adapter: str | None = None            # PEFT adapter directory applied on top of --model
     host: str = "127.0.0.1"               # loopback: nothing outside this machine can reach it
     port: int = 8000                      # 0 picks a free port
-    prompt_format: str = "auto"           # auto = the chat template if the tokenizer has one, else 'ja'
-    max_tokens: int = 512                 # when a request names none
+    prompt_format: str = field(default="auto", metadata=cli.choices(*PROMPT_FORMATS))
+    """auto = the template an adapter was trained with, else the chat template if the tokenizer has one, else ja"""
+    max_tokens: int = field(default=512, metadata=cli.common("max_new_tokens"))  # when a request names none
     model_id: str | None = None           # the name clients use; default: the model reference
-    device: str | None = None
+    device: str | None = None             # cpu, cuda, cuda:1 … (default: the best available)
     workspace: str | None = None
 
 
@@ -316,8 +318,21 @@ def load_engine(config: ServeConfig, *, workspace: Workspace | None = None) -> C
                         "Serve a local model: --model default, a model directory, or a registered checkpoint.")
     backend = open_backend(ref, device=config.device)
     model_id = config.model_id or (Path(ref.spec).name if "/" in ref.spec else ref.spec)
-    return ChatEngine(backend.model, backend.tokenizer, model_id=model_id, prompt_format=config.prompt_format,
+    return ChatEngine(backend.model, backend.tokenizer, model_id=model_id,
+                      prompt_format=trained_format(ref.adapter) if config.prompt_format == "auto" else config.prompt_format,
                       max_tokens=config.max_tokens)
+
+
+def trained_format(adapter: str | None) -> str:
+    """The prompt format an adapter learned (its checkpoint.json records the training template), else auto:
+    an adapter tuned on the Alpaca ``ja`` format answers poorly when prompted through a chat template."""
+    if not adapter:
+        return "auto"
+    try:
+        template = json.loads((Path(adapter) / "checkpoint.json").read_text(encoding="utf-8")).get("template")
+    except (OSError, ValueError):
+        return "auto"
+    return template if template in PROMPT_FORMATS else "auto"
 
 
 def start_server(config: ServeConfig, engine: ChatEngine | None = None, *,
@@ -352,18 +367,7 @@ def run(config: ServeConfig, on_event: Callable[[dict], None] | None = None) -> 
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    d = ServeConfig()
-    p = argparse.ArgumentParser(description="Serve a local model over an OpenAI-compatible API.")
-    p.add_argument("--model", default=d.model)
-    p.add_argument("--adapter", default=None)
-    p.add_argument("--host", default=d.host, help="127.0.0.1 keeps it on this machine")
-    p.add_argument("--port", type=int, default=d.port)
-    p.add_argument("--prompt-format", choices=PROMPT_FORMATS, default=d.prompt_format)
-    p.add_argument("--max-tokens", type=int, default=d.max_tokens, help="default per request")
-    p.add_argument("--model-id", default=None, help="name clients use (default: the model reference)")
-    p.add_argument("--device", default=None)
-    add_workspace_argument(p)
-    config = ServeConfig(**vars(p.parse_args(argv)))
+    config = cli.config_from_args(ServeConfig, cli.config_parser("serve", ServeConfig, __doc__).parse_args(argv))
     run(config, lambda e: print(f"serving {e['model']} at {e['base_url']}  (Ctrl-C stops)", flush=True))
 
 

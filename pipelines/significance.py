@@ -4,18 +4,18 @@ With a few hundred questions, differences of a few points are often noise (the p
 Table 1 moves by ±0.03 between checkpoints). Every summary metric carries a bootstrap 95%
 interval, and two result sets on the same questions can be compared pairwise:
 
-    python -m pipelines.significance DIR_A DIR_B [--metric accuracy] [--shots 0]
+    python -m pipelines.significance DIR_A DIR_B [--metric accuracy] [--shots 0] [--json]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pipelines import metrics
+from pipelines import cli, metrics
 from pipelines.errors import UserError, cli_guard
 
 N_BOOT = 2000
@@ -84,8 +84,13 @@ def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float
             shot_settings.add(r.get("shots"))
             if r.get("shots") != shots:
                 continue
-            present |= {k for k in metrics.keys() if r.get(k) is not None}
-            if r.get(metric) is not None:
+            # A loglik-only row copies its likelihood pick into ``accuracy`` (Table 1 needs one number),
+            # but it is not a generated answer: comparing it with a generate run's accuracy would
+            # weigh two different measurements, so generate metrics count only where a response exists.
+            have = {k for k in metrics.keys() if r.get(k) is not None
+                    and (metrics.get(k).method == "loglik" or r.get("response") is not None)}
+            present |= have
+            if metric in have:
                 values[r["problem_id"]] = float(r[metric])
     if shot_settings and shots not in shot_settings:
         has = ", ".join(f"{s}-shot" for s in sorted(shot_settings, key=str))
@@ -97,25 +102,34 @@ def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float
         fix = f"Use --metric {' | '.join(available)}."
         if method == "loglik":
             fix += " Log-likelihood metrics need an evaluation run with --method loglik or both."
+        else:
+            fix += " Generated-answer metrics need an evaluation run with --method generate or both."
         raise UserError(f"{out_dir} holds no {metric!r} at {shots}-shot; its results have "
                         f"{', '.join(available)}.", fix)
     return values
 
 
+@dataclass
+class CompareConfig:
+    dir_a: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # evaluation run A (its --out dir)
+    dir_b: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # evaluation run B, on the same questions
+    metric: str = field(default="accuracy", metadata=cli.choices(*metrics.keys()))  # per-question metric compared
+    shots: int = field(default=0, metadata=cli.choices(0, 1))  # the shot setting both runs have
+    seed: int = 0                       # bootstrap resampling seed
+    json: bool = False
+
+
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Paired comparison of two evaluation runs.")
-    parser.add_argument("dir_a")
-    parser.add_argument("dir_b")
-    parser.add_argument("--metric", default="accuracy", choices=metrics.keys())
-    parser.add_argument("--shots", type=int, default=0)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    res = paired_comparison(load_metric(args.dir_a, args.metric, args.shots),
-                            load_metric(args.dir_b, args.metric, args.shots), seed=args.seed)
-    print(json.dumps(res, indent=2))
+    a = cli.config_from_args(CompareConfig, cli.config_parser("significance", CompareConfig, __doc__).parse_args(argv))
+    res = paired_comparison(load_metric(a.dir_a, a.metric, a.shots), load_metric(a.dir_b, a.metric, a.shots),
+                            seed=a.seed)
     verdict = "B is better" if res["ci_low"] > 0 else "A is better" if res["ci_high"] < 0 else "no clear difference"
-    print(f"{args.metric} ({args.shots}-shot): B − A = {res['diff']:+.3f} "
+    if a.json:
+        print(json.dumps({**res, "metric": a.metric, "shots": a.shots, "verdict": verdict}, indent=2))
+        return
+    print(json.dumps(res, indent=2))
+    print(f"{a.metric} ({a.shots}-shot): B − A = {res['diff']:+.3f} "
           f"[95% CI {res['ci_low']:+.3f}, {res['ci_high']:+.3f}] on {res['n']} questions → {verdict}")
 
 

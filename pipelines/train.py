@@ -18,22 +18,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shlex
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import jobs, train_runs
-from pipelines.errors import UserError, cli_guard
+from pipelines import cli, jobs, train_runs
+from pipelines.errors import Interrupted, UserError, cli_guard
 from pipelines.jobs import Job as LaunchedRun
 from pipelines.train_config import (METHODS, TrainConfig, available_presets, data_path,  # noqa: F401 (re-exported)
                                     load_preset, make_config, prepare)
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.train_estimate import EstimateOptions, config_from, print_estimate, train_parser
+from pipelines.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -176,9 +178,10 @@ def _run_card(config: TrainConfig, info: dict, run_id: str) -> dict:
 
 # -- following -----------------------------------------------------------------------
 
-def follow(run_dir: str | os.PathLike, on_event: Callable[[dict], None] | None = None, poll_s: float = 1.0) -> dict:
-    """Block until the run ends, passing each event (``progress`` carries the step's metrics)."""
-    jobs.follow(run_dir, on_event, poll_s)
+def follow(run_dir: str | os.PathLike, on_event: Callable[[dict], None] | None = None, poll_s: float = 1.0,
+           offset: int = 0) -> dict:
+    """Block until the run ends, passing each event after byte ``offset`` of its events.jsonl."""
+    jobs.follow(run_dir, on_event, poll_s, offset)
     return train_runs.run_status(run_dir)
 
 
@@ -192,55 +195,89 @@ def run(config: TrainConfig, on_event: Callable[[dict], None] | None = None) -> 
 
 # -- CLI -----------------------------------------------------------------------------
 
+@dataclass
+class LaunchOptions(EstimateOptions):
+    resume: str | None = field(default=None, metadata=cli.metavar("RUN_DIR"))  # continue a run from its newest save
+    stop: str | None = field(default=None, metadata=cli.metavar("RUN"))
+    """stop a (detached) run, by directory or run name: it saves a resume point, then exits"""
+    detach: bool = False                # return once the run has started
+    estimate: bool = False              # print the memory and time estimate and exit
+    force: bool = False                 # launch even with settings far outside the usual range
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="presets: " + ", ".join(available_presets()))
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its newest checkpoint")
-    p.add_argument("--detach", action="store_true", help="return once the run has started")
-    p.add_argument("--estimate", action="store_true", help="print the memory and time estimate and exit")
-    p.add_argument("--gpu", help="--estimate for this GPU instead of this machine (e.g. A100-80GB, H100-80GB)")
-    p.add_argument("--num-gpus", type=int, default=1, help="with --gpu")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "workspace":
-            continue
-        if f.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif f.name in ("save_steps", "target_modules"):
-            conv = (lambda s: [int(x) for x in s.split(",") if x.strip()]) if f.name == "save_steps" else \
-                (lambda s: [x.strip() for x in s.split(",") if x.strip()])
-            p.add_argument(flag, type=conv, default=None, help="comma-separated")
-        else:
-            kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag, type=kind, default=None)
-    add_workspace_argument(p)
-    return p
+    return train_parser("train", __doc__, LaunchOptions)
+
+
+# Far above any LoRA/QLoRA/CPT learning rate that trains (the paper: 5e-5 and 2e-4): most often
+# a lost minus sign in the exponent (3e4 for 3e-4).
+MAX_SANE_LEARNING_RATE = 1e-2
+
+
+def check_ranges(config: TrainConfig, force: bool) -> None:
+    """Refuse values no run can use (nan, inf); settings that are legal but almost surely a typo need --force."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{f.name} is {value}.", f"Pass a finite number to --{f.name.replace('_', '-')}.")
+    if config.learning_rate > MAX_SANE_LEARNING_RATE:
+        if not force:
+            raise UserError(f"learning_rate {config.learning_rate:g} is far above the usual range "
+                            f"(1e-5 … 1e-3; above {MAX_SANE_LEARNING_RATE:g} a run diverges).",
+                            "Check the exponent (3e-4, not 3e4), or pass --force to train with it anyway.")
+        print(f"warning: learning_rate {config.learning_rate:g} is far above the usual range (--force given).",
+              file=sys.stderr)
+
+
+def find_run(spec: str, ws: Workspace) -> Path:
+    """A run directory, or the run of that name in the workspace."""
+    if (Path(spec) / "config.json").exists():
+        return Path(spec).resolve()
+    runs = train_runs.list_runs(ws)
+    for r in runs:
+        if r["run_name"] == spec:
+            return Path(r["run_dir"])
+    raise UserError(f"No training run {spec!r} (neither a run directory nor a run name in {ws.root}).",
+                    "Known runs: " + (", ".join(r["run_name"] for r in runs[:10]) or "none yet") + ".")
+
+
+def next_steps(run_dir: Path) -> str:
+    """What a finished run made, by the names the other commands take."""
+    names = [c["name"] for c in train_runs.list_checkpoints(run_dir)]
+    if not names:
+        return ""
+    return (f"checkpoints: {', '.join(names)}\n"
+            f"evaluate one: python -m pipelines.evaluate --model {names[-1]} --out evals/{names[-1].replace('@', '-')}\n"
+            f"serve one:    python -m pipelines.serve --model {names[-1]}")
 
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    args = vars(build_parser().parse_args(argv))
-    resume_dir, detach, estimate_only = args.pop("resume"), args.pop("detach"), args.pop("estimate")
-    gpu, num_gpus = args.pop("gpu"), args.pop("num_gpus")
-    if resume_dir:
-        launched = resume(resume_dir, **{k: v for k, v in args.items() if k != "workspace"})
+    args = build_parser().parse_args(argv)
+    opts = cli.config_from_args(LaunchOptions, args)
+    ws = Workspace.resolve(args.workspace)
+    if opts.stop:
+        final = train_runs.stop_run(find_run(opts.stop, ws))
+        print(f"{final['status']}: {final.get('message', '')}")
+        return
+    offset = 0
+    if opts.resume:
+        # Follow only what this resumption writes: the events before it were shown by the first run.
+        events = Path(opts.resume) / jobs.EVENTS
+        offset = events.stat().st_size if events.exists() else 0
+        overrides = {k: v for k, v in cli.given(TrainConfig, args).items() if k != "workspace"}
+        launched = resume(opts.resume, **overrides)
     else:
-        config = make_config(args.pop("preset"), **args)
-        if estimate_only:
-            from pipelines.train_estimate import estimate_config
-            avg = None
-            if config.data:                 # the real example lengths make the time estimate closer
-                try:
-                    info = prepare(config, Workspace.resolve(config.workspace))
-                    avg = info["avg_tokens"]
-                except UserError as exc:
-                    print(f"(not using the data for the estimate: {exc.problem})", file=sys.stderr)
-            print(estimate_config(config, gpu=gpu, num_gpus=num_gpus, avg_tokens=avg).summary())
+        config = config_from(args)
+        if opts.estimate:
+            print_estimate(config, opts, ws)
             return
-        launched = launch(config)
+        check_ranges(config, opts.force)
+        launched = launch(config, workspace=ws)
     print(f"run: {launched.run_dir}\npid: {launched.pid}\ncommand: {launched.command_line}\n"
           f"log: {Path(launched.run_dir) / 'train.log'}", flush=True)
-    if detach:
+    if opts.detach:
+        print(f"stop it with: python -m pipelines.train --stop {launched.run_dir}")
         return
 
     def show(e: dict) -> None:
@@ -248,13 +285,17 @@ def main(argv: list[str] | None = None) -> None:
             print(f"step {e['step']:>6}  loss {e['loss']:.4f}  lr {e['lr']:.2e}  {e['tokens_per_s']:.0f} tok/s  "
                   f"eta {e['eta_s'] / 60:.1f} min", flush=True)
     try:
-        final = follow(launched.run_dir, show)
+        final = follow(launched.run_dir, show, offset=offset)
     except KeyboardInterrupt:
         print("\nstopping (saving a resume point)…", file=sys.stderr)
         final = train_runs.stop_run(launched.run_dir)
+        print(f"{final['status']}: {final.get('message', '')}")
+        raise Interrupted(f"python -m pipelines.train --resume {launched.run_dir}") from None
     print(f"{final['status']}: {final.get('message', '')}")
     if final["status"] == "failed":
         raise SystemExit(1)
+    if final["status"] == "finished" and (hint := next_steps(Path(launched.run_dir))):
+        print(hint)
 
 
 if __name__ == "__main__":

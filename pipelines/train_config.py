@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pipelines.errors import UserError
 from pipelines.workspace import Workspace
@@ -34,46 +35,46 @@ class TrainConfig:
     # -- what to train --------------------------------------------------------------
     model: str = "default"              # model reference (pipelines.models): default, registered name, HF dir
     data: str = ""                      # JSONL, saved dataset dir, workspace dataset name; cpt: .txt/.md too
-    method: str = "lora"                # lora | qlora (4-bit NF4 base) | cpt (continual pretraining)
+    method: Literal["lora", "qlora", "cpt"] = "lora"  # lora | qlora (4-bit NF4 base) | cpt (continual pretraining)
     out: str = ""                       # run directory (default: WORKSPACE/runs/NAME-TIME)
     run_name: str = ""                  # checkpoints register as RUN_NAME@STEP (default: OUT's name)
-    preset: str | None = None
+    preset: str | None = None           # assets/presets/NAME.json fills the fields first; flags override it
     template: str = "ja"                # ja | en | chat | path.txt: the evaluation format
-    loss_on: str = "response"           # response | all (prompt tokens too)
+    loss_on: Literal["response", "all"] = "response"  # response | all (prompt tokens too)
     max_prompt_length: int = 512        # prompt tokens kept (cut from the left: the answer cue stays)
     max_target_length: int = 512        # response tokens kept
     max_seq_length: int = 768           # cpt: packed block length (MedCALM: 768)
-    batching: str = "grouped"           # grouped: length-grouped, left-padded, LM head on response columns only
+    batching: Literal["grouped", "flat", "padded"] = "grouped"  # grouped: length-grouped, left-padded, LM head on response columns only
                                         # flat: padding-free rows (best with flash-attention varlen on GPU)
                                         # padded: plain shuffled padded batches (the reference)
     # -- adapters ---------------------------------------------------------------------
-    lora_r: int = 8
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
-    cpt_mode: str = "full"              # cpt: full (all weights) | lora (merged into a new base at the end)
+    lora_r: int = 8                     # adapter rank: more capacity, more memory
+    lora_alpha: int = 32                # adapter scale (the update is multiplied by alpha / r)
+    lora_dropout: float = 0.05          # dropout on the adapter input
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])  # layers that get adapters
+    cpt_mode: Literal["full", "lora"] = "full"  # cpt: full (all weights) | lora (merged into a new base at the end)
     # -- optimisation -----------------------------------------------------------------
-    learning_rate: float = 5e-5
+    learning_rate: float = 5e-5         # the paper: 5e-5 (LoRA), 2e-4 (QLoRA); above 1e-2 needs --force
     batch_size: int = 8                 # examples (cpt: blocks) per optimizer step, all processes together
     micro_batch_size: int = 0           # examples per forward per process (0: batch_size / num_processes);
                                         # smaller saves memory, the rest becomes gradient accumulation
-    max_steps: int = 1000
-    warmup_steps: int = 0
-    lr_scheduler: str = "linear"        # linear | cosine | constant | constant_with_warmup
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    optimizer: str = "adamw"            # adamw | paged_adamw_8bit (GPU only)
-    gradient_checkpointing: bool = False
-    precision: str = "auto"             # auto (bf16 on a capable GPU, else fp32) | bf16 | fp16 | fp32
+    max_steps: int = 1000               # optimizer steps in the whole run
+    warmup_steps: int = 0               # steps of linear learning-rate warm-up
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"  # linear | cosine | constant | constant_with_warmup
+    weight_decay: float = 0.0           # AdamW weight decay
+    max_grad_norm: float = 1.0          # gradient clipping (0: off)
+    optimizer: Literal["adamw", "paged_adamw_8bit"] = "adamw"  # adamw | paged_adamw_8bit (GPU only)
+    gradient_checkpointing: bool = False  # recompute activations: less memory, ~30% slower
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto (bf16 on a capable GPU, else fp32) | bf16 | fp16 | fp32
     seed: int = 42
     # -- run control --------------------------------------------------------------------
     save_steps: list[int] = field(default_factory=list)   # the final step is always saved too
     resume_every: int = 100             # steps between rolling resume points (0: only at checkpoints)
-    logging_steps: int = 1
-    num_processes: int = 1
+    logging_steps: int = 1              # steps between progress events
+    num_processes: int = 1              # processes (GPUs, or CPU workers) training together
     accelerate_config: str | None = None  # accelerate config file (FSDP, DeepSpeed) for GPU runs
     eval_data: str | None = None        # IgakuQA JSONL: evaluate each checkpoint as it is saved
-    eval_limit: int = 50
+    eval_limit: int = 50                # questions per checkpoint evaluation
     eval_template: str | None = None    # default: template
     workspace: str | None = None
 

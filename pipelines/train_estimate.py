@@ -14,15 +14,16 @@ if a model is split across GPUs layer by layer instead of trained data-parallel.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines import cli
 from pipelines.errors import UserError, cli_guard
-from pipelines.workspace import Workspace, add_workspace_argument
+from pipelines.workspace import Workspace
 
 GB = 1024**3
 # name: (memory GB, dense bf16 TFLOPS)
@@ -120,21 +121,47 @@ def named_gpu(name: str, count: int) -> Hardware:
     return Hardware("gpu", name, mem, count, tflops)
 
 
+def known_shape(model: str) -> str | None:
+    """The KNOWN_CONFIGS entry for a hub name or a folder named like one (``/models/open-calm-7b``)."""
+    if model in KNOWN_CONFIGS:
+        return model
+    tail = Path(model.rstrip("/")).name.lower()
+    return next((k for k in KNOWN_CONFIGS if k.split("/")[-1].lower() == tail), None)
+
+
+def shape_config(model: str, ws: Workspace | None = None):
+    """The architecture config alone: from a config.json (a file, or a folder holding one: no weights or
+    tokenizer needed), a model reference, or a known shape when the folder is not on this machine."""
+    from transformers import AutoConfig
+
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix == ".json":
+        return AutoConfig.from_pretrained(str(path))
+    if (path / "config.json").is_file():
+        return AutoConfig.from_pretrained(str(path))
+    if not path.exists() and (name := known_shape(model)):
+        known = dict(KNOWN_CONFIGS[name])
+        return AutoConfig.for_model(known.pop("model_type"), **known)
+    from pipelines.models import resolve_model
+    try:
+        ref = resolve_model(model, None, ws or Workspace.resolve(), prepare=False)
+    except UserError as exc:
+        raise UserError(f"{exc.problem} The estimate needs only the model's shape.",
+                        f"Pass a config.json (or a folder holding one), or a known shape: "
+                        f"{', '.join(KNOWN_CONFIGS)}.") from None
+    ref_path = Path(ref.path or "")
+    if not (ref_path / "config.json").exists():
+        raise UserError(f"No config.json for {model} at {ref_path}.",
+                        f"Prepare the model first, pass a config.json, or a known shape: {', '.join(KNOWN_CONFIGS)}.")
+    return AutoConfig.from_pretrained(ref_path)
+
+
 def model_shape(model: str, ws: Workspace | None = None) -> ModelShape:
     """Parameter counts from the architecture alone (meta device: nothing is allocated)."""
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    if model in KNOWN_CONFIGS:
-        known = dict(KNOWN_CONFIGS[model])
-        config = AutoConfig.for_model(known.pop("model_type"), **known)
-    else:
-        from pipelines.models import resolve_model
-        ref = resolve_model(model, None, ws or Workspace.resolve(), prepare=False)
-        path = Path(ref.path or "")
-        if not (path / "config.json").exists():
-            raise UserError(f"No config.json for {model} at {path}.", "Prepare the model first, or pass a model dir.")
-        config = AutoConfig.from_pretrained(path)
+    config = shape_config(model, ws)
     with init_empty_weights():
         skeleton = AutoModelForCausalLM.from_config(config)
     linear: dict[str, list[tuple[int, int]]] = {}
@@ -206,31 +233,52 @@ def estimate_config(config, *, gpu: str | None = None, num_gpus: int = 1, ws: Wo
     return estimate(model_shape(config.model, ws or Workspace.resolve(config.workspace)), config, hw, avg_tokens)
 
 
-@cli_guard
-def main(argv: list[str] | None = None) -> None:
-    from pipelines.train_config import make_config
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset")
-    p.add_argument("--model")
-    p.add_argument("--method", choices=["lora", "qlora", "cpt"])
-    p.add_argument("--gpu", help=f"one of {', '.join(GPUS)} (default: this machine)")
-    p.add_argument("--num-gpus", type=int, default=1)
-    p.add_argument("--num-processes", type=int)
-    p.add_argument("--micro-batch-size", type=int)
-    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
-    add_workspace_argument(p)
-    a = p.parse_args(argv)
-    config = make_config(a.preset, model=a.model, method=a.method, num_processes=a.num_processes,
-                         micro_batch_size=a.micro_batch_size, gradient_checkpointing=a.gradient_checkpointing,
-                         workspace=a.workspace)
-    est = estimate_config(config, gpu=a.gpu, num_gpus=a.num_gpus)
-    if a.json:
+@dataclass
+class EstimateOptions:
+    gpu: str | None = field(default=None, metadata=cli.choices(*GPUS))  # estimate for this GPU (default: this machine)
+    num_gpus: int = 1                   # with --gpu: how many of them
+    json: bool = False
+
+
+def print_estimate(config, options: EstimateOptions, ws: Workspace | None = None) -> None:
+    """The estimate for a TrainConfig; the data's real example lengths are used when they can be read."""
+    from pipelines.train_config import prepare
+    ws = ws or Workspace.resolve(config.workspace)
+    avg = None
+    if config.data:
+        try:
+            avg = prepare(config, ws)["avg_tokens"]
+        except UserError as exc:
+            print(f"(not using the data for the estimate: {exc.problem})", file=sys.stderr)
+    est = estimate_config(config, gpu=options.gpu, num_gpus=options.num_gpus, ws=ws, avg_tokens=avg)
+    if options.json:
         print(json.dumps({"memory_gb": est.memory_gb, "total_gb": round(est.total_gb, 2), "fits": est.fits,
                           "step_s": est.step_s, "total_h": est.total_h, "trainable": est.trainable,
                           "params": est.model.params, "notes": est.notes}, indent=2))
     else:
         print(est.summary())
+
+
+def train_parser(name: str, doc: str | None, options: type):
+    """``options`` first, then every TrainConfig field: pipelines.train and this module share the flags."""
+    from pipelines.train_config import TrainConfig, available_presets
+    parser = cli.new_parser(name, doc, epilog="presets: " + ", ".join(available_presets()))
+    cli.add_config_arguments(parser, options)
+    cli.add_config_arguments(parser, TrainConfig, group_title="training settings (pipelines/train_config.py)")
+    return parser
+
+
+def config_from(args):
+    """The TrainConfig the flags describe: defaults ← preset ← flags."""
+    from pipelines.train_config import TrainConfig, make_config
+    given = cli.given(TrainConfig, args)
+    return make_config(given.pop("preset", None), **given)
+
+
+@cli_guard
+def main(argv: list[str] | None = None) -> None:
+    args = train_parser("train_estimate", __doc__, EstimateOptions).parse_args(argv)
+    print_estimate(config_from(args), cli.config_from_args(EstimateOptions, args))
 
 
 if __name__ == "__main__":

@@ -346,7 +346,8 @@ class Recipe:
         name = f"{cfg.run_name}@{self.step}"
         full = cfg.method == "cpt" and cfg.cpt_mode == "full"
         info = {"name": name, "step": self.step, "path": str(ckpt), "kind": "base" if full else "adapter",
-                "train_hours": self.elapsed / 3600, "run_id": self.resolved["run_id"], "saved_at": time.time()}
+                "train_hours": self.elapsed / 3600, "run_id": self.resolved["run_id"], "saved_at": time.time(),
+                "template": cfg.template}           # serve and evaluate default to the format it learned
         train_runs.write_json(ckpt / "checkpoint.json", info)
         self.ws.register_model(name, info["kind"], str(ckpt), base_model=cfg.model, step=self.step,
                                train_hours=info["train_hours"], run_id=self.resolved["run_id"],

@@ -11,7 +11,7 @@ migrated once, when the workspace is opened: reading a workspace never writes to
 Open a workspace once per process, at its entry point (a CLI ``main``, ``launch.py``), and pass
 the ``Workspace`` object on; pipelines' ``run`` functions take it as ``workspace=``.
 
-    python -m pipelines.workspace [--workspace DIR]     # print what is registered
+    python -m pipelines.workspace [--workspace DIR] [--json]     # print what is registered
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipelines import schema
+from pipelines.errors import cli_guard
 
 ENV_VAR = "JMEDLORA_WORKSPACE"
 DEFAULT_DIR = "workspace"
@@ -165,17 +166,27 @@ def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"workspace directory (default: ${ENV_VAR} or ./{DEFAULT_DIR})")
 
 
+@dataclass
+class ShowConfig:
+    workspace: str | None = None
+    json: bool = False
+
+
+@cli_guard
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_workspace_argument(parser)
-    args = parser.parse_args(argv)
+    from pipelines import cli
+    args = cli.config_from_args(ShowConfig, cli.config_parser("workspace", ShowConfig, __doc__).parse_args(argv))
     ws = Workspace.resolve(args.workspace)
+    tables = {t: [{k: v for k, v in r.items() if k != "config"} for r in ws.query(f"SELECT * FROM {t}")]
+              for t in ("models", "datasets", "evaluations")}
+    if args.json:
+        print(json.dumps({"workspace": str(ws.root), **tables}, ensure_ascii=False, indent=2))
+        return
     print(f"workspace: {ws.root}")
-    for table in ("models", "datasets", "evaluations"):
-        rows = ws.query(f"SELECT * FROM {table}")
+    for table, rows in tables.items():
         print(f"\n{table} ({len(rows)})")
         for r in rows:
-            print("  " + json.dumps({k: v for k, v in r.items() if k != "config"}, ensure_ascii=False))
+            print("  " + json.dumps(r, ensure_ascii=False))
 
 
 if __name__ == "__main__":
