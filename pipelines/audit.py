@@ -183,7 +183,7 @@ def verify(root: str | os.PathLike) -> Verdict:
 
 @dataclass
 class AuditConfig:
-    command: Literal["verify", "show"] = field(default="verify", metadata=cli.positional())
+    command: Literal["verify", "show"] = field(default="verify", metadata=cli.positional())  # check or print
     user: str | None = None        # show: only this user's entries
     action: str | None = None      # show: only this action (login, export, rate, ...)
     limit: int = 50                # show: the newest N entries

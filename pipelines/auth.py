@@ -154,7 +154,7 @@ class Gate:
 
 @dataclass
 class AuthConfig:
-    command: Literal["add", "passwd", "remove", "list"] = field(default="list", metadata=cli.positional())
+    command: Literal["add", "passwd", "remove", "list"] = field(default="list", metadata=cli.positional())  # what to do
     name: str | None = field(default=None, metadata=cli.positional())   # the user
     admin: bool = False                   # add: may read the audit log in the workbench
     password_stdin: bool = False          # read the password from standard input (scripts)

@@ -168,8 +168,9 @@ def _show_default(value) -> str:
 class _SplitList(argparse.Action):
     """Several values, space- and/or comma-separated: ``--save-steps 10 20`` = ``--save-steps 10,20``."""
 
-    def __init__(self, *args, item_type=str, **kwargs):
-        self.item_type = item_type
+    def __init__(self, *args, item_type=str, allowed=None, **kwargs):
+        # ``allowed``, not ``choices``: argparse would check the raw "1,2" string against them.
+        self.item_type, self.allowed = item_type, allowed
         super().__init__(*args, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -181,11 +182,11 @@ class _SplitList(argparse.Action):
                         items.append(self.item_type(part.strip()))
                     except ValueError:
                         parser.error(f"{option_string}: {part.strip()!r} is not a valid {self.item_type.__name__}")
-        if self.choices is not None:
-            bad = [x for x in items if x not in self.choices]
+        if self.allowed is not None:
+            bad = [x for x in items if x not in self.allowed]
             if bad:
                 parser.error(f"{option_string}: invalid choice(s) {bad} (choose from "
-                             f"{', '.join(map(str, self.choices))})")
+                             f"{', '.join(map(str, self.allowed))})")
         # Repeating the flag adds to it (``--keyword a --keyword b``, the old spelling's habit).
         setattr(namespace, self.dest, (getattr(namespace, self.dest, None) or []) + items)
 
@@ -226,7 +227,10 @@ def add_field(parser, name: str, tp, default, doc: str, md: dict) -> None:
     elif origin in (list, tuple):
         item_tp = typing.get_args(tp)[0] if typing.get_args(tp) else str
         conv, ch = _scalar(item_tp)
-        kwargs.update(action=_SplitList, item_type=conv, nargs="*", choices=md.get("cli_choices") or ch)
+        allowed = md.get("cli_choices") or ch
+        kwargs.update(action=_SplitList, item_type=conv, nargs="*", allowed=allowed)
+        if allowed:
+            kwargs.setdefault("metavar", "{" + ",".join(map(str, allowed)) + "}")
     else:
         conv, ch = _scalar(tp)
         kwargs.update(type=conv, choices=md.get("cli_choices") or ch)
@@ -239,7 +243,10 @@ def add_field(parser, name: str, tp, default, doc: str, md: dict) -> None:
             kwargs["nargs"] = "+" if md.get("cli_required") else "*"
         elif not md.get("cli_required"):
             kwargs.update(nargs="?", default=None)
-        parser.add_argument(name, help=help_text or None, **kwargs)
+            if shown := _show_default(default):
+                help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+        action = parser.add_argument(name, help=help_text or None, **kwargs)
+        action.config_default = None if md.get("cli_required") else default
         return
     if md.get("cli_required"):
         kwargs["required"] = True
@@ -251,7 +258,8 @@ def add_field(parser, name: str, tp, default, doc: str, md: dict) -> None:
             help_text = f"{help_text} (default: {'on' if default else 'off'})"
     if kwargs.get("choices") and "(choose" not in help_text and origin not in (list, tuple):
         kwargs.setdefault("metavar", "{" + ",".join(map(str, kwargs["choices"])) + "}")
-    parser.add_argument(flag, help=help_text or None, **kwargs)
+    action = parser.add_argument(flag, help=help_text or None, **kwargs)
+    action.config_default = default         # the dataclass's default (the parser's is None: "not given")
     if hidden:
         alias_kwargs = {k: v for k, v in kwargs.items() if k not in ("required", "metavar")}
         parser.add_argument(*hidden, help=argparse.SUPPRESS, **alias_kwargs)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import jobs
+from pipelines import cli, jobs
 from pipelines.evaluate import EvalConfig
 
 
@@ -89,9 +89,15 @@ def batch_status(batch_dir: str | Path) -> dict:
     return {**st, "tasks": tasks}
 
 
+@dataclass
+class DriverConfig:
+    batch_dir: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # a batch folder holding batch.json
+
+
 def main(argv: list[str] | None = None) -> None:
     """The driver: each evaluation in turn, a stop request passed on to the one running."""
-    batch_dir = Path((argv or sys.argv[1:])[0]).resolve()
+    args = cli.config_from_args(DriverConfig, cli.config_parser("eval_jobs", DriverConfig, __doc__).parse_args(argv))
+    batch_dir = Path(args.batch_dir).resolve()
     tasks = jobs.read_json(batch_dir / "batch.json")["tasks"]
     events = jobs.EventWriter(batch_dir)
     stop = jobs.stop_event(events)

@@ -80,7 +80,9 @@ class EvalConfig:
         if self.scoring not in scoring.MODES:
             raise UserError(f"Unknown scoring mode {self.scoring!r}.", f"Use one of {', '.join(scoring.MODES)}.")
         if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise UserError("--max-new-tokens and --batch-size must be at least 1.")
+            raise UserError("--max-new-tokens and --batch-size must be at least 1.",
+                            f"Leave them out for the defaults ({GenerationSettings.max_new_tokens} and "
+                            f"{BackendSettings.batch_size}).")
         if not 0 <= self.temperature <= 5 or not 0 < self.top_p <= 1:
             raise UserError("temperature must be in [0, 5] and top_p in (0, 1].",
                             "The paper used temperature 0.1 and top_p 0.9.")

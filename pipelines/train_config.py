@@ -75,7 +75,7 @@ class TrainConfig:
     accelerate_config: str | None = None  # accelerate config file (FSDP, DeepSpeed) for GPU runs
     eval_data: str | None = None        # IgakuQA JSONL: evaluate each checkpoint as it is saved
     eval_limit: int = 50                # questions per checkpoint evaluation
-    eval_template: str | None = None    # default: template
+    eval_template: str | None = None    # template for those evaluations (default: --template)
     workspace: str | None = None
 
     @property

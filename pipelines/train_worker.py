@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import audit, jobs, train_data, train_runs
+from pipelines import audit, cli, jobs, train_data, train_runs
 from pipelines.errors import UserError, disk_full
 from pipelines.train_config import TrainConfig
 from pipelines.train_metrics import MetricsWriter, peak_memory_mb
@@ -411,8 +412,15 @@ class Recipe:
                                meta={"method": "cpt", "cpt_mode": cfg.cpt_mode, "run_dir": str(self.run_dir)})
 
 
+@dataclass
+class WorkerConfig:
+    run_dir: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # a run folder made by pipelines.train
+
+
 def main(argv: list[str] | None = None) -> None:
-    run_dir = Path((argv or sys.argv[1:])[0]).resolve()
+    """Started by ``python -m pipelines.train`` (through accelerate or torchrun), one per process."""
+    args = cli.config_from_args(WorkerConfig, cli.config_parser("train_worker", WorkerConfig, __doc__).parse_args(argv))
+    run_dir = Path(args.run_dir).resolve()
     recipe = Recipe(run_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     if main_rank:

@@ -49,12 +49,10 @@ def test_paper_presets_match_table_3_exactly():
 
 
 def test_cli_flags_override_preset_and_preview_command_round_trips():
-    args = vars(train.build_parser().parse_args(
+    args = train.build_parser().parse_args(
         ["--preset", "cpu-tiny-lora", "--lora-r", "4", "--save-steps", "2,4", "--batching", "flat",
-         "--target-modules", "q_proj,k_proj"]))
-    for k in ("resume", "detach", "estimate", "gpu", "num_gpus"):
-        args.pop(k)
-    config = make_config(args.pop("preset"), **args)
+         "--target-modules", "q_proj,k_proj"])
+    config = train.config_from(args)
     assert (config.lora_r, config.save_steps, config.batching, config.target_modules) == (4, [2, 4], "flat", ["q_proj", "k_proj"])
     assert config.learning_rate == 3e-4                       # from the preset
     cli = train.equivalent_cli(config)
