@@ -37,7 +37,7 @@ from typing import Callable, Literal
 
 from pipelines import audit, cli, datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
-from pipelines.errors import UserError, cli_guard
+from pipelines.errors import Interrupted, UserError, cli_guard, same_command
 from pipelines.qa_parse import parse_pairs
 from pipelines.workspace import Workspace
 
@@ -69,6 +69,15 @@ class DatagenConfig:
     allow_remote_pii: bool = False             # send chunks with personal data to a remote endpoint
     api_key_env: str = API_KEY_ENV             # environment variable holding the endpoint's API key
     workspace: str | None = None
+
+
+class _Pool(ThreadPoolExecutor):
+    """On Ctrl-C, leaves without waiting for the requests in flight (their answers are not awaited)."""
+
+    def __exit__(self, exc_type, exc, tb):
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        self.shutdown(wait=not interrupted, cancel_futures=interrupted)
+        return False
 
 
 class PrivacyBlocked(UserError):
@@ -292,7 +301,7 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         fatal = None
         stopped_by = None
         queue = iter(to_send)
-        with ThreadPoolExecutor(config.concurrency) as pool:
+        with _Pool(config.concurrency) as pool:
             inflight = {}
 
             def fill():
@@ -308,11 +317,14 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                     n.requests += 1
                     inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop)] = item
 
-            def cache_inflight():
-                # Interrupted (Ctrl-C, a crash in on_event): answers already on their way are still
-                # cached, so the next run does not pay for them again.
+            def cache_inflight(wait: bool = True):
+                # Interrupted (a crash in on_event): answers already on their way are still cached, so
+                # the next run does not pay for them again. Ctrl-C (wait=False) keeps only those that
+                # arrived: the user asked to stop now, not after the slowest request.
                 stop.set()
                 for fut, (c, _, key, phash) in inflight.items():
+                    if not wait and not fut.done():
+                        continue
                     try:
                         text, usage, seconds, attempts = fut.result()
                     except Exception:
@@ -324,8 +336,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
             while inflight:
                 try:
                     finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                except BaseException:
-                    cache_inflight()
+                except BaseException as exc:
+                    cache_inflight(wait=not isinstance(exc, KeyboardInterrupt))
                     raise
                 for fut in finished:
                     c, _, key, phash = inflight.pop(fut)
@@ -344,8 +356,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                     try:
                         store(c, key, text, usage, cache=dict(chunk_id=c.id, prompt_hash=phash, model=model,
                                                               usage=usage, seconds=seconds, attempts=attempts))
-                    except BaseException:
-                        cache_inflight()
+                    except BaseException as exc:
+                        cache_inflight(wait=not isinstance(exc, KeyboardInterrupt))
                         raise
                 fill()
         if fatal:
@@ -413,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with jobs.reporting(events):
             summary = run(config, jobs.tee(on_event, events), stop=jobs.stop_event(events))
+    except KeyboardInterrupt:
+        raise Interrupted(same_command("datagen", argv) + "   (cached answers are not asked for again)") from None
     finally:
         if log:
             log.close()

@@ -44,10 +44,18 @@ class Interrupted(KeyboardInterrupt):
         super().__init__(resume or "")
 
 
+def same_command(name: str, argv: list[str] | None) -> str:
+    """The command that was run (``python -m pipelines.NAME …``): for pipelines that resume by rerunning it."""
+    import shlex
+    import sys
+    return shlex.join(["python", "-m", f"pipelines.{name}", *(sys.argv[1:] if argv is None else argv)])
+
+
 def cli_guard(main):
     """Decorator for ``main()`` functions: UserErrors plainly with exit 2; Ctrl-C quietly with
     exit 130 (the shell's convention for SIGINT) and, when the pipeline said so, how to resume."""
     import functools
+    import os
     import sys
 
     @functools.wraps(main)
@@ -69,6 +77,13 @@ def cli_guard(main):
             resume = getattr(exc, "resume", None)
             print("\ninterrupted: what finished is saved." + (f"\n  Resume: {resume}" if resume else ""),
                   file=sys.stderr, flush=True)
+            if not args and not kwargs:
+                # From the command line: leave now. Worker threads may still be inside a request or a
+                # torch forward pass; a normal exit would join them (up to a request's timeout) or
+                # tear them down mid-call ("terminate called without an active exception", exit 134).
+                # What finished was written and flushed as it finished, so nothing is lost.
+                sys.stdout.flush()
+                os._exit(130)
             raise SystemExit(130) from None
 
     return wrapper

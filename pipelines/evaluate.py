@@ -28,7 +28,7 @@ from typing import Callable, Literal
 
 from pipelines import audit, cli, jobs, metrics, run_lock, scoring
 from pipelines.backends import BackendSettings, check_loglik, open_backend
-from pipelines.errors import UserError, cli_guard, disk_full
+from pipelines.errors import Interrupted, UserError, cli_guard, disk_full, same_command
 from pipelines.eval_summary import EvalSummary, ShotSummary
 from pipelines.generation import GenerationSettings, Prompt
 from pipelines.igakuqa import LETTERS, Question, format_choices, load_questions
@@ -409,8 +409,13 @@ def main(argv: list[str] | None = None) -> None:
             bar.close()
 
     events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory
-    with jobs.reporting(events):
-        summary = run(config, jobs.tee(on_event, events), stop=jobs.stop_event(events))
+    try:
+        with jobs.reporting(events):
+            summary = run(config, jobs.tee(on_event, events), stop=jobs.stop_event(events))
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        raise Interrupted(same_command("evaluate", argv) + "   (answered questions are kept)") from None
     if summary.get("stopped"):
         print(summary["message"], file=sys.stderr)
         return

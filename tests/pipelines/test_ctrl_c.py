@@ -1,0 +1,84 @@
+"""Ctrl-C on a real ``python -m`` run: it stops at once, keeps what finished, says how to resume,
+exits 130 without a traceback; running the same command again finishes the rest."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, SAMPLE_QUESTIONS
+from tests.pipelines.fake_openai_server import FakeOpenAIServer
+
+
+def start(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, proc: subprocess.Popen, limit_s: float = 600) -> None:
+    """Poll until ``predicate()``; the limit only keeps a broken run from hanging the suite."""
+    end = time.monotonic() + limit_s
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "the run never got going"
+        time.sleep(0.2)
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
+
+
+def interrupt(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def test_ctrl_c_stops_evaluate_keeps_answers_and_a_rerun_resumes(tiny_llama_dir, workspace, tmp_path):
+    out = tmp_path / "eval"
+    args = ["pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(SAMPLE_QUESTIONS), "--out", str(out),
+            "--batch-size", "1", "--max-new-tokens", "96", "--stop", "--limit", "6", "--temperature", "0",
+            "--workspace", str(workspace.root)]
+    proc = start(args, {})
+    wait_for(lambda: lines(out / "results.jsonl") >= 1, proc)
+    code, err = interrupt(proc)
+    assert code == 130, err
+    assert "Traceback" not in err and "Resume: python -m pipelines.evaluate" in err
+    kept = lines(out / "results.jsonl")
+    assert kept >= 1
+    total = 6
+    if kept < total:
+        again = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr
+        assert lines(out / "results.jsonl") == total             # nothing answered twice, nothing lost
+
+
+def test_ctrl_c_stops_datagen_promptly_and_a_rerun_resumes(workspace, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("\n".join(f"心不全の第{i}の知見。" for i in range(40)), encoding="utf-8")
+    reply = "'instruction': 心不全とは何か？, 'output': 心臓のポンプ機能の低下である。"
+    args = ["pipelines.datagen", "--docs", str(docs), "--dataset", "d", "--model", "fake-model", "--pairs", "1",
+            "--chunk-size", "4", "--chunk-overlap", "0", "--concurrency", "2", "--workspace", str(workspace.root)]
+    # 10 chunks, 2 at a time; the first two answer at once, the rest take 60 s (a slow endpoint),
+    # so an exit that waited for the requests in flight would take a minute.
+    with FakeOpenAIServer(reply, latency=0.0) as srv:
+        args += ["--base-url", srv.base_url]
+        proc = start(args, {})
+        wait_for(lambda: srv.answered.total() >= 2, proc)
+        srv.latency = 60.0
+        time.sleep(1.0)                                          # the next two are in flight
+        code, err = interrupt(proc)
+        assert code == 130, err
+        assert "Traceback" not in err and "terminate called" not in err
+        assert "Resume: python -m pipelines.datagen" in err
+        sent = srv.requests
+        srv.latency = 0.0
+        again = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr
+    from pipelines import datastore
+    assert datastore.count_records(workspace, "d") >= 10
+    assert srv.requests < sent + 10          # answers saved before Ctrl-C were not asked for again
