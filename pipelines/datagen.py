@@ -388,7 +388,7 @@ def command_args(config: DatagenConfig) -> list[str]:
         if f.name in ("retry_base", "retry_max_wait", "api_key_env") or value is None or value is False or \
                 (value == getattr(default, f.name) and f.name not in ("docs", "dataset", "model")):
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.metadata.get("cli_flag") or "--" + f.name.replace("_", "-")     # as --help spells it
         args += [flag] if value is True else [flag, str(value)]
     return args
 
