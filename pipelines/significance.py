@@ -87,8 +87,9 @@ def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float
             # A loglik-only row copies its likelihood pick into ``accuracy`` (Table 1 needs one number),
             # but it is not a generated answer: comparing it with a generate run's accuracy would
             # weigh two different measurements, so generate metrics count only where a response exists.
+            loglik_only = "response" in r and r["response"] is None
             have = {k for k in metrics.keys() if r.get(k) is not None
-                    and (metrics.get(k).method == "loglik" or r.get("response") is not None)}
+                    and not (loglik_only and metrics.get(k).method == "generate")}
             present |= have
             if metric in have:
                 values[r["problem_id"]] = float(r[metric])
