@@ -77,9 +77,9 @@ def cli_guard(main):
             resume = getattr(exc, "resume", None)
             print("\ninterrupted: what finished is saved." + (f"\n  Resume: {resume}" if resume else ""),
                   file=sys.stderr, flush=True)
-            if not args and not kwargs:
-                # From the command line: leave now. Worker threads may still be inside a request or a
-                # torch forward pass; a normal exit would join them (up to a request's timeout) or
+            if main.__module__ == "__main__":
+                # Run as ``python -m pipelines.X`` (not called from Python): leave now. Worker threads
+                # may still be inside a request or a torch forward pass; a normal exit would join them (up to a request's timeout) or
                 # tear them down mid-call ("terminate called without an active exception", exit 134).
                 # What finished was written and flushed as it finished, so nothing is lost.
                 sys.stdout.flush()
