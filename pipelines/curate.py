@@ -23,13 +23,14 @@ import os
 import random
 import re
 import shutil
+import sys
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import audit, cli, datastore
+from pipelines import audit, cli, curate_cli, datastore
 from pipelines.datastore import count_records, list_records
 from pipelines.errors import UserError, cli_guard, disk_full
 from pipelines.exports import export_path
@@ -353,12 +354,63 @@ def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
     return datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")
 
 
-# -- CLI (pipelines/curate_cli.py) ---------------------------------------------------
+# -- CLI (the subcommands' configs: pipelines/curate_cli.py) --------------------------
+
+COMMANDS = {
+    "filter": (CurateConfig, "flag records (nothing is deleted) and count each filter's effect"),
+    "list": (curate_cli.ListConfig, "show records"),
+    "review": (curate_cli.ReviewConfig, "accept, reject or reset records, by id or by filter"),
+    "edit": (curate_cli.EditConfig, "edit one record (the original is kept)"),
+    "stats": (curate_cli.StatsConfig, "dataset statistics (all datasets without --dataset)"),
+    "import": (curate_cli.ImportConfig, "add Alpaca JSONL records to a dataset for curation"),
+    "export": (ExportConfig, "export the curated records and register the version"),
+}
+
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    from pipelines import curate_cli       # the subcommands' configs and printing live there
-    curate_cli.main(argv)
+    args = cli.subcommands_parser("curate", __doc__, COMMANDS).parse_args(argv)
+    command = args.command
+    a = cli.config_from_args(COMMANDS[command][0], args)
+    ws = Workspace.resolve(a.workspace)
+    if getattr(a, "dataset", None) and command != "import":
+        curate_cli.known_dataset(ws, a.dataset)
+
+    if command == "filter":
+        print(json.dumps(run(a, workspace=ws), indent=2))
+    elif command == "list":
+        where = dict(status=a.status, flag=a.flag, search=a.search, source_doc=a.source_doc)
+        curate_cli.print_records(list_records(ws, a.dataset, limit=a.limit, offset=a.offset, **where), a.json)
+        print(f"{count_records(ws, a.dataset, **where)} matching record(s)", file=sys.stderr)
+    elif command == "review":
+        if a.ids:
+            n = datastore.set_status(ws, a.ids, a.status, who=a.who)
+        elif a.dataset:
+            n = review_where(ws, a.dataset, a.status, who=a.who, status=a.where_status, flag=a.flag,
+                             search=a.search, source_doc=a.source_doc)
+        else:
+            raise UserError("review needs record ids, or --dataset with a filter.",
+                            "e.g. review 12 13 --status accepted, or review --dataset D --flag near_duplicate --status rejected")
+        print(f"{n} record(s) set to {a.status}")
+    elif command == "edit":
+        if a.revert:
+            rec = datastore.revert_record(ws, a.id, who=a.who)
+        else:
+            changes = {k: getattr(a, k) for k in datastore.FIELDS if getattr(a, k) is not None}
+            if not changes:
+                raise UserError("Nothing to edit.", "Pass --instruction, --input or --output (or --revert).")
+            rec = datastore.edit_record(ws, a.id, who=a.who, **changes)
+        curate_cli.print_records([rec], False)
+    elif command == "stats":
+        if a.dataset:
+            print(json.dumps(dataset_stats(ws, a.dataset), ensure_ascii=False, indent=2))
+        else:
+            for row in datastore.list_datasets(ws):
+                print(json.dumps(row, ensure_ascii=False))
+    elif command == "import":
+        print(f"{import_alpaca_jsonl(ws, a.dataset, a.jsonl)} record(s) added to {a.dataset}")
+    elif command == "export":
+        print(json.dumps(export(a, workspace=ws), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class MergeConfig:
     template: str = "ja"                # prompt template (pipelines.prompts)
     scoring: str = "paper"              # generation metrics only: paper | harness
     max_new_tokens: int = GenerationSettings.max_new_tokens
-    batch_size: int = BackendSettings.batch_size
+    batch_size: int = BackendSettings.batch_size  # questions per forward pass when scoring a candidate
     shard_mb: int = 1024                # output shard size: the most merged weights held in memory at once
     name: str | None = None             # registry name (default: the next merge-N)
     estimate: bool = False              # print the time and memory estimate and stop

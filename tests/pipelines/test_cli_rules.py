@@ -94,8 +94,8 @@ def test_old_spellings_still_work_hidden():
     assert cfg.max_tokens == 99 and "--max-tokens " not in p.format_help()
     p = cli.config_parser("serve", serve.ServeConfig, "")
     assert cli.config_from_args(serve.ServeConfig, p.parse_args(["--max-new-tokens", "7"])).max_tokens == 7
-    from pipelines import curate_cli
-    p = cli.subcommands_parser("curate", "", curate_cli.COMMANDS)
+    from pipelines import curate
+    p = cli.subcommands_parser("curate", "", curate.COMMANDS)
     args = p.parse_args(["filter", "--dataset", "d", "--keyword", "a", "--keyword", "b", "--only", "keyword"])
-    cfg = cli.config_from_args(curate_cli.COMMANDS["filter"][0], args)
+    cfg = cli.config_from_args(curate.COMMANDS["filter"][0], args)
     assert cfg.keywords == ["a", "b"] and cfg.filters == ["keyword"]
