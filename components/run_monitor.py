@@ -1,4 +1,7 @@
-"""A background job seen from the UI: a progress bar with counts and ETA, status, log tail."""
+"""A background job seen from the UI: a progress bar with counts and ETA, status, log tail.
+
+The status word and "ETA" are shown in the page's language; the ETA appears once, from the
+caller's own estimate when it has one (a training run's), else from the rate so far."""
 from __future__ import annotations
 
 import html
@@ -14,6 +17,19 @@ CSS = """
 """
 
 
+STATUS = {
+    "queued": {"ja": "待機中", "en": "queued"}, "running": {"ja": "実行中", "en": "running"},
+    "stopping": {"ja": "停止中", "en": "stopping"}, "finished": {"ja": "完了", "en": "finished"},
+    "failed": {"ja": "失敗", "en": "failed"}, "stopped": {"ja": "停止済み", "en": "stopped"},
+    "dead": {"ja": "異常終了", "en": "dead"},
+}
+ETA = {"ja": "残り約", "en": "ETA"}
+
+
+def status_word(status: str, lang: str = "en") -> str:
+    return STATUS[status][lang] if status in STATUS else status
+
+
 def format_seconds(s: float | None) -> str:
     if s is None or s != s or s < 0:
         return "–"
@@ -24,18 +40,21 @@ def format_seconds(s: float | None) -> str:
 
 
 def progress_html(title: str, done: int, total: int | None, *, status: str = "running",
-                  detail: str = "", elapsed: float | None = None, error: str = "") -> str:
+                  detail: str = "", elapsed: float | None = None, error: str = "", eta_s: float | None = None,
+                  lang: str = "en") -> str:
     """``status`` is one of queued / running / finished / failed / stopped."""
     frac = (done / total) if total else (1.0 if status == "finished" else 0.0)
     frac = min(max(frac, 0.0), 1.0)
     eta = ""
-    if status == "running" and total and done and elapsed:
-        eta = f" · ETA {format_seconds(elapsed / done * (total - done))}"
+    if status == "running" and eta_s is None and total and done and elapsed:
+        eta_s = elapsed / done * (total - done)
+    if status == "running" and eta_s is not None:
+        eta = f" · {ETA.get(lang, ETA['en'])} {format_seconds(eta_s)}"
     count = f"{done}/{total}" if total else ""
     took = f" · {format_seconds(elapsed)}" if elapsed else ""
     err = f'<div class="err">{html.escape(error)}</div>' if error else ""
     return (f'<div class="runmon {html.escape(status)}" role="progressbar" aria-valuenow="{round(frac * 100)}" '
-            f'aria-valuemin="0" aria-valuemax="100"><b>{html.escape(title)}</b> — {html.escape(status)} '
+            f'aria-valuemin="0" aria-valuemax="100"><b>{html.escape(title)}</b> — {html.escape(status_word(status, lang))} '
             f'<span class="meta">{count}{took}{eta} {html.escape(detail)}</span>'
             f'<div class="bar"><div style="width:{frac * 100:.1f}%"></div></div>{err}</div>')
 

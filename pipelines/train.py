@@ -78,8 +78,10 @@ def equivalent_cli(config: TrainConfig) -> str:
 
 
 def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
-           workspace: Workspace | None = None) -> LaunchedRun:
-    """Check everything, create the run directory and start the run in the background."""
+           workspace: Workspace | None = None, user: str | None = None) -> LaunchedRun:
+    """Check everything, create the run directory and start the run in the background.
+
+    ``user``: who started it (the workbench's logged-in user), passed to the job as $JMEDLORA_USER."""
     ws = workspace or Workspace.resolve(config.workspace)
     config.workspace = str(ws.root)
     if not config.out:
@@ -103,10 +105,11 @@ def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
     train_runs.update_status(run_dir, status="queued", run_id=run_id, step=0, max_steps=config.max_steps,
                              message="starting", created_at=time.time())
     train_runs.register_run(ws, run_id, config.run_name, run_dir)
-    return _spawn(config, run_dir, run_id, info["device"], on_exit)
+    return _spawn(config, run_dir, run_id, info["device"], on_exit, user)
 
 
-def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None = None, **overrides) -> LaunchedRun:
+def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None = None, user: str | None = None,
+           **overrides) -> LaunchedRun:
     """Start a stopped, failed or killed run again from its newest training state.
 
     ``overrides`` may extend it (``max_steps``, ``save_steps``, eval settings, ``num_processes``).
@@ -138,11 +141,12 @@ def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None 
     (run_dir / train_runs.STOP_FILE).unlink(missing_ok=True)
     train_runs.update_status(run_dir, status="queued", message=f"resuming from step {point[0] if point else 0}",
                              max_steps=config.max_steps, exit_code=None)
-    return _spawn(config, run_dir, saved["resolved"]["run_id"], saved["resolved"]["device"], on_exit)
+    return _spawn(config, run_dir, saved["resolved"]["run_id"], saved["resolved"]["device"], on_exit, user)
 
 
-def _spawn(config: TrainConfig, run_dir: Path, run_id: str, device: str, on_exit) -> LaunchedRun:
-    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // config.num_processes))}
+def _spawn(config: TrainConfig, run_dir: Path, run_id: str, device: str, on_exit, user: str | None = None) -> LaunchedRun:
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // config.num_processes)),
+           **({"JMEDLORA_USER": user} if user else {})}
     return jobs.start(run_dir, worker_command(config, run_dir, device), kind="train", cli=equivalent_cli(config),
                       log_name="train.log", env=env, on_exit=on_exit, run_id=run_id)
 

@@ -198,7 +198,7 @@ def available_presets() -> list[str]:
 
 
 def load_preset(name: str) -> dict:
-    """A preset file: ``{"description", "config": {field: value}, "notes": {field: trade-off}}``."""
+    """A preset file: ``{"description": {ja, en}, "command", "config": {field: value}, "notes": {field: {ja, en}}}``."""
     path = Path(name) if name.endswith(".json") else PRESET_DIR / f"{name}.json"
     if not path.exists():
         raise UserError(f"Unknown preset {name!r}.", f"Use one of: {', '.join(available_presets())}.")
@@ -210,6 +210,12 @@ def load_preset(name: str) -> dict:
     if not isinstance(preset, dict) or not isinstance(preset.get("config", {}), dict):
         raise UserError(f"Preset {path} must be an object with a \"config\" object of settings.",
                         "Copy a shipped preset from assets/presets/ and edit it.")
+    # The workbench shows a preset in Japanese or English: every text it carries has both.
+    texts = {"description": preset.get("description"), **{f"notes.{k}": v for k, v in preset.get("notes", {}).items()}}
+    one_language = sorted(k for k, v in texts.items() if not (isinstance(v, dict) and v.get("ja") and v.get("en")))
+    if one_language:
+        raise UserError(f"Preset {path.name}: {', '.join(one_language)} must give both languages.",
+                        'Write each as {"ja": "...", "en": "..."}.')
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(preset.get("config", {})) - known
     if unknown:

@@ -3,10 +3,12 @@ Data, Train, Compare and Charts tabs. ``build_app`` makes the Blocks; ``launch.p
 """
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from components import answer_card, metric_table, run_monitor
-from workbench import tab_charts, tab_compare, tab_data, tab_train
+from workbench import audit_view, tab_charts, tab_compare, tab_data, tab_train, users
 from workbench.i18n import LANGS, Labels
 from workbench.state import AppState
 
@@ -26,6 +28,7 @@ STATUS = {
     "failed": {"ja": "既定モデルを準備できませんでした：", "en": "The default model could not be prepared: "},
     "idle": {"ja": "", "en": ""},
     "workspace": {"ja": "ワークスペース", "en": "Workspace"},
+    "user": {"ja": "利用者", "en": "User"},
 }
 CSS = answer_card.CSS + metric_table.CSS + run_monitor.CSS + """
 #wb-status{font-size:13px}
@@ -34,14 +37,14 @@ footer{display:none !important}
 """
 
 
-def status_html(state: AppState, lang: str) -> str:
+def status_html(state: AppState, lang: str, user: str | None = None) -> str:
     s = state.default_status
     icon = {"preparing": "●", "ready": "●", "failed": "▲"}.get(s, "")
     color = {"preparing": "#9a6700", "ready": "#1a7f37", "failed": "#cf222e"}.get(s, "#57606a")
     text = STATUS[s][lang] + (state.default_error if s == "failed" else "")
-    import html
+    who = f' · {STATUS["user"][lang]}: <b id="wb-user">{html.escape(user)}</b>' if user else ""
     return (f'<div id="wb-status-inner" data-status="{s}"><span style="color:{color}">{icon}</span> {html.escape(text)} · '
-            f'{STATUS["workspace"][lang]}: <code>{html.escape(str(state.workspace.root))}</code></div>')
+            f'{STATUS["workspace"][lang]}: <code>{html.escape(str(state.workspace.root))}</code>{who}</div>')
 
 
 def build_app(state: AppState) -> gr.Blocks:
@@ -55,34 +58,42 @@ def build_app(state: AppState) -> gr.Blocks:
                 switch = gr.Radio(choices=[("日本語", "ja"), ("English", "en")], value=state.lang,
                                   label=t(L["lang"]), elem_id="lang-switch")
         status = gr.HTML(status_html(state, state.lang), elem_id="wb-status")
+        audit = audit_view.create_audit_view(state, t, lang)
         status_timer = gr.Timer(2.0, active=state.default_status == "preparing")
         with gr.Tabs(elem_id="tabs"):
             with t.tab(L["data"], id="data", elem_id="tab-data") as data_tab:
                 data = tab_data.create_data_tab(state, t, lang)
             with t.tab(L["train"], id="train", elem_id="tab-train"):
-                tab_train.create_train_tab(state, t, lang)
+                train = tab_train.create_train_tab(state, t, lang)
             with t.tab(L["compare"], id="compare", elem_id="tab-compare") as compare_tab:
                 compare = tab_compare.create_compare_tab(state, t, lang)
             with t.tab(L["charts"], id="charts", elem_id="tab-charts") as charts_tab:
                 charts = tab_charts.create_charts_tab(state, t, lang)
 
-        def poll_status(lang_):
-            return status_html(state, lang_), gr.Timer(active=state.default_status == "preparing")
+        def poll_status(lang_, request: gr.Request):
+            return (status_html(state, lang_, users.current_user(request)),
+                    gr.Timer(active=state.default_status == "preparing"))
 
         status_timer.tick(poll_status, [lang], [status, status_timer])
 
         registered = t.components
 
-        def switch_lang(choice):
-            return [choice, status_html(state, choice), *t.updates(choice)]
+        def switch_lang(choice, request: gr.Request):
+            return [choice, status_html(state, choice, users.current_user(request)), *t.updates(choice)]
 
-        switch.change(switch_lang, [switch], [lang, status, *registered])
+        # Labels first, then everything a tab renders with words in it (tables, progress, charts).
+        switched = switch.change(switch_lang, [switch], [lang, status, *registered])
+        for tab in (data, train):
+            fn, ins, outs = tab["rerender"]
+            switched = switched.then(fn, ins, outs)
 
         def from_query(request: gr.Request):
             asked = (request.query_params.get("lang") if request else None) or state.lang
             return asked if asked in LANGS else state.lang
 
         demo.load(from_query, None, [switch])
+        demo.load(poll_status, [lang], [status, status_timer])
+        demo.load(*audit["on_load"])
 
         # Tabs show what is on disk now: lists refresh whenever a tab is opened.
         refresh_lists, update, inputs, outputs, r_in, r_out = charts["refresh"]
@@ -91,10 +102,9 @@ def build_app(state: AppState) -> gr.Blocks:
         compare_tab.select(lambda: (gr.update(choices=state.model_choices()),
                                     gr.update(choices=tab_compare.evaluation_choices(state))),
                            None, [compare["checkpoints"], compare["shown"]])
-        if "on_load" in data:
-            fn, ins, outs = data["on_load"]
-            demo.load(fn, ins, outs)
-            data_tab.select(fn, ins, outs)
+        fn, ins, outs = data["on_load"]
+        demo.load(fn, ins, outs)
+        data_tab.select(fn, ins, outs)
         fn, ins, outs = compare["on_load"]           # re-attach to an evaluation batch still running
         demo.load(fn, ins, outs)
     # No public API: the page is the interface. Gradio embeds the API description (with every

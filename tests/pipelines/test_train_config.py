@@ -29,7 +29,9 @@ def test_every_shipped_preset_loads_validates_and_explains_its_fields(name):
     preset = train_config.load_preset(name)
     config = make_config(name)
     config.validate()
-    assert preset["description"] and preset["notes"]
+    assert preset["description"]["ja"] and preset["description"]["en"] and preset["notes"]
+    assert all(note["ja"] and note["en"] for note in preset["notes"].values())
+    assert preset["command"].startswith(f"python -m pipelines.train --preset {name}")
     fields = {f for f in TrainConfig.__dataclass_fields__}
     assert set(preset["notes"]) - fields <= {"training_hours"}
     # every tuned setting says what it trades off (model/method excepted when obvious)

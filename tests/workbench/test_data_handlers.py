@@ -1,6 +1,6 @@
 """Data tab helpers that read a generation job's status (no browser)."""
 from pipelines import jobs
-from workbench import tab_data
+from workbench import data_handlers as tab_data
 
 
 def test_job_html_shows_counts_the_refusal_and_the_running_state():

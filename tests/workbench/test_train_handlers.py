@@ -1,7 +1,9 @@
-"""The Train tab's 2-second timer only reads: an open page must not take SQLite's write lock,
-which a training run or a data generation needs."""
+"""The Train tab's handlers, called as the page calls them but without a browser."""
+import functools
+
 from pipelines import train_runs
 from workbench import app
+from workbench import train_handlers as h
 from workbench.state import AppState
 
 
@@ -11,9 +13,10 @@ def test_an_idle_train_tab_writes_nothing_to_the_workspace(workspace, sql_writes
     train_runs.write_json(run_dir / "config.json", {"config": {"run_name": "r1", "max_steps": 8}})
     train_runs.update_status(run_dir, status="finished", step=8, max_steps=8)
     train_runs.register_run(workspace, "id1", "r1", run_dir)
+    """The 2-second timer only reads: an open page must not take SQLite's write lock, which a
+    training run or a data generation needs."""
     demo = app.build_app(AppState(workspace=workspace, lang="en"))
-    tick = next(f.fn for f in demo.fns.values()
-                if f.fn is not None and f.fn.__name__ == "tick" and f.fn.__module__ == "workbench.tab_train")
+    tick = next(f.fn for f in demo.fns.values() if isinstance(f.fn, functools.partial) and f.fn.func is h.tick)
     sql_writes.clear()
     for _ in range(30):                       # one minute of the timer
         frame, choices, progress, *_ = tick(str(run_dir), "en")
