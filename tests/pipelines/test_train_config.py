@@ -313,3 +313,12 @@ def test_grouped_order_puts_similar_lengths_together_and_still_covers_each_epoch
     window = [lengths[i] for i in order[:train_data.GROUP_WINDOW]]
     assert window == sorted(window, reverse=True)
     assert order != train_data.epoch_order(300, seed=0, epoch=1, lengths=lengths)
+
+
+def test_a_preset_in_one_language_is_refused(tmp_path):
+    preset = {"description": "English only", "config": {"max_steps": 2}, "notes": {"max_steps": {"ja": "2", "en": "2"}}}
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(preset), encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        train_config.load_preset(str(path))
+    assert "description" in err.value.problem and "both languages" in err.value.problem

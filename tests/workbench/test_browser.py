@@ -199,7 +199,7 @@ def test_data_tab_imports_curates_edits_and_exports(page):
     p.locator("#data-save").click()
     p.wait_for_function("document.querySelector('#data-history').innerText.includes('確認済み')", timeout=10_000)
     p.locator("#data-accept").click()
-    p.wait_for_function("document.querySelector('#data-history').innerText.includes('accepted')", timeout=10_000)
+    p.wait_for_function("document.querySelector('#data-history').innerText.includes('採用')", timeout=10_000)
     p.locator("#data-export").click()
     p.locator("#data-export-msg .notice.ok").wait_for(timeout=30_000)
     page.shot("data_curated")

@@ -96,21 +96,21 @@ def test_train_run_stops_then_resumes_to_the_end_with_one_continuous_loss_curve(
     # Stop while the run's process is up. A tiny model takes 0.15-0.8 s a step here, so waiting for
     # logged steps first would race the end of the run; the worker spends seconds loading before its
     # first step, and it checks for a stop request after every step.
-    p.wait_for_function("/queued|running/.test(document.querySelector('#train-progress').innerText)",
+    p.wait_for_function("/待機中|実行中/.test(document.querySelector('#train-progress').innerText)",
                         timeout=20_000, polling=200)
     p.locator("#train-stop").click()
     p.locator("#train-message .notice.info").wait_for(timeout=10_000)
-    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('stopped')",
+    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('停止済み')",
                         timeout=90_000, polling=500)
     page.shot("train_stopped")
     stopped_at = len(curve_steps(p))
     assert 1 <= stopped_at < 8, f"the run was not stopped mid-way ({stopped_at} steps logged)"
-    assert "stopped" in text_of(p, "#train-runs")
+    assert "停止済み" in text_of(p, "#train-runs")
 
     p.locator("#train-resume").click()
     p.locator("#train-message .notice.ok").wait_for(timeout=30_000)
     assert "ui-stop-resume" in p.locator("#train-message").inner_text()
-    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('finished')",
+    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('完了')",
                         timeout=180_000, polling=1000)
     # One point per step, 1..8: the resumed run continues where the stopped one left off,
     # with no gap and no step logged twice.
@@ -202,7 +202,7 @@ def test_local_generation_shows_live_counts_then_final_counts(page, docs_dir):
     p.wait_for_function("document.querySelector('#data-gen-msg .runmon.finished, #data-gen-msg .runmon.failed')",
                         timeout=90_000, polling=500)
     text = text_of(p, "#data-gen-msg")
-    assert "finished" in text, text
+    assert "完了" in text, text
     # Every chunk answered (garbage from a random model counts as unparseable, not as an error).
     m = re.search(r"(\d+)/(\d+) · [\d:]+ · 追加 (\d+) 件 · 解析不能 (\d+) · キャッシュ (\d+) · エラー (\d+) · トークン (\d+)",
                   text)
