@@ -14,6 +14,9 @@ CSS = """
 .runmon.failed .bar>div{background:#cf222e}.runmon.finished .bar>div{background:#1a7f37}
 .runmon .meta{font-size:12px;color:#57606a}
 .runmon .err{color:#a40e26;white-space:pre-wrap;font-size:13px;margin-top:4px}
+.logbox{display:flex;flex-direction:column-reverse;max-height:18em;overflow:auto;border:1px solid #d0d7de;
+  border-radius:8px;background:#f6f8fa}
+.logbox pre{margin:0;padding:6px 8px;font-size:12px;white-space:pre-wrap;word-break:break-all;color:#1f2328}
 """
 
 
@@ -57,6 +60,12 @@ def progress_html(title: str, done: int, total: int | None, *, status: str = "ru
             f'aria-valuemin="0" aria-valuemax="100"><b>{html.escape(title)}</b> — {html.escape(status_word(status, lang))} '
             f'<span class="meta">{count}{took}{eta} {html.escape(detail)}</span>'
             f'<div class="bar"><div style="width:{frac * 100:.1f}%"></div></div>{err}</div>')
+
+
+def log_html(text: str) -> str:
+    """A log tail whose newest line is in view: the box is laid out bottom-up (column-reverse),
+    so it opens scrolled to its end and stays there as lines arrive, without any script."""
+    return f'<div class="logbox" tabindex="0"><pre>{html.escape(text)}</pre></div>'
 
 
 def tail(path: str | Path, lines: int = 40, max_bytes: int = 64_000) -> str:

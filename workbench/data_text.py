@@ -23,8 +23,14 @@ FIELDS: dict[str, Text] = {
     "input": {"ja": "入力", "en": "Input"},
     "output": {"ja": "出力（回答）", "en": "Output (answer)"},
     "format": {"ja": "形式", "en": "Format"},
-    "out": {"ja": "書き出し先（ワークスペースの exports フォルダ内）", "en": "Export to (inside the workspace's exports folder)"},
+    "out": {"ja": "書き出し先（ワークスペースの exports/ フォルダ内）", "en": "Export to (inside the workspace's exports folder)"},
     "overwrite": {"ja": "同名のファイルがあれば上書きする", "en": "Replace a file of the same name"},
+}
+FORMAT_WORDS: dict[str, Text] = {
+    "csv": {"ja": "CSV（表計算ソフト用）", "en": "CSV (spreadsheet)"},
+    "alpaca": {"ja": "Alpaca JSONL（学習用）", "en": "Alpaca JSONL (training)"},
+    "hf": {"ja": "Hugging Face 形式（フォルダ、学習・検証に分割）", "en": "Hugging Face datasets (folder, train/eval split)"},
+    "text": {"ja": "テキスト（継続事前学習用）", "en": "plain text (continual pretraining)"},
 }
 HISTORY_FIELDS = {**FIELDS, "status": {"ja": "状態", "en": "status"}}
 STATUS_WORDS: dict[str, Text] = {

@@ -15,7 +15,8 @@ import pandas as pd
 
 from pipelines import curate, datagen, datastore
 from workbench import data_handlers as h
-from workbench.data_text import FIELDS, FILTER_WORDS, FINDING_COLS, HISTORY_COLS, MSG, RECORD_COLS, STATUS_WORDS, header
+from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, FORMAT_WORDS, HISTORY_COLS, MSG, RECORD_COLS,
+                                 STATUS_WORDS, header)
 from workbench.i18n import Labels
 from workbench.state import AppState
 
@@ -66,10 +67,14 @@ def scope_choices(lang: str) -> list[tuple[str, str]]:
     return [(MSG[f"scope_{s}"][lang], s) for s in h.SCOPES]
 
 
+def format_choices(lang: str) -> list[tuple[str, str]]:
+    return [(FORMAT_WORDS[f][lang], f) for f in h.FORMATS]
+
+
 def choices_for(lang: str):
-    """The translated choices of the filter and scope widgets (values stay the pipeline's keys)."""
+    """The translated choices of the filter, scope and format widgets (values stay the pipeline's keys)."""
     return (gr.update(choices=status_choices(lang)), gr.update(choices=flag_choices(lang)),
-            gr.update(choices=scope_choices(lang)))
+            gr.update(choices=scope_choices(lang)), gr.update(choices=format_choices(lang)))
 
 
 def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
@@ -134,7 +139,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     with t.make(gr.Accordion, L["stats"], open=True):
         stats_plot = gr.Plot(show_label=False, elem_id="data-stats")
         with gr.Row():
-            fmt = t.make(gr.Radio, FIELDS["format"], choices=list(h.FORMATS), value="csv", scale=1, elem_id="data-format")
+            fmt = t.make(gr.Radio, FIELDS["format"], choices=format_choices(lg), value="csv", scale=1, elem_id="data-format")
             scope = t.make(gr.Radio, L["scope"], choices=scope_choices(lg), value="exportable", scale=2,
                            elem_id="data-scope")
         with gr.Row():
@@ -185,5 +190,5 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
         "on_load": (partial(h.on_load, state), [lang], [ds, gen_msg, gen_timer, command, stop_btn]),
         "rerender": (rerender, [lang, ds, status, flag, search, page],
-                     [status, flag, scope, count, table, stats_plot, gen_msg, findings]),
+                     [status, flag, scope, fmt, count, table, stats_plot, gen_msg, findings]),
     }

@@ -26,7 +26,7 @@ L = {
     "run": {"ja": "表示するラン", "en": "Run to follow"},
     "stop": {"ja": "■ 停止（再開可能な状態を保存）", "en": "■ Stop (saves a resume point)"},
     "resume": {"ja": "↻ 再開", "en": "↻ Resume"},
-    "log": {"ja": "ログ（末尾、最新の行が下）", "en": "Log (tail, newest at the bottom)"},
+    "log": {"ja": "**ログ**（末尾、最新の行が下）", "en": "**Log** (tail, newest at the bottom)"},
     "ckpts": {"ja": "チェックポイント（比較タブで評価できます）", "en": "Checkpoints (evaluate them in the Compare tab)"},
 }
 METHODS = {"lora": "LoRA", "qlora": "QLoRA", "cpt": {"ja": "継続事前学習（CPT）", "en": "continual pretraining (CPT)"}}
@@ -83,8 +83,9 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     progress = gr.HTML(elem_id="train-progress")
     curves = gr.Plot(elem_id="train-curves", show_label=False)
     with gr.Row():
-        log = t.make(gr.Textbox, L["log"], lines=12, max_lines=12, interactive=False, autoscroll=True, scale=3,
-                     elem_id="train-log")
+        with gr.Column(scale=3):
+            t.make(gr.Markdown, L["log"])
+            log = gr.HTML(elem_id="train-log")
         ckpts = t.make(gr.Dataframe, L["ckpts"], interactive=False, scale=2, elem_id="train-ckpts")
     timer = gr.Timer(2.0)
 

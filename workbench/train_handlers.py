@@ -14,7 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from components import metric_chart, notice
-from components.run_monitor import progress_html, status_word, tail
+from components.run_monitor import log_html, progress_html, status_word, tail
 from pipelines import train, train_config, train_runs
 from pipelines.errors import UserError
 from workbench import train_runs as runs_view
@@ -50,7 +50,8 @@ def preset_text(preset: str | None, lang: str) -> str:
         return ""
     p = train_config.load_preset(preset)
     labels = field_labels(lang)
-    notes = "\n".join(f"- **{labels[k][lang] if k in FIELDS else k}**: {v[lang]}" for k, v in p["notes"].items())
+    notes = "\n".join(f"- **{labels[k][lang]}**: {v[lang]}" if k in FIELDS else f"- `{k}`: {v[lang]}"
+                      for k, v in p["notes"].items())
     command = f"\n\n{MSG['command'][lang]} `{p['command']}`" if p.get("command") else ""
     return f"{p['description'][lang]}{command}\n\n{notes}"
 
@@ -168,7 +169,7 @@ def curves(df: pd.DataFrame, name: str, lang: str):
 def monitor(run_dir: str | None, lang: str):
     """(progress html, loss/lr figure, log tail, checkpoints frame, stop button) of one run."""
     if not run_dir:
-        return ("", metric_chart.empty_figure(MSG["no_run"][lang]), "", pd.DataFrame(columns=header(CKPT_COLS, lang)),
+        return ("", metric_chart.empty_figure(MSG["no_run"][lang]), log_html(""), pd.DataFrame(columns=header(CKPT_COLS, lang)),
                 gr.update(interactive=False))
     st = train_runs.run_status(run_dir)
     df = runs_view.read_metrics(run_dir)
@@ -183,7 +184,7 @@ def monitor(run_dir: str | None, lang: str):
                              error=st.get("message", "") if st.get("status") == "failed" else "")
     ckpts = pd.DataFrame([[c.get("name"), c.get("step"), round(c.get("train_hours") or 0, 4), c.get("path")]
                           for c in train_runs.list_checkpoints(run_dir)], columns=header(CKPT_COLS, lang))
-    return (progress, curves(df, name, lang), tail(Path(run_dir) / "train.log", LOG_LINES), ckpts,
+    return (progress, curves(df, name, lang), log_html(tail(Path(run_dir) / "train.log", LOG_LINES)), ckpts,
             gr.update(interactive=running))
 
 

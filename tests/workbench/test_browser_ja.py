@@ -1,0 +1,174 @@
+"""The Data and Train tabs and the header in Japanese, as a clinician sees them: no English
+left on the page (names and data excepted), a switch to English and back that re-renders
+tables, progress and charts, and a CSV export that downloads to the browser with a BOM.
+
+Screenshots land in tests/artifacts/ja_*.png (look at them)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pipelines import train_runs
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Names, not words: products, formats and units a Japanese user reads as they are.
+ALLOWED = {"lora", "qlora", "jsonl", "alpaca", "gestalt", "csv", "json", "id", "gpu", "cpu", "tok", "jmedlora",
+           "language", "english", "hugging", "face", "cpt", "eos", "adamw", "bf16", "nf4", "llama", "pdf", "url",
+           "openai", "peft", "ram", "opencalm", "medcalm", "gpt", "neox", "mlp"}
+# Shown as data, not as the interface's words: commands, paths, user and model names, table cells.
+DATA = ("code", "pre", ".cm-editor", "#wb-user", "td", "tbody", "[role=gridcell]", "input", "textarea", "select", ".js-plotly-plot .xtick",
+        ".js-plotly-plot .ytick")
+VISIBLE_TEXT = """(args) => {
+  const [sel, skip] = args;
+  const root = document.querySelector(sel);
+  const out = [];
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, el = node.parentElement;
+    if (!el || skip.some(s => el.closest(s))) continue;
+    const style = getComputedStyle(el);
+    if (style.display === 'none' || style.visibility === 'hidden' || el.closest('[hidden]')) continue;
+    if (!el.getClientRects().length) continue;
+    out.push(node.textContent);
+  }
+  return out.join(' ');
+}"""
+
+
+def english_words(text: str) -> set[str]:
+    """Latin-letter words that are not names: identifiers (q_proj), paths, file and model names
+    (SmolLM2-135M, ja-demo, demo.csv) and single letters are data, not interface text."""
+    words = set()
+    for token in re.findall(r"[A-Za-z0-9_./:@-]*[A-Za-z][A-Za-z0-9_./:@-]*", text):
+        if any(c in token for c in "_/.:@-") or re.search(r"\d", token) or len(token) < 2:
+            continue
+        if token.lower() not in ALLOWED:
+            words.add(token)
+    return words
+
+
+def visible(p, selector: str) -> str:
+    return p.evaluate(VISIBLE_TEXT, [selector, list(DATA)])
+
+
+def open_tab(p, name: str) -> None:
+    p.get_by_role("tab", name=name).click()
+    p.wait_for_timeout(800)
+
+
+def keep(path: Path) -> None:
+    """Also copy a screenshot to $JMEDLORA_SCREENSHOTS (a folder outside the repository), when set."""
+    folder = os.environ.get("JMEDLORA_SCREENSHOTS")
+    if folder and Path(folder).is_dir():
+        shutil.copy(path, Path(folder) / path.name)
+
+
+def shot(page, name: str) -> Path:
+    path = page.shot(name)
+    keep(path)
+    return path
+
+
+@pytest.fixture
+def finished_run(app_workspace):
+    """A finished training run on disk, so the runs table, progress and chart have words to show."""
+    run_dir = app_workspace.subdir("runs") / "ja-demo"
+    run_dir.mkdir(exist_ok=True)
+    train_runs.write_json(run_dir / "config.json", {"config": {"run_name": "ja-demo", "max_steps": 4,
+                                                               "method": "lora", "model": "tiny-llama"}})
+    train_runs.update_status(run_dir, status="finished", step=4, max_steps=4)
+    (run_dir / "metrics.jsonl").write_text("".join(
+        f'{{"step": {s}, "loss": {3 - s * 0.3}, "lr": 0.0003, "tokens_per_s": 50, "elapsed_s": {s}, "eta_s": 0}}\n'
+        for s in range(1, 5)), encoding="utf-8")
+    (run_dir / "train.log").write_text("".join(f"step {i}\n" for i in range(1, 61)), encoding="utf-8")
+    if not any(r["run_name"] == "ja-demo" for r in train_runs.list_runs(app_workspace)):
+        train_runs.register_run(app_workspace, "ja-demo-id", "ja-demo", run_dir)
+    return run_dir
+
+
+def import_sample(p, name: str) -> None:
+    p.locator("#data-dataset textarea, #data-dataset input").first.fill(name)
+    p.locator("#data-import").click()
+    p.wait_for_function("document.querySelector('#data-count').innerText.includes('件')", timeout=30_000)
+
+
+def test_japanese_page_has_no_english_and_the_switch_rerenders_everything(page, app_url, finished_run):
+    p = page.page
+    p.goto(app_url + "?lang=ja")
+    p.wait_for_selector("#tabs", timeout=30_000)
+    open_tab(p, "データ")
+    import_sample(p, "ja-check")
+    p.locator("#data-rid input").fill("1")
+    p.wait_for_function("document.querySelector('#data-history').innerText.includes('日時')", timeout=10_000)
+    leftover = {"header": english_words(visible(p, "#wb-status") + " " + visible(p, "#lang-switch"))}
+    leftover["data"] = english_words(visible(p, "#tab-data"))
+    shot(page, "ja_data")
+    open_tab(p, "学習")
+    box = p.locator("#train-run input").first
+    box.click()
+    box.fill("ja-demo")
+    p.get_by_role("option", name=re.compile("ja-demo")).first.click()
+    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('完了')", timeout=20_000)
+    p.wait_for_selector("#train-curves .js-plotly-plot", timeout=20_000)
+    leftover["train"] = english_words(visible(p, "#tab-train"))
+    shot(page, "ja_train")
+    p.evaluate("window.scrollTo(0, 0)")
+    header = ARTIFACTS / "ja_header.png"
+    p.screenshot(path=str(header), clip={"x": 0, "y": 0, "width": 1400, "height": 300})
+    keep(header)
+    assert leftover == {"header": set(), "data": set(), "train": set()}, {k: sorted(v) for k, v in leftover.items()}
+
+    # The newest log line is in view: the log box scrolls to its end.
+    box = p.locator("#train-log .logbox")
+    assert "step 60" in box.inner_text() and box.evaluate("b => b.scrollHeight > b.clientHeight")
+    last = p.locator("#train-log .logbox pre").bounding_box()
+    view = box.bounding_box()
+    assert last["y"] + last["height"] <= view["y"] + view["height"] + 2      # its end is in view
+    # Nothing runs: Stop is disabled.
+    assert p.locator("#train-stop").is_disabled()
+
+    # To English: labels, the runs table, the progress words and the chart's axes all change.
+    p.get_by_label("English").check()
+    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('finished')", timeout=20_000)
+    runs = p.locator("#train-runs").inner_text()
+    assert "status" in runs and "完了" not in runs and "状態" not in runs
+    p.wait_for_function("document.querySelector('#train-preset-desc').innerText.includes('two minutes')",
+                        timeout=20_000)
+    assert p.evaluate("document.querySelector('#train-curves .js-plotly-plot').layout.xaxis.title.text") == "step"
+    open_tab(p, "Data")
+    assert "records" in p.locator("#data-count").inner_text()
+    assert "time" in p.locator("#data-history").inner_text()
+    # And back: nothing of the English page is left.
+    p.get_by_label("日本語").check()
+    p.wait_for_function("document.querySelector('#data-count').innerText.includes('件')", timeout=20_000)
+    open_tab(p, "学習")
+    p.wait_for_function("document.querySelector('#train-progress').innerText.includes('完了')", timeout=20_000)
+    assert english_words(visible(p, "#tab-train")) == set()
+    assert page.errors == []
+
+
+def test_csv_export_downloads_to_the_browser_with_a_bom(page, app_workspace):
+    p = page.page
+    open_tab(p, "データ")
+    import_sample(p, "ja-export")
+    assert p.locator("#data-out textarea, #data-out input").first.input_value() == "ja-export.csv"
+    p.locator("#data-export").click()
+    p.locator("#data-export-msg .notice.ok").wait_for(timeout=30_000)
+    assert "除外・フィルタ該当を除くすべて" in p.locator("#data-export-msg").inner_text()
+    with p.expect_download(timeout=30_000) as got:
+        p.locator("#data-download a").first.click()
+    data = Path(got.value.path()).read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and "心不全" in data.decode("utf-8-sig")
+    assert (app_workspace.root / "exports" / "ja-export.csv").read_bytes() == data
+    # A second export of the same name is refused until "overwrite" is ticked.
+    p.locator("#data-export").click()
+    p.locator("#data-export-msg .notice.error").wait_for(timeout=30_000)
+    assert "「同名のファイルがあれば上書きする」" in p.locator("#data-export-msg").inner_text()
+    shot(page, "ja_data_export")
+    assert page.errors == []
