@@ -285,6 +285,11 @@ def export(state: AppState, name, fmt, out, scope, overwrite, lang, request: gr.
         return notice.error(MSG["no_dataset"][lang], lang=lang), gr.update(value=None, visible=False)
     only_accepted = scope == "accepted"
     try:
+        target = exports.export_path(state.workspace.root, out, default_name(name, fmt), overwrite=True,
+                                     folder_output=fmt == "hf")
+        if target.exists() and not overwrite:       # the common case, said in the page's language
+            return (notice.error(MSG["exists"][lang].format(path=target), MSG["exists_fix"][lang], lang),
+                    gr.update(value=None, visible=False))
         if fmt == "csv":
             res = _export_csv(state, name, out, only_accepted, bool(overwrite))
         else:

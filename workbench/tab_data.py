@@ -181,14 +181,15 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         btn.click(partial(h.set_status, state, new), [rid, lang], [rec_msg, hist]).then(listing, list_in, list_out)
     export_btn.click(partial(h.export, state), [ds, fmt, out_path, scope, overwrite, lang], [export_msg, download])
 
-    def rerender(lang_, *listing_args):
+    def rerender(lang_, record_id, *listing_args):
         """Everything on the tab that holds words, in the new language."""
+        history = h.load_record(state, record_id, lang_)[3]
         return (*choices_for(lang_), *h.listing(state, *listing_args, lang_), h.poll(state, lang_)[0],
-                gr.update(value=pd.DataFrame(columns=header(FINDING_COLS, lang_))))
+                pd.DataFrame(columns=header(FINDING_COLS, lang_)), history)
 
     return {
         # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
         "on_load": (partial(h.on_load, state), [lang], [ds, gen_msg, gen_timer, command, stop_btn]),
-        "rerender": (rerender, [lang, ds, status, flag, search, page],
-                     [status, flag, scope, fmt, count, table, stats_plot, gen_msg, findings]),
+        "rerender": (rerender, [lang, rid, ds, status, flag, search, page],
+                     [status, flag, scope, fmt, count, table, stats_plot, gen_msg, findings, hist]),
     }

@@ -150,14 +150,16 @@ def test_japanese_page_has_no_english_and_the_switch_rerenders_everything(page, 
     open_tab(p, "学習")
     p.wait_for_function("document.querySelector('#train-progress').innerText.includes('完了')", timeout=20_000)
     assert english_words(visible(p, "#tab-train")) == set()
-    assert page.errors == []
+    assert page.errors == [], "\n".join(e[:300] for e in page.errors)
 
 
 def test_csv_export_downloads_to_the_browser_with_a_bom(page, app_workspace):
     p = page.page
     open_tab(p, "データ")
     import_sample(p, "ja-export")
-    assert p.locator("#data-out textarea, #data-out input").first.input_value() == "ja-export.csv"
+    # The export's default name follows the dataset selected.
+    p.wait_for_function("document.querySelector('#data-out textarea, #data-out input').value == 'ja-export.csv'",
+                        timeout=20_000)
     p.locator("#data-export").click()
     p.locator("#data-export-msg .notice.ok").wait_for(timeout=30_000)
     assert "除外・フィルタ該当を除くすべて" in p.locator("#data-export-msg").inner_text()

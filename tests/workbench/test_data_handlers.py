@@ -94,7 +94,7 @@ def test_csv_export_has_a_bom_follows_the_scope_and_never_overwrites_unasked(cur
     assert data.startswith(b"\xef\xbb\xbf") and "心不全" in data.decode("utf-8-sig")
     assert download["value"] == str(root / "exports" / "qa.csv")
     msg, download = h.export(curated, "qa", "csv", "qa.csv", "exportable", False, "ja", REQUEST)
-    assert "notice error" in msg and "already exists" in msg
+    assert "notice error" in msg and "既にあります（上書きしていません）" in msg
     assert "「同名のファイルがあれば上書きする」" in msg and "--overwrite" not in msg and not download["visible"]
     msg, _ = h.export(curated, "qa", "csv", "qa.csv", "exportable", True, "ja", REQUEST)
     assert "4 件（除外・フィルタ該当を除くすべて" in msg
