@@ -83,7 +83,7 @@ def test_launch_from_the_page_runs_as_the_user_and_the_monitor_speaks_japanese(w
     assert "完了" in progress and "ETA" not in progress and "残り" not in progress
     assert fig.layout.xaxis.title.text == "ステップ" and {t.name for t in fig.data} <= {"損失", "学習率"}
     assert list(ckpts.columns) == ["チェックポイント", "ステップ", "学習時間（時間）", "場所"] and len(ckpts)
-    assert "logbox" in log and "step" in log and not stop_btn["interactive"]
+    assert "logbox" in log and "examples: 80" in log and not stop_btn["interactive"]
     assert "実行中ではありません" in h.stop(state, run_dir, "ja")
     frame = h.runs_frame(workspace, "ja")
     assert list(frame["状態"]) == ["完了"]
