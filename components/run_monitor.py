@@ -57,7 +57,8 @@ def progress_html(title: str, done: int, total: int | None, *, status: str = "ru
     took = f" · {format_seconds(elapsed)}" if elapsed else ""
     err = f'<div class="err">{html.escape(error)}</div>' if error else ""
     return (f'<div class="runmon {html.escape(status)}" role="progressbar" aria-valuenow="{round(frac * 100)}" '
-            f'aria-valuemin="0" aria-valuemax="100"><b>{html.escape(title)}</b> — {html.escape(status_word(status, lang))} '
+            f'aria-valuemin="0" aria-valuemax="100"><b>{html.escape(title)}</b> — '
+            f'{html.escape(status_word(status, lang))} '
             f'<span class="meta">{count}{took}{eta} {html.escape(detail)}</span>'
             f'<div class="bar"><div style="width:{frac * 100:.1f}%"></div></div>{err}</div>')
 

@@ -139,7 +139,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     with t.make(gr.Accordion, L["stats"], open=True):
         stats_plot = gr.Plot(show_label=False, elem_id="data-stats")
         with gr.Row():
-            fmt = t.make(gr.Radio, FIELDS["format"], choices=format_choices(lg), value="csv", scale=1, elem_id="data-format")
+            fmt = t.make(gr.Radio, FIELDS["format"], choices=format_choices(lg), value="csv", scale=1,
+                         elem_id="data-format")
             scope = t.make(gr.Radio, L["scope"], choices=scope_choices(lg), value="exportable", scale=2,
                            elem_id="data-scope")
         with gr.Row():

@@ -169,8 +169,8 @@ def curves(df: pd.DataFrame, name: str, lang: str):
 def monitor(run_dir: str | None, lang: str):
     """(progress html, loss/lr figure, log tail, checkpoints frame, stop button) of one run."""
     if not run_dir:
-        return ("", metric_chart.empty_figure(MSG["no_run"][lang]), log_html(""), pd.DataFrame(columns=header(CKPT_COLS, lang)),
-                gr.update(interactive=False))
+        return ("", metric_chart.empty_figure(MSG["no_run"][lang]), log_html(""),
+                pd.DataFrame(columns=header(CKPT_COLS, lang)), gr.update(interactive=False))
     st = train_runs.run_status(run_dir)
     df = runs_view.read_metrics(run_dir)
     last = df.iloc[-1].to_dict() if len(df) else {}

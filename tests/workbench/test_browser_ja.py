@@ -22,8 +22,8 @@ ALLOWED = {"lora", "qlora", "jsonl", "alpaca", "gestalt", "csv", "json", "id", "
            "language", "english", "hugging", "face", "cpt", "eos", "adamw", "bf16", "nf4", "llama", "pdf", "url",
            "openai", "peft", "ram", "opencalm", "medcalm", "gpt", "neox", "mlp"}
 # Shown as data, not as the interface's words: commands, paths, user and model names, table cells.
-DATA = ("code", "pre", ".cm-editor", "#wb-user", "td", "tbody", "[role=gridcell]", "input", "textarea", "select", ".js-plotly-plot .xtick",
-        ".js-plotly-plot .ytick")
+DATA = ("code", "pre", ".cm-editor", "#wb-user", "td", "tbody", "[role=gridcell]", "input", "textarea", "select",
+        ".js-plotly-plot .xtick", ".js-plotly-plot .ytick")
 VISIBLE_TEXT = """(args) => {
   const [sel, skip] = args;
   const root = document.querySelector(sel);
