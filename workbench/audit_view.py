@@ -4,7 +4,6 @@ handler checks the role again, so a hidden widget is not the only guard."""
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import gradio as gr
 import pandas as pd
@@ -14,6 +13,7 @@ from pipelines import audit
 from workbench import users
 from workbench.i18n import Labels
 from workbench.state import AppState
+from workbench.wiring import bind
 
 L = {
     "title": {"ja": "監査ログ（管理者のみ・読み取り専用）", "en": "Audit log (administrators only, read-only)"},
@@ -56,5 +56,5 @@ def create_audit_view(state: AppState, t: Labels, lang: gr.State) -> dict:
         refresh = t.make(gr.Button, L["refresh"], elem_id="audit-refresh")
         verdict = gr.HTML(elem_id="audit-verdict")
         table = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="audit-table")
-    refresh.click(partial(view, state), [lang], [verdict, table])
-    return {"box": box, "on_load": (partial(visible_for, state), None, [box])}
+    refresh.click(bind(view, state), [lang], [verdict, table])
+    return {"box": box, "on_load": (bind(visible_for, state), None, [box])}

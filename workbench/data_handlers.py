@@ -100,9 +100,12 @@ def scan(state: AppState, *values_and_lang):
     return notice.error(MSG["findings"][lang].format(k=len(found)), lang=lang), findings_frame(found, lang)
 
 
-def generate(state: AppState, *values_and_lang, request: gr.Request = None):
-    """Start generation as a job: (message, timer, findings, command, stop button)."""
-    *values, lang = values_and_lang
+def generate(state: AppState, docs, dataset, model, url, template, pairs, max_tokens, max_req, pii, lang: str,
+             request: gr.Request = None):
+    """Start generation as a job: (message, timer, findings, command, stop button).
+
+    Every input is a named parameter: Gradio passes ``request`` only to a handler without ``*args``."""
+    values = [docs, dataset, model, url, template, pairs, max_tokens, max_req, pii]
     ws, user = state.workspace, users.current_user(request)
     current = latest_job(ws)
     if current is not None and current["status"] in jobs.ACTIVE:

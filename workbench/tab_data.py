@@ -7,7 +7,6 @@ process, which serves a local model itself when no endpoint is given); this tab 
 command, reads its ``status.json`` / ``events.jsonl``, and re-attaches after a restart."""
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import gradio as gr
@@ -19,6 +18,7 @@ from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, FORMAT_WORD
                                  STATUS_WORDS, header)
 from workbench.i18n import Labels
 from workbench.state import AppState
+from workbench.wiring import bind
 
 REPO = Path(__file__).resolve().parent.parent
 L = {
@@ -153,14 +153,14 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     # -- wiring ------------------------------------------------------------------------------
     gen_inputs = [docs, dataset, gen_model, base_url, template, pairs, max_tokens, max_req, allow_pii, lang]
-    scan_btn.click(partial(h.scan, state), gen_inputs, [gen_msg, findings])
-    gen_btn.click(partial(h.generate, state), gen_inputs, [gen_msg, gen_timer, findings, command, stop_btn])
-    gen_timer.tick(partial(h.poll, state), [lang], [gen_msg, gen_timer, ds, findings, stop_btn])
-    stop_btn.click(partial(h.stop, state), [lang], [gen_msg])
-    import_btn.click(partial(h.import_jsonl, state), [import_path, dataset, lang], [gen_msg, ds])
+    scan_btn.click(bind(h.scan, state), gen_inputs, [gen_msg, findings])
+    gen_btn.click(bind(h.generate, state), gen_inputs, [gen_msg, gen_timer, findings, command, stop_btn])
+    gen_timer.tick(bind(h.poll, state), [lang], [gen_msg, gen_timer, ds, findings, stop_btn])
+    stop_btn.click(bind(h.stop, state), [lang], [gen_msg])
+    import_btn.click(bind(h.import_jsonl, state), [import_path, dataset, lang], [gen_msg, ds])
 
     list_in, list_out = [ds, status, flag, search, page, lang], [count, table, stats_plot]
-    listing = partial(h.listing, state)
+    listing = bind(h.listing, state)
     for c in (ds, status, flag, page):
         c.change(listing, list_in, list_out)
     search.submit(listing, list_in, list_out)
@@ -168,19 +168,19 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     ds.change(h.default_name, [ds, fmt], [out_path])
     fmt.change(h.default_name, [ds, fmt], [out_path])
     status.change(h.default_scope, [status], [scope])
-    filters_btn.click(partial(h.run_filters, state), [ds, lang], [rec_msg]).then(listing, list_in, list_out)
+    filters_btn.click(bind(h.run_filters, state), [ds, lang], [rec_msg]).then(listing, list_in, list_out)
 
     def pick(frame: pd.DataFrame, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return int(frame.iloc[row, 0])
 
     table.select(pick, [table], [rid])
-    rid.change(partial(h.load_record, state), [rid, lang], [e_instr, e_input, e_output, hist, rec_msg])
-    save_btn.click(partial(h.save_edit, state), [rid, e_instr, e_input, e_output, lang], [rec_msg, hist]).then(
+    rid.change(bind(h.load_record, state), [rid, lang], [e_instr, e_input, e_output, hist, rec_msg])
+    save_btn.click(bind(h.save_edit, state), [rid, e_instr, e_input, e_output, lang], [rec_msg, hist]).then(
         listing, list_in, list_out)
     for btn, new in ((accept_btn, "accepted"), (reject_btn, "rejected")):
-        btn.click(partial(h.set_status, state, new), [rid, lang], [rec_msg, hist]).then(listing, list_in, list_out)
-    export_btn.click(partial(h.export, state), [ds, fmt, out_path, scope, overwrite, lang], [export_msg, download])
+        btn.click(bind(h.set_status, state, new), [rid, lang], [rec_msg, hist]).then(listing, list_in, list_out)
+    export_btn.click(bind(h.export, state), [ds, fmt, out_path, scope, overwrite, lang], [export_msg, download])
 
     def rerender(lang_, record_id, *listing_args):
         """Everything on the tab that holds words, in the new language."""
@@ -190,7 +190,7 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     return {
         # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
-        "on_load": (partial(h.on_load, state), [lang], [ds, gen_msg, gen_timer, command, stop_btn]),
+        "on_load": (bind(h.on_load, state), [lang], [ds, gen_msg, gen_timer, command, stop_btn]),
         "rerender": (rerender, [lang, rid, ds, status, flag, search, page],
                      [status, flag, scope, fmt, count, table, stats_plot, gen_msg, findings, hist]),
     }

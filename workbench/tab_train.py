@@ -4,8 +4,6 @@ tail, checkpoints); stop and resume. Layout and wiring only: the handlers are
 ``workbench.train_handlers``."""
 from __future__ import annotations
 
-from functools import partial
-
 import gradio as gr
 
 from pipelines import train_config
@@ -14,6 +12,7 @@ from workbench import train_runs as runs_view
 from workbench.i18n import Labels
 from workbench.state import AppState
 from workbench.train_text import FIELDS
+from workbench.wiring import bind
 
 L = {
     "intro": {"ja": "### 学習（LoRA / QLoRA / 継続事前学習）\nプリセットを選び、必要な項目を編集して開始します。学習は別プロセスで動き、このページを閉じても止まりません。",
@@ -92,14 +91,14 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     # -- wiring ------------------------------------------------------------------------------
     form = [model, data, method, template, lr, batch, steps, save, r, alpha, dropout, targets, run_name]
     preset.change(h.on_preset, [preset, lang], [*form, other_box, description])
-    launch_btn.click(partial(h.launch, state), [preset, *form, other_box, lang],
+    launch_btn.click(bind(h.launch, state), [preset, *form, other_box, lang],
                      [message, command, run_sel, runs_table, stop_btn])
-    estimate_btn.click(partial(h.estimate, state), [preset, *form, other_box, lang], [message, command])
+    estimate_btn.click(bind(h.estimate, state), [preset, *form, other_box, lang], [message, command])
     monitored = [progress, curves, log, ckpts, stop_btn]
-    timer.tick(partial(h.tick, state), [run_sel, lang], [runs_table, run_sel, *monitored])
+    timer.tick(bind(h.tick, state), [run_sel, lang], [runs_table, run_sel, *monitored])
     run_sel.change(h.monitor, [run_sel, lang], monitored)
-    stop_btn.click(partial(h.stop, state), [run_sel, lang], [message])
-    resume_btn.click(partial(h.resume, state), [run_sel, lang], [message])
+    stop_btn.click(bind(h.stop, state), [run_sel, lang], [message])
+    resume_btn.click(bind(h.resume, state), [run_sel, lang], [message])
 
     def rerender(lang_, preset_, run_dir):
         """Everything on the tab that holds words, in the new language."""

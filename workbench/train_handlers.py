@@ -128,9 +128,15 @@ def estimate(state: AppState, preset, *values_and_lang):
     return notice.notice("info", text), train.equivalent_cli(config)
 
 
-def launch(state: AppState, preset, *values_and_lang, request: gr.Request = None):
-    """(message, command, run choice, runs table, stop button)."""
-    *values, other_json, lang = values_and_lang
+def launch(state: AppState, preset, model, data, method, template, learning_rate, batch_size, max_steps, save_steps,
+           lora_r, lora_alpha, lora_dropout, target_modules, run_name, other_json, lang: str,
+           request: gr.Request = None):
+    """(message, command, run choice, runs table, stop button).
+
+    Every input is a named parameter (in ``FORM`` order): Gradio passes ``request`` only to a
+    handler without ``*args``."""
+    values = [model, data, method, template, learning_rate, batch_size, max_steps, save_steps, lora_r, lora_alpha,
+              lora_dropout, target_modules, run_name]
     ws, user = state.workspace, users.current_user(request)
     try:
         config = config_from_form(preset, values, other_json, lang, str(ws.root))
