@@ -277,8 +277,11 @@ def _atomic_write(path: Path, lines: list[str]) -> None:
         raise disk_full(exc, str(path)) or exc
 
 
-def export(config: ExportConfig, *, workspace: Workspace | None = None) -> dict:
-    """Write the exportable records and register them; returns path, version and counts."""
+def export(config: ExportConfig, *, workspace: Workspace | None = None, user: str | None = None) -> dict:
+    """Write the exportable records and register them; returns path, version and counts.
+
+    ``user``: who asked, for the audit log (a page passes its logged-in user; a CLI leaves it to
+    ``audit.current_user()``)."""
     if config.format not in FORMATS:
         raise UserError(f"Unknown export format {config.format!r}.", f"Use one of {', '.join(FORMATS)}.")
     if not 0 <= config.eval_fraction < 1:
@@ -312,7 +315,7 @@ def export(config: ExportConfig, *, workspace: Workspace | None = None) -> dict:
     version = h.hexdigest()[:16]
     ws.register_dataset(config.name or config.dataset, version, config.format, str(out.resolve()),
                         n_records=len(records), meta=meta)
-    audit.record(ws.root, audit.current_user(), "export", f"dataset:{config.dataset}", path=str(out.resolve()),
+    audit.record(ws.root, user or audit.current_user(), "export", f"dataset:{config.dataset}", path=str(out.resolve()),
                  format=config.format, n_records=len(records), version=version)
     return {"name": config.name or config.dataset, "version": version, "format": config.format,
             "path": str(out.resolve()), "n_records": len(records), **({"split": meta["split"]} if "split" in meta else {})}

@@ -210,9 +210,11 @@ def load_preset(name: str) -> dict:
     if not isinstance(preset, dict) or not isinstance(preset.get("config", {}), dict):
         raise UserError(f"Preset {path} must be an object with a \"config\" object of settings.",
                         "Copy a shipped preset from assets/presets/ and edit it.")
-    # The workbench shows a preset in Japanese or English: every text it carries has both.
+    # The workbench shows a preset in Japanese or English: a text given per language must have both
+    # (a plain string, as in a user's own preset, is shown as it is in either language).
     texts = {"description": preset.get("description"), **{f"notes.{k}": v for k, v in preset.get("notes", {}).items()}}
-    one_language = sorted(k for k, v in texts.items() if not (isinstance(v, dict) and v.get("ja") and v.get("en")))
+    one_language = sorted(k for k, v in texts.items()
+                          if not (v is None or isinstance(v, str) or (isinstance(v, dict) and v.get("ja") and v.get("en"))))
     if one_language:
         raise UserError(f"Preset {path.name}: {', '.join(one_language)} must give both languages.",
                         'Write each as {"ja": "...", "en": "..."}.')

@@ -298,14 +298,15 @@ def export(state: AppState, name, fmt, out, scope, overwrite, lang, request: gr.
         else:
             res = curate.export(curate.ExportConfig(dataset=name, format=fmt, out=out, only_accepted=only_accepted,
                                                     overwrite=bool(overwrite), workspace=str(state.workspace.root)),
-                                workspace=state.workspace)
+                                workspace=state.workspace, user=users.current_user(request))
     except UserError as exc:
         return error_html(exc, FIELDS, lang), gr.update(value=None, visible=False)
     except OSError as exc:
         traceback.print_exc()
         return notice.error(f"{out}: {exc.strerror}", MSG["check_path"][lang], lang), gr.update(visible=False)
-    users.record(state.workspace.root, users.current_user(request), "export", name, format=fmt, path=res["path"],
-                 records=res["n_records"], only_accepted=only_accepted)
+    if fmt == "csv":      # the other formats go through curate.export, which records the export itself
+        users.record(state.workspace.root, users.current_user(request), "export", name, format=fmt,
+                     path=res["path"], records=res["n_records"], only_accepted=only_accepted)
     text = MSG["exported"][lang].format(n=res["n_records"], path=res["path"], scope=MSG[f"scope_{scope}"][lang])
     # A folder (the hf format) cannot be downloaded as one file; it stays on the server.
     download = gr.update(value=res["path"], visible=True) if fmt != "hf" else gr.update(value=None, visible=False)

@@ -50,10 +50,13 @@ def preset_text(preset: str | None, lang: str) -> str:
         return ""
     p = train_config.load_preset(preset)
     labels = field_labels(lang)
-    notes = "\n".join(f"- **{labels[k][lang]}**: {v[lang]}" if k in FIELDS else f"- `{k}`: {v[lang]}"
-                      for k, v in p["notes"].items())
+
+    def text(v) -> str:          # shipped presets give {ja, en}; a user's own may give one plain string
+        return v.get(lang, "") if isinstance(v, dict) else str(v or "")
+    notes = "\n".join(f"- **{labels[k][lang]}**: {text(v)}" if k in FIELDS else f"- `{k}`: {text(v)}"
+                      for k, v in (p.get("notes") or {}).items())
     command = f"\n\n{MSG['command'][lang]} `{p['command']}`" if p.get("command") else ""
-    return f"{p['description'][lang]}{command}\n\n{notes}"
+    return f"{text(p.get('description'))}{command}\n\n{notes}"
 
 
 def preset_values(preset: str | None) -> tuple[list, str]:

@@ -316,7 +316,8 @@ def test_grouped_order_puts_similar_lengths_together_and_still_covers_each_epoch
 
 
 def test_a_preset_in_one_language_is_refused(tmp_path):
-    preset = {"description": "English only", "config": {"max_steps": 2}, "notes": {"max_steps": {"ja": "2", "en": "2"}}}
+    preset = {"description": {"en": "English only"}, "config": {"max_steps": 2},
+              "notes": {"max_steps": {"ja": "2", "en": "2"}}}
     path = tmp_path / "one.json"
     path.write_text(json.dumps(preset), encoding="utf-8")
     with pytest.raises(UserError) as err:

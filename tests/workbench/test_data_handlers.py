@@ -105,6 +105,7 @@ def test_csv_export_has_a_bom_follows_the_scope_and_never_overwrites_unasked(cur
     assert "Exported 1 records (accepted only)" in msg and download["value"].endswith("qa.jsonl")
     exported = [e for e in audit.entries(root) if e["action"] == "export"]
     assert [e["detail"]["format"] for e in exported] == ["csv", "csv", "alpaca"]
+    assert {e["user"] for e in exported} == {REQUEST.username}
 
 
 def test_generation_job_carries_the_user_and_stop_knows_when_nothing_runs(curated, monkeypatch):
