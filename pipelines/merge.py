@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from pipelines import audit, cli, metrics
+from pipelines import audit, cli, jobs, metrics
 from pipelines.backends import BackendSettings
 from pipelines.errors import UserError, cli_guard
 from pipelines.generation import GenerationSettings, LocalGenerator
@@ -218,7 +218,25 @@ def main(argv: list[str] | None = None) -> None:
                   f" weights {e['params']['weights']}" + (" (recorded)" if e["resumed"] else ""),
                   file=sys.stderr, flush=True)
 
-    result = run(config, on_event)
+    events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory
+    total = {"n": 0}
+
+    def to_job(e: dict) -> None:
+        # The job file speaks the runner's vocabulary: per candidate a ``progress``.
+        if events is None:
+            return
+        if e["event"] == "start":
+            total["n"] = e["estimate"]["candidates"]
+            events({**e, "total": total["n"]})
+        elif e["event"] == "candidate":
+            events({"event": "progress", "done": e["i"] + 1, "total": total["n"], "generation": e["generation"],
+                    "kind": e["kind"], "score": e["score"], "best": e["best"]})
+        elif e["event"] == "finish":
+            events({"event": "finish", "verdict": e["report"]["verdict"],
+                    "registered_as": e["report"].get("registered_as")})
+
+    with jobs.reporting(events):
+        result = run(config, jobs.tee(on_event, to_job))
     if "estimate" in result:
         print(json.dumps(result["estimate"], indent=2))
         return
