@@ -111,3 +111,20 @@ def run_curves(df: pd.DataFrame, *, title: str = "", empty_message: str = "No me
                       yaxis2=dict(title="learning rate", overlaying="y", side="right", showgrid=False,
                                   tickformat=".1e"))
     return fig
+
+
+def search_curve(generations: list[int], scores: list[float], best: list[float], *, label: str = "dev score",
+                 title: str = "Merge search", empty_message: str = "No candidates scored yet") -> go.Figure:
+    """Merge search: each candidate's dev score by generation (0 = the inputs alone), and the
+    best so far after each candidate; the three lists run in the order candidates were scored."""
+    if not scores:
+        return empty_figure(empty_message)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=generations, y=scores, mode="markers", name="candidate",
+                             marker=dict(size=8, opacity=0.6),
+                             hovertemplate="generation %{x}<br>%{y:.3f}<extra>candidate</extra>"))
+    fig.add_trace(go.Scatter(x=generations, y=best, mode="lines", name="best so far", line=dict(shape="hv"),
+                             hovertemplate="generation %{x}<br>best %{y:.3f}<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title=title, xaxis_title="generation (0 = each input alone)", yaxis_title=label)
+    fig.update_xaxes(dtick=1)
+    return fig

@@ -8,7 +8,7 @@ import html
 import gradio as gr
 
 from components import answer_card, metric_table, run_monitor
-from workbench import audit_view, tab_charts, tab_compare, tab_data, tab_train, users
+from workbench import audit_view, tab_charts, tab_compare, tab_data, tab_merge, tab_train, users
 from workbench.i18n import LANGS, Labels
 from workbench.state import AppState
 
@@ -69,6 +69,8 @@ def build_app(state: AppState) -> gr.Blocks:
                 compare = tab_compare.create_compare_tab(state, t, lang)
             with t.tab(L["charts"], id="charts", elem_id="tab-charts") as charts_tab:
                 charts = tab_charts.create_charts_tab(state, t, lang)
+            with t.tab(tab_merge.L["tab"], id="merge", elem_id="tab-merge") as merge_tab:
+                tab_merge.create_merge_tab(state, t, lang, compare=compare, tab=merge_tab)
 
         def poll_status(lang_, request: gr.Request):
             return (status_html(state, lang_, users.current_user(request)),

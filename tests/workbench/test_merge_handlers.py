@@ -1,0 +1,61 @@
+"""Merge tab handlers, called directly (no browser): refusals as notices, the chart and table
+from a merge folder, the refs handed to the Compare tab."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from pipelines.merge import MergeConfig
+from pipelines.merge_search import append_candidate
+from workbench import tab_merge
+from workbench.state import AppState
+
+FORM = (["a@1", "a@2"], "", "linear", tab_merge.SAMPLE, "", 0.3, "ll_accuracy", 2)
+
+
+def test_the_command_shown_is_the_one_started(workspace):
+    line = tab_merge.command_preview(AppState(workspace=workspace), *FORM, "/tmp/m")
+    assert line.startswith("python -m pipelines.merge --inputs a@1 a@2 --dev ")
+    assert "--budget 2 --out /tmp/m" in line and "--workspace" not in line
+
+
+def test_a_missing_dev_set_is_a_notice_with_its_fix_and_no_job(workspace):
+    form = list(FORM)
+    form[3] = ""
+    html, out, command = tab_merge.start(AppState(workspace=workspace), "en", *form)
+    assert 'class="notice error"' in html and "No dev set" in html and "Fix" in html
+    assert out == "" and command == ""
+    assert not list(workspace.subdir("merges").iterdir())
+
+
+def test_poll_draws_candidates_and_the_final_table(workspace, tmp_path):
+    out = tmp_path / "m"
+    out.mkdir()
+    config = MergeConfig(inputs=("a@1", "a@2"), dev="d.jsonl", out=str(out))
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    for i, (gen, score) in enumerate([(0, 0.4), (0, 0.5), (1, 0.45), (1, 0.6)]):
+        append_candidate(out / "candidates.jsonl", {"i": i, "generation": gen, "score": score})
+    status, fig, table, verdict = tab_merge.poll(AppState(workspace=workspace), "en", str(out))
+    assert "candidates 4/4" in status and "0.600" in status
+    assert list(fig.data[0].y) == [0.4, 0.5, 0.45, 0.6] and list(fig.data[1].y) == [0.4, 0.5, 0.5, 0.6]
+    assert table.empty and verdict == ""
+
+    ci = {"mean": 0.5, "ci_low": 0.3, "ci_high": 0.7}
+    report = {"metric": "ll_accuracy", "registered_as": "merge-1", "verdict": "The merge is NOT better than a@2.",
+              "rows": [{"role": "input 1", "model": "a@1", "dev": 0.4, "test": ci},
+                       {"role": "merge", "model": str(out / "model"), "dev": 0.6, "test": ci}]}
+    (out / "report.json").write_text(json.dumps(report))
+    _, _, table, verdict = tab_merge.poll(AppState(workspace=workspace), "en", str(out))
+    assert list(table["role"]) == ["input 1", "merge"] and list(table["ci_low"]) == [0.3, 0.3]
+    assert "NOT better" in verdict and "merge-1" in verdict
+
+    workspace.register_model("a@1", "adapter", str(tmp_path), base_model="b")
+    workspace.register_model("merge-1", "adapter", str(out / "model"), base_model="b")
+    html, update = tab_merge.open_in_compare(AppState(workspace=workspace), "en", str(out))
+    assert update["value"] == ["merge-1", "a@1"]            # a@2 is not in the registry: not offered
+    assert "merge-1, a@1" in html
+
+
+def test_open_in_compare_before_the_merge_finished_says_so(workspace, tmp_path):
+    html, _ = tab_merge.open_in_compare(AppState(workspace=workspace, lang="en"), "en", str(tmp_path))
+    assert "has not finished" in html

@@ -1,0 +1,237 @@
+"""Merge tab: evolutionary merging of registered adapters or models on a small dev set.
+
+Pick the inputs, method, dev/test data, metric and budget; estimate; start, stop and resume the
+search (a job: ``pipelines.merge_jobs``; closing the page does not stop it); watch each
+candidate's dev score and the best so far; read the test table (base, each input, the merge,
+with 95% CIs and the paired verdict); open the merge beside its inputs in the Compare tab.
+Handlers are module-level functions of ``state`` and plain values (tests call them directly).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from components import metric_chart, notice
+from pipelines import jobs, merge, merge_jobs, metrics
+from pipelines.errors import UserError
+from pipelines.merge import MergeConfig
+from pipelines.merge_methods import METHODS
+from workbench.i18n import Labels
+from workbench.state import AppState
+
+SAMPLE = str(Path(__file__).resolve().parent.parent / "assets" / "questions" / "sample_ja.jsonl")
+TABLE_COLS = ["role", "model", "dev", "test", "ci_low", "ci_high"]
+L = {
+    "tab": {"ja": "マージ", "en": "Merge"},
+    "intro": {"ja": "### 進化的モデルマージ\n登録済みのアダプタ／モデルを小さな開発セットで重み探索（CMA-ES）してマージし、探索に使っていないテスト問題で入力と比べます。探索は別プロセスで動き、このページを閉じても止まりません。",
+              "en": "### Evolutionary model merging\nSearch merge weights (CMA-ES) for registered adapters or models on a small dev set, then compare the merge with its inputs on test questions the search never saw. The search is its own process: closing this page does not stop it."},
+    "inputs": {"ja": "入力（2つ以上：同じベースのアダプタ、または同じ構造のモデル）",
+               "en": "Inputs (two or more: adapters of one base, or models of one architecture)"},
+    "base": {"ja": "ベースモデル（タスクベクトルの基準、空欄＝入力から推定）", "en": "Base model (task vectors are relative to it; empty = from the inputs)"},
+    "method": {"ja": "マージ手法", "en": "Merge method"},
+    "dev": {"ja": "開発セット（IgakuQA 形式 JSONL）", "en": "Dev set (IgakuQA-format JSONL)"},
+    "test": {"ja": "テストセット（空欄＝開発セットの一部を取り分ける）", "en": "Test set (empty = hold out part of the dev set)"},
+    "fraction": {"ja": "テストに取り分ける割合", "en": "Share held out for the test"},
+    "metric": {"ja": "探索で最大化する指標", "en": "Metric the search maximises"},
+    "budget": {"ja": "探索候補数（各入力単独の採点に加えて）", "en": "Search candidates (besides each input alone)"},
+    "estimate": {"ja": "時間・メモリの見積もり", "en": "Estimate time and memory"},
+    "start": {"ja": "▶ マージ探索を開始", "en": "▶ Start the merge search"},
+    "stop": {"ja": "■ 停止（採点済みの候補は保存）", "en": "■ Stop (scored candidates are kept)"},
+    "resume": {"ja": "↻ 再開", "en": "↻ Resume"},
+    "out": {"ja": "マージの出力フォルダ", "en": "Merge output folder"},
+    "command": {"ja": "同じマージを行うコマンド", "en": "Equivalent command"},
+    "verdict": {"ja": "テストセットでの結果", "en": "Result on the test set"},
+    "table": {"ja": "テストセットの比較（平均と95%信頼区間）", "en": "Test-set comparison (mean and 95% CI)"},
+    "compare": {"ja": "比較タブで入力と並べて開く", "en": "Open beside its inputs in Compare"},
+}
+MSG = {
+    "started": {"ja": "マージ探索を開始しました（{out}）。", "en": "Merge search started ({out})."},
+    "stopping": {"ja": "停止を依頼しました：現在の候補の採点後に止まります。", "en": "Stop requested: the search stops after the current candidate."},
+    "no_out": {"ja": "まだマージを開始していません。", "en": "No merge started yet."},
+    "status": {"ja": "状態：{status} · 候補 {done}/{total} · 最良（開発）{best}",
+               "en": "Status: {status} · candidates {done}/{total} · best on dev {best}"},
+    "estimate": {"ja": "見積もり：{c} 候補 × 開発 {q} 問 → 1候補 {s:.1f} 秒、探索 約{m:.1f} 分、テスト 約{tm:.1f} 分、メモリ 約{g:.2f} GiB",
+                 "en": "Estimate: {c} candidates × {q} dev questions → {s:.1f} s per candidate, ~{m:.1f} min search, ~{tm:.1f} min test, memory ~{g:.2f} GiB"},
+    "not_done": {"ja": "マージはまだ終わっていません。", "en": "The merge has not finished yet."},
+    "compare": {"ja": "比較タブのチェックポイントで選択しました：{refs}。比較タブを開いて評価してください。",
+                "en": "Selected in the Compare tab's checkpoints: {refs}. Open the Compare tab to evaluate them."},
+    "chart_empty": {"ja": "まだ採点された候補はありません", "en": "No candidates scored yet"},
+}
+
+
+def _error(exc: Exception, lang: str) -> str:
+    if isinstance(exc, UserError):
+        return notice.error(exc.problem, exc.fix, lang)
+    return notice.unexpected(type(exc).__name__, lang)
+
+
+def metric_choices(lang: str) -> list[tuple[str, str]]:
+    names = metrics.labels(lang)
+    return [(names.get(k, k), k) for k in merge.METRICS]
+
+
+def config_from_form(state: AppState, inputs, base, method, dev, test, fraction, metric, budget,
+                     out: str = "") -> MergeConfig:
+    out = out or str(state.workspace.subdir("merges") / f"merge-{time.strftime('%Y%m%d-%H%M%S')}")
+    return MergeConfig(inputs=tuple(inputs or ()), base=base or None, method=method, dev=dev or "",
+                       test=test or None, test_fraction=float(fraction), metric=metric, budget=int(budget),
+                       out=out, workspace=str(state.workspace.root))
+
+
+def command_preview(state: AppState, *form) -> str:
+    config = config_from_form(state, *form)
+    return jobs.shell_line(merge_jobs.command_for(dataclasses.replace(config, workspace=None)))
+
+
+def estimate(state: AppState, lang: str, *form) -> str:
+    """Runs ``--estimate`` in this process: loads the inputs once and times a few dev questions."""
+    try:
+        config = config_from_form(state, *form)
+        est = merge.run(dataclasses.replace(config, estimate=True))["estimate"]
+    except Exception as exc:                  # noqa: BLE001 — shown as a notice, never a traceback
+        return _error(exc, lang)
+    return notice.notice("info", MSG["estimate"][lang].format(
+        c=est["candidates"], q=est["dev_questions"], s=est["seconds_per_candidate"], m=est["search_seconds"] / 60,
+        tm=est["test_seconds"] / 60, g=est["memory_bytes"] / 2 ** 30), lang=lang)
+
+
+def start(state: AppState, lang: str, *form) -> tuple[str, str, str]:
+    """(notice, merge folder, command)."""
+    try:
+        config = config_from_form(state, *form)
+        job = merge_jobs.start_merge(config, state.workspace)
+    except Exception as exc:                  # noqa: BLE001
+        return _error(exc, lang), "", ""
+    return notice.notice("ok", MSG["started"][lang].format(out=job.run_dir), lang=lang), job.run_dir, job.cli
+
+
+def stop(state: AppState, lang: str, out: str) -> str:
+    if not out:
+        return notice.notice("info", MSG["no_out"][lang], lang=lang)
+    (Path(out) / jobs.STOP_FILE).write_text(str(time.time()))   # graceful; the job saves and exits
+    return notice.notice("info", MSG["stopping"][lang], lang=lang)
+
+
+def resume(state: AppState, lang: str, out: str) -> tuple[str, str]:
+    """(notice, command)."""
+    try:
+        if not out:
+            raise UserError(MSG["no_out"][lang])
+        job = merge_jobs.start_merge(MergeConfig(resume=out), state.workspace)
+    except Exception as exc:                  # noqa: BLE001
+        return _error(exc, lang), ""
+    return notice.notice("ok", MSG["started"][lang].format(out=out), lang=lang), job.cli
+
+
+def poll(state: AppState, lang: str, out: str):
+    """(status line, chart, test table, verdict) of the merge in ``out``."""
+    empty = pd.DataFrame(columns=TABLE_COLS)
+    if not out:
+        return "", metric_chart.empty_figure(MSG["chart_empty"][lang]), empty, ""
+    st = merge_jobs.merge_status(out)
+    cands = st["candidates"]
+    progress = st.get("progress") or {}
+    total = progress.get("total") or len(cands)
+    best = f"{st['best_so_far'][-1]:.3f}" if cands else "—"
+    end = st.get("end") or {}
+    line = MSG["status"][lang].format(status=st["status"], done=len(cands), total=total, best=best)
+    if st["status"] == "failed":
+        line = notice.error(line + " · " + (end.get("problem") or st.get("message") or ""), end.get("fix"), lang)
+    else:
+        line = notice.notice("info", line, lang=lang)
+    fig = metric_chart.search_curve([c["generation"] for c in cands], [c["score"] for c in cands], st["best_so_far"],
+                                    label=(merge.resume_config(out).metric if (Path(out) / "config.json").exists()
+                                           else "dev score"),
+                                    empty_message=MSG["chart_empty"][lang])
+    report = st["report"]
+    if not report:
+        return line, fig, empty, ""
+    rows = [{"role": r["role"], "model": r["model"], "dev": None if r["dev"] is None else round(r["dev"], 3),
+             "test": round(r["test"]["mean"], 3), "ci_low": round(r["test"]["ci_low"], 3),
+             "ci_high": round(r["test"]["ci_high"], 3)} for r in report["rows"]]
+    verdict = f"**{report.get('registered_as', '')}** ({report['metric']}): {report['verdict']}"
+    return line, fig, pd.DataFrame(rows, columns=TABLE_COLS), verdict
+
+
+def compare_refs(state: AppState, out: str) -> list[str]:
+    """The merged model, its base and inputs, as Compare-tab checkpoint references."""
+    st = merge_jobs.merge_status(out) if out else {"report": None}
+    report = st["report"]
+    if not report or not report.get("registered_as"):
+        raise UserError(MSG["not_done"][state.lang])
+    config = merge.resume_config(out)
+    known = {ref for _, ref in state.model_choices()}
+    refs = [report["registered_as"], *([config.base] if config.base else []), *config.inputs]
+    return [r for r in refs if r in known]
+
+
+def open_in_compare(state: AppState, lang: str, out: str):
+    """(notice, update of the Compare tab's checkpoint list)."""
+    try:
+        refs = compare_refs(state, out)
+    except Exception as exc:                  # noqa: BLE001
+        return _error(exc, lang), gr.update()
+    return (notice.notice("ok", MSG["compare"][lang].format(refs=", ".join(refs)), lang=lang),
+            gr.update(choices=state.model_choices(), value=refs))
+
+
+def refresh_choices(state: AppState):
+    """The registry as it is now (a merge or a training run may have added models)."""
+    return gr.update(choices=state.model_choices()), gr.update(choices=[("", "")] + state.model_choices())
+
+
+def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict | None = None,
+                     tab: gr.Tab | None = None) -> dict:
+    """``compare``: the Compare tab's components (its checkpoint list is what the open button sets);
+    ``tab``: this tab, so opening it refreshes the input lists."""
+    d = MergeConfig()
+    t.make(gr.Markdown, L["intro"])
+    with gr.Row():
+        inputs = t.make(gr.Dropdown, L["inputs"], choices=state.model_choices(), multiselect=True,
+                        elem_id="merge-inputs")
+        base = t.make(gr.Dropdown, L["base"], choices=[("", "")] + state.model_choices(), value="",
+                      elem_id="merge-base")
+        method = t.make(gr.Dropdown, L["method"], choices=list(METHODS), value=d.method, elem_id="merge-method")
+    with gr.Row():
+        dev = t.make(gr.Textbox, L["dev"], value=SAMPLE, elem_id="merge-dev")
+        test = t.make(gr.Textbox, L["test"], value="", elem_id="merge-test")
+        fraction = t.make(gr.Number, L["fraction"], value=d.test_fraction, minimum=0.05, maximum=0.95,
+                          elem_id="merge-fraction")
+    with gr.Row():
+        metric = t.make(gr.Dropdown, L["metric"], choices=metric_choices(state.lang), value=d.metric,
+                        elem_id="merge-metric")
+        budget = t.make(gr.Number, L["budget"], value=d.budget, precision=0, minimum=0, elem_id="merge-budget")
+    with gr.Row():
+        est_btn = t.make(gr.Button, L["estimate"], elem_id="merge-estimate")
+        start_btn = t.make(gr.Button, L["start"], variant="primary", elem_id="merge-start")
+        stop_btn = t.make(gr.Button, L["stop"], elem_id="merge-stop")
+        resume_btn = t.make(gr.Button, L["resume"], elem_id="merge-resume")
+    message = gr.HTML(elem_id="merge-notice")
+    out = t.make(gr.Textbox, L["out"], elem_id="merge-out")
+    command = t.make(gr.Code, L["command"], language="shell", elem_id="merge-command")
+    status = gr.HTML(elem_id="merge-status")
+    chart = gr.Plot(elem_id="merge-chart", show_label=False)
+    t.make(gr.Markdown, {"ja": "#### " + L["table"]["ja"], "en": "#### " + L["table"]["en"]})
+    table = gr.Dataframe(headers=TABLE_COLS, interactive=False, elem_id="merge-table")
+    verdict = gr.Markdown(elem_id="merge-verdict")
+    compare_btn = t.make(gr.Button, L["compare"], elem_id="merge-open-compare")
+    timer = gr.Timer(2.0)
+
+    form = [inputs, base, method, dev, test, fraction, metric, budget]
+    for comp in form:
+        comp.change(lambda *f: command_preview(state, *f), form, [command])
+    est_btn.click(lambda lg, *f: estimate(state, lg, *f), [lang, *form], [message])
+    start_btn.click(lambda lg, *f: start(state, lg, *f), [lang, *form], [message, out, command])
+    stop_btn.click(lambda lg, o: stop(state, lg, o), [lang, out], [message])
+    resume_btn.click(lambda lg, o: resume(state, lg, o), [lang, out], [message, command])
+    timer.tick(lambda lg, o: poll(state, lg, o), [lang, out], [status, chart, table, verdict])
+    targets = [compare["checkpoints"]] if compare else []
+    compare_btn.click(lambda lg, o: open_in_compare(state, lg, o)[:1 + len(targets)], [lang, out],
+                      [message, *targets])
+    if tab is not None:
+        tab.select(lambda: refresh_choices(state), None, [inputs, base])
+    return {"inputs": inputs, "base": base, "out": out, "chart": chart, "table": table}
