@@ -9,6 +9,7 @@ Handlers are module-level functions of ``state`` and plain values (tests call th
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from pathlib import Path
 
@@ -59,6 +60,9 @@ MSG = {
     "not_done": {"ja": "マージはまだ終わっていません。", "en": "The merge has not finished yet."},
     "compare": {"ja": "比較タブのチェックポイントで選択しました：{refs}。比較タブを開いて評価してください。",
                 "en": "Selected in the Compare tab's checkpoints: {refs}. Open the Compare tab to evaluate them."},
+    "states": {"ja": {"queued": "待機中", "running": "実行中", "finished": "完了", "stopped": "停止", "failed": "失敗",
+                      "none": "未開始"},
+               "en": {}},
     "chart_empty": {"ja": "まだ採点された候補はありません", "en": "No candidates scored yet"},
 }
 
@@ -90,8 +94,9 @@ def command_preview(state: AppState, *form) -> str:
 def estimate(state: AppState, lang: str, *form) -> str:
     """Runs ``--estimate`` in this process: loads the inputs once and times a few dev questions."""
     try:
-        config = config_from_form(state, *form)
-        est = merge.run(dataclasses.replace(config, estimate=True))["estimate"]
+        with tempfile.TemporaryDirectory() as scratch:      # an estimate leaves no merge folder behind
+            config = config_from_form(state, *form, scratch)
+            est = merge.run(dataclasses.replace(config, estimate=True))["estimate"]
     except Exception as exc:                  # noqa: BLE001 — shown as a notice, never a traceback
         return _error(exc, lang)
     return notice.notice("info", MSG["estimate"][lang].format(
@@ -138,7 +143,7 @@ def poll(state: AppState, lang: str, out: str):
     total = progress.get("total") or len(cands)
     best = f"{st['best_so_far'][-1]:.3f}" if cands else "—"
     end = st.get("end") or {}
-    line = MSG["status"][lang].format(status=st["status"], done=len(cands), total=total, best=best)
+    line = MSG["status"][lang].format(status=MSG["states"][lang].get(st["status"], st["status"]), done=len(cands), total=total, best=best)
     if st["status"] == "failed":
         line = notice.error(line + " · " + (end.get("problem") or st.get("message") or ""), end.get("fix"), lang)
     else:

@@ -59,3 +59,16 @@ def test_poll_draws_candidates_and_the_final_table(workspace, tmp_path):
 def test_open_in_compare_before_the_merge_finished_says_so(workspace, tmp_path):
     html, _ = tab_merge.open_in_compare(AppState(workspace=workspace, lang="en"), "en", str(tmp_path))
     assert "has not finished" in html
+
+
+def test_estimate_times_the_real_inputs_and_leaves_no_folder(workspace, tiny_llama_dir, tmp_path):
+    from tests.pipelines.test_merge import make_adapter, small_questions
+    workspace.register_model("tiny", "base", str(tiny_llama_dir), step=0)
+    for seed in (1, 2):
+        path = make_adapter(tiny_llama_dir, tmp_path / f"a{seed}", seed=seed)
+        workspace.register_model(f"r@{seed}", "adapter", str(path), base_model="tiny", step=seed)
+    dev = small_questions(tmp_path / "dev.jsonl", 4)
+    html = tab_merge.estimate(AppState(workspace=workspace), "en", ["r@1", "r@2"], "", "linear", str(dev), "",
+                              0.5, "ll_accuracy", 3)
+    assert 'class="notice info"' in html and "Estimate: 5 candidates × " in html and "s per candidate" in html
+    assert not list(workspace.subdir("merges").iterdir())
