@@ -60,11 +60,11 @@ MSG = {
     "not_done": {"ja": "マージはまだ終わっていません。", "en": "The merge has not finished yet."},
     "compare": {"ja": "比較タブのチェックポイントで選択しました：{refs}。比較タブを開いて評価してください。",
                 "en": "Selected in the Compare tab's checkpoints: {refs}. Open the Compare tab to evaluate them."},
-    "states": {"ja": {"queued": "待機中", "running": "実行中", "finished": "完了", "stopped": "停止", "failed": "失敗",
-                      "none": "未開始"},
-               "en": {}},
     "chart_empty": {"ja": "まだ採点された候補はありません", "en": "No candidates scored yet"},
 }
+STATES = {"queued": {"ja": "待機中", "en": "queued"}, "running": {"ja": "実行中", "en": "running"},
+          "finished": {"ja": "完了", "en": "finished"}, "stopped": {"ja": "停止", "en": "stopped"},
+          "failed": {"ja": "失敗", "en": "failed"}, "none": {"ja": "未開始", "en": "not started"}}
 
 
 def _error(exc: Exception, lang: str) -> str:
@@ -143,7 +143,7 @@ def poll(state: AppState, lang: str, out: str):
     total = progress.get("total") or len(cands)
     best = f"{st['best_so_far'][-1]:.3f}" if cands else "—"
     end = st.get("end") or {}
-    line = MSG["status"][lang].format(status=MSG["states"][lang].get(st["status"], st["status"]), done=len(cands), total=total, best=best)
+    line = MSG["status"][lang].format(status=STATES.get(st["status"], {}).get(lang, st["status"]), done=len(cands), total=total, best=best)
     if st["status"] == "failed":
         line = notice.error(line + " · " + (end.get("problem") or st.get("message") or ""), end.get("fix"), lang)
     else:
