@@ -8,8 +8,12 @@ with the tokenizer's chat template; an adapter trained here is served in the for
 trained with (its ``checkpoint.json`` records the template: the paper's Alpaca ``ja``/``en``,
 where the last user message becomes the instruction); ``--prompt-format`` overrides either.
 
-The standard library's ``ThreadingHTTPServer`` accepts connections concurrently, while one
-lock serialises generation (one model, one forward pass at a time). From Python,
+The standard library's ``ThreadingHTTPServer`` accepts connections concurrently; the engine
+(``pipelines.serve_engine``) batches the requests waiting at the same time into one forward
+pass per step. ``response_format`` (``json_object`` / ``json_schema``) is honoured with
+grammar-constrained decoding (``pipelines.structured``). A streaming request that waits
+behind others receives SSE comments while the engine makes progress, so a client's read
+timeout measures a stalled server, not a long queue. From Python,
 ``start_server(ServeConfig(...))`` serves in a background thread and returns the bound port.
 Nothing from a request (prompt or answer) is logged.
 """
@@ -22,13 +26,14 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from pipelines import cli
 from pipelines.errors import UserError, cli_guard
+from pipelines.serve_engine import PROMPT_FORMATS, ApiError, ChatEngine
 from pipelines.workspace import Workspace
 
-PROMPT_FORMATS = ("auto", "chat", "ja", "en")
+__all__ = ["ApiError", "ChatEngine", "PROMPT_FORMATS", "ServeConfig", "start_server", "load_engine", "run", "main"]
 
 
 @dataclass
@@ -40,156 +45,10 @@ class ServeConfig:
     prompt_format: str = field(default="auto", metadata=cli.choices(*PROMPT_FORMATS))
     """auto = the template an adapter was trained with, else the chat template if the tokenizer has one, else ja"""
     max_tokens: int = field(default=512, metadata=cli.common("max_new_tokens"))  # when a request names none
+    batch_size: int = 8                   # concurrent requests generated together
     model_id: str | None = None           # the name clients use; default: the model reference
     device: str | None = None             # cpu, cuda, cuda:1 … (default: the best available)
     workspace: str | None = None
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.code = status, message, type_, code
-
-
-class ChatEngine:
-    """A loaded model that turns chat messages into a completion, one request at a time."""
-
-    def __init__(self, model, tokenizer, *, model_id: str, prompt_format: str = "auto", max_tokens: int = 512):
-        if prompt_format not in PROMPT_FORMATS:
-            raise UserError(f"Unknown prompt format {prompt_format!r}.", f"Use one of {', '.join(PROMPT_FORMATS)}.")
-        if prompt_format == "auto":
-            prompt_format = "chat" if getattr(tokenizer, "chat_template", None) else "ja"
-        if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise UserError("This model's tokenizer has no chat template.", "Serve it with --prompt-format ja or en.")
-        self.model, self.tokenizer = model, tokenizer
-        self.model_id, self.prompt_format, self.default_max_tokens = model_id, prompt_format, max_tokens
-        self.lock = threading.Lock()
-        self.context = getattr(model.config, "max_position_embeddings", None) or 2048
-
-    def prompt_ids(self, messages: list[dict]) -> list[int]:
-        if self.prompt_format == "chat":
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        from pipelines.prompts import load_template
-        user = [m["content"] for m in messages if m["role"] == "user"]
-        text = load_template(self.prompt_format).render(user[-1] if user else "", "")
-        return self.tokenizer(text)["input_ids"]
-
-    def _generate_kwargs(self, req: dict, n_prompt: int) -> dict:
-        max_new = req.get("max_completion_tokens") or req.get("max_tokens") or self.default_max_tokens
-        if not isinstance(max_new, int) or max_new < 1:
-            raise ApiError(400, "max_tokens must be a positive integer.")
-        if n_prompt + max_new > self.context:
-            max_new = self.context - n_prompt
-            if max_new < 1:
-                raise ApiError(400, f"The prompt has {n_prompt} tokens; this model's context is {self.context}.",
-                               code="context_length_exceeded")
-        temperature = float(req.get("temperature", 1.0) if req.get("temperature") is not None else 1.0)
-        top_p = float(req.get("top_p") if req.get("top_p") is not None else 1.0)
-        kwargs = dict(max_new_tokens=max_new, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        return kwargs
-
-    @staticmethod
-    def _stops(req: dict) -> list[str]:
-        stop = req.get("stop") or []
-        return [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str) and s]
-
-    def _start(self, req: dict):
-        import torch
-        ids = self.prompt_ids(_messages(req))
-        kwargs = self._generate_kwargs(req, len(ids))
-        if req.get("seed") is not None:
-            torch.manual_seed(int(req["seed"]))
-        stops = self._stops(req)
-        if stops:
-            kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
-        input_ids = torch.tensor([ids], device=self.model.device)
-        return input_ids, kwargs, stops
-
-    def complete(self, req: dict) -> tuple[str, int, int, str]:
-        """(text, prompt tokens, completion tokens, finish reason)."""
-        import torch
-        with self.lock:
-            input_ids, kwargs, stops = self._start(req)
-            with torch.inference_mode():
-                out = self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
-        new = out[0, input_ids.shape[1]:].tolist()
-        text = self.tokenizer.decode(new, skip_special_tokens=True)
-        cut, hit = _cut(text, stops)
-        ended = bool(new) and new[-1] == self.tokenizer.eos_token_id
-        reason = "stop" if hit or ended or len(new) < kwargs["max_new_tokens"] else "length"
-        return cut, input_ids.shape[1], len(new), reason
-
-    def stream(self, req: dict) -> Iterator[str]:
-        """Text pieces as they are generated; a stop string ends the stream and is not sent."""
-        import torch
-        from transformers import TextIteratorStreamer
-        with self.lock:
-            input_ids, kwargs, stops = self._start(req)
-            streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-
-            failed: list[BaseException] = []
-
-            def work():
-                try:
-                    with torch.inference_mode():
-                        self.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                                            streamer=streamer, **kwargs)
-                except BaseException as exc:  # reported to the client below; the stream must still end
-                    failed.append(exc)
-                    streamer.end()
-            worker = threading.Thread(target=work, daemon=True)
-            worker.start()
-            # Hold back as many characters as the longest stop string, so a stop is never half sent.
-            hold = max((len(s) for s in stops), default=0)
-            text, sent, drained = "", 0, False
-            try:
-                for piece in streamer:
-                    text += piece
-                    cut, hit = _cut(text, stops)
-                    upto = len(cut) if hit else max(sent, len(text) - hold)
-                    if upto > sent:
-                        yield text[sent:upto]
-                        sent = upto
-                    if hit:
-                        break
-                else:
-                    drained = True
-                if failed:
-                    raise failed[0]
-                cut, _ = _cut(text, stops)
-                if len(cut) > sent:
-                    yield cut[sent:]
-            finally:
-                # Also when the client went away: the lock is held until generation has ended.
-                if not drained:
-                    for _ in streamer:
-                        pass
-                worker.join()
-
-
-def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
-    idx = [text.find(s) for s in stops if s in text]
-    return (text[:min(idx)], True) if idx else (text, False)
-
-
-def _messages(req: dict) -> list[dict]:
-    messages = req.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "'messages' must be a non-empty list of {role, content} objects.", code="invalid_messages")
-    out = []
-    for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant", "developer", "tool"):
-            raise ApiError(400, "Each message needs a role (system, user, assistant) and content.")
-        content = m.get("content") or ""
-        if isinstance(content, list):   # content parts: keep the text ones
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-        out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": str(content)})
-    return out
 
 
 def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestHandler]:
@@ -246,6 +105,8 @@ def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestH
                     self._stream(req)
                 else:
                     self._complete(req)
+            except (BrokenPipeError, ConnectionResetError):  # the client went away; its job still finishes
+                self.close_connection = True
             except ApiError as err:
                 self._error(err)
             except Exception as exc:  # a bug or out of memory: the client gets a 500, the server lives on
@@ -260,8 +121,7 @@ def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestH
                 "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}})
 
         def _stream(self, req: dict) -> None:
-            pieces = engine.stream(req)
-            first = next(pieces, "")        # errors in the request surface here, before any header
+            job = engine.submit(req)         # errors in the request surface here, before any header
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
@@ -270,18 +130,26 @@ def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestH
             self.close_connection = True
             cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
-            def send(delta: dict, reason=None):
+            def send(delta: dict, reason=None, **extra):
                 chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra}
                 self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
                 self.wfile.flush()
 
             send({"role": "assistant", "content": ""})
-            for piece in ([first] if first else []):
-                send({"content": piece})
-            for piece in pieces:
-                send({"content": piece})
-            send({}, "stop")
+            for piece in engine.follow(job):
+                if piece is None:           # queued behind other requests: the engine is moving
+                    self.wfile.write(b": progress\n\n")
+                    self.wfile.flush()
+                else:
+                    send({"content": piece})
+            _, n_prompt, n_new, reason = engine.result(job)
+            send({}, reason)
+            if (req.get("stream_options") or {}).get("include_usage"):
+                chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
+                         "choices": [], "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new,
+                                                  "total_tokens": n_prompt + n_new}}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode("utf-8"))
             self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
@@ -312,7 +180,7 @@ def load_engine(config: ServeConfig, *, workspace: Workspace | None = None) -> C
     from pipelines.models import resolve_model
     ws = workspace or Workspace.resolve(config.workspace)
     ref = resolve_model(config.model, config.adapter, ws)
-    # Streaming and the per-request lock need the Hugging Face model itself, in this process.
+    # Streaming and batching need the Hugging Face model itself, in this process.
     if backend_type(ref) is not LocalGenerator:
         raise UserError(f"{config.model} is already an API endpoint; there is nothing to serve.",
                         "Serve a local model: --model default, a model directory, or a registered checkpoint.")
@@ -320,7 +188,7 @@ def load_engine(config: ServeConfig, *, workspace: Workspace | None = None) -> C
     model_id = config.model_id or (Path(ref.spec).name if "/" in ref.spec else ref.spec)
     return ChatEngine(backend.model, backend.tokenizer, model_id=model_id,
                       prompt_format=trained_format(ref.adapter) if config.prompt_format == "auto" else config.prompt_format,
-                      max_tokens=config.max_tokens)
+                      max_tokens=config.max_tokens, batch_size=config.batch_size)
 
 
 def trained_format(adapter: str | None) -> str:
