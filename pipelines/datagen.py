@@ -15,6 +15,8 @@ What a run does, top to bottom (``run``):
    refuse if personal data is found, unless ``allow_remote_pii``;
 4. send the rest, ``concurrency`` requests in flight, retrying 429/5xx/timeouts with
    exponential backoff and jitter, within the request/token budget;
+   Pairs are asked for as JSON (``response_format`` with a schema: the local server enforces
+   it token by token); an endpoint that refuses it gets the paper's free-text prompt;
 5. each response is cached, parsed (``pipelines.qa_parse``) and stored (``pipelines.datastore``)
    in one transaction; what could not be parsed is stored verbatim and counted.
 
@@ -65,7 +67,8 @@ class DatagenConfig:
     max_retries: int = 6                       # per request (rate limits, timeouts, 5xx)
     retry_base: float = 1.0                    # seconds; doubled per attempt, with jitter
     retry_max_wait: float = 60.0               # seconds: the longest wait between retries
-    timeout: float = 180.0                     # seconds per request
+    timeout: float = 180.0                     # seconds per request; on this machine's server: without a token
+    free_text: bool = False                    # the paper's free-text prompt only (default: JSON pairs, free text if refused)
     allow_remote_pii: bool = False             # send chunks with personal data to a remote endpoint
     api_key_env: str = API_KEY_ENV             # environment variable holding the endpoint's API key
     workspace: str | None = None
@@ -117,6 +120,28 @@ def render_prompt(template: str, chunk_text: str, pairs: int) -> str:
     return template.replace("{pairs}", str(pairs)).replace("{input_text}", chunk_text).rstrip("\n")
 
 
+JSON_ASK = ('\nAnswer with JSON only: {"pairs": [{"instruction": "...", "output": "..."}, ...]}, '
+            'with at most {pairs} pairs.')
+
+
+def pairs_format(pairs: int) -> dict:
+    """OpenAI ``response_format`` for a list of ``{instruction, output}``: the local server
+    enforces it token by token; ChatGPT takes it as a (non-strict) schema. The bounds keep a
+    small model from running on: a chunk's pairs end within max_tokens."""
+    pair = {"type": "object", "additionalProperties": False, "required": ["instruction", "output"],
+            "properties": {"instruction": {"type": "string", "minLength": 5, "maxLength": 200},
+                           "output": {"type": "string", "minLength": 1, "maxLength": 400}}}
+    schema = {"type": "object", "additionalProperties": False, "required": ["pairs"],
+              "properties": {"pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": pairs}}}
+    return {"type": "json_schema", "json_schema": {"name": "qa_pairs", "schema": schema, "strict": False}}
+
+
+def _refuses_format(exc) -> bool:
+    """A 400 that names response_format / JSON mode: the endpoint cannot do structured output."""
+    text = str(getattr(exc, "message", exc)).lower()
+    return any(w in text for w in ("response_format", "json_schema", "json mode", "json_object"))
+
+
 def request_key(chunk_id: str, prompt: str, model: str) -> tuple[str, str]:
     prompt_hash = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
     key = hashlib.sha256(f"{chunk_id}\0{prompt_hash}\0{model}".encode("utf-8")).hexdigest()
@@ -152,20 +177,36 @@ class _Fatal(Exception):
     """An error every further request would also hit (bad key, unknown model)."""
 
 
-def _send(client, config: DatagenConfig, model: str, prompt: str, emit, chunk_id: str, stop: threading.Event):
+def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], emit, chunk_id: str,
+          stop: threading.Event, json_refused: threading.Event, local: bool):
+    """(text, usage, seconds, attempts). ``prompts`` = (JSON-mode prompt, free-text prompt)."""
     import openai
 
     retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
                  openai.APIConnectionError, openai.ConflictError)
     t0 = time.perf_counter()
     for attempt in range(1, config.max_retries + 2):
+        use_json = not config.free_text and not json_refused.is_set()
+        extra = {"response_format": pairs_format(config.pairs)} if use_json else {}
+        messages = [{"role": "user", "content": prompts[0] if use_json else prompts[1]}]
         try:
-            resp = client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": prompt}],
-                temperature=config.temperature, max_tokens=config.max_tokens)
-            usage = resp.usage.model_dump() if resp.usage else {}
-            text = (resp.choices[0].message.content or "") if resp.choices else ""
+            if local:
+                # This machine's server streams: the read timeout is the time without a token
+                # (or a progress note), so a long queue is never mistaken for a dead server.
+                text, usage = _stream(client, model, messages, config, extra)
+            else:
+                resp = client.chat.completions.create(model=model, messages=messages,
+                                                      temperature=config.temperature,
+                                                      max_tokens=config.max_tokens, **extra)
+                usage = resp.usage.model_dump() if resp.usage else {}
+                text = (resp.choices[0].message.content or "") if resp.choices else ""
             return text, usage, time.perf_counter() - t0, attempt
+        except openai.BadRequestError as exc:
+            if not (use_json and _refuses_format(exc)):
+                raise
+            json_refused.set()        # this and every later request: the paper's free-text prompt
+            emit({"event": "retry", "chunk_id": chunk_id, "attempt": attempt, "wait_s": 0,
+                  "reason": "the endpoint refused response_format; using the free-text prompt"})
         except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
             raise _Fatal(f"{type(exc).__name__}: {exc.message}") from exc
         except retryable as exc:
@@ -182,6 +223,18 @@ def _send(client, config: DatagenConfig, model: str, prompt: str, emit, chunk_id
             emit({"event": "retry", "chunk_id": chunk_id, "attempt": attempt, "wait_s": round(wait_s, 3),
                   "reason": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"})
             stop.wait(wait_s)
+
+
+def _stream(client, model: str, messages: list[dict], config: DatagenConfig, extra: dict) -> tuple[str, dict]:
+    pieces, usage = [], {}
+    for chunk in client.chat.completions.create(model=model, messages=messages, temperature=config.temperature,
+                                                max_tokens=config.max_tokens, stream=True,
+                                                stream_options={"include_usage": True}, **extra):
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+        if getattr(chunk, "usage", None):
+            usage = chunk.usage.model_dump()
+    return "".join(pieces), usage
 
 
 # -- the run ----------------------------------------------------------------------
@@ -240,8 +293,10 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         work = []
         for c in chunks:
             prompt = render_prompt(template, c.text, config.pairs)
-            key, phash = request_key(c.id, prompt, model)
-            work.append((c, prompt, key, phash))
+            json_prompt = prompt + JSON_ASK.replace("{pairs}", str(config.pairs))
+            # The JSON-mode prompt names the answer: a cached free-text answer is not reused for it.
+            key, phash = request_key(c.id, prompt if config.free_text else json_prompt, model)
+            work.append((c, (json_prompt, prompt), key, phash))
         done_keys = datastore.cached_keys(ws, [w[2] for w in work])
         to_send = [w for w in work if w[2] not in done_keys]
 
@@ -257,7 +312,11 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
             raise UserError(f"No API key for {base_url}: the environment variable {config.api_key_env} is empty.",
                             f"export {config.api_key_env}=... (read from the environment only, never stored).")
         from openai import OpenAI
-        client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=config.timeout, max_retries=0)
+        import httpx
+        # On this machine's server, config.timeout bounds the wait for the next token, not the answer.
+        timeout = httpx.Timeout(config.timeout, connect=10.0) if local else config.timeout
+        client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=0)
+        json_refused = threading.Event()
 
         n = _Counters(total=len(work), cached=len(work) - len(to_send))
         audit.record(ws.root, audit.current_user(), "generate", f"dataset:{config.dataset}", phase="start",
@@ -278,8 +337,11 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
             if usage:
                 for k in ("prompt_tokens", "completion_tokens", "total_tokens"):
                     setattr(n, k, getattr(n, k) + int(usage.get(k) or 0))
+            elapsed = time.perf_counter() - t_start
+            answered = n.done - n.cached          # ETA from the chunks answered by this run, not the cache
+            eta = round(elapsed / answered * (n.total - n.done), 1) if usage is not None and answered > 0 else None
             emit({"event": "progress", "chunk_id": c.id, "source_doc": c.doc, "new_records": len(parsed.pairs),
-                  "elapsed_s": round(time.perf_counter() - t_start, 3), **n.snapshot()})
+                  "elapsed_s": round(elapsed, 3), "eta_s": eta, **n.snapshot()})
 
         # Work done by an earlier (perhaps interrupted) run: read back, nothing sent.
         for c, _, key, _ in work:
@@ -315,7 +377,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                     if item is None:
                         return
                     n.requests += 1
-                    inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop)] = item
+                    inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop,
+                                         json_refused, local)] = item
 
             def cache_inflight(wait: bool = True):
                 # Interrupted (a crash in on_event): answers already on their way are still cached, so
@@ -400,8 +463,9 @@ def _print_event(event: dict) -> None:
               f"{event['model']} @ {event['base_url']}", file=sys.stderr)
     elif kind in ("progress", "request_error"):
         extra = f"  error: {event['message']}" if kind == "request_error" else ""
+        eta = f"  ETA {event['eta_s']:.0f}s" if event.get("eta_s") is not None else ""
         print(f"[{event['done']}/{event['total']}] records {event['records']}  unparseable {event['unparseable']}  "
-              f"errors {event['errors']}  tokens {event['total_tokens']}{extra}", file=sys.stderr)
+              f"errors {event['errors']}  tokens {event['total_tokens']}{eta}{extra}", file=sys.stderr)
     elif kind in ("retry", "budget", "privacy_override"):
         print(json.dumps(event, ensure_ascii=False)[:300], file=sys.stderr)
 

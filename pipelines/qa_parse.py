@@ -96,8 +96,34 @@ def _try_json(text: str):
         return None
 
 
+def parse_json_pairs(text: str) -> list[dict]:
+    """Pairs from a structured (JSON-mode) answer: ``{"pairs": [...]}``, a bare list, or the
+    complete objects of one cut off by max_tokens (every decodable ``{...}`` is tried)."""
+    whole = _try_json(text)
+    if isinstance(whole, dict):
+        whole = next((v for v in whole.values() if isinstance(v, list)), [whole])
+    if isinstance(whole, list):
+        return [p for p in map(_from_json, whole) if p]
+    pairs, decoder, i = [], json.JSONDecoder(), text.find("{")
+    while i != -1:
+        try:
+            obj, end = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            i = text.find("{", i + 1)
+            continue
+        pair = _from_json(obj)
+        if pair:
+            pairs.append(pair)
+        i = text.find("{", end if pair else i + 1)
+    return pairs
+
+
 def parse_pairs(text: str) -> ParseResult:
     result = ParseResult()
+    structured = parse_json_pairs(text) if text.lstrip()[:1] == "{" else []
+    if structured:
+        result.pairs = structured
+        return result
     whole = _try_json("\n".join(l for l in text.splitlines() if not _FENCE.match(l)))
     if isinstance(whole, list):
         pairs = [_from_json(o) for o in whole]

@@ -22,8 +22,8 @@ from workbench.wiring import bind
 
 REPO = Path(__file__).resolve().parent.parent
 L = {
-    "intro": {"ja": "### 学習データ\n医療文書から質問・回答ペアを生成し、確認・修正して書き出します。既定では文書はこのマシンの外に出ません。",
-              "en": "### Instruction data\nGenerate question/answer pairs from medical documents, review and edit them, export. By default nothing leaves this machine."},
+    "intro": {"ja": "### 学習データ\n医療文書から質問・回答ペアを生成し、確認・修正して書き出します。既定では文書はこのマシンの外に出ません。\n内蔵モデル（135M）は小さく、生成される質問・回答は医学的に正しいとは限りません（読み取れない応答も多くあります）。必ず確認してください。",
+              "en": "### Instruction data\nGenerate question/answer pairs from medical documents, review and edit them, export. By default nothing leaves this machine.\nThe embedded 135M model is small: its pairs are not medically sound, and many of its answers cannot be parsed at all. Review every record."},
     "gen": {"ja": "1. 生成", "en": "1. Generate"},
     "scan": {"ja": "個人情報チェック", "en": "Privacy check"},
     "generate": {"ja": "▶ 生成", "en": "▶ Generate"},

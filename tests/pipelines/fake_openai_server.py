@@ -19,7 +19,7 @@ from typing import Callable
 
 class FakeOpenAIServer:
     def __init__(self, reply: Callable[[str], str] | str = "", *, errors: list[int] | None = None,
-                 latency: float = 0.0, model: str = "fake-model"):
+                 latency: float = 0.0, model: str = "fake-model", refuse_response_format: bool = False):
         self.reply = reply if callable(reply) else (lambda prompt, _r=reply: _r)
         self.errors = list(errors or [])
         self.latency = latency
@@ -29,6 +29,8 @@ class FakeOpenAIServer:
         self.answered = Counter()         # prompt → successful answers
         self.error_count = Counter()      # status → times injected
         self.max_inflight = 0
+        self.refuse_response_format = refuse_response_format    # an endpoint without structured output
+        self.formats = []                 # every response_format asked for
         self._inflight = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -66,6 +68,23 @@ class FakeOpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _stream(self, body: dict, text: str, usage: dict):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
+                        "model": body.get("model")}
+                chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                                        "finish_reason": "stop"}]}]
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    chunks.append({"choices": [], "usage": usage})
+                for c in chunks:
+                    self.wfile.write(f"data: {json.dumps({**base, **c})}\n\n".encode())
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
             def do_GET(self):
                 self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model", "owned_by": "test"}]})
 
@@ -75,6 +94,10 @@ class FakeOpenAIServer:
                 with fake.lock:
                     fake.requests += 1
                     status = fake.errors.pop(0) if fake.errors else 200
+                    if body.get("response_format"):
+                        fake.formats.append(body["response_format"])
+                        if fake.refuse_response_format and status == 200:
+                            status = 400
                     fake._inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake._inflight)
                 try:
@@ -83,13 +106,18 @@ class FakeOpenAIServer:
                     if status != 200:
                         with fake.lock:
                             fake.error_count[status] += 1
-                        self._send(status, {"error": {"message": f"injected {status}", "type": "test", "code": None}},
+                        message = "response_format is not supported" if status == 400 else f"injected {status}"
+                        self._send(status, {"error": {"message": message, "type": "test", "code": None}},
                                    {"retry-after": "0"} if status == 429 else None)
                         return
                     text = fake.reply(prompt)
                     with fake.lock:
                         fake.answered[prompt] += 1
                     n_prompt, n_out = len(prompt), len(text)
+                    if body.get("stream"):
+                        self._stream(body, text, {"prompt_tokens": n_prompt, "completion_tokens": n_out,
+                                                  "total_tokens": n_prompt + n_out})
+                        return
                     self._send(200, {
                         "id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()),
                         "model": body.get("model"),

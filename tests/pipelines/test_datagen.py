@@ -244,3 +244,42 @@ def test_job_stops_gracefully_keeping_what_was_answered(docs, workspace, tmp_pat
         sent = srv.requests
         summary = datagen.run(cfg)
         assert summary["cached"] == done and srv.requests - sent == 5 - done
+
+
+
+def json_reply(prompt: str) -> str:
+    return json.dumps({"pairs": [{"instruction": f"質問{hashlib.sha1(prompt.encode()).hexdigest()[:6]}は？",
+                                  "output": "回答。"}]}, ensure_ascii=False)
+
+
+def test_pairs_are_asked_for_as_json_with_a_schema(docs, workspace):
+    with FakeOpenAIServer(json_reply) as srv:
+        summary = datagen.run(config(docs, workspace, srv))
+    assert srv.formats and all(f["type"] == "json_schema" for f in srv.formats)
+    assert srv.formats[0]["json_schema"]["schema"]["properties"]["pairs"]["maxItems"] == 3
+    assert summary["records"] == 5 and summary["unparseable"] == 0
+
+
+def test_an_endpoint_refusing_response_format_gets_the_paper_prompt(docs, workspace):
+    events = []
+    with FakeOpenAIServer(pairs_reply, refuse_response_format=True) as srv:
+        summary = datagen.run(config(docs, workspace, srv), events.append)
+    assert summary["records"] == 15 and summary["errors"] == 0
+    assert any(e["event"] == "retry" and "free-text" in e["reason"] for e in events)
+    assert all("JSON" not in prompt for prompt in srv.answered)     # answered prompts are the paper's
+
+
+@pytest.mark.slow
+def test_embedded_model_yields_parsed_records_for_every_chunk(workspace_with_default, tmp_path):
+    from tests.conftest import REPO
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("diabetes.txt", "heart_failure.md"):      # the first lines of two sample documents: 2 chunks
+        lines = (REPO / "assets" / "docs" / name).read_text(encoding="utf-8").splitlines()[:12]
+        (docs / name).write_text("\n".join(lines), encoding="utf-8")
+    summary = datagen.run(DatagenConfig(docs=str(docs), dataset="embedded", model="default", pairs=2,
+                                        max_tokens=160, workspace=str(workspace_with_default.root)),
+                          workspace=workspace_with_default)
+    raw = datastore.list_raw(workspace_with_default, "embedded")
+    assert summary["done"] == len(raw) == 2 and summary["errors"] == 0
+    assert all(r["n_pairs"] >= 1 for r in raw), [r["response"] for r in raw]
