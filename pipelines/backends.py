@@ -44,8 +44,11 @@ __all__ = ["Backend", "BackendInfo", "BackendSettings", "Completion", "Generatio
 class Backend(Protocol):
     supports_loglik: bool
 
-    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
-        """Answer every prompt; yield (its index, its Completion) as each finishes."""
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
+                 on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
+        """Answer every prompt; yield (its index, its Completion) as each finishes. ``on_tokens(n)``
+        reports tokens as they are generated (progress between finished answers); the raw
+        text, before stop strings cut it, is ``Completion.info["raw"]``."""
         ...
 
     def score_choices(self, questions: list[Question], prompts: list[Prompt]

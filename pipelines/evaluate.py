@@ -15,6 +15,7 @@ metrics and how each is summarised in ``pipelines/metrics.py``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -342,7 +343,8 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
                    "category": q.category, "example_id": example.problem_id if example else None,
                    "choice_order": order or None, "scoring": config.scoring,
                    "prompt": prompt.text if prompt.text is not None else prompt.messages,
-                   "n_tokens": n_tokens, "seconds": round(seconds, 3)}
+                   "n_tokens": n_tokens, "seconds": round(seconds, 3),
+                   "raw_response": (info or {}).get("raw")}     # before stop strings cut it: for audit
             cut_at_tokens = (info or {}).get("cut_at_tokens")
             if cut_at_tokens:       # stopped by the token limit, not by the model: the card says so
                 rec["cut_at_tokens"] = cut_at_tokens
@@ -372,13 +374,50 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
         if config.method == "loglik":
             for i in range(len(items)):
                 if i in ll_scores and not stop.is_set():
-                    write(i, None, 0, 0.0)
+                    write(i, None, 0, 0.0, None)
             return done
-        for i, comp in backend.generate([it[4] for it in items], config.settings):
+        # Stop where the answer ends: the template's next block, besides the configured stops.
+        settings = dataclasses.replace(config.settings,
+                                       stop=tuple(dict.fromkeys(config.settings.stop + template.stop_strings())))
+        meter = _TokenMeter(emit, todo=len(items), total=total, max_new_tokens=settings.max_new_tokens)
+        for i, comp in backend.generate([it[4] for it in items], settings, on_tokens=meter.tokens):
+            meter.answered(comp.n_tokens)
             write(i, comp.text, comp.n_tokens, comp.seconds, comp.info)
             if stop.is_set():
                 break
     return done
+
+
+class _TokenMeter:
+    """Progress between finished answers: tokens generated, their rate and an ETA from it.
+
+    The first step is reported at once; later ones at most every ``every`` seconds. Until an
+    answer has finished, the remaining work is taken as max_new_tokens per answer (an upper
+    bound); after, as the mean length of the answers so far."""
+
+    def __init__(self, emit, *, todo: int, total: int, max_new_tokens: int, every: float = 1.0):
+        self.emit, self.todo, self.total, self.max_new, self.every = emit, todo, total, max_new_tokens, every
+        self.t0 = time.perf_counter()
+        self.n_tokens = self.finished = self.finished_tokens = 0
+        self.last = None
+
+    def answered(self, n_tokens: int) -> None:
+        self.finished += 1
+        self.finished_tokens += n_tokens
+
+    def tokens(self, n: int) -> None:
+        self.n_tokens += n
+        now = time.perf_counter()
+        if self.last is not None and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        rate = self.n_tokens / elapsed if elapsed > 0 else 0.0
+        per_answer = self.finished_tokens / self.finished if self.finished else self.max_new
+        remaining = max(0.0, self.todo * per_answer - self.n_tokens)
+        self.emit({"event": "progress", "done": self.total - self.todo + self.finished, "total": self.total,
+                   "tokens": self.n_tokens, "tokens_per_s": round(rate, 2),
+                   "eta_s": round(remaining / rate, 1) if rate > 0 else None, "elapsed_s": round(elapsed, 2)})
 
 
 # -- CLI ---------------------------------------------------------------------------
@@ -404,7 +443,11 @@ def main(argv: list[str] | None = None) -> None:
                       file=sys.stderr)
             bar = tqdm(total=e["total"], initial=e["done"], desc=f"evaluating {e['label']}", unit="q")
         elif e["event"] == "progress" and bar is not None:
-            bar.update(1)
+            if "tokens" in e:            # between answers: tokens flowing, rate, ETA
+                eta = f", ETA {e['eta_s']:.0f}s" if e.get("eta_s") is not None else ""
+                bar.set_postfix_str(f"{e['tokens']} tok, {e['tokens_per_s']} tok/s{eta}")
+            else:
+                bar.update(1)
         elif e["event"] in ("finish", "stop") and bar is not None:
             bar.close()
 

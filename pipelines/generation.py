@@ -17,11 +17,12 @@ The local engine is where evaluation time goes. What makes it fast on a CPU or a
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from pipelines import loglik
@@ -97,14 +98,26 @@ class LocalGenerator:
     supports_loglik = True
 
     def __init__(self, model, tokenizer, *, batch_size: int = 16, max_batch_tokens: int = 16384,
-                 static_cache: bool = True, label: str | None = None):
+                 static_cache: bool = True, label: str | None = None, first_batch: int = 2):
         self.model = model
         self.tokenizer = tokenizer
         self.label = label or getattr(model, "name_or_path", "") or type(model).__name__
         self.batch_size = max(1, batch_size)
         self.max_batch_tokens = max_batch_tokens
         self.static_cache = static_cache
+        # The first batch is small so the first answers (and an honest rate) come within seconds.
+        self.first_batch = max(1, first_batch)
         self.tokenizer.padding_side = "left"
+
+    def chat_stops(self) -> tuple[str, ...]:
+        """The chat template's end of an assistant turn (e.g. ``<|im_end|>``) and the next turn's start."""
+        try:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}], tokenize=False)
+        except Exception:  # a template that needs other roles: the EOS token still ends generation
+            return ()
+        end = text[text.rfind("A") + 1:].strip()
+        return tuple(s for s in (end, self.tokenizer.eos_token) if s)
 
     def prompt_text(self, prompt: Prompt) -> str:
         if prompt.messages is not None:
@@ -123,9 +136,13 @@ class LocalGenerator:
         texts = [self.prompt_text(p) for p in prompts]
         return loglik.score_questions(self.model, self.tokenizer, questions, texts, batch_size=self.batch_size)
 
-    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
+                 on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
+        """``on_tokens(n)`` is called at every decoding step with the rows generated in it."""
         texts = [self.prompt_text(p) for p in prompts]
         chat = [p.messages is not None for p in prompts]
+        if any(chat):
+            settings = dataclasses.replace(settings, stop=tuple(dict.fromkeys(settings.stop + self.chat_stops())))
         lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
         # Longest first: the slowest batch runs while memory is freshest, and lengths within
         # a batch are close, so little compute goes to padding.
@@ -144,11 +161,11 @@ class LocalGenerator:
             t0 = time.perf_counter()
             seeds = [prompts[i].seed for i in idx]
             outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b,
-                                        row_seeds=seeds if None not in seeds else None)
+                                        row_seeds=seeds if None not in seeds else None, on_tokens=on_tokens)
             dt = (time.perf_counter() - t0) / len(idx)
-            for i, (text, n) in zip(idx, outs):
+            for i, (text, raw, n) in zip(idx, outs):
                 cut = {"cut_at_tokens": n} if n >= settings.max_new_tokens else {}
-                yield i, Completion(text=text, n_tokens=n, seconds=dt, info=cut)
+                yield i, Completion(text=text, n_tokens=n, seconds=dt, info={"raw": raw, **cut})
 
     def context_length(self) -> int | None:
         """Positions the model can attend to (None: not stated by its config)."""
@@ -162,19 +179,26 @@ class LocalGenerator:
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
         """Consecutive runs of the length-sorted order, each within the row and token budgets."""
         batch: list[int] = []
+        rows = min(self.batch_size, self.first_batch)
         for i in order:
             # The first (longest) prompt of a batch sets its padded width.
             width = (lengths[batch[0]] if batch else lengths[i]) + max_new_tokens
-            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > self.max_batch_tokens):
+            if batch and (len(batch) >= rows or (len(batch) + 1) * width > self.max_batch_tokens):
                 yield batch
-                batch = []
+                batch, rows = [], self.batch_size
             batch.append(i)
         if batch:
             yield batch
 
     def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int,
-                        row_seeds: list[int] | None = None):
+                        row_seeds: list[int] | None = None, on_tokens: Callable[[int], None] | None = None):
         import torch
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        class Steps(LogitsProcessor):
+            def __call__(self, ids, scores):
+                on_tokens(ids.shape[0])
+                return scores
 
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
@@ -182,12 +206,12 @@ class LocalGenerator:
         kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sample, use_cache=True,
                       repetition_penalty=settings.repetition_penalty,
                       pad_token_id=self.tokenizer.pad_token_id)
+        processors = LogitsProcessorList([Steps()] if on_tokens is not None else [])
         if sample and row_seeds is not None:
             # Each row samples from its own generator, so an answer depends on its prompt and
             # seed only, not on which batch it fell in (a resumed run answers as an unbroken one).
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None,
-                          logits_processor=[RowSeededSampler(row_seeds, settings.temperature, settings.top_p,
-                                                             self.model.device)])
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            processors.append(RowSeededSampler(row_seeds, settings.temperature, settings.top_p, self.model.device))
         elif sample:
             kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
         else:
@@ -196,6 +220,8 @@ class LocalGenerator:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         if self.static_cache:
             kwargs["cache_implementation"] = "static"
+        if processors:
+            kwargs["logits_processor"] = processors
         torch.manual_seed(seed)
         try:
             with torch.inference_mode():
@@ -215,8 +241,9 @@ class LocalGenerator:
         results = []
         for row in new:
             ids = [t for t in row.tolist() if t != self.tokenizer.pad_token_id]
+            raw = self.tokenizer.decode(ids, skip_special_tokens=False)
             text = decode_whole_chars(self.tokenizer, ids, cut=len(ids) >= settings.max_new_tokens)
-            results.append((cut_at_stop(text, settings.stop), len(ids)))
+            results.append((cut_at_stop(text, settings.stop), raw, len(ids)))
         return results
 
 
@@ -294,10 +321,15 @@ class EndpointGenerator:
         n = usage.get("completion_tokens", 0)
         cut = {"cut_at_tokens": n or settings.max_new_tokens} if resp.choices[0].finish_reason == "length" else {}
         return Completion(text=cut_at_stop(text, settings.stop), n_tokens=n,
-                          seconds=time.perf_counter() - t0, info={"usage": usage, **cut})
+                          seconds=time.perf_counter() - t0, info={"usage": usage, "raw": text, **cut})
 
-    def generate(self, prompts: list[Prompt], settings: GenerationSettings) -> Iterator[tuple[int, Completion]]:
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
+                 on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
+        """``on_tokens(n)``: an answer of n tokens has come back (an endpoint reports no finer)."""
         with ThreadPoolExecutor(self.concurrency) as pool:
             futures = {pool.submit(self._one, p, settings): i for i, p in enumerate(prompts)}
             for fut in as_completed(futures):
-                yield futures[fut], fut.result()
+                comp = fut.result()
+                if on_tokens is not None:
+                    on_tokens(comp.n_tokens)
+                yield futures[fut], comp

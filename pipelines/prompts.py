@@ -6,6 +6,7 @@ tested in the format it was tuned in.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,18 @@ class PromptTemplate:
     @property
     def uses_chat_template(self) -> bool:
         return self.name == CHAT
+
+    def stop_strings(self) -> tuple[str, ...]:
+        """Where an answer has ended: the template's next header (the opening sentence both
+        variants share, e.g. 以下は、タスクを説明する指示) and its ``###`` section lines. A
+        1-shot prompt shows the model a whole block, which small models then start again."""
+        texts = [t for t in (self.text, self.noinput_text) if t]
+        firsts = [t.strip().splitlines()[0].strip() for t in texts]
+        header = os.path.commonprefix(firsts).rstrip(" ,、。.")
+        stops = [header] if len(header) >= 8 and "{" not in header else []
+        for t in texts:
+            stops += [line.strip().rstrip(":：").strip() for line in t.splitlines() if line.startswith("###")]
+        return tuple(dict.fromkeys(s for s in stops if s))
 
     def render(self, instruction: str, input: str = "") -> str:
         """Fill the placeholders (plain replacement: braces in medical text stay as they are)."""

@@ -44,7 +44,7 @@ def test_zero_and_one_shot_results_and_summary(workspace, tiny_llama_dir, tmp_pa
     saved = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert saved["by_shots"] == summary["by_shots"]
     assert [e["event"] for e in events][0] == "start" and events[-1]["event"] == "finish"
-    assert [e["done"] for e in events if e["event"] == "progress"] == [1, 2, 3, 4, 5, 6]
+    assert [e["done"] for e in events if e["event"] == "progress" and "tokens" not in e] == [1, 2, 3, 4, 5, 6]
     (ev,) = workspace.evaluations()
     assert ev["status"] == "finished" and ev["summary"]["by_shots"]["0"]["n"] == 3
 
@@ -66,7 +66,7 @@ def test_interrupted_run_resumes_without_redoing(workspace, tiny_llama_dir, tmp_
     rows = read_results(out)
     assert rows[:2] == first  # finished questions are kept, not redone
     assert len(rows) == 4 and len({r["problem_id"] for r in rows}) == 4
-    assert events[0]["done"] == 2 and len([e for e in events if e["event"] == "progress"]) == 2
+    assert events[0]["done"] == 2 and len([e for e in events if e["event"] == "progress" and "tokens" not in e]) == 2
 
 
 def test_graceful_stop_keeps_the_answers_and_resumes(workspace, tiny_llama_dir, tmp_path):
@@ -206,8 +206,28 @@ def test_batches_respect_row_and_token_budgets():
     from pipelines.generation import LocalGenerator
 
     gen = LocalGenerator.__new__(LocalGenerator)
-    gen.batch_size, gen.max_batch_tokens = 3, 1000
+    gen.batch_size, gen.max_batch_tokens, gen.first_batch = 3, 1000, 3
     lengths = [700, 400, 380, 100, 90, 80, 70]
     batches = list(gen._batches(list(range(7)), lengths, max_new_tokens=100))
     # 700+100 = 800 per row: one row; 400+100 = 500: two rows; 100+100: three rows (row cap)
     assert batches == [[0], [1, 2], [3, 4, 5], [6]]
+
+
+def test_the_first_batch_is_small_so_first_answers_come_quickly():
+    from pipelines.generation import LocalGenerator
+
+    gen = LocalGenerator.__new__(LocalGenerator)
+    gen.batch_size, gen.max_batch_tokens, gen.first_batch = 4, 10_000, 1
+    assert list(gen._batches(list(range(7)), [50] * 7, max_new_tokens=10)) == [[0], [1, 2, 3, 4], [5, 6]]
+
+
+def test_progress_is_reported_before_the_first_batch_finishes(workspace, tiny_llama_dir, tmp_path):
+    events = []
+    run(config(tiny_llama_dir, tmp_path / "ev", limit=4, shots=(0,), max_new_tokens=8), events.append)
+    progress = [e for e in events if e["event"] == "progress"]
+    first_answer = next(i for i, e in enumerate(progress) if "tokens" not in e)
+    early = progress[:first_answer]
+    assert early and early[0]["tokens"] > 0 and early[0]["done"] == 0 and early[0]["total"] == 4
+    assert early[0]["tokens_per_s"] > 0 and early[0]["eta_s"] is not None
+    rows = read_results(tmp_path / "ev")
+    assert all("raw_response" in r and r["response"] in r["raw_response"] for r in rows)
