@@ -75,13 +75,14 @@ def constraint(tokenizer, response_format: dict | None) -> Callable | None:
     if not constrained:
         return None
     try:
-        from lmformatenforcer import JsonSchemaParser
+        from lmformatenforcer import CharacterLevelParserConfig, JsonSchemaParser
         from lmformatenforcer.tokenenforcer import TokenEnforcer
     except ImportError as exc:
         raise UserError("Structured output needs the package lm-format-enforcer.",
                         "pip install -r requirements.txt (or `make run`, which installs it).") from exc
     try:
-        parser = JsonSchemaParser(schema)
+        # One whitespace at a time: a small model otherwise spends its tokens on indentation.
+        parser = JsonSchemaParser(schema, CharacterLevelParserConfig(max_consecutive_whitespaces=1))
     except Exception as exc:  # the library's own schema model rejected it
         raise FormatError(f"This JSON schema cannot be enforced: {exc}") from None
     enforcer = TokenEnforcer(_tokenizer_data(tokenizer), parser)
