@@ -4,7 +4,8 @@ Each request becomes a ``Job``; one worker thread takes every queued job with th
 decoding settings (up to ``batch_size``) and runs them as one left-padded ``generate``, as the
 evaluation engine (``pipelines.generation.LocalGenerator``) batches questions. A logits
 processor records every row's tokens at every step, so a streaming client sees its own text
-as it grows and a waiting one sees that the engine is moving (``steps``): timeouts on a
+as it grows and a waiting one sees that the engine is moving (``steps``, or its own batch in the
+prompt's forward pass, which takes minutes for long prompts on a loaded CPU): timeouts on a
 loopback server can follow progress instead of a wall clock.
 
 A request identical to one still running (a client that timed out and retried) is attached
@@ -42,6 +43,7 @@ class Job:
     tokens: list[int] = field(default_factory=list)   # generated so far (updated every step)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    prefilling: bool = False            # its batch is in the prompt's forward pass (long prompts: minutes on a CPU)
 
     @property
     def batch_key(self) -> str:
@@ -159,7 +161,7 @@ class ChatEngine:
             if upto > sent:
                 yield text[sent:upto]
                 sent = upto
-            elif self.steps != seen_steps:
+            elif self.steps != seen_steps or job.prefilling:
                 yield None
             seen_steps = self.steps
             if finished or hit:
@@ -208,7 +210,11 @@ class ChatEngine:
                 engine.steps += 1
                 for row, job in enumerate(batch):
                     job.tokens = ids[row, width:].tolist()
+                    job.prefilling = False
                 return scores
+
+        for job in batch:
+            job.prefilling = True
 
         first = batch[0]
         kwargs = dict(first.kwargs, max_new_tokens=max(j.max_new for j in batch), pad_token_id=self.pad_id,
@@ -221,8 +227,12 @@ class ChatEngine:
         if first.seed is not None:
             torch.manual_seed(first.seed)
         self.generate_calls += 1
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+        try:
+            with torch.inference_mode():
+                out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
+        finally:
+            for job in batch:
+                job.prefilling = False
         eos = self.tokenizer.eos_token_id
         for row, job in enumerate(batch):
             new = out[row, width:].tolist()[:job.max_new]
