@@ -270,6 +270,9 @@ def test_an_endpoint_refusing_response_format_gets_the_paper_prompt(docs, worksp
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="open (issue 11): lm-format-enforcer allows only its ASCII alphabet inside "
+                   "strings, and SmolLM2 writes most Japanese characters as partial UTF-8 byte tokens, which it never "
+                   "allows: the embedded model fills the strings with blanks until max_tokens (0 records, 2 chunks)")
 def test_embedded_model_yields_parsed_records_for_every_chunk(workspace_with_default, tmp_path):
     from tests.conftest import REPO
     docs = tmp_path / "docs"
@@ -278,7 +281,7 @@ def test_embedded_model_yields_parsed_records_for_every_chunk(workspace_with_def
         lines = (REPO / "assets" / "docs" / name).read_text(encoding="utf-8").splitlines()[:12]
         (docs / name).write_text("\n".join(lines), encoding="utf-8")
     summary = datagen.run(DatagenConfig(docs=str(docs), dataset="embedded", model="default", pairs=2,
-                                        max_tokens=160, workspace=str(workspace_with_default.root)),
+                                        max_tokens=160, temperature=0.2, workspace=str(workspace_with_default.root)),
                           workspace=workspace_with_default)
     raw = datastore.list_raw(workspace_with_default, "embedded")
     assert summary["done"] == len(raw) == 2 and summary["errors"] == 0
