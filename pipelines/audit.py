@@ -19,7 +19,6 @@ lock, so the chain never forks.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
@@ -28,9 +27,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
-from pipelines import cli
+from pipelines import cli, run_lock
 from pipelines.errors import UserError, cli_guard
 
 ACTIONS = ("login", "login_failed", "login_locked", "logout", "view", "generate", "edit", "review", "export",
@@ -59,16 +58,6 @@ def _digest(key: bytes, entry: dict) -> str:
     body = json.dumps({k: v for k, v in entry.items() if k != "hash"}, ensure_ascii=False, sort_keys=True,
                       separators=(",", ":"))
     return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-@contextlib.contextmanager
-def _locked(d: Path) -> Iterator[None]:
-    with open(d / "lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _read_head(d: Path) -> dict:
@@ -100,7 +89,7 @@ def record(root: str | os.PathLike, user: str, action: str, obj: str = "", **det
         raise ValueError(f"unknown audit action {action!r}; use one of {ACTIONS}")
     d = _dir(Path(root))
     key = _key(d)
-    with _locked(d):
+    with run_lock.waiting(d / "lock"):
         head = _read_head(d)
         entry = {"seq": head["seq"] + 1,
                  "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),

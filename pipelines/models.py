@@ -15,8 +15,6 @@ A model reference is one of
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib.util
 import json
 import os
@@ -24,7 +22,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import cli
+from pipelines import cli, run_lock
 from pipelines.errors import UserError, cli_guard
 from pipelines.workspace import Workspace
 
@@ -143,17 +141,6 @@ def _gguf_source() -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_default_model(ws: Workspace) -> Path:
     """Convert the embedded GGUF once into a safetensors model directory and register it.
 
@@ -164,7 +151,7 @@ def ensure_default_model(ws: Workspace) -> Path:
     target = default_model_dir(ws)
     if (target / "config.json").exists():
         return target
-    with _file_lock(ws.root / "models" / ".default.lock"):
+    with run_lock.waiting(ws.root / "models" / ".default.lock"):
         if (target / "config.json").exists():
             return target
         src = _gguf_source()

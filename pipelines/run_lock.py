@@ -1,4 +1,5 @@
-"""One writer per output folder: an exclusive ``flock`` on ``DIR/.lock``.
+"""File locks: one writer per output folder (an exclusive ``flock`` on ``DIR/.lock``), and a
+blocking lock around short critical sections shared by several processes (``waiting``).
 
 Two evaluations appending to the same ``results.jsonl`` would duplicate rows and interleave
 half lines, so the second is refused. The kernel drops a ``flock`` when its process ends,
@@ -32,6 +33,20 @@ def exclusive(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
                             "Wait for it to finish or stop it, or use another --out folder.") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)                      # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def waiting(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` for the block, waiting for another process to release it
+    (appending to the audit chain, converting the default model once)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)                      # closing the descriptor releases the lock
