@@ -77,6 +77,14 @@ def equivalent_cli(config: TrainConfig) -> str:
     return shlex.join(args)
 
 
+def default_out(config: TrainConfig, ws: Workspace) -> None:
+    """WORKSPACE/runs/NAME-TIME when no --out is given. A preset given as a file path names the run
+    by its stem, so the run stays under WORKSPACE/runs (a full path once led it beside the preset)."""
+    if not config.out:
+        name = Path(config.preset).stem if config.preset else config.method
+        config.out = str(ws.subdir("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
            workspace: Workspace | None = None, user: str | None = None) -> LaunchedRun:
     """Check everything, create the run directory and start the run in the background.
@@ -84,8 +92,7 @@ def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
     ``user``: who started it (the workbench's logged-in user), passed to the job as $JMEDLORA_USER."""
     ws = workspace or Workspace.resolve(config.workspace)
     config.workspace = str(ws.root)
-    if not config.out:
-        config.out = str(ws.subdir("runs") / f"{config.preset or config.method}-{time.strftime('%Y%m%d-%H%M%S')}")
+    default_out(config, ws)
     run_dir = Path(config.out).expanduser().resolve()
     config.out = str(run_dir)
     config.run_name = config.run_name or run_dir.name

@@ -1,0 +1,81 @@
+"""The bad-input corpus (tests/bad_inputs/) driven through the page's handlers: every one ends in
+an error notice that names the problem, nothing starts, and no traceback reaches the page."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from workbench import compare_eval, data_handlers, train_handlers
+from workbench.state import AppState
+
+CORPUS = Path(__file__).resolve().parents[1] / "bad_inputs"
+LANGS = ("ja", "en")
+
+
+def _refused(html: str) -> None:
+    assert "notice error" in html, html
+    assert "Traceback" not in html and 'File "' not in html, html
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("alpaca_*")))
+@pytest.mark.parametrize("lang", LANGS)
+def test_bad_imports_are_refused_in_the_data_tab(workspace, name, lang):
+    html, choices = data_handlers.import_jsonl(AppState(workspace=workspace), str(CORPUS / name), "bad", lang)
+    _refused(html)
+    assert data_handlers.dataset_names(AppState(workspace=workspace)) == []
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("questions_*")))
+def test_bad_question_files_are_refused_in_the_compare_tab(workspace, name):
+    state = AppState(workspace=workspace)
+    html, *_ = compare_eval.start(state, ["default"], [0], "ja", str(CORPUS / name), 0, 16, "ja")
+    _refused(html)
+    assert not list((workspace.root / "jobs").glob("*")) if (workspace.root / "jobs").exists() else True
+
+
+def _form(**bad):
+    values, other = train_handlers.preset_values("cpu-tiny-lora")
+    form = dict(zip(train_handlers.FORM, values), **bad)
+    return [form[f] for f in train_handlers.FORM], other
+
+
+@pytest.mark.parametrize("bad", [
+    {"learning_rate": math.inf}, {"learning_rate": math.nan}, {"learning_rate": 10.0}, {"batch_size": -8},
+    {"lora_dropout": 1.0}, {"max_steps": 0}, {"save_steps": "ten"}, {"learning_rate": None},
+])
+def test_impossible_hyperparameters_are_refused_in_the_train_tab(workspace, bad):
+    values, other = _form(**bad)
+    out = train_handlers.launch(AppState(workspace=workspace), "cpu-tiny-lora", *values, other, "ja")
+    _refused(out[0])
+    assert train_handlers.runs_frame(workspace, "ja").empty
+
+
+@pytest.mark.parametrize("preset", ["preset_not_json.json", "preset_unknown_field.json"])
+def test_broken_preset_files_are_refused_in_the_train_tab(workspace, preset):
+    values, other = _form()
+    out = train_handlers.launch(AppState(workspace=workspace), str(CORPUS / preset), *values, other, "en")
+    _refused(out[0])
+
+
+def test_bad_other_settings_json_is_refused(workspace):
+    values, _ = _form()
+    out = train_handlers.launch(AppState(workspace=workspace), "cpu-tiny-lora", *values, "{not json", "ja")
+    _refused(out[0])
+    out = train_handlers.launch(AppState(workspace=workspace), "cpu-tiny-lora", *values,
+                                json.dumps({"warmup_steps": -3}), "ja")
+    _refused(out[0])
+
+
+def test_a_preset_given_as_a_path_names_a_run_inside_the_workspace(workspace, tmp_path):
+    """The default run folder takes the preset file's stem: a path never leads the run out of
+    WORKSPACE/runs (it once landed beside the preset file)."""
+    from pipelines import train
+    from pipelines.train_config import PRESET_DIR, make_config
+    own = tmp_path / "my-preset.json"
+    own.write_text((PRESET_DIR / "cpu-tiny-lora.json").read_text(encoding="utf-8"), encoding="utf-8")
+    config = make_config(str(own), workspace=str(workspace.root))
+    train.default_out(config, workspace)
+    assert Path(config.out).parent == workspace.root / "runs" and Path(config.out).name.startswith("my-preset-")
