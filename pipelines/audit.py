@@ -182,17 +182,23 @@ class AuditConfig:
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
     from pipelines.workspace import Workspace
-    a = cli.config_from_args(AuditConfig, cli.config_parser("audit", AuditConfig, __doc__).parse_args(argv))
+    parser = cli.config_parser("audit", AuditConfig, __doc__)
+    cli.add_common(parser, "json")
+    ns = parser.parse_args(argv)
+    a = cli.config_from_args(AuditConfig, ns)
     root = Workspace.resolve(a.workspace).root
     if a.command == "verify":
         verdict = verify(root)
-        print(verdict)
+        print(json.dumps(verdict.__dict__, indent=2) if ns.json else verdict)
         raise SystemExit(0 if verdict.ok else 1)
     if a.limit < 1:
         raise UserError(f"--limit must be at least 1 (got {a.limit}).", "e.g. --limit 50")
     rows = [e for e in entries(root) if (a.user is None or e.get("user") == a.user)
             and (a.action is None or e.get("action") == a.action)]
     for e in rows[-a.limit:]:
+        if ns.json:
+            print(json.dumps(e, ensure_ascii=False))
+            continue
         print(f"{e['seq']:>6}  {e['time']}  {e['user']:<16} {e['action']:<13} {e['object']}  "
               f"{json.dumps(e.get('detail') or {}, ensure_ascii=False)}")
 

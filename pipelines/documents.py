@@ -179,8 +179,16 @@ class ChunkConfig:
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    args = cli.config_from_args(ChunkConfig, cli.config_parser("documents", ChunkConfig, __doc__).parse_args(argv))
+    parser = cli.config_parser("documents", ChunkConfig, __doc__)
+    cli.add_common(parser, "json")
+    ns = parser.parse_args(argv)
+    args = cli.config_from_args(ChunkConfig, ns)
     chunks = chunk_documents(load_documents(args.docs), by=args.by, size=args.size, overlap=args.overlap)
+    if ns.json:
+        import json
+        print(json.dumps([{"id": c.id, "doc": c.doc, "chars": len(c.text), "text": c.text} for c in chunks],
+                         ensure_ascii=False, indent=2))
+        return
     for c in chunks:
         print(f"{c.id}\t{len(c.text)} chars\t{c.text[:40]!r}")
     print(f"{len(chunks)} chunks")

@@ -423,12 +423,15 @@ class _TokenMeter:
 # -- CLI ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    return cli.config_parser("evaluate", EvalConfig, __doc__)
+    p = cli.config_parser("evaluate", EvalConfig, __doc__)
+    cli.add_common(p, "json")
+    return p
 
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    config = cli.config_from_args(EvalConfig, build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    config = cli.config_from_args(EvalConfig, args)
     from tqdm.auto import tqdm
 
     bar = None
@@ -462,7 +465,10 @@ def main(argv: list[str] | None = None) -> None:
     if summary.get("stopped"):
         print(summary["message"], file=sys.stderr)
         return
-    print(format_table(EvalSummary.from_dict(summary), summary["label"]))
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print(format_table(EvalSummary.from_dict(summary), summary["label"]))
     if summary.get("incomplete"):
         print(f"warning: only {summary['answered']} of {summary['planned']} answers; run it again to complete",
               file=sys.stderr)

@@ -276,14 +276,23 @@ class ValidateConfig:
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
     """Exit 0 when every line is good, 1 when some are bad (so scripts and CI can rely on it)."""
-    args = cli.config_from_args(ValidateConfig, cli.config_parser("igakuqa", ValidateConfig, __doc__).parse_args(argv))
+    parser = cli.config_parser("igakuqa", ValidateConfig, __doc__)
+    cli.add_common(parser, "json")
+    ns = parser.parse_args(argv)
+    args = cli.config_from_args(ValidateConfig, ns)
     qs = load_questions(args.file, on_error=args.on_error)
     multi = sum(1 for q in qs.questions if len(q.answer) > 1 and not q.is_numeric)
     numeric = sum(1 for q in qs.questions if q.is_numeric)
-    print(f"{len(qs.questions)} questions ({multi} multi-answer, {numeric} numeric); "
-          f"{qs.skipped_not_text_only} skipped (images); {len(qs.problems)} problem(s)")
-    for p in qs.problems:
-        print(f"  {p}")
+    if ns.json:
+        import json
+        print(json.dumps({"questions": len(qs.questions), "multi_answer": multi, "numeric": numeric,
+                          "skipped_images": qs.skipped_not_text_only,
+                          "problems": [p.__dict__ for p in qs.problems]}, ensure_ascii=False, indent=2))
+    else:
+        print(f"{len(qs.questions)} questions ({multi} multi-answer, {numeric} numeric); "
+              f"{qs.skipped_not_text_only} skipped (images); {len(qs.problems)} problem(s)")
+        for p in qs.problems:
+            print(f"  {p}")
     if qs.problems:
         raise SystemExit(1)
 

@@ -194,12 +194,15 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
 
 
 def build_parser():
-    return cli.config_parser("merge", MergeConfig, __doc__)
+    p = cli.config_parser("merge", MergeConfig, __doc__)
+    cli.add_common(p, "json")
+    return p
 
 
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
-    config = cli.config_from_args(MergeConfig, build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)
+    config = cli.config_from_args(MergeConfig, args)
     if config.resume and not config.out:
         config = dataclasses.replace(config, out=config.resume)
 
@@ -239,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         result = run(config, jobs.tee(on_event, to_job))
     if "estimate" in result:
         print(json.dumps(result["estimate"], indent=2))
+        return
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "table"}, ensure_ascii=False, indent=2, default=str))
         return
     print(result["table"])
     print(result["verdict"])

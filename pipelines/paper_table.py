@@ -231,13 +231,19 @@ class TableConfig:
 def main(argv: list[str] | None = None) -> None:
     from pipelines.workspace import Workspace
 
-    args = cli.config_from_args(TableConfig, cli.config_parser("paper_table", TableConfig, __doc__).parse_args(argv))
+    parser = cli.config_parser("paper_table", TableConfig, __doc__)
+    cli.add_common(parser, "json")
+    ns = parser.parse_args(argv)
+    args = cli.config_from_args(TableConfig, ns)
     ws = Workspace.resolve(args.workspace)
     table = build_table1(entries_from_registry(ws.evaluations(), ws.models(), data=args.data),
                          reference=args.reference)
     if args.csv:
         table.to_csv(args.csv)
-    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
+    if ns.json:
+        print(table.to_json(orient="index", force_ascii=False, indent=2))
+    else:
+        print(table.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":

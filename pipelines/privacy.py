@@ -177,16 +177,24 @@ class ScanConfig:
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
     """Exit 1 when anything was found, so a script can refuse to send the files on."""
-    args = cli.config_from_args(ScanConfig, cli.config_parser("privacy", ScanConfig, __doc__).parse_args(argv))
+    parser = cli.config_parser("privacy", ScanConfig, __doc__)
+    cli.add_common(parser, "json")
+    ns = parser.parse_args(argv)
+    args = cli.config_from_args(ScanConfig, ns)
     from pipelines.documents import load_document
-    total = 0
+    found = []
     for f in args.files:
         doc = load_document(Path(f))
         for finding in scan(doc.text):
-            line = doc.text.count("\n", 0, finding.start) + 1
-            print(f"{doc.name}:{line}\t{finding.label}\t{finding.text}")
-            total += 1
-    print(f"{total} finding(s)")
+            found.append({"file": doc.name, "line": doc.text.count("\n", 0, finding.start) + 1, **finding.to_dict()})
+    if ns.json:
+        import json
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+    else:
+        for x in found:
+            print(f"{x['file']}:{x['line']}\t{x['label']}\t{x['text']}")
+        print(f"{len(found)} finding(s)")
+    total = len(found)
     raise SystemExit(1 if total else 0)
 
 

@@ -99,3 +99,21 @@ def test_old_spellings_still_work_hidden():
     args = p.parse_args(["filter", "--dataset", "d", "--keyword", "a", "--keyword", "b", "--only", "keyword"])
     cfg = cli.config_from_args(curate.COMMANDS["filter"][0], args)
     assert cfg.keywords == ["a", "b"] and cfg.filters == ["keyword"]
+
+
+@pytest.mark.parametrize("name", ["evaluate", "merge", "paper_table", "igakuqa", "documents", "privacy", "audit",
+                                  "train", "train_estimate", "significance", "workspace"])
+def test_every_cli_that_reports_results_offers_json(name):
+    """``--json`` is one of the shared flags: scripts read results without parsing tables."""
+    import importlib
+    mod = importlib.import_module(f"pipelines.{name}")
+    parser = mod.build_parser() if hasattr(mod, "build_parser") else None
+    if parser is None:
+        import contextlib
+        import io
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf), pytest.raises(SystemExit):
+            mod.main(["--help"])
+        assert "--json" in buf.getvalue()
+    else:
+        assert "--json" in parser.format_help()
