@@ -60,8 +60,10 @@ def cli_guard(main):
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
-        from pipelines.private_files import owner_only
-        owner_only()
+        if main.__module__ == "__main__":
+            # A command line's files are its user's alone; a caller from Python keeps its own umask.
+            from pipelines.private_files import owner_only
+            owner_only()
         try:
             return main(*args, **kwargs)
         except UserError as exc:

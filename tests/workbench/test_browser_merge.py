@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.pipelines.test_merge import make_adapter, small_questions
-from tests.workbench.test_browser import open_tab
+from tests.workbench.test_browser import open_compare_form, open_tab
 from tests.workbench.test_browser_more import checkpoint, choose, fill_text, text_of
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -44,6 +44,7 @@ def test_a_merge_runs_from_the_page_to_its_test_table(page, app_workspace, tiny_
     p.locator("#merge-open-compare").click()
     p.wait_for_function("document.querySelector('#merge-notice').innerText.includes('tiny-run@20')", timeout=30_000)
     open_tab(p, "比較")
+    open_compare_form(p)              # folded while the workspace holds results
     assert checkpoint(p, "tiny-run@10").is_checked() and checkpoint(p, "tiny-run@20").is_checked()
     assert not page.errors, page.errors
     assert not page.outbound, page.outbound
