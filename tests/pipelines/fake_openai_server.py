@@ -93,6 +93,7 @@ class FakeOpenAIServer:
                 prompt = body["messages"][-1]["content"]
                 with fake.lock:
                     fake.requests += 1
+                    number = fake.requests
                     status = fake.errors.pop(0) if fake.errors else 200
                     if body.get("response_format"):
                         fake.formats.append(body["response_format"])
@@ -101,8 +102,10 @@ class FakeOpenAIServer:
                     fake._inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake._inflight)
                 try:
-                    if fake.latency:
-                        time.sleep(fake.latency)
+                    # ``latency`` may depend on the request's number (1-based): fast first answers, then slow ones.
+                    delay = fake.latency(number) if callable(fake.latency) else fake.latency
+                    if delay:
+                        time.sleep(delay)
                     if status != 200:
                         with fake.lock:
                             fake.error_count[status] += 1

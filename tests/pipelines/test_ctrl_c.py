@@ -65,11 +65,12 @@ def test_ctrl_c_stops_datagen_promptly_and_a_rerun_resumes(workspace, tmp_path):
             "--chunk-size", "4", "--chunk-overlap", "0", "--concurrency", "2", "--workspace", str(workspace.root)]
     # 10 chunks, 2 at a time; the first two answer at once, the rest take 60 s (a slow endpoint),
     # so an exit that waited for the requests in flight would take a minute.
-    with FakeOpenAIServer(reply, latency=0.0) as srv:
+    # The slow ones are decided by request number, not by a switch the test flips in time: on a
+    # quiet machine the client once finished all ten before the switch.
+    with FakeOpenAIServer(reply, latency=lambda n: 0.0 if n <= 2 else 60.0) as srv:
         args += ["--base-url", srv.base_url]
         proc = start(args, {})
         wait_for(lambda: srv.answered.total() >= 2, proc)
-        srv.latency = 60.0
         time.sleep(1.0)                                          # the next two are in flight
         code, err = interrupt(proc)
         assert code == 130, err
