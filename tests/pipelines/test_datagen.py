@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -270,9 +271,6 @@ def test_an_endpoint_refusing_response_format_gets_the_paper_prompt(docs, worksp
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="open (issue 11): lm-format-enforcer allows only its ASCII alphabet inside "
-                   "strings, and SmolLM2 writes most Japanese characters as partial UTF-8 byte tokens, which it never "
-                   "allows: the embedded model fills the strings with blanks until max_tokens (0 records, 2 chunks)")
 def test_embedded_model_yields_parsed_records_for_every_chunk(workspace_with_default, tmp_path):
     from tests.conftest import REPO
     docs = tmp_path / "docs"
@@ -283,6 +281,12 @@ def test_embedded_model_yields_parsed_records_for_every_chunk(workspace_with_def
     summary = datagen.run(DatagenConfig(docs=str(docs), dataset="embedded", model="default", pairs=2,
                                         max_tokens=160, temperature=0.2, workspace=str(workspace_with_default.root)),
                           workspace=workspace_with_default)
-    raw = datastore.list_raw(workspace_with_default, "embedded")
-    assert summary["done"] == len(raw) == 2 and summary["errors"] == 0
-    assert all(r["n_pairs"] >= 1 for r in raw), [r["response"] for r in raw]
+    assert summary["done"] == 2 and summary["errors"] == 0, summary
+    rows = workspace_with_default.query("SELECT chunk_id, instruction, output FROM dg_records WHERE dataset = ?",
+                                        ("embedded",))
+    per_chunk = {r["chunk_id"].split("@")[0] for r in rows if r["instruction"].strip() and r["output"].strip()}
+    assert per_chunk == {"diabetes.txt", "heart_failure.md"}, (rows, datastore.list_raw(workspace_with_default,
+                                                                                         "embedded"))
+    # Japanese comes through whole: no replacement characters from bytes that never formed one.
+    assert any(re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", r["instruction"] + r["output"]) for r in rows)
+    assert not any("\ufffd" in r["instruction"] + r["output"] for r in rows), rows

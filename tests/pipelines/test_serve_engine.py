@@ -64,11 +64,48 @@ def test_json_schema_is_enforced_token_by_token(engine):
     text, _, _, reason = engine.complete(req("JSON please", max_tokens=120, response_format=fmt))
     data = json.loads(text)          # a random model, yet valid JSON of the schema
     assert reason == "stop" and len(data["pairs"]) == 1 and set(data["pairs"][0]) == {"instruction", "output"}
-    assert json.loads(engine.complete(req("any", max_tokens=60, response_format={"type": "json_object"}))[0]) \
-        is not None
+    # JSON mode means an object (not a bare string, number or boolean). A random model wanders
+    # inside a string until the limit, so only answers that end on their own are parsed.
+    answers = [engine.complete(req("any", max_tokens=60, temperature=1.0, seed=s,
+                                   response_format={"type": "json_object"})) for s in range(6)]
+    ended = [json.loads(text) for text, _, _, reason in answers if reason == "stop"]
+    assert all(isinstance(obj, dict) for obj in ended)
+    assert all(text.lstrip().startswith("{") for text, _, _, _ in answers)
 
 
 def test_unknown_response_format_is_a_400(engine):
     with pytest.raises(ApiError) as err:
         engine.submit(req("x", response_format={"type": "yaml"}))
     assert err.value.status == 400 and "response_format" in err.value.message
+
+
+def test_token_bytes_read_the_byte_level_vocabulary(engine):
+    from pipelines import structured
+    table = structured.token_bytes(engine.tokenizer)
+    text = "2型糖尿病 HbA1c≥6.5% と心不全\n"
+    ids = engine.tokenizer.encode(text, add_special_tokens=False)
+    assert b"".join(table[i] for i in ids) == text.encode()
+    # SmolLM2 writes most Japanese characters as pieces of their UTF-8 bytes.
+    assert any(structured._unfinished(table[i]) for i in ids)
+    assert structured._owed("糖".encode()[:1]) == 2 and structured._owed("糖".encode()) == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_json_strings_take_japanese_whole_and_never_cut_a_character(engine, seed):
+    """Sampling at temperature 1 from a random model picks byte pieces of characters often: every
+    answer is still JSON of the schema, valid UTF-8 (no U+FFFD), within maxLength counted in bytes."""
+    schema = {"type": "object", "required": ["a"], "additionalProperties": False,
+              "properties": {"a": {"type": "string", "minLength": 3, "maxLength": 10}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    text, _, _, _ = engine.complete(req("日本語で", max_tokens=40, temperature=1.0, seed=seed, response_format=fmt))
+    assert "\ufffd" not in text
+    value = json.loads(text)["a"]
+    assert 3 <= len(value.lstrip().encode()) <= 10     # lm-format-enforcer does not count leading spaces
+
+
+def test_a_sampled_run_writes_non_ascii_characters(engine):
+    schema = {"type": "object", "required": ["a"], "properties": {"a": {"type": "string", "minLength": 30}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
+    texts = [engine.complete(req("日本語", max_tokens=60, temperature=1.0, seed=s, response_format=fmt))[0]
+             for s in range(4)]
+    assert any(ord(c) > 0x2FFF for t in texts for c in t), texts     # Japanese is no longer excluded
