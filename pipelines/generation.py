@@ -92,6 +92,21 @@ def decode_whole_chars(tokenizer, ids: list[int], cut: bool) -> str:
     return text.rstrip("\ufffd") if cut else text
 
 
+PREFILL_CHUNK = 512
+
+
+def prefill_kwargs(model, width: int) -> dict:
+    """``generate`` arguments that read a long prompt in chunks of 512 tokens on a CPU.
+
+    The CPU's attention kernel materialises (rows × heads × width²) scores for a padded batch:
+    4 prompts of 2,733 tokens with the embedded model peaked at 2.4 GB, chunked at 1.7 GB and in
+    half the time (same tokens out, greedy, checked). A GPU's fused kernels do not need it.
+    """
+    if width <= PREFILL_CHUNK or getattr(model.device, "type", "cpu") != "cpu":
+        return {}
+    return {"prefill_chunk_size": PREFILL_CHUNK}
+
+
 class LocalGenerator:
     """The local Hugging Face engine: a loaded model and tokenizer, in this process."""
 
@@ -220,6 +235,7 @@ class LocalGenerator:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         if self.static_cache:
             kwargs["cache_implementation"] = "static"
+        kwargs.update(prefill_kwargs(self.model, enc["input_ids"].shape[1]))
         if processors:
             kwargs["logits_processor"] = processors
         torch.manual_seed(seed)

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from pipelines import structured
 from pipelines.errors import UserError
+from pipelines.generation import prefill_kwargs
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
 
@@ -224,6 +225,7 @@ class ChatEngine:
             kwargs["prefix_allowed_tokens_fn"] = allowed
         if first.stops:
             kwargs.update(stop_strings=first.stops, tokenizer=self.tokenizer)
+        kwargs.update(prefill_kwargs(self.model, width))
         if first.seed is not None:
             torch.manual_seed(first.seed)
         self.generate_calls += 1
