@@ -43,14 +43,23 @@ def _measure(fn):
     return result, wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
+def _torch_dtype(name: str):
+    import torch
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
 def worker_ours(job: dict) -> dict:
     from pipelines import loglik
     from pipelines.igakuqa import Question
     from pipelines.models import ModelRef, load_model
 
-    model, tok = load_model(ModelRef(spec=job["model"], kind="local", path=job["model"]))
+    model, tok = load_model(ModelRef(spec=job["model"], kind="local", path=job["model"]),
+                            device=job["device"], dtype=_torch_dtype(job["dtype"]))
     questions = [Question(**q) for q in job["questions"]]
-    res, wall, cpu = _measure(lambda: loglik.score_questions(model, tok, questions, job["prompts"]))
+    cfg = loglik.LoglikConfig(**{k: job[k] for k in ("batch_size", "memory_mb") if job.get(k) is not None})
+    if job["device"] == "cuda":     # CUDA's lazy start (context, kernels) is not the scorer's time
+        loglik.score_questions(model, tok, questions[:2], job["prompts"][:2], config=cfg)
+    res, wall, cpu = _measure(lambda: loglik.score_questions(model, tok, questions, job["prompts"], config=cfg))
     flat = [sums[letter] for (sums, _), q in zip(res, questions) for letter in q.letters]
     return {"logprobs": flat, "wall": wall, "cpu": cpu}
 
@@ -59,9 +68,12 @@ def worker_harness(job: dict) -> dict:
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=job["model"], backend="causal", batch_size=8, device="cpu", dtype="float32")
+    lm = HFLM(pretrained=job["model"], backend="causal", batch_size=job["peer_batch"], device=job["device"],
+              dtype=job["dtype"])
     reqs = [Instance(request_type="loglikelihood", doc={}, arguments=tuple(r), idx=i)
             for i, r in enumerate(job["requests"])]
+    if job["device"] == "cuda":     # as for ours: CUDA's lazy start is not the scorer's time
+        lm.loglikelihood(reqs[:10], disable_tqdm=True)
     res, wall, cpu = _measure(lambda: lm.loglikelihood(reqs, disable_tqdm=True))
     return {"logprobs": [float(ll) for ll, _ in res], "wall": wall, "cpu": cpu}
 
@@ -80,7 +92,7 @@ def build_job(args) -> tuple[dict, dict, list]:
     from pipelines import loglik
     from pipelines.evaluate import ASSETS, build_prompt, pick_example
     from pipelines.igakuqa import load_questions
-    from pipelines.models import resolve_model
+    from pipelines.models import pick_device, resolve_model
     from pipelines.prompts import load_template
     from pipelines.workspace import Workspace
 
@@ -98,9 +110,15 @@ def build_job(args) -> tuple[dict, dict, list]:
     model = resolve_model(args.model, None, Workspace.resolve(args.workspace)).path
     fields = [{k: v for k, v in asdict(q).items() if k != "translation"} for q in questions]
 
+    device = args.device or pick_device()
+    dtype = args.dtype or ("bfloat16" if device == "cuda" else "float32")
+    peer_batch = args.peer_batch if args.peer_batch == "auto" else int(args.peer_batch)
+
     def job(prompts):
         reqs = [r for qr in loglik.build_requests(questions, prompts) for r in qr]
-        return {"model": str(model), "questions": fields[:len(prompts)], "prompts": prompts, "requests": reqs}
+        return {"model": str(model), "questions": fields[:len(prompts)], "prompts": prompts, "requests": reqs,
+                "device": device, "dtype": dtype, "peer_batch": peer_batch,
+                "batch_size": args.batch_size, "memory_mb": args.memory_mb}
     return job(zero), job(one), questions
 
 
@@ -116,6 +134,10 @@ def accuracy(questions, flat: list[float]):
     return rows, sum(r["ll_accuracy"] for r in rows) / n, sum(r["ll_accuracy_norm"] for r in rows) / n
 
 
+def _gpu(res: dict) -> str:
+    return f"  peak GPU {res['peak_gpu_mb']:7.0f} MB" if "peak_gpu_mb" in res else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
@@ -124,6 +146,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--long-limit", type=int, default=60, help="questions for the 1-shot memory run (0: skip)")
     ap.add_argument("--peer-python", default=sys.executable, help="interpreter with lm-eval installed")
+    ap.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when there is one")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                    help="both scorers (default: bfloat16 on cuda, float32 on cpu)")
+    ap.add_argument("--peer-batch", default="8", help="the harness's --batch_size (a number or auto)")
+    ap.add_argument("--batch-size", type=int, help="ours: most rows per forward pass (LoglikConfig)")
+    ap.add_argument("--memory-mb", type=int, help="ours: activation budget per forward pass (LoglikConfig)")
     ap.add_argument("--worker", choices=["ours", "harness"], help=argparse.SUPPRESS)
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -133,6 +161,9 @@ def main() -> None:
         job = json.loads(Path(args.job).read_text())
         res = (worker_ours if args.worker == "ours" else worker_harness)(job)
         res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        if job["device"] == "cuda":
+            import torch
+            res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
         Path(args.result).write_text(json.dumps(res))
         return
 
@@ -141,7 +172,7 @@ def main() -> None:
     has_peer = subprocess.run([args.peer_python, "-c", "import lm_eval"], capture_output=True).returncode == 0
     n_choices = sorted({len(q.choices) for q in questions})
     print(f"questions={len(questions)} (choices per question: {n_choices}) requests={len(zero['requests'])} "
-          f"model={zero['model']}")
+          f"model={zero['model']} device={zero['device']} dtype={zero['dtype']} peer batch={zero['peer_batch']}")
     if not has_peer:
         print(f"lm-eval is not importable by {args.peer_python}: peer skipped (see the docstring to install it)")
     files = {}
@@ -153,23 +184,25 @@ def main() -> None:
         peer = run_worker(args.peer_python, "harness", files["zero"]) if has_peer else None
         rows_o, acc_o, norm_o = accuracy(questions, ours["logprobs"])
         print(f"run {rep}, 0-shot:")
-        print(f"  ours     wall {ours['wall']:7.1f} s  CPU {ours['cpu']:7.1f} s  peak RSS {ours['peak_rss_mb']:7.0f} MB"
-              f"  acc {acc_o:.3f}  acc_norm {norm_o:.3f}")
+        print(f"  ours     wall {ours['wall']:7.2f} s  CPU {ours['cpu']:7.1f} s  peak RSS {ours['peak_rss_mb']:7.0f} MB"
+              f"{_gpu(ours)}  acc {acc_o:.3f}  acc_norm {norm_o:.3f}")
         if peer:
             rows_p, acc_p, norm_p = accuracy(questions, peer["logprobs"])
-            print(f"  harness  wall {peer['wall']:7.1f} s  CPU {peer['cpu']:7.1f} s  peak RSS {peer['peak_rss_mb']:7.0f} MB"
-                  f"  acc {acc_p:.3f}  acc_norm {norm_p:.3f}")
+            print(f"  harness  wall {peer['wall']:7.2f} s  CPU {peer['cpu']:7.1f} s  peak RSS {peer['peak_rss_mb']:7.0f} MB"
+                  f"{_gpu(peer)}  acc {acc_p:.3f}  acc_norm {norm_p:.3f}")
             differ = sum(a["ll_predicted"] != b["ll_predicted"] for a, b in zip(rows_o, rows_p))
             differ_n = sum(a["ll_predicted_norm"] != b["ll_predicted_norm"] for a, b in zip(rows_o, rows_p))
             gap = max(abs(a - b) for a, b in zip(ours["logprobs"], peer["logprobs"]))
+            gpu = (f"  GPU memory ours/harness {ours['peak_gpu_mb'] / peer['peak_gpu_mb']:.2f}"
+                   if "peak_gpu_mb" in ours else "")
             print(f"  harness / ours: wall {peer['wall'] / ours['wall']:.2f}x  CPU {peer['cpu'] / ours['cpu']:.2f}x  "
-                  f"RSS ours/harness {ours['peak_rss_mb'] / peer['peak_rss_mb']:.2f}")
+                  f"RSS ours/harness {ours['peak_rss_mb'] / peer['peak_rss_mb']:.2f}{gpu}")
             print(f"  predictions differ on {differ}/{len(questions)} questions (acc_norm: {differ_n}); "
                   f"agreement {1 - differ / len(questions):.1%}; max |Δ log-prob| {gap:.2e}")
     if one["prompts"]:
         long = run_worker(sys.executable, "ours", files["one"])
         print(f"ours, 1-shot prompts ({len(one['prompts'])} questions, up to {max(map(len, one['prompts']))} chars): "
-              f"wall {long['wall']:.1f} s  CPU {long['cpu']:.1f} s  peak RSS {long['peak_rss_mb']:.0f} MB")
+              f"wall {long['wall']:.1f} s  CPU {long['cpu']:.1f} s  peak RSS {long['peak_rss_mb']:.0f} MB{_gpu(long)}")
     for f in files.values():
         f.unlink()
 
