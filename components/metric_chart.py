@@ -30,6 +30,16 @@ def empty_figure(message: str) -> go.Figure:
     return fig
 
 
+def _value_range(fig: go.Figure, values) -> None:
+    """A y range that reads true: a share (all values in 0..1) on the whole 0..1 scale, so an
+    all-zero series sits on the floor of a 0..1 axis, not in the middle of Plotly's −1..1."""
+    vals = [float(v) for v in values if v is not None and not pd.isna(v)]
+    if vals and 0 <= min(vals) and max(vals) <= 1:
+        fig.update_yaxes(range=[0, 1.04])
+    else:
+        fig.update_yaxes(rangemode="tozero")
+
+
 def _errors(sel: pd.DataFrame) -> dict | None:
     if sel["ci_low"].isna().all():
         return None
@@ -43,7 +53,7 @@ def _series(long: pd.DataFrame) -> str:
 
 
 def metric_vs_steps(long: pd.DataFrame, metric: str, *, label: str | None = None, title: str | None = None,
-                    x_title: str = "training step (0 = base model)",
+                    x_title: str = "training step (0 = base model)", hover_step: str = "step",
                     empty_message: str = "No evaluations yet") -> go.Figure:
     """The metric against training step, one line per run (or base model) and shot setting."""
     sel = long[(long["metric"] == metric) & long["step"].notna()] if len(long) else long
@@ -56,11 +66,12 @@ def metric_vs_steps(long: pd.DataFrame, metric: str, *, label: str | None = None
         fig.add_trace(go.Scatter(x=g["step"], y=g["mean"], mode="lines+markers", name=f"{base} ({shots}-shot)",
                                  line=dict(dash=dash), error_y=_errors(g),
                                  customdata=g[["n"]].values if "n" in g else None,
-                                 hovertemplate="step %{x}<br>%{y:.3f}<br>n=%{customdata[0]}<extra>%{fullData.name}</extra>"))
+                                 hovertemplate=hover_step + " %{x}<br>%{y:.3f}<br>n=%{customdata[0]}"
+                                               "<extra>%{fullData.name}</extra>"))
     label = label or metric
     fig.update_layout(**_LAYOUT, title=title or f"{label} vs training steps", xaxis_title=x_title,
                       yaxis_title=label)
-    fig.update_yaxes(rangemode="tozero")
+    _value_range(fig, [*sel["mean"], *sel.get("ci_low", []), *sel.get("ci_high", [])])
     return fig
 
 
@@ -77,11 +88,12 @@ def shots_comparison(long: pd.DataFrame, metric: str, *, label: str | None = Non
                              hovertemplate="%{x}<br>%{y:.3f}<extra>" + f"{shots}-shot</extra>"))
     label = label or metric
     fig.update_layout(**_LAYOUT, barmode="group", title=title or f"{label}: 0-shot vs 1-shot", yaxis_title=label)
-    fig.update_yaxes(rangemode="tozero")
+    _value_range(fig, [*sel["mean"], *sel.get("ci_low", []), *sel.get("ci_high", [])])
     return fig
 
 
 def loss_overlay(curves: dict[str, pd.DataFrame], *, y: str = "loss", title: str = "Training loss",
+                 x_title: str = "step", y_title: str | None = None,
                  empty_message: str = "No training runs yet") -> go.Figure:
     """Several runs' curves on one chart (frames with a ``step`` column and ``y``)."""
     fig = go.Figure()
@@ -89,42 +101,58 @@ def loss_overlay(curves: dict[str, pd.DataFrame], *, y: str = "loss", title: str
         if df is None or not len(df) or y not in df:
             continue
         d = df.dropna(subset=[y])
-        fig.add_trace(go.Scatter(x=d["step"], y=d[y], mode="lines+markers" if len(d) < 30 else "lines", name=name))
+        fig.add_trace(go.Scatter(x=d["step"], y=d[y], mode="lines+markers" if len(d) < 30 else "lines", name=name,
+                                 hovertemplate=f"{x_title} %{{x}}<br>{y_title or y} %{{y:.4g}}<extra>{name}</extra>"))
     if not fig.data:
         return empty_figure(empty_message)
-    fig.update_layout(**_LAYOUT, title=title, xaxis_title="step", yaxis_title=y)
+    fig.update_layout(**_LAYOUT, title=title, xaxis_title=x_title, yaxis_title=y_title or y)
     return fig
 
 
-def run_curves(df: pd.DataFrame, *, title: str = "", empty_message: str = "No metrics yet") -> go.Figure:
-    """One run's loss (left axis) and learning rate (right axis) against step."""
+RUN_WORDS = {"step": "step", "loss": "loss", "lr": "learning rate"}
+
+
+def run_curves(df: pd.DataFrame, *, title: str = "", empty_message: str = "No metrics yet",
+               words: dict[str, str] | None = None) -> go.Figure:
+    """One run's loss (left axis) and learning rate (right axis) against step; ``words``: the
+    axis, legend and hover words (``RUN_WORDS`` keys) in the page's language."""
     if df is None or not len(df) or "loss" not in df:
         return empty_figure(empty_message)
+    w = {**RUN_WORDS, **(words or {})}
     fig = go.Figure()
     d = df.dropna(subset=["loss"])
     fig.add_trace(go.Scatter(x=d["step"], y=d["loss"], mode="lines+markers" if len(d) < 60 else "lines",
-                             name="loss"))
+                             name=w["loss"], hovertemplate=f"{w['step']} %{{x}}<br>{w['loss']} %{{y:.4f}}<extra></extra>"))
     if "lr" in df:
-        fig.add_trace(go.Scatter(x=df["step"], y=df["lr"], mode="lines", name="lr", yaxis="y2",
-                                 line=dict(dash="dot", color="#9a6700")))
-    fig.update_layout(**{**_LAYOUT, "height": 360}, title=title, xaxis_title="step", yaxis_title="loss",
-                      yaxis2=dict(title="learning rate", overlaying="y", side="right", showgrid=False,
+        fig.add_trace(go.Scatter(x=df["step"], y=df["lr"], mode="lines", name=w["lr"], yaxis="y2",
+                                 line=dict(dash="dot", color="#9a6700"),
+                                 hovertemplate=f"{w['step']} %{{x}}<br>{w['lr']} %{{y:.2e}}<extra></extra>"))
+    fig.update_layout(**{**_LAYOUT, "height": 360}, title=title, xaxis_title=w["step"], yaxis_title=w["loss"],
+                      yaxis2=dict(title=w["lr"], overlaying="y", side="right", showgrid=False,
                                   tickformat=".1e"))
     return fig
 
 
+SEARCH_WORDS = {"title": "Merge search", "x_title": "generation (0 = each input alone)", "generation": "generation",
+                "candidate": "candidate", "best": "best so far"}
+
+
 def search_curve(generations: list[int], scores: list[float], best: list[float], *, label: str = "dev score",
-                 title: str = "Merge search", empty_message: str = "No candidates scored yet") -> go.Figure:
+                 title: str | None = None, empty_message: str = "No candidates scored yet",
+                 words: dict[str, str] | None = None) -> go.Figure:
     """Merge search: each candidate's dev score by generation (0 = the inputs alone), and the
-    best so far after each candidate; the three lists run in the order candidates were scored."""
+    best so far after each candidate; the three lists run in the order candidates were scored.
+    ``words``: title, axis, legend and hover words (``SEARCH_WORDS`` keys) in the page's language."""
     if not scores:
         return empty_figure(empty_message)
+    w = {**SEARCH_WORDS, **(words or {})}
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=generations, y=scores, mode="markers", name="candidate",
+    fig.add_trace(go.Scatter(x=generations, y=scores, mode="markers", name=w["candidate"],
                              marker=dict(size=8, opacity=0.6),
-                             hovertemplate="generation %{x}<br>%{y:.3f}<extra>candidate</extra>"))
-    fig.add_trace(go.Scatter(x=generations, y=best, mode="lines", name="best so far", line=dict(shape="hv"),
-                             hovertemplate="generation %{x}<br>best %{y:.3f}<extra></extra>"))
-    fig.update_layout(**_LAYOUT, title=title, xaxis_title="generation (0 = each input alone)", yaxis_title=label)
+                             hovertemplate=f"{w['generation']} %{{x}}<br>%{{y:.3f}}<extra>{w['candidate']}</extra>"))
+    fig.add_trace(go.Scatter(x=generations, y=best, mode="lines", name=w["best"], line=dict(shape="hv"),
+                             hovertemplate=f"{w['generation']} %{{x}}<br>{w['best']} %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title=title or w["title"], xaxis_title=w["x_title"], yaxis_title=label)
     fig.update_xaxes(dtick=1)
+    _value_range(fig, [*scores, *best])
     return fig

@@ -351,7 +351,8 @@ def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
     for lineno, rec in read_jsonl(path):
         if not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("output"), str):
             raise UserError(f"{path}:{lineno}: expected {{\"instruction\": ..., \"output\": ...}}.",
-                            "Each line must be an Alpaca record (instruction, optional input, output).")
+                            "Each line must be an Alpaca record (instruction, optional input, output).",
+                            code="alpaca.not_a_record", params={"path": str(path), "line": lineno})
         records.append({"instruction": rec["instruction"], "input": rec.get("input") or "",
                         "output": rec["output"], "source_doc": Path(path).name})
     return datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")

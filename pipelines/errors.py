@@ -2,14 +2,21 @@
 
 A ``UserError`` names the problem and the fix; CLIs print it without a traceback
 and the UI shows it as a message. Anything else is a bug and keeps its traceback.
+
+``code`` and ``params`` (optional) let a front end say the same thing in another language: the
+English text stays what a CLI prints, and a catalog keyed by ``code`` (the workbench's Japanese
+one) formats ``params``. A code a catalog does not know falls back to the English text.
 """
 from __future__ import annotations
 
 
 class UserError(Exception):
-    def __init__(self, problem: str, fix: str | None = None):
+    def __init__(self, problem: str, fix: str | None = None, *, code: str | None = None,
+                 params: dict | None = None):
         self.problem = problem
         self.fix = fix
+        self.code = code
+        self.params = dict(params or {})
         super().__init__(problem if not fix else f"{problem}\n  Fix: {fix}")
 
 
@@ -28,12 +35,14 @@ def disk_full(exc: BaseException, path: str | None = None) -> UserError | None:
         return None
     probe = path if path and os.path.exists(str(path)) else (os.path.dirname(str(path or "")) or os.getcwd())
     try:
-        free = f"{shutil.disk_usage(probe).free / 1e6:,.0f} MB free there"
+        free_mb = shutil.disk_usage(probe).free / 1e6
+        free = f"{free_mb:,.0f} MB free there"
     except OSError:
-        free = "free space unknown"
+        free_mb, free = None, "free space unknown"
     return UserError(f"The disk is full: could not write {path or 'a file'} ({free}). What was saved before "
                      "is intact.", "Free space on that disk (old runs, checkpoints, exports), or use a workspace on "
-                     "a disk with room (--workspace DIR), then run the same command again to resume.")
+                     "a disk with room (--workspace DIR), then run the same command again to resume.",
+                     code="disk_full", params={"path": str(path or ""), "free_mb": free_mb})
 
 
 class Interrupted(KeyboardInterrupt):

@@ -111,27 +111,28 @@ def _parse_points(value) -> float:
 def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, list[DataProblem]]:
     errs: list[DataProblem] = []
 
-    def err(fieldname: str, msg: str):
-        errs.append(DataProblem(file, line, fieldname, msg))
+    def err(fieldname: str, msg: str, code: str, **params):
+        errs.append(DataProblem(file, line, fieldname, msg, f"question.{code}", params))
 
     for key in ("problem_id", "problem_text", "answer"):
         if key not in obj:
-            err(key, "missing required field")
+            err(key, "missing required field", "missing")
     if errs:
         return None, errs
     pid = str(obj["problem_id"] if obj["problem_id"] is not None else "").strip()
     if not pid:
-        err("problem_id", "must not be blank (results, resumes and comparisons are keyed by it)")
+        err("problem_id", "must not be blank (results, resumes and comparisons are keyed by it)", "blank_id")
     text = obj["problem_text"]
     if not isinstance(text, str) or not text.strip():
-        err("problem_text", "must be a non-empty string")
+        err("problem_text", "must be a non-empty string", "empty_text")
     raw_choices = obj.get("choices", [])
     if raw_choices is None:
         raw_choices = []
     if isinstance(raw_choices, dict):
         keys = sorted(str(k).lower() for k in raw_choices)
         if keys != list(LETTERS[: len(keys)]):
-            err("choices", f"mapping keys must be consecutive letters a, b, c…; got {sorted(raw_choices)}")
+            err("choices", f"mapping keys must be consecutive letters a, b, c…; got {sorted(raw_choices)}", "choice_keys",
+                got=", ".join(str(k) for k in sorted(raw_choices)))
             choices = []
         else:
             lowered = {str(k).lower(): v for k, v in raw_choices.items()}
@@ -139,17 +140,17 @@ def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, li
     elif isinstance(raw_choices, list):
         choices = raw_choices
     else:
-        err("choices", "must be a list or an {'a': ..} mapping")
+        err("choices", "must be a list or an {'a': ..} mapping", "choices_type")
         choices = []
     if not all(isinstance(c, str) for c in choices):
-        err("choices", "every choice must be a string")
+        err("choices", "every choice must be a string", "choice_not_text")
     if len(choices) > len(LETTERS):
-        err("choices", "too many choices")
+        err("choices", "too many choices", "too_many_choices", limit=len(LETTERS))
     answer = obj["answer"]
     if isinstance(answer, str):
         answer = [answer]
     if not isinstance(answer, list) or not answer:
-        err("answer", "must be a non-empty list of letters")
+        err("answer", "must be a non-empty list of letters", "answer_empty")
         answer = []
     answer = [str(a).strip() for a in answer]
     # "a or d" (an official correction): each listed option is accepted.
@@ -162,19 +163,20 @@ def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, li
         unknown = [a for a in answer_all if a not in LETTERS[: len(choices)]]
         if unknown:
             err("answer", f"unknown answer letter(s) {unknown} for {len(choices)} choices "
-                          f"(valid: {', '.join(LETTERS[: len(choices)])})")
+                          f"(valid: {', '.join(LETTERS[: len(choices)])})", "answer_unknown",
+                got=", ".join(unknown), n=len(choices), valid=", ".join(LETTERS[: len(choices)]))
         if len(set(answer)) != len(answer):
-            err("answer", "repeated answer letter")
+            err("answer", "repeated answer letter", "answer_repeated")
     else:
         for a in (o for opts in options for o in opts):
             try:
                 float(a.replace(",", ""))
             except ValueError:
-                err("answer", f"a question without choices needs a numeric answer; got {a!r}")
+                err("answer", f"a question without choices needs a numeric answer; got {a!r}", "answer_not_numeric", got=a)
     try:
         points = _parse_points(obj.get("points"))
     except (TypeError, ValueError):
-        err("points", f"not a number: {obj.get('points')!r}")
+        err("points", f"not a number: {obj.get('points')!r}", "points_not_number", got=str(obj.get("points")))
         points = 1.0
     text_only = obj.get("text_only", True)
     if not isinstance(text_only, bool):
@@ -205,7 +207,8 @@ def load_questions(path: str | Path, *, on_error: str = "stop", include_images: 
     path = Path(path)
     if not path.exists():
         raise UserError(f"Question file {path} does not exist.",
-                        "Pass an IgakuQA-format .jsonl file, e.g. assets/questions/sample_ja.jsonl.")
+                        "Pass an IgakuQA-format .jsonl file, e.g. assets/questions/sample_ja.jsonl.",
+                        code="questions.missing", params={"path": str(path)})
     problems: list[DataProblem] = []
     rows = read_jsonl(path, problems, max_file_bytes=MAX_QUESTION_FILE_BYTES)
     questions: list[Question] = []
@@ -216,7 +219,8 @@ def load_questions(path: str | Path, *, on_error: str = "stop", include_images: 
         if q is None:
             continue
         if q.problem_id in seen:
-            problems.append(DataProblem(str(path), line, "problem_id", f"duplicate id {q.problem_id!r}"))
+            problems.append(DataProblem(str(path), line, "problem_id", f"duplicate id {q.problem_id!r}",
+                                        "question.duplicate_id", {"got": q.problem_id}))
             continue
         seen.add(q.problem_id)
         questions.append(q)
@@ -224,10 +228,13 @@ def load_questions(path: str | Path, *, on_error: str = "stop", include_images: 
         shown = "\n  ".join(str(p) for p in problems[:10])
         more = f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else ""
         raise UserError(f"{len(problems)} bad line(s) in {path}:\n  {shown}{more}",
-                        "Fix those lines, or continue without them (--on-error skip).")
+                        "Fix those lines, or continue without them (--on-error skip).",
+                        code="questions.bad_lines", params={"path": str(path), "n": len(problems),
+                                                            "problems": [p.as_params() for p in problems[:10]]})
     if not questions:
         raise UserError(f"{path} holds no usable question.",
-                        "Check that it is IgakuQA-format JSONL (one question object per line).")
+                        "Check that it is IgakuQA-format JSONL (one question object per line).",
+                        code="questions.none_usable", params={"path": str(path)})
     _merge_sidecars(path, questions, problems)
     skipped = 0
     if not include_images:
@@ -253,7 +260,8 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
             try:
                 q.human_accuracy = float(obj["human_accuracy"]) if obj.get("human_accuracy") not in (None, "") else None
             except (TypeError, ValueError):
-                problems.append(DataProblem(str(meta), line, "human_accuracy", "not a number; ignored"))
+                problems.append(DataProblem(str(meta), line, "human_accuracy", "not a number; ignored",
+                                            "question.accuracy_ignored", {}))
     trans = _sidecar(path, "translate")
     if trans.exists():
         for _, obj in read_jsonl(trans, problems):

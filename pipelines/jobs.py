@@ -138,6 +138,7 @@ def reporting(events: EventWriter | None):
             exc = disk_full(exc) or exc if isinstance(exc, Exception) else exc
             problem, fix = getattr(exc, "problem", None), getattr(exc, "fix", None)
             events({"event": "error", "message": str(exc) or type(exc).__name__, "problem": problem, "fix": fix,
+                    "code": getattr(exc, "code", None), "params": getattr(exc, "params", None),
                     "kind": type(exc).__name__, **getattr(exc, "event_fields", {})})
         raise
 

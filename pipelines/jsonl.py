@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
 
 from pipelines.errors import UserError
@@ -18,6 +19,12 @@ class DataProblem:
     line: int
     field: str
     message: str
+    code: str = ""                  # with params: the message for a catalog in another language
+    params: dict | None = dc_field(default=None, hash=False, compare=False)
+
+    def as_params(self) -> dict:
+        return {"file": self.file, "line": self.line, "field": self.field, "message": self.message,
+                "code": self.code, "params": dict(self.params or {})}
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.field}: {self.message}"
@@ -66,35 +73,46 @@ def read_jsonl(path: str | Path, problems: list[DataProblem] | None = None, *,
         size = path.stat().st_size
         if size > max_file_bytes:
             raise UserError(f"{path} is {_mb(size)}, over the {_mb(max_file_bytes)} this reader accepts.",
-                            "Check that it is the right file; split a real data set into parts, or use --limit.")
+                            "Check that it is the right file; split a real data set into parts, or use --limit.",
+                            code="jsonl.too_big", params={"path": str(path), "size": _mb(size),
+                                                          "limit": _mb(max_file_bytes)})
         fh = open(path, "rb")
     except OSError as exc:
-        raise UserError(f"Cannot read {path}: {exc.strerror}.", "Check the path and its permissions.") from exc
+        raise UserError(f"Cannot read {path}: {exc.strerror}.", "Check the path and its permissions.",
+                        code="jsonl.unreadable", params={"path": str(path), "errno": exc.errno}) from exc
     rows = []
     with fh:
         for n, line, nbytes in _lines(fh, max_line_bytes):
             problem = None
             if line is None:
-                problem = f"line is {_mb(nbytes)}, over the {_mb(max_line_bytes)} limit for one record"
+                problem = (f"line is {_mb(nbytes)}, over the {_mb(max_line_bytes)} limit for one record",
+                           "line.too_long", {"size": _mb(nbytes), "limit": _mb(max_line_bytes)})
             elif not line.strip():
                 continue
             _parse(path, n, line, problem, rows, problems)
     return rows
 
 
-def _parse(path: Path, n: int, line: bytes | None, problem: str | None, rows: list, problems) -> None:
+def _parse(path: Path, n: int, line: bytes | None, problem: tuple | None, rows: list, problems) -> None:
+    """``problem``: (English text, code, params) of what is wrong with line ``n``, or None."""
     if problem is None:
         try:
             obj = json.loads(line.decode("utf-8-sig" if n == 1 else "utf-8"))
             if not isinstance(obj, dict):
-                problem = f"expected a JSON object, got {type(obj).__name__}"
+                got = type(obj).__name__
+                problem = (f"expected a JSON object, got {got}", "line.not_object", {"got": got})
         except UnicodeDecodeError as exc:
-            problem = f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8"
+            problem = (f"not valid UTF-8 (byte {exc.start}); save the file as UTF-8", "line.not_utf8",
+                       {"byte": exc.start})
         except json.JSONDecodeError as exc:
-            problem = f"malformed JSON: {exc.msg} at column {exc.colno}"
+            problem = (f"malformed JSON: {exc.msg} at column {exc.colno}", "line.malformed", {"column": exc.colno})
     if problem is None:
         rows.append((n, obj))
-    elif problems is not None:
-        problems.append(DataProblem(str(path), n, "(line)", problem))
+        return
+    text, code, params = problem
+    bad = DataProblem(str(path), n, "(line)", text, code, params)
+    if problems is not None:
+        problems.append(bad)
     else:
-        raise UserError(f"{path}:{n}: {problem}.", "Fix or delete that line; each line must be one JSON object.")
+        raise UserError(f"{path}:{n}: {text}.", "Fix or delete that line; each line must be one JSON object.",
+                        code="jsonl.bad_line", params=bad.as_params())

@@ -57,8 +57,10 @@ def test_report(plan, candidates: list[dict], best: dict, merged_dir: Path, data
                    f"{config.metric} {paired['diff']:+.3f} [95% CI {paired['ci_low']:+.3f}, {paired['ci_high']:+.3f}], "
                    f"n={paired['n']}" + (f", McNemar p={paired['p_mcnemar']:.3f}" if "p_mcnemar" in paired else "")
                    + ". The difference is within noise" + (" or against the merge." if paired["diff"] <= 0 else "."))
+    # verdict_code: the verdict without its words, for the workbench to say in Japanese.
+    code = "no_merge_found" if best["kind"] == "input" else "better" if paired["ci_low"] > 0 else "not_better"
     return {"metric": config.metric, "rows": table, "best_input": plan.inputs[k_best].spec,
-            "paired_vs_best_input": paired, "verdict": verdict, "table": format_table(table, config.metric)}
+            "paired_vs_best_input": paired, "verdict": verdict, "verdict_code": code, "table": format_table(table, config.metric)}
 
 
 def format_table(table: list[dict], metric: str) -> str:

@@ -103,10 +103,12 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
         return _with_adapter(ModelRef(spec=spec, kind="local", path=str(path.resolve())), adapter, ws)
     if path.exists():
         raise UserError(f"{spec} is not a Hugging Face model directory (no config.json inside).",
-                        "Point --model at the folder that holds config.json and the weights.")
+                        "Point --model at the folder that holds config.json and the weights.",
+                        code="model.not_a_model_dir", params={"spec": spec})
     raise UserError(f"Model {spec!r} not found.",
                     "Use 'default', a local model directory, a registered model name "
-                    "(python -m pipelines.workspace lists them), or openai:MODEL@URL.")
+                    "(python -m pipelines.workspace lists them), or openai:MODEL@URL.",
+                    code="model.not_found", params={"spec": spec})
 
 
 def _with_adapter(ref: ModelRef, adapter: str | None, ws: Workspace) -> ModelRef:
@@ -119,7 +121,8 @@ def _with_adapter(ref: ModelRef, adapter: str | None, ws: Workspace) -> ModelRef
             apath = Path(registered["path"])
         else:
             raise UserError(f"Adapter {adapter!r} not found (no adapter_config.json there).",
-                            "Pass a PEFT adapter directory, e.g. a checkpoint folder of a training run.")
+                            "Pass a PEFT adapter directory, e.g. a checkpoint folder of a training run.",
+                            code="model.adapter_not_found", params={"spec": adapter})
     return ModelRef(spec=f"{ref.spec}+{apath.name}", kind="local", path=ref.path, adapter=str(apath.resolve()))
 
 

@@ -91,38 +91,46 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Field checks that need nothing loaded; :func:`prepare` checks model and data."""
-        def bad(problem, fix):
-            raise UserError(problem, fix)
+        def bad(problem, fix, code=None, **params):
+            raise UserError(problem, fix, code=code and f"config.{code}", params=params)
         self._check_numbers()
         if self.method not in METHODS:
             bad(f"Unknown method {self.method!r}.", "Use lora, qlora or cpt.")
         if self.cpt_mode not in ("full", "lora"):
             bad(f"Unknown cpt_mode {self.cpt_mode!r}.", "Use full or lora.")
         if not self.learning_rate > 0:
-            bad(f"learning_rate must be positive (got {self.learning_rate}).", "The paper used 5e-5 (LoRA) and 2e-4 (QLoRA).")
+            bad(f"learning_rate must be positive (got {self.learning_rate}).", "The paper used 5e-5 (LoRA) and 2e-4 (QLoRA).",
+                "lr_positive", field="learning_rate", value=self.learning_rate)
         if self.uses_lora and (self.lora_r <= 0 or self.lora_alpha <= 0):
             bad(f"LoRA rank and alpha must be positive (got r={self.lora_r}, alpha={self.lora_alpha}).",
-                "Typical values: r 8-64, alpha 16-32.")
+                "Typical values: r 8-64, alpha 16-32.", "lora_positive", r=self.lora_r, alpha=self.lora_alpha)
         if not 0 <= self.lora_dropout < 1:
-            bad(f"lora_dropout must be in [0, 1) (got {self.lora_dropout}).", "The paper used 0.05 and 0.1.")
+            bad(f"lora_dropout must be in [0, 1) (got {self.lora_dropout}).", "The paper used 0.05 and 0.1.",
+                "dropout", field="lora_dropout", value=self.lora_dropout)
         if self.micro_batch_size < 0:
-            bad(f"micro_batch_size cannot be negative (got {self.micro_batch_size}).", "Use 0 for automatic.")
+            bad(f"micro_batch_size cannot be negative (got {self.micro_batch_size}).", "Use 0 for automatic.",
+                "micro_negative", field="micro_batch_size", value=self.micro_batch_size)
         for name in ("batch_size", "max_steps", "num_processes", "logging_steps",
                      "max_prompt_length", "max_target_length", "max_seq_length"):
             if getattr(self, name) < 1:
-                bad(f"{name} must be at least 1 (got {getattr(self, name)}).", f"Set --{name.replace('_', '-')} to 1 or more.")
+                bad(f"{name} must be at least 1 (got {getattr(self, name)}).", f"Set --{name.replace('_', '-')} to 1 or more.",
+                    "at_least_one", field=name, value=getattr(self, name))
         if self.batch_size % (self.micro * self.num_processes):
             bad(f"batch_size {self.batch_size} is not a multiple of micro_batch_size × num_processes "
                 f"({self.micro} × {self.num_processes}).",
-                "Choose values so that batch_size = micro_batch_size × num_processes × accumulation steps.")
+                "Choose values so that batch_size = micro_batch_size × num_processes × accumulation steps.",
+                "batch_multiple", batch=self.batch_size, micro=self.micro, processes=self.num_processes)
         wrong = [s for s in self.save_steps if not 1 <= s <= self.max_steps]
         if wrong:
             bad(f"Save step(s) {wrong} outside 1..max_steps ({self.max_steps}).",
-                "Raise --max-steps or drop those save steps.")
+                "Raise --max-steps or drop those save steps.", "save_steps",
+                steps=", ".join(map(str, wrong)), max_steps=self.max_steps)
         if not 0 <= self.warmup_steps < self.max_steps:
-            bad(f"warmup_steps {self.warmup_steps} must be below max_steps {self.max_steps}.", "Lower --warmup-steps.")
+            bad(f"warmup_steps {self.warmup_steps} must be below max_steps {self.max_steps}.", "Lower --warmup-steps.",
+                "warmup", field="warmup_steps", value=self.warmup_steps, max_field="max_steps",
+                max_steps=self.max_steps)
         if self.resume_every < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
-            bad("resume_every, weight_decay and max_grad_norm cannot be negative.", "Use 0 to turn them off.")
+            bad("resume_every, weight_decay and max_grad_norm cannot be negative.", "Use 0 to turn them off.", "negative")
         if self.batching not in ("grouped", "flat", "padded"):
             bad(f"Unknown batching {self.batching!r}.", "Use grouped (default), flat or padded.")
         if self.loss_on not in ("response", "all"):
@@ -134,9 +142,11 @@ class TrainConfig:
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             bad(f"Unknown precision {self.precision!r}.", "Use auto, bf16, fp16 or fp32.")
         if "@" in self.run_name or "/" in self.run_name:
-            bad(f"Run name {self.run_name!r} may not contain '@' or '/'.", "Checkpoints are named RUN_NAME@STEP.")
+            bad(f"Run name {self.run_name!r} may not contain '@' or '/'.", "Checkpoints are named RUN_NAME@STEP.", "run_name",
+                name=self.run_name)
         if self.eval_limit < 1:
-            bad("eval_limit must be at least 1.", "Evaluate at least one question per checkpoint.")
+            bad("eval_limit must be at least 1.", "Evaluate at least one question per checkpoint.", "at_least_one",
+                field="eval_limit", value=self.eval_limit)
         self._check_limits()
 
     def _check_numbers(self) -> None:
@@ -149,11 +159,14 @@ class TrainConfig:
                 continue
             if not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isfinite(value):
                 raise UserError(f"{f.name} must be a finite number (got {value!r}).",
-                                f"Set {f.name} to a real value, e.g. {f.default!r}.")
+                                f"Set {f.name} to a real value, e.g. {f.default!r}.", code="config.not_finite",
+                                params={"field": f.name, "value": value, "default": f.default})
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     (kind is int and not float(value).is_integer()):
                 raise UserError(f"{f.name} must be {'a whole number' if kind is int else 'a number'} "
-                                f"(got {value!r}).", f"Set {f.name} to a number, e.g. {f.default!r}.")
+                                f"(got {value!r}).", f"Set {f.name} to a number, e.g. {f.default!r}.",
+                                code="config.not_whole" if kind is int else "config.not_number",
+                                params={"field": f.name, "value": value, "default": f.default})
 
     def _check_limits(self) -> None:
         """The outer bounds, after the finer rules above have said what they know."""
@@ -161,7 +174,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not low <= value <= high:
                 raise UserError(f"{name} = {value!r} is outside {low}..{high}: {hint}",
-                                f"Set {name} within {low}..{high} (default {getattr(TrainConfig, name, '?')!r}).")
+                                f"Set {name} within {low}..{high} (default {getattr(TrainConfig, name, '?')!r}).",
+                                code="config.out_of_range", params={"field": name, "value": value, "low": low,
+                                                                    "high": high,
+                                                                    "default": getattr(TrainConfig, name, "?")})
 
     @property
     def uses_lora(self) -> bool:
@@ -201,15 +217,19 @@ def load_preset(name: str) -> dict:
     """A preset file: ``{"description": {ja, en}, "command", "config": {field: value}, "notes": {field: {ja, en}}}``."""
     path = Path(name) if name.endswith(".json") else PRESET_DIR / f"{name}.json"
     if not path.exists():
-        raise UserError(f"Unknown preset {name!r}.", f"Use one of: {', '.join(available_presets())}.")
+        raise UserError(f"Unknown preset {name!r}.", f"Use one of: {', '.join(available_presets())}.",
+                        code="preset.unknown", params={"name": name, "known": ", ".join(available_presets())})
     try:
         preset = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"Preset {path} is not valid JSON: {exc}.", "Fix the file, or copy a shipped preset "
-                        "from assets/presets/ and edit it.") from None
+                        "from assets/presets/ and edit it.", code="preset.not_json",
+                        params={"path": str(path), "line": getattr(exc, "lineno", None),
+                                "column": getattr(exc, "colno", None)}) from None
     if not isinstance(preset, dict) or not isinstance(preset.get("config", {}), dict):
         raise UserError(f"Preset {path} must be an object with a \"config\" object of settings.",
-                        "Copy a shipped preset from assets/presets/ and edit it.")
+                        "Copy a shipped preset from assets/presets/ and edit it.", code="preset.not_object",
+                        params={"path": str(path)})
     # The workbench shows a preset in Japanese or English: a text given per language must have both
     # (a plain string, as in a user's own preset, is shown as it is in either language).
     texts = {"description": preset.get("description"), **{f"notes.{k}": v for k, v in preset.get("notes", {}).items()}}
@@ -221,7 +241,8 @@ def load_preset(name: str) -> dict:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(preset.get("config", {})) - known
     if unknown:
-        raise UserError(f"Preset {path.name} sets unknown field(s) {sorted(unknown)}.", f"Known fields: {sorted(known)}.")
+        raise UserError(f"Preset {path.name} sets unknown field(s) {sorted(unknown)}.", f"Known fields: {sorted(known)}.",
+                        code="preset.unknown_fields", params={"path": path.name, "fields": sorted(unknown)})
     return preset
 
 
@@ -232,7 +253,8 @@ def make_config(preset: str | None = None, **overrides) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(values) - known
     if unknown:
-        raise UserError(f"Unknown training setting(s) {sorted(unknown)}.", f"Known: {sorted(known)}.")
+        raise UserError(f"Unknown training setting(s) {sorted(unknown)}.", f"Known: {sorted(known)}.",
+                        code="config.unknown_settings", params={"fields": sorted(unknown)})
     return TrainConfig(**values)
 
 

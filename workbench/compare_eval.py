@@ -22,6 +22,7 @@ from pipelines.igakuqa import load_questions
 from pipelines.models import resolve_model
 from workbench import users
 from workbench.compare_view import evaluation_choices
+from workbench.field_errors import error_html
 from workbench.state import AppState, evals_root
 
 MSG = {
@@ -78,7 +79,7 @@ def start(state: AppState, models, shot_list, tmpl, data_path, lim, tokens, lang
         for m in models:
             resolve_model(m, None, state.workspace, prepare=False)
     except UserError as exc:
-        return fail(notice.error(exc.problem, exc.fix, lang))
+        return fail(error_html(exc, lang=lang))
     shot_t = tuple(sorted(int(s) for s in shot_list))
     tasks = []
     for m in models:

@@ -49,6 +49,7 @@ MSG = {
 CHART = {
     "steps_title": {"ja": "{label}：学習ステップごと", "en": "{label} vs training steps"},
     "steps_x": {"ja": "学習ステップ（0＝ベースモデル）", "en": "training step (0 = base model)"},
+    "step": {"ja": "ステップ", "en": "step"},
     "shots_title": {"ja": "{label}：0-shot と 1-shot", "en": "{label}: 0-shot vs 1-shot"},
 }
 HOURS_LABEL = {"ja": "学習時間（時間）", "en": "Training hours"}
@@ -118,7 +119,7 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
     empty = MSG["none"][lang]
     fig_steps = metric_chart.metric_vs_steps(long, metric, label=label, empty_message=empty,
                                              title=CHART["steps_title"][lang].format(label=label),
-                                             x_title=CHART["steps_x"][lang])
+                                             x_title=CHART["steps_x"][lang], hover_step=CHART["step"][lang])
     fig_shots = metric_chart.shots_comparison(long, metric, label=label, empty_message=empty,
                                               title=CHART["shots_title"][lang].format(label=label))
     exports = ws.subdir("exports")

@@ -82,7 +82,9 @@ def config_from_form(preset, values: list, other_json: str, lang: str, workspace
         if not isinstance(other, dict):
             raise ValueError("{…}")
     except ValueError as exc:
-        raise UserError(MSG["bad_json"][lang].format(err=exc), MSG["json_fix"][lang]) from None
+        # Python's own JSON message is English: the Japanese text names the place instead.
+        where = MSG["json_at"][lang].format(line=exc.lineno, col=exc.colno) if hasattr(exc, "lineno") else "{…}"
+        raise UserError(MSG["bad_json"][lang].format(err=exc, where=where), MSG["json_fix"][lang]) from None
     for name in ("learning_rate", "batch_size", "max_steps", "lora_r", "lora_alpha", "lora_dropout"):
         if fields[name] is None:
             raise UserError(MSG["bad_number"][lang].format(field=FIELDS[name][lang]))
@@ -166,13 +168,8 @@ def display_name(run_dir: str) -> str:
 
 
 def curves(df: pd.DataFrame, name: str, lang: str):
-    fig = metric_chart.run_curves(df, title=name, empty_message=MSG["no_metrics"][lang])
-    if len(fig.data):
-        for trace in fig.data:
-            trace.name = CHART.get(trace.name, {}).get(lang, trace.name)
-        fig.update_layout(xaxis_title=CHART["step"][lang], yaxis_title=CHART["loss"][lang],
-                          yaxis2_title=CHART["lr"][lang])
-    return fig
+    return metric_chart.run_curves(df, title=name, empty_message=MSG["no_metrics"][lang],
+                                   words={k: t[lang] for k, t in CHART.items()})
 
 
 def monitor(run_dir: str | None, lang: str):

@@ -37,7 +37,5 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 def loss_figure(ws, run_dirs: list[str], lang: str = "ja", y: str = "loss"):
     names = {r["run_dir"]: r["run_name"] for r in list_runs(ws)}
     curves = {names.get(d, Path(d).name): read_metrics(d) for d in run_dirs}
-    fig = metric_chart.loss_overlay(curves, y=y, title=TEXT["title"][lang], empty_message=TEXT["empty"][lang])
-    if len(fig.data):
-        fig.update_layout(xaxis_title=TEXT["step"][lang], yaxis_title=TEXT.get(y, {}).get(lang, y))
-    return fig
+    return metric_chart.loss_overlay(curves, y=y, title=TEXT["title"][lang], x_title=TEXT["step"][lang],
+                                     y_title=TEXT.get(y, {}).get(lang, y), empty_message=TEXT["empty"][lang])

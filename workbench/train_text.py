@@ -32,7 +32,9 @@ CHART = {"step": {"ja": "ステップ", "en": "step"}, "loss": {"ja": "損失", 
          "lr": {"ja": "学習率", "en": "learning rate"}}
 MSG: dict[str, Text] = {
     "launched": {"ja": "学習を開始しました：{run}（{dir}）", "en": "Training launched: {run} ({dir})"},
-    "bad_json": {"ja": "「その他の設定」が JSON として読めません：{err}", "en": "'Other settings' is not valid JSON: {err}"},
+    "bad_json": {"ja": "「その他の設定」が JSON のオブジェクトとして読めません（{where}）。",
+                 "en": "'Other settings' is not valid JSON: {err}"},
+    "json_at": {"ja": "{line} 行 {col} 文字目", "en": "line {line} column {col}"},
     "json_fix": {"ja": "{\"項目名\": 値, …} の形で書いてください。", "en": "Write it as {\"field\": value, …}."},
     "bad_number": {"ja": "「{field}」に数値を入力してください。", "en": "Enter a number for '{field}'."},
     "bad_steps": {"ja": "保存ステップは正の整数のカンマ区切りで入力してください（例：10,20）。",

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Names, not words: products, formats and units a Japanese user reads as they are.
 ALLOWED = {"lora", "qlora", "jsonl", "alpaca", "gestalt", "csv", "json", "id", "gpu", "cpu", "tok", "jmedlora",
            "language", "english", "hugging", "face", "cpt", "eos", "adamw", "bf16", "nf4", "llama", "pdf", "url",
-           "openai", "peft", "ram", "opencalm", "medcalm", "gpt", "neox", "mlp"}
+           "openai", "peft", "ram", "opencalm", "medcalm", "gpt", "neox", "mlp", "igakuqa"}
 # Shown as data, not as the interface's words: commands, paths, user and model names, table cells.
 DATA = ("code", "pre", ".cm-editor", "#wb-user", "td", "tbody", "[role=gridcell]", "input", "textarea", "select",
         ".js-plotly-plot .xtick", ".js-plotly-plot .ytick")

@@ -1,0 +1,140 @@
+"""Japanese words for the pipelines' UserErrors, keyed by their ``code``.
+
+Pipelines speak plain English (the CLIs print it) and attach a ``code`` plus ``params``; this
+catalog says the same thing in Japanese for the workbench. A template names its parameters
+(``{path}``, ``{value}`` ...); ``{field}`` / ``{fields}`` are replaced by the form's labels
+before formatting (``field_errors``). A code missing here, or a template whose parameters the
+error lacks, leaves the English text in place: never a traceback.
+"""
+from __future__ import annotations
+
+import errno as errnos
+import math
+
+# code -> (problem, fix or None)
+MESSAGES: dict[str, tuple[str, str | None]] = {
+    "disk_full": ("ディスクがいっぱいです：{path} を書き込めませんでした（空き {free}）。それまでに保存した内容は無事です。",
+                  "古いラン・チェックポイント・エクスポートを消して空きを作るか、空きのあるディスクのワークスペースを使い、"
+                  "同じ操作をもう一度行ってください（続きから再開します）。"),
+    # reading JSONL (pipelines/jsonl.py)
+    "jsonl.too_big": ("{path} は {size} あり、読み込める上限 {limit} を超えています。",
+                      "正しいファイルか確認してください。大きなデータは分割してください。"),
+    "jsonl.unreadable": ("{path} を読めません（{reason}）。", "パスと読み取り権限を確認してください。"),
+    "jsonl.bad_line": ("{path} の {line} 行目：{problem}。", "その行を直すか削除してください（1行に1つの JSON オブジェクト）。"),
+    "line.too_long": ("1行が {size} あり、1件の上限 {limit} を超えています", None),
+    "line.not_object": ("JSON オブジェクト（{{…}}）ではありません（{got}）", None),
+    "line.not_utf8": ("UTF-8 ではありません（{byte} バイト目）。ファイルを UTF-8 で保存してください", None),
+    "line.malformed": ("JSON の書式が壊れています（{column} 文字目付近）", None),
+    # question files (pipelines/igakuqa.py)
+    "questions.missing": ("問題ファイル {path} がありません。",
+                          "IgakuQA 形式の JSONL ファイルを指定してください（例：assets/questions/sample_ja.jsonl）。"),
+    "questions.none_usable": ("{path} に使える問題が1問もありません。",
+                              "IgakuQA 形式の JSONL（1行に1問の JSON オブジェクト）か確認してください。"),
+    "questions.bad_lines": ("{path} に問題のある行が {n} 件あります：\n{lines}",
+                            "該当する行を直してから、もう一度実行してください。"),
+    "question.missing": ("必須の項目がありません", None),
+    "question.blank_id": ("空欄にできません（結果・再開・比較はこの ID で突き合わせます）", None),
+    "question.empty_text": ("空でない文字列が必要です", None),
+    "question.choice_keys": ("選択肢のキーは a, b, c… と連続した英字にしてください（指定：{got}）", None),
+    "question.choices_type": ("配列か {{\"a\": …}} の形のオブジェクトにしてください", None),
+    "question.choice_not_text": ("選択肢はすべて文字列にしてください", None),
+    "question.too_many_choices": ("選択肢が多すぎます（最大 {limit}）", None),
+    "question.answer_empty": ("選択肢の記号を1つ以上並べた配列にしてください", None),
+    "question.answer_unknown": ("選択肢にない記号です：{got}（選択肢 {n} 個：{valid}）", None),
+    "question.answer_repeated": ("同じ記号が重複しています", None),
+    "question.answer_not_numeric": ("選択肢のない問題の正答は数値にしてください（指定：{got}）", None),
+    "question.points_not_number": ("数値ではありません（指定：{got}）", None),
+    "question.duplicate_id": ("ID {got} が重複しています", None),
+    "question.accuracy_ignored": ("数値ではないため無視しました", None),
+    # instruction records (pipelines/curate.py)
+    "alpaca.not_a_record": ("{path} の {line} 行目：「instruction」と「output」を文字列で持つレコードではありません。",
+                            "各行を Alpaca 形式のレコード（instruction、任意の input、output）にしてください。"),
+    # training settings (pipelines/train_config.py)
+    "config.not_finite": ("{field}は有限の数にしてください（入力：{value}）。", "{field}に実数を入力してください（例：{default}）。"),
+    "config.not_number": ("{field}は数値にしてください（入力：{value}）。", "{field}に数値を入力してください（例：{default}）。"),
+    "config.not_whole": ("{field}は整数にしてください（入力：{value}）。", "{field}に整数を入力してください（例：{default}）。"),
+    "config.out_of_range": ("{field}＝{value} は範囲 {low}〜{high} の外です。",
+                            "{field}を {low}〜{high} の範囲にしてください（既定値 {default}）。"),
+    "config.lr_positive": ("{field}は正の数にしてください（入力：{value}）。", "論文では LoRA で 5e-5、QLoRA で 2e-4 を使いました。"),
+    "config.lora_positive": ("LoRA のランクとスケールは正の数にしてください（r={r}、α={alpha}）。",
+                             "よく使う値：r は 8〜64、α は 16〜32。"),
+    "config.dropout": ("{field}は 0 以上 1 未満にしてください（入力：{value}）。", "論文では 0.05 と 0.1 を使いました。"),
+    "config.micro_negative": ("{field}は負にできません（入力：{value}）。", "自動にするには 0 にしてください。"),
+    "config.at_least_one": ("{field}は 1 以上にしてください（入力：{value}）。", "{field}を 1 以上にしてください。"),
+    "config.batch_multiple": ("バッチサイズ {batch} がマイクロバッチ × プロセス数（{micro} × {processes}）の倍数ではありません。",
+                              "バッチサイズ＝マイクロバッチ × プロセス数 × 勾配累積回数 となる値にしてください。"),
+    "config.save_steps": ("保存ステップ {steps} が 1〜最大ステップ数（{max_steps}）の範囲外です。",
+                          "最大ステップ数を増やすか、その保存ステップを消してください。"),
+    "config.warmup": ("{field}（{value}）は{max_field}（{max_steps}）より小さくしてください。", "{field}を減らしてください。"),
+    "config.negative": ("resume_every、weight_decay、max_grad_norm は負にできません。", "無効にするには 0 にしてください。"),
+    "config.run_name": ("ラン名 {name} に「@」や「/」は使えません。", "チェックポイントは「ラン名@ステップ」と名付けられます。"),
+    "config.unknown_settings": ("知らない学習設定があります：{fields}。", "その他の設定（JSON）の項目名を確認してください。"),
+    "preset.unknown": ("プリセット {name} はありません。", "次のいずれかを選んでください：{known}。"),
+    "preset.not_json": ("プリセット {path} が JSON として読めません（{line} 行 {column} 文字目）。",
+                        "ファイルを直すか、assets/presets/ の同梱プリセットをコピーして編集してください。"),
+    "preset.not_object": ("プリセット {path} は設定のオブジェクト（\"config\"）を持つ JSON にしてください。",
+                          "assets/presets/ の同梱プリセットをコピーして編集してください。"),
+    "preset.unknown_fields": ("プリセット {path} に知らない項目があります：{fields}。",
+                              "項目名の綴りを確認するか、その項目を消してください。"),
+    # models (pipelines/models.py)
+    "model.not_found": ("モデル {spec} が見つかりません。",
+                        "「default」、ローカルのモデルフォルダ、登録済みのモデル名のいずれかを指定してください。"),
+    "model.not_a_model_dir": ("{spec} はモデルのフォルダではありません（config.json がありません）。",
+                              "config.json と重みのあるフォルダを指定してください。"),
+    "model.adapter_not_found": ("アダプタ {spec} が見つかりません（adapter_config.json がありません）。",
+                                "学習ランのチェックポイントフォルダなど、PEFT のアダプタフォルダを指定してください。"),
+}
+TYPES = {"list": "配列", "str": "文字列", "int": "整数", "float": "数値", "bool": "真偽値", "NoneType": "null"}
+ERRNO = {errnos.ENOENT: "ファイルがありません", errnos.EACCES: "読み取り権限がありません",
+         errnos.EISDIR: "フォルダです", errnos.ENOTDIR: "パスの途中がフォルダではありません"}
+WHOLE_LINE = "行全体"
+MORE = "…ほか {n} 件"
+FALLBACK = "（この内容はまだ日本語になっていません。原文のまま表示します）"
+
+
+def problem_text(p: dict, name) -> str:
+    """One bad line of a file (a ``DataProblem.as_params()``) in Japanese; ``name`` labels a field."""
+    template = MESSAGES.get(p.get("code") or "", (None,))[0]
+    what = template.format(**prepare(p.get("params") or {}, name)) if template else p.get("message", "")
+    field = WHOLE_LINE if p.get("field") == "(line)" else name(p.get("field", ""))
+    return f"{p.get('file')} の {p.get('line')} 行目（{field}）：{what}"
+
+
+def prepare(params: dict, name) -> dict:
+    """Parameters made Japanese where they are words: field names, type names, error numbers."""
+    out = dict(params)
+    for key in ("value", "default"):
+        if isinstance(out.get(key), float) and not math.isfinite(out[key]):
+            out[key] = "無限大" if out[key] > 0 else "負の無限大" if out[key] < 0 else "非数"
+    for key in [k for k in out if k == "field" or k.endswith("_field")]:
+        out[key] = name(out[key])
+    if isinstance(out.get("fields"), (list, tuple)):
+        out["fields"] = "、".join(name(f) for f in out["fields"])
+    if "got" in out and out.get("got") in TYPES:
+        out["got"] = TYPES[out["got"]]
+    if "errno" in out:
+        out["reason"] = ERRNO.get(out["errno"], f"エラー番号 {out['errno']}")
+    if "free_mb" in out:
+        out["free"] = "不明" if out["free_mb"] is None else f"{out['free_mb']:,.0f} MB"
+    if isinstance(out.get("problems"), list):
+        lines = [problem_text(p, name) for p in out["problems"]]
+        if out.get("n", 0) > len(lines):
+            lines.append(MORE.format(n=out["n"] - len(lines)))
+        out["lines"] = "\n".join(lines)
+    if out.get("code") and "line" in out and "problem" not in out:   # one bad line raised alone
+        out["problem"] = MESSAGES.get(out["code"], ("{message}",))[0].format(
+            **prepare(out.get("params") or {}, name), message=out.get("message", ""))
+        out["path"] = out.get("file", "")
+    return out
+
+
+def translate(code: str | None, params: dict, name) -> tuple[str, str | None] | None:
+    """(problem, fix) in Japanese, or None when the catalog cannot say it."""
+    if not code or code not in MESSAGES:
+        return None
+    problem, fix = MESSAGES[code]
+    try:
+        values = prepare(params, name)
+        return problem.format(**values), fix.format(**values) if fix else None
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
+        return None
