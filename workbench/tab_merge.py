@@ -21,11 +21,31 @@ from pipelines import jobs, merge, merge_jobs, metrics
 from pipelines.errors import UserError
 from pipelines.merge import MergeConfig
 from pipelines.merge_methods import METHODS
+from workbench.field_errors import error_html, message
 from workbench.i18n import Labels
 from workbench.state import AppState
 
 SAMPLE = str(Path(__file__).resolve().parent.parent / "assets" / "questions" / "sample_ja.jsonl")
 TABLE_COLS = ["role", "model", "dev", "test", "ci_low", "ci_high"]
+COLS = {"role": {"ja": "役割", "en": "role"}, "model": {"ja": "モデル", "en": "model"},
+        "dev": {"ja": "開発セット", "en": "dev"}, "test": {"ja": "テスト平均", "en": "test"},
+        "ci_low": {"ja": "95%信頼区間 下限", "en": "ci_low"}, "ci_high": {"ja": "95%信頼区間 上限", "en": "ci_high"}}
+ROLES = {"base": {"ja": "ベース", "en": "base"}, "input": {"ja": "入力 {k}", "en": "input {k}"},
+         "merge": {"ja": "マージ", "en": "merge"}}
+CHART = {"ja": {"title": "マージ探索", "x_title": "世代（0＝各入力そのまま）", "generation": "世代",
+                "candidate": "候補", "best": "これまでの最良", "score": "開発セットのスコア"},
+         "en": {"title": "Merge search", "x_title": "generation (0 = each input alone)", "generation": "generation",
+                "candidate": "candidate", "best": "best so far", "score": "dev score"}}
+# The report's verdict_code said again in the page's language (the report's own text is English).
+VERDICT = {
+    "no_merge_found": {"ja": "探索では開発セットで {best} を上回るマージが見つからず、保存したモデルはその入力の重みです。マージは良くなっていません。",
+                       "en": "The search found no merge better than {best} on the dev set; the saved model is that input's weights. The merge is not better."},
+    "better": {"ja": "マージはテストセットで最良の入力（{best}）より良い結果です：{metric} の差 {diff:+.3f}［95%信頼区間 {lo:+.3f}〜{hi:+.3f}］、n={n}。",
+               "en": "The merge is better than the best input ({best}) on the test set: {metric} {diff:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}], n={n}."},
+    "not_better": {"ja": "マージはテストセットで最良の入力（{best}）より良いとは言えません：{metric} の差 {diff:+.3f}［95%信頼区間 {lo:+.3f}〜{hi:+.3f}］、n={n}。差は誤差の範囲内{against}です。",
+                   "en": "The merge is NOT better than the best input ({best}) on the test set: {metric} {diff:+.3f} [95% CI {lo:+.3f}, {hi:+.3f}], n={n}. The difference is within noise{against}."},
+    "against": {"ja": "か、マージに不利", "en": " or against the merge"},
+}
 L = {
     "tab": {"ja": "マージ", "en": "Merge"},
     "intro": {"ja": "### 進化的モデルマージ\n登録済みのアダプタ／モデルを小さな開発セットで重み探索（CMA-ES）してマージし、探索に使っていないテスト問題で入力と比べます。探索は別プロセスで動き、このページを閉じても止まりません。",
@@ -69,8 +89,32 @@ STATES = {"queued": {"ja": "待機中", "en": "queued"}, "running": {"ja": "実�
 
 def _error(exc: Exception, lang: str) -> str:
     if isinstance(exc, UserError):
-        return notice.error(exc.problem, exc.fix, lang)
+        return error_html(exc, lang=lang)
     return notice.unexpected(type(exc).__name__, lang)
+
+
+def role_word(role: str, lang: str) -> str:
+    if role.startswith("input "):
+        return ROLES["input"][lang].format(k=role.split(" ", 1)[1])
+    return ROLES.get(role, {}).get(lang, role)
+
+
+def verdict_text(report: dict, lang: str) -> str:
+    """The report's verdict in ``lang``; its English text when the report predates verdict codes."""
+    code, paired = report.get("verdict_code"), report.get("paired_vs_best_input") or {}
+    if code not in VERDICT:
+        return report.get("verdict", "")
+    try:
+        return VERDICT[code][lang].format(
+            best=report.get("best_input", ""), metric=metric_label(report.get("metric", ""), lang),
+            diff=paired.get("diff", 0), lo=paired.get("ci_low", 0), hi=paired.get("ci_high", 0), n=paired.get("n", 0),
+            against=VERDICT["against"][lang] if paired.get("diff", 0) <= 0 else "")
+    except (KeyError, ValueError, TypeError):
+        return report.get("verdict", "")
+
+
+def metric_label(metric: str, lang: str) -> str:
+    return metrics.labels(lang).get(metric, metric)
 
 
 def metric_choices(lang: str) -> list[tuple[str, str]]:
@@ -134,7 +178,8 @@ def resume(state: AppState, lang: str, out: str) -> tuple[str, str]:
 
 def poll(state: AppState, lang: str, out: str):
     """(status line, chart, test table, verdict) of the merge in ``out``."""
-    empty = pd.DataFrame(columns=TABLE_COLS)
+    cols = [COLS[c][lang] for c in TABLE_COLS]
+    empty = pd.DataFrame(columns=cols)
     if not out:
         return "", metric_chart.empty_figure(MSG["chart_empty"][lang]), empty, ""
     st = merge_jobs.merge_status(out)
@@ -145,21 +190,28 @@ def poll(state: AppState, lang: str, out: str):
     end = st.get("end") or {}
     line = MSG["status"][lang].format(status=STATES.get(st["status"], {}).get(lang, st["status"]), done=len(cands), total=total, best=best)
     if st["status"] == "failed":
-        line = notice.error(line + " · " + (end.get("problem") or st.get("message") or ""), end.get("fix"), lang)
+        if end.get("problem"):
+            exc = UserError(end["problem"], end.get("fix"), code=end.get("code"), params=end.get("params"))
+            problem, fix = message(exc, {}, lang)
+            line = notice.error(line + " · " + problem, fix, lang)
+        else:
+            line = notice.error(line + " · " + (st.get("message") or ""), None, lang)
     else:
         line = notice.notice("info", line, lang=lang)
     fig = metric_chart.search_curve([c["generation"] for c in cands], [c["score"] for c in cands], st["best_so_far"],
-                                    label=(merge.resume_config(out).metric if (Path(out) / "config.json").exists()
-                                           else "dev score"),
-                                    empty_message=MSG["chart_empty"][lang])
+                                    label=(metric_label(merge.resume_config(out).metric, lang)
+                                           if (Path(out) / "config.json").exists() else CHART[lang]["score"]),
+                                    empty_message=MSG["chart_empty"][lang], words=CHART[lang])
     report = st["report"]
     if not report:
         return line, fig, empty, ""
-    rows = [{"role": r["role"], "model": r["model"], "dev": None if r["dev"] is None else round(r["dev"], 3),
-             "test": round(r["test"]["mean"], 3), "ci_low": round(r["test"]["ci_low"], 3),
-             "ci_high": round(r["test"]["ci_high"], 3)} for r in report["rows"]]
-    verdict = f"**{report.get('registered_as', '')}** ({report['metric']}): {report['verdict']}"
-    return line, fig, pd.DataFrame(rows, columns=TABLE_COLS), verdict
+    rows = [[role_word(r["role"], lang), r["model"], None if r["dev"] is None else round(r["dev"], 3),
+             round(r["test"]["mean"], 3), round(r["test"]["ci_low"], 3), round(r["test"]["ci_high"], 3)]
+            for r in report["rows"]]
+    name = f"**{report.get('registered_as', '')}**"
+    metric = metric_label(report["metric"], lang)
+    verdict = (f"{name}（{metric}）：" if lang == "ja" else f"{name} ({metric}): ") + verdict_text(report, lang)
+    return line, fig, pd.DataFrame(rows, columns=cols), verdict
 
 
 def compare_refs(state: AppState, out: str) -> list[str]:
@@ -221,7 +273,7 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
     status = gr.HTML(elem_id="merge-status")
     chart = gr.Plot(elem_id="merge-chart", show_label=False)
     t.make(gr.Markdown, {"ja": "#### " + L["table"]["ja"], "en": "#### " + L["table"]["en"]})
-    table = gr.Dataframe(headers=TABLE_COLS, interactive=False, elem_id="merge-table")
+    table = gr.Dataframe(headers=[COLS[c][state.lang] for c in TABLE_COLS], interactive=False, elem_id="merge-table")
     verdict = gr.Markdown(elem_id="merge-verdict")
     compare_btn = t.make(gr.Button, L["compare"], elem_id="merge-open-compare")
     timer = gr.Timer(2.0)

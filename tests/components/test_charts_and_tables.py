@@ -35,6 +35,27 @@ def test_shots_comparison_and_empty_states():
     assert fig.data and fig.data[0].error_y.array is None
 
 
+def test_a_flat_zero_series_sits_on_the_floor_of_a_0_to_1_axis():
+    """Plotly centres an all-zero series on −1..1; a share belongs on 0..1. Other values keep
+    a range from zero that Plotly sizes."""
+    zero = long_frame().assign(mean=0.0, ci_low=0.0, ci_high=0.0)
+    for fig in (metric_chart.metric_vs_steps(zero, "accuracy"), metric_chart.shots_comparison(zero, "accuracy"),
+                metric_chart.search_curve([0, 0, 1], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])):
+        assert tuple(fig.layout.yaxis.range) == (0, 1.04)
+    points = long_frame().assign(mean=3.0, ci_low=2.0, ci_high=4.0)
+    fig = metric_chart.metric_vs_steps(points, "accuracy")
+    assert fig.layout.yaxis.range is None and fig.layout.yaxis.rangemode == "tozero"
+
+
+def test_run_curves_speak_the_words_given():
+    df = pd.DataFrame({"step": [1, 2], "loss": [2.0, 1.5], "lr": [1e-4, 1e-4]})
+    fig = metric_chart.run_curves(df, words={"step": "ステップ", "loss": "損失", "lr": "学習率"})
+    assert fig.layout.xaxis.title.text == "ステップ" and fig.layout.yaxis2.title.text == "学習率"
+    assert [t.name for t in fig.data] == ["損失", "学習率"]
+    assert all(t.hovertemplate.startswith("ステップ ") for t in fig.data)
+    assert "step" in metric_chart.run_curves(df).data[0].hovertemplate
+
+
 def test_table_html_marks_best_and_second():
     table = pd.DataFrame({"x · 0": [0.5, math.nan], "x · 10": [0.3, 1.0], "paper: y": [0.9, 2.0]},
                          index=["Accuracy (0s)", "Training hours"])

@@ -49,6 +49,17 @@ def test_poll_draws_candidates_and_the_final_table(workspace, tmp_path):
     assert list(table["role"]) == ["input 1", "merge"] and list(table["ci_low"]) == [0.3, 0.3]
     assert "NOT better" in verdict and "merge-1" in verdict
 
+    # In Japanese: headers, roles, chart words and the verdict (from its code; the text is English).
+    report.update(verdict_code="not_better", best_input="a@1",
+                  paired_vs_best_input={"diff": -0.05, "ci_low": -0.2, "ci_high": 0.1, "n": 12})
+    (out / "report.json").write_text(json.dumps(report))
+    _, fig, table, verdict = tab_merge.poll(AppState(workspace=workspace), "ja", str(out))
+    assert list(table.columns)[:2] == ["役割", "モデル"] and list(table["役割"]) == ["入力 1", "マージ"]
+    assert "良いとは言えません" in verdict and "n=12" in verdict and "NOT" not in verdict
+    assert fig.layout.title.text == "マージ探索" and fig.layout.xaxis.title.text.startswith("世代")
+    assert [t.name for t in fig.data] == ["候補", "これまでの最良"] and "世代" in fig.data[0].hovertemplate
+    assert tuple(fig.layout.yaxis.range) == (0, 1.04)        # scores in 0..1 on the whole 0..1 scale
+
     workspace.register_model("a@1", "adapter", str(tmp_path), base_model="b")
     workspace.register_model("merge-1", "adapter", str(out / "model"), base_model="b")
     html, update = tab_merge.open_in_compare(AppState(workspace=workspace), "en", str(out))
