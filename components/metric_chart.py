@@ -36,6 +36,7 @@ def _value_range(fig: go.Figure, values) -> None:
     vals = [float(v) for v in values if v is not None and not pd.isna(v)]
     if vals and 0 <= min(vals) and max(vals) <= 1:
         fig.update_yaxes(range=[0, 1.04])
+        fig.update_traces(cliponaxis=False, selector=dict(type="scatter"))   # a point at 0 drawn whole
     else:
         fig.update_yaxes(rangemode="tozero")
 

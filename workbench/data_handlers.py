@@ -20,7 +20,7 @@ from pipelines.errors import UserError
 from workbench import users
 from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, HISTORY_COLS, HISTORY_FIELDS, MSG, RECORD_COLS,
                                  STATUS_WORDS, header, word)
-from workbench.field_errors import error_html
+from workbench.field_errors import error_html, message
 from workbench.state import AppState
 
 PAGE = 25
@@ -193,7 +193,7 @@ def listing(state: AppState, name, status, flag, search, page, lang):
     try:
         fig = stats_figure(curate.dataset_stats(ws, name), lang)
     except UserError as exc:
-        fig = metric_chart.empty_figure(exc.problem)
+        fig = metric_chart.empty_figure(message(exc, FIELDS, lang)[0])
     return MSG["count"][lang].format(n=n), frame, fig
 
 

@@ -18,6 +18,7 @@ from pipelines.workspace import Workspace
 class BackendSlot:
     status: str = "idle"         # idle | loading | ready | failed
     error: str = ""
+    failure: UserError | None = None   # the error itself, so the page can say it in its language
     backend: object = None       # pipelines.backends.Backend once ready
     seconds: float = 0.0
 
@@ -69,7 +70,7 @@ class AppState:
             slot.backend = open_backend(spec, self.workspace)
             slot.status, slot.seconds = "ready", time.perf_counter() - t0
         except UserError as exc:
-            slot.status, slot.error = "failed", str(exc)
+            slot.status, slot.error, slot.failure = "failed", str(exc), exc
         except Exception as exc:
             slot.status, slot.error = "failed", f"{type(exc).__name__}: {exc}"
             traceback.print_exc()

@@ -22,6 +22,7 @@ from pipelines.freeform import answer as freeform_answer
 from pipelines.prompts import available_templates
 from workbench import compare_eval, compare_review, compare_view, users
 from workbench.compare_view import data_choices, evaluation_choices, summary_headers, summary_rows  # noqa: F401
+from workbench.field_errors import message
 from workbench.i18n import Labels
 from workbench.state import AppState
 from workbench.wiring import bind
@@ -76,12 +77,16 @@ def free_answer(state: AppState, spec: str, instruction: str, inp: str, fmt: str
                 lang: str = "ja") -> str:
     """One checkpoint's answer to a free-form prompt, as an answer card (a problem as a notice)."""
     slot = state.backend(spec)
+    if slot.status == "failed" and slot.failure is not None:
+        problem, fix = message(slot.failure, {}, lang)
+        return error_notice(f"{spec}: {problem}", fix, lang)
     if slot.status != "ready":
         return error_notice(f"{spec}: {slot.error or slot.status}", lang=lang)
     try:
         comp = freeform_answer(slot.backend, instruction, inp, fmt, max_new_tokens)
     except UserError as exc:
-        return error_notice(f"{spec}: {exc.problem}", exc.fix, lang)
+        problem, fix = message(exc, {}, lang)
+        return error_notice(f"{spec}: {problem}", fix, lang)
     info = f"{comp.n_tokens} tok · {comp.seconds:.1f}s · {slot.backend.describe().where}"
     return answer_card.free_answer_card(spec, comp.text, info, comp.info.get("cut_at_tokens"), lang)
 

@@ -37,9 +37,9 @@ def test_a_merge_runs_from_the_page_to_its_test_table(page, app_workspace, tiny_
     page.shot("merge-finished")
     assert "4/4" in text_of(p, "#merge-status")
     table = text_of(p, "#merge-table")
-    for role in ("base", "input 1", "input 2", "merge"):
+    for role in ("ベース", "入力 1", "入力 2", "マージ"):       # the page is in Japanese
         assert role in table
-    assert "better" in text_of(p, "#merge-verdict")
+    assert "良い" in text_of(p, "#merge-verdict")
 
     p.locator("#merge-open-compare").click()
     p.wait_for_function("document.querySelector('#merge-notice').innerText.includes('tiny-run@20')", timeout=30_000)

@@ -87,3 +87,12 @@ def test_blind_review_hides_the_summary_until_the_batch_is_done(workspace, shown
     auth.set_user(workspace.root, "chief", "a-long-password-1", role="admin")
     summary, _ = compare_review.reveal(state, shown, "en", as_user("chief"))
     assert summary["visible"] is True and sorted(summary["value"]["n"]) == [2, 3]   # per checkpoint
+
+
+def test_a_missing_model_is_refused_in_the_page_language(workspace):
+    """The pipeline's UserError (English for the CLI) is said in Japanese on a Japanese page."""
+    state = AppState(workspace=workspace)
+    ja = tab_compare.free_answer(state, "no-such-model", "質問", "", "plain", 8, "ja")
+    assert "notice error" in ja and "モデル no-such-model が見つかりません" in ja and "not found" not in ja
+    en = tab_compare.free_answer(state, "no-such-model", "question", "", "plain", 8, "en")
+    assert "Model &#x27;no-such-model&#x27; not found" in en
