@@ -128,9 +128,12 @@ def run_curves(df: pd.DataFrame, *, title: str = "", empty_message: str = "No me
         fig.add_trace(go.Scatter(x=df["step"], y=df["lr"], mode="lines", name=w["lr"], yaxis="y2",
                                  line=dict(dash="dot", color="#9a6700"),
                                  hovertemplate=f"{w['step']} %{{x}}<br>{w['lr']} %{{y:.2e}}<extra></extra>"))
+    # A learning rate is never negative: a constant one (Plotly would centre it on −x..+x) sits
+    # in the middle of an axis from 0.
+    top = float(df["lr"].max()) if "lr" in df and df["lr"].notna().any() else 0.0
     fig.update_layout(**{**_LAYOUT, "height": 360}, title=title, xaxis_title=w["step"], yaxis_title=w["loss"],
-                      yaxis2=dict(title=w["lr"], overlaying="y", side="right", showgrid=False,
-                                  tickformat=".1e"))
+                      yaxis2=dict(title=w["lr"], overlaying="y", side="right", showgrid=False, tickformat=".1e",
+                                  **({"range": [0, top * 2]} if top > 0 else {"rangemode": "tozero"})))
     return fig
 
 
