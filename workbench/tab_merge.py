@@ -21,7 +21,7 @@ from pipelines import jobs, merge, merge_jobs, metrics
 from pipelines.errors import UserError
 from pipelines.merge import MergeConfig
 from pipelines.merge_methods import METHODS
-from workbench.field_errors import error_html, message
+from workbench.field_errors import error_html, job_failure
 from workbench.i18n import Labels
 from workbench.state import AppState
 
@@ -187,15 +187,9 @@ def poll(state: AppState, lang: str, out: str):
     progress = st.get("progress") or {}
     total = progress.get("total") or len(cands)
     best = f"{st['best_so_far'][-1]:.3f}" if cands else "—"
-    end = st.get("end") or {}
     line = MSG["status"][lang].format(status=STATES.get(st["status"], {}).get(lang, st["status"]), done=len(cands), total=total, best=best)
     if st["status"] == "failed":
-        if end.get("problem"):
-            exc = UserError(end["problem"], end.get("fix"), code=end.get("code"), params=end.get("params"))
-            problem, fix = message(exc, {}, lang)
-            line = notice.error(line + " · " + problem, fix, lang)
-        else:
-            line = notice.error(line + " · " + (st.get("message") or ""), None, lang)
+        line = notice.error(line + " · " + job_failure(st, {}, lang), None, lang)
     else:
         line = notice.notice("info", line, lang=lang)
     fig = metric_chart.search_curve([c["generation"] for c in cands], [c["score"] for c in cands], st["best_so_far"],
