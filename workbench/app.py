@@ -85,6 +85,9 @@ def build_app(state: AppState) -> gr.Blocks:
 
         # Labels first, then everything a tab renders with words in it (tables, progress, charts).
         switched = switch.change(switch_lang, [switch], [lang, status, *registered])
+        # <html lang> follows: screen readers read Japanese as Japanese, and Chromium picks Japanese
+        # glyph shapes for kanji (not the Chinese forms it may choose under lang="en").
+        switch.change(None, [switch], None, js="(l) => { document.documentElement.lang = l; }")
         for tab in (data, train):
             fn, ins, outs = tab["rerender"]
             switched = switched.then(fn, ins, outs)

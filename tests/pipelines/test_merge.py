@@ -160,6 +160,9 @@ def test_search_finds_a_merge_at_least_as_good_as_the_best_input_and_registers_i
     assert best_so_far(cands)[-1] == card["dev_score"]
     assert [r["role"] for r in report["rows"]] == ["input 1", "input 2", "merge"]
     assert report["best_input"] == str(full_models[1]) and "better" in report["verdict"]
+    # The verdict's code says the same as its words (the workbench speaks it in Japanese).
+    assert report["verdict_code"] == ("not_better" if "NOT better" in report["verdict"] else
+                                      "no_merge_found" if "found no merge" in report["verdict"] else "better")
     assert {e["event"] for e in events} >= {"start", "candidate", "generation", "finish"}
     reg = workspace.model(report["registered_as"])
     assert reg["kind"] == "merged" and report["registered_as"] == "merge-1"

@@ -220,6 +220,7 @@ def test_merge_tab_in_japanese_and_back(page, app_url, finished_merge):
     p.wait_for_function("document.querySelector('#merge-verdict').innerText.includes('良いとは言えません')",
                         timeout=30_000)
     p.wait_for_selector("#merge-chart .js-plotly-plot", timeout=20_000)
+    assert p.evaluate("document.documentElement.lang") == "ja"
     layout = p.evaluate("document.querySelector('#merge-chart .js-plotly-plot').layout")
     assert layout["title"]["text"] == "マージ探索" and layout["xaxis"]["title"]["text"].startswith("世代")
     assert layout["yaxis"]["range"] == [0, 1.04]
@@ -232,6 +233,7 @@ def test_merge_tab_in_japanese_and_back(page, app_url, finished_merge):
     p.get_by_label("English").check()
     p.wait_for_function("document.querySelector('#merge-verdict').innerText.includes('NOT better')", timeout=20_000)
     assert "role" in p.locator("#merge-table").inner_text()
+    assert p.evaluate("document.documentElement.lang") == "en"
     assert p.evaluate("document.querySelector('#merge-chart .js-plotly-plot').layout.title.text") == "Merge search"
     p.get_by_label("日本語").check()
     p.wait_for_function("document.querySelector('#merge-verdict').innerText.includes('良いとは言えません')",
