@@ -41,6 +41,13 @@ def _value_range(fig: go.Figure, values) -> None:
         fig.update_yaxes(rangemode="tozero")
 
 
+def _whole_steps(fig: go.Figure, steps) -> None:
+    """A short run's axis ticks at whole steps (Plotly would label 1.5, 2.5: steps that never happen)."""
+    steps = [s for s in steps if s is not None and not pd.isna(s)]
+    if steps and max(steps) - min(steps) <= 20:
+        fig.update_xaxes(dtick=1)
+
+
 def _errors(sel: pd.DataFrame) -> dict | None:
     if sel["ci_low"].isna().all():
         return None
@@ -107,6 +114,7 @@ def loss_overlay(curves: dict[str, pd.DataFrame], *, y: str = "loss", title: str
     if not fig.data:
         return empty_figure(empty_message)
     fig.update_layout(**_LAYOUT, title=title, xaxis_title=x_title, yaxis_title=y_title or y)
+    _whole_steps(fig, [x for t in fig.data for x in t.x])
     return fig
 
 
@@ -131,6 +139,7 @@ def run_curves(df: pd.DataFrame, *, title: str = "", empty_message: str = "No me
     # A learning rate is never negative: a constant one (Plotly would centre it on −x..+x) sits
     # in the middle of an axis from 0.
     top = float(df["lr"].max()) if "lr" in df and df["lr"].notna().any() else 0.0
+    _whole_steps(fig, d["step"])
     fig.update_layout(**{**_LAYOUT, "height": 360}, title=title, xaxis_title=w["step"], yaxis_title=w["loss"],
                       yaxis2=dict(title=w["lr"], overlaying="y", side="right", showgrid=False, tickformat=".1e",
                                   **({"range": [0, top * 2]} if top > 0 else {"rangemode": "tozero"})))

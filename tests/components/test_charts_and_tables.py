@@ -55,6 +55,7 @@ def test_run_curves_speak_the_words_given():
     assert all(t.hovertemplate.startswith("ステップ ") for t in fig.data)
     assert "step" in metric_chart.run_curves(df).data[0].hovertemplate
     assert tuple(fig.layout.yaxis2.range) == (0, 2e-4)       # a constant rate, on an axis from 0
+    assert fig.layout.xaxis.dtick == 1                         # no step 1.5
 
 
 def test_table_html_marks_best_and_second():
