@@ -171,7 +171,8 @@ def count_records(ws: Workspace, dataset: str, *, status: str | None = None, fla
 def get_record(ws: Workspace, record_id: int) -> dict[str, Any]:
     rows = ws.query("SELECT * FROM dg_records WHERE id = ?", (record_id,))
     if not rows:
-        raise UserError(f"No record with id {record_id}.", "List the dataset's records to find valid ids.")
+        raise UserError(f"No record with id {record_id}.", "List the dataset's records to find valid ids.",
+                        code="records.no_id", params={"id": record_id})
     rec = rows[0]
     rec["flags"] = {f["filter"]: f["detail"] for f in ws.query("SELECT * FROM dg_flags WHERE record_id = ?", (record_id,))}
     return rec
@@ -208,7 +209,8 @@ def set_status(ws: Workspace, record_ids: list[int], status: str, *, who: str | 
         for rid in record_ids:
             row = conn.execute("SELECT status FROM dg_records WHERE id = ?", (rid,)).fetchone()
             if row is None:
-                raise UserError(f"No record with id {rid}.", "List the dataset's records to find valid ids.")
+                raise UserError(f"No record with id {rid}.", "List the dataset's records to find valid ids.",
+                                code="records.no_id", params={"id": rid})
             if row["status"] != status:
                 conn.execute("UPDATE dg_records SET status = ? WHERE id = ?", (status, rid))
                 conn.execute("INSERT INTO dg_audit (record_id, who, at, field, before, after) VALUES (?,?,?,?,?,?)",
@@ -224,12 +226,14 @@ def edit_record(ws: Workspace, record_id: int, *, who: str | None = None, **chan
         raise UserError(f"Cannot edit field(s) {', '.join(sorted(unknown))}.", f"Editable fields: {', '.join(FIELDS)}.")
     for name in ("instruction", "output"):
         if name in changes and not (changes[name] or "").strip():
-            raise UserError(f"The {name} cannot be empty.", "Reject the record instead of emptying it.")
+            raise UserError(f"The {name} cannot be empty.", "Reject the record instead of emptying it.",
+                            code="records.empty_field", params={"field": name})
     who = who or default_reviewer()
     with ws.transaction() as conn:
         row = conn.execute("SELECT * FROM dg_records WHERE id = ?", (record_id,)).fetchone()
         if row is None:
-            raise UserError(f"No record with id {record_id}.", "List the dataset's records to find valid ids.")
+            raise UserError(f"No record with id {record_id}.", "List the dataset's records to find valid ids.",
+                        code="records.no_id", params={"id": record_id})
         for name, value in changes.items():
             if value is None or value == row[name]:
                 continue

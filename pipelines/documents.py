@@ -53,7 +53,7 @@ def _read_text(path: Path) -> str:
         except UnicodeDecodeError:
             continue
     raise UserError(f"{path} is not text in UTF-8, Shift_JIS (cp932) or EUC-JP.",
-                    "Save it as UTF-8 (e.g. with `iconv -t utf-8`).")
+                    "Save it as UTF-8 (e.g. with `iconv -t utf-8`).", code="docs.encoding", params={"path": str(path)})
 
 
 def _read_pdf(path: Path) -> str:
@@ -63,15 +63,18 @@ def _read_pdf(path: Path) -> str:
     try:
         reader = PdfReader(str(path))
         if reader.is_encrypted:
-            raise UserError(f"{path} is an encrypted PDF.", "Save an unencrypted copy, or export it as text.")
+            raise UserError(f"{path} is an encrypted PDF.", "Save an unencrypted copy, or export it as text.",
+                            code="docs.pdf_encrypted", params={"path": str(path)})
         pages = [page.extract_text() or "" for page in reader.pages]
     except PdfReadError as exc:
         raise UserError(f"{path} could not be read as a PDF ({exc}).",
-                        "Check that the file is a complete PDF, or convert it to .txt.") from None
+                        "Check that the file is a complete PDF, or convert it to .txt.",
+                        code="docs.pdf_unreadable", params={"path": str(path)}) from None
     text = "\n".join(pages)
     if not text.strip():
         raise UserError(f"{path} has no extractable text (probably a scanned PDF).",
-                        "Run OCR on it first, or supply the text as a .txt file.")
+                        "Run OCR on it first, or supply the text as a .txt file.", code="docs.pdf_no_text",
+                        params={"path": str(path)})
     return text
 
 
@@ -79,7 +82,7 @@ def load_document(path: str | Path, name: str | None = None) -> Document:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise UserError(f"{path} is not a supported document ({', '.join(SUFFIXES)}).",
-                        "Convert it to .txt, .md or .pdf.")
+                        "Convert it to .txt, .md or .pdf.", code="docs.unsupported", params={"path": str(path)})
     text = _read_pdf(path) if path.suffix.lower() == ".pdf" else _read_text(path)
     # Normalise line ends so chunk hashes do not depend on the editor that saved the file.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -91,7 +94,8 @@ def load_documents(source: str | Path | Sequence[str | Path]) -> list[Document]:
     if isinstance(source, (str, Path)):
         root = Path(source).expanduser()
         if not root.exists():
-            raise UserError(f"Document folder {root} does not exist.", "Pass --docs DIR with .txt/.md/.pdf files.")
+            raise UserError(f"Document folder {root} does not exist.", "Pass --docs DIR with .txt/.md/.pdf files.",
+                            code="docs.missing", params={"path": str(root)})
         if root.is_file():
             return [load_document(root)]
         files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
@@ -100,7 +104,8 @@ def load_documents(source: str | Path | Sequence[str | Path]) -> list[Document]:
         docs = [load_document(p) for p in source]
     if not docs:
         raise UserError(f"No .txt, .md or .pdf documents found in {source}.",
-                        "Put the medical articles to generate from in that folder.")
+                        "Put the medical articles to generate from in that folder.", code="docs.none",
+                        params={"path": str(source)})
     return docs
 
 

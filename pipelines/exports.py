@@ -39,22 +39,28 @@ def export_path(workspace_root: str | os.PathLike, requested: str | os.PathLike 
     raw = str(requested or "").strip() or default_name
     req = Path(raw).expanduser()
     if ".." in req.parts:
-        raise UserError(f"The export path {raw!r} contains '..'.", f"Give a name inside {exports}.")
+        raise UserError(f"The export path {raw!r} contains '..'.", f"Give a name inside {exports}.",
+                        code="export.dotdot", params={"path": str(raw), "folder": str(exports)})
     candidates = [req] if req.is_absolute() else [Path.cwd() / req, exports / req]
     target = next((c for c in candidates if any(_inside(Path(os.path.abspath(c)), d) for d in allowed)), None)
     if target is None:
         raise UserError(f"Exports are written only inside {exports}" +
                         (f" or {', '.join(map(str, allowed[1:]))}" if allowed[1:] else "") + f"; {raw!r} is outside.",
                         f"Give a file name (it goes to {exports}), or ask the administrator to add the folder to "
-                        f"${ENV_VAR}.")
+                        f"${ENV_VAR}.", code="export.outside", params={"path": str(raw), "folder": str(exports),
+                                                                       "env": ENV_VAR})
     target = Path(os.path.abspath(target))
     # A link anywhere on the way could point the write somewhere else entirely.
     if target.resolve() != target or any(p.is_symlink() for p in [target, *target.parents]):
-        raise UserError(f"The export path {target} goes through a symbolic link.", "Choose a plain folder and name.")
+        raise UserError(f"The export path {target} goes through a symbolic link.", "Choose a plain folder and name.",
+                        code="export.symlink", params={"path": str(target)})
     if folder_output and target.suffix in (".jsonl", ".json", ".txt", ".csv"):
         raise UserError(f"This format writes a folder, but {target.name!r} looks like a file name.",
-                        f"Drop the {target.suffix} suffix, e.g. {target.with_suffix('').name}.")
+                        f"Drop the {target.suffix} suffix, e.g. {target.with_suffix('').name}.",
+                        code="export.folder_format", params={"name": target.name, "suffix": target.suffix,
+                                                             "example": target.with_suffix("").name})
     if target.exists() and not overwrite:
-        raise UserError(f"{target} already exists.", "Choose another name, or confirm replacing it (--overwrite).")
+        raise UserError(f"{target} already exists.", "Choose another name, or confirm replacing it (--overwrite).",
+                        code="export.exists", params={"path": str(target)})
     target.parent.mkdir(parents=True, exist_ok=True)
     return target

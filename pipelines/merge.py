@@ -75,7 +75,8 @@ class MergeConfig:
         if not self.out:
             raise UserError("No output directory given.", "Pass --out DIR (or --resume DIR).")
         if not self.dev:
-            raise UserError("No dev set given.", "Pass --dev FILE.jsonl (IgakuQA format; 50 questions are enough).")
+            raise UserError("No dev set given.", "Pass --dev FILE.jsonl (IgakuQA format; 50 questions are enough).",
+                            code="merge.no_dev", params={"field": "dev"})
         if self.method not in METHODS:
             raise UserError(f"Unknown merge method {self.method!r}.", f"Use one of {', '.join(METHODS)}.")
         if self.metric not in METRICS:
@@ -84,9 +85,10 @@ class MergeConfig:
             raise UserError("--budget must be ≥ 0 and --layer-groups ≥ 1.")
         if self.population is not None and self.population < 4:
             raise UserError("--population must be at least 4 (CMA-ES learns from the better half of each generation).",
-                            "Leave it out for the default 4 + 3·ln(dimensions).")
+                            "Leave it out for the default 4 + 3·ln(dimensions).", code="merge.population")
         if not self.test and not 0 < self.test_fraction < 1:
-            raise UserError("--test-fraction must be between 0 and 1.", "Or pass a separate --test file.")
+            raise UserError("--test-fraction must be between 0 and 1.", "Or pass a separate --test file.",
+                            code="merge.test_fraction", params={"field": "test_fraction", "test_field": "test"})
 
     def identity(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()
@@ -96,7 +98,8 @@ class MergeConfig:
 def resume_config(out: str | Path, **overrides) -> MergeConfig:
     path = Path(out) / "config.json"
     if not path.exists():
-        raise UserError(f"{out} holds no merge to resume (no config.json).", "Pass the --out directory of a merge.")
+        raise UserError(f"{out} holds no merge to resume (no config.json).", "Pass the --out directory of a merge.",
+                        code="merge.nothing_to_resume", params={"path": str(out), "field": "out"})
     saved = json.loads(path.read_text())
     saved["inputs"] = tuple(saved["inputs"])
     saved.pop("resume", None)

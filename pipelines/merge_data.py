@@ -47,7 +47,10 @@ def check_disjoint(dev: list[Question], test: list[Question]) -> None:
         shown = [f"id {i}" for i in sorted(ids)[:5]] + [f"text of {a} = {b}" for a, b in same_text[:5]]
         raise UserError(f"The dev and test sets overlap ({len(ids)} shared id(s), {len(same_text)} shared "
                         f"question text(s): {', '.join(shown)}).",
-                        "Use a test file with other questions, or let --test-fraction split --dev.")
+                        "Use a test file with other questions, or let --test-fraction split --dev.",
+                        code="merge.overlap", params={
+                            "ids": len(ids), "texts": len(same_text), "field": "test",
+                            "shown": ", ".join([*sorted(ids)[:5], *(f"{a} = {b}" for a, b in same_text[:5])])})
 
 
 def _sha256(path: str) -> str:
@@ -69,7 +72,9 @@ def load_merge_data(config) -> MergeData:
         n_test = max(1, round(len(order) * config.test_fraction))
         if len(order) - n_test < 1:
             raise UserError(f"{config.dev} has too few questions to hold {config.test_fraction:.0%} out.",
-                            "Pass a separate --test file or a smaller --test-fraction.")
+                            "Pass a separate --test file or a smaller --test-fraction.", code="merge.too_few",
+                            params={"path": str(config.dev), "share": f"{config.test_fraction:.0%}",
+                                    "field": "test_fraction", "test_field": "test"})
         test_ids = {q.problem_id for q in order[:n_test]}
         test = [q for q in dev if q.problem_id in test_ids]
         dev = [q for q in dev if q.problem_id not in test_ids]
@@ -80,7 +85,8 @@ def load_merge_data(config) -> MergeData:
         dev, test = [q for q in dev if not q.is_numeric], [q for q in test if not q.is_numeric]
     if not dev or not test:
         raise UserError("No scorable question left in the dev or the test set.",
-                        "Log-likelihood metrics need multiple-choice questions; check the files.")
+                        "Log-likelihood metrics need multiple-choice questions; check the files.",
+                        code="merge.nothing_scorable")
     check_disjoint(dev, test)
     template = load_template(config.template)
     hashes = {"dev_file": config.dev, "dev_sha256": _sha256(config.dev), "dev_ids": _ids_hash(dev),

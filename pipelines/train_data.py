@@ -52,7 +52,8 @@ class Example:
 def resolve_data(spec: str, workspace) -> DataSource:
     """A file, a folder, or a workspace dataset name → the path to read, with a content hash."""
     if not spec:
-        raise UserError("No training data given.", "Pass --data FILE.jsonl, a saved dataset folder, or a dataset name.")
+        raise UserError("No training data given.", "Pass --data FILE.jsonl, a saved dataset folder, or a dataset name.",
+                        code="data.none", params={"field": "data"})
     path = Path(spec).expanduser()
     name = path.stem
     if not path.exists():
@@ -62,11 +63,13 @@ def resolve_data(spec: str, workspace) -> DataSource:
             known = sorted({r["name"] for r in workspace.datasets()})
             raise UserError(f"Training data {spec!r} not found (no such file, folder or workspace dataset).",
                             "Pass an existing JSONL file or folder" +
-                            (f", or one of the workspace datasets: {', '.join(known)}." if known else "."))
+                            (f", or one of the workspace datasets: {', '.join(known)}." if known else "."),
+                            code="data.not_found", params={"spec": spec, "known": ", ".join(known)})
         path, name = Path(rows[-1]["path"]), dname
         if not path.exists():
             raise UserError(f"Workspace dataset {spec!r} points to {path}, which no longer exists.",
-                            "Export the dataset again from the Data tab.")
+                            "Export the dataset again from the Data tab.", code="data.dataset_gone",
+                            params={"spec": spec, "path": str(path)})
     return DataSource(spec=spec, path=path.resolve(), name=name, version=content_hash(path))
 
 
@@ -108,23 +111,27 @@ def read_sft_records(source: DataSource) -> list[dict]:
         records = _read_jsonl(path)
     else:
         raise UserError(f"{path} is not JSONL; instruction tuning needs instruction/input/output records.",
-                        "Pass a .jsonl file (one record per line) or a saved dataset folder.")
+                        "Pass a .jsonl file (one record per line) or a saved dataset folder.", code="data.not_jsonl",
+                        params={"path": str(path)})
     out = []
     for rec in records:
         where = f"{path}:{rec['_line']}"
         instr, output = rec.get("instruction"), rec.get("output")
         if not isinstance(instr, str) or not instr.strip():
             raise UserError(f"{where}: missing or empty 'instruction'.",
-                            "Every record needs a non-empty instruction and output (input is optional).")
+                            "Every record needs a non-empty instruction and output (input is optional).",
+                            code="data.record_empty", params={"where": where, "key": "instruction"})
         if not isinstance(output, str) or not output.strip():
             raise UserError(f"{where}: missing or empty 'output'.",
-                            "Every record needs a non-empty instruction and output (input is optional).")
+                            "Every record needs a non-empty instruction and output (input is optional).",
+                            code="data.record_empty", params={"where": where, "key": "output"})
         inp = rec.get("input") or ""
         if not isinstance(inp, str):
             raise UserError(f"{where}: 'input' must be a string.", "Use \"\" for records without an input.")
         out.append({"instruction": instr, "input": inp, "output": output})
     if not out:
-        raise UserError(f"{path} holds no records.", "Export some instruction data first (Data tab).")
+        raise UserError(f"{path} holds no records.", "Export some instruction data first (Data tab).",
+                        code="data.no_records", params={"path": str(path)})
     return out
 
 

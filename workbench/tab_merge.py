@@ -87,9 +87,16 @@ STATES = {"queued": {"ja": "待機中", "en": "queued"}, "running": {"ja": "実�
           "failed": {"ja": "失敗", "en": "failed"}, "none": {"ja": "未開始", "en": "not started"}}
 
 
+def field_labels() -> dict:
+    """The form's labels by MergeConfig field, so an error names the field on the page."""
+    return {"dev": L["dev"], "test": L["test"], "test_fraction": L["fraction"], "out": L["out"],
+            "inputs": L["inputs"], "base": L["base"], "method": L["method"], "metric": L["metric"],
+            "budget": L["budget"]}
+
+
 def _error(exc: Exception, lang: str) -> str:
     if isinstance(exc, UserError):
-        return error_html(exc, lang=lang)
+        return error_html(exc, field_labels(), lang)
     return notice.unexpected(type(exc).__name__, lang)
 
 
@@ -189,7 +196,7 @@ def poll(state: AppState, lang: str, out: str):
     best = f"{st['best_so_far'][-1]:.3f}" if cands else "—"
     line = MSG["status"][lang].format(status=STATES.get(st["status"], {}).get(lang, st["status"]), done=len(cands), total=total, best=best)
     if st["status"] == "failed":
-        line = notice.error(line + " · " + job_failure(st, {}, lang), None, lang)
+        line = notice.error(line + " · " + job_failure(st, field_labels(), lang), None, lang)
     else:
         line = notice.notice("info", line, lang=lang)
     fig = metric_chart.search_curve([c["generation"] for c in cands], [c["score"] for c in cands], st["best_so_far"],

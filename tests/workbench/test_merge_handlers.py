@@ -26,6 +26,8 @@ def test_a_missing_dev_set_is_a_notice_with_its_fix_and_no_job(workspace):
     assert 'class="notice error"' in html and "No dev set" in html and "Fix" in html
     assert out == "" and command == ""
     assert not list(workspace.subdir("merges").iterdir())
+    html, _, _ = tab_merge.start(AppState(workspace=workspace), "ja", *form)
+    assert "開発セットが指定されていません" in html and "「開発セット（IgakuQA 形式 JSONL）」に" in html and "Fix" not in html
 
 
 def test_poll_draws_candidates_and_the_final_table(workspace, tmp_path):
