@@ -288,23 +288,30 @@ def prepare(config: TrainConfig, ws: Workspace) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and config.num_processes > torch.cuda.device_count():
         raise UserError(f"{config.num_processes} processes asked for, {torch.cuda.device_count()} GPU(s) present.",
-                        "Lower --num-processes to the number of GPUs.")
+                        "Lower --num-processes to the number of GPUs.", code="hw.too_many_gpus",
+                        params={"n": config.num_processes, "have": torch.cuda.device_count(), "field": "num_processes"})
     if device == "cpu" and config.num_processes > (os.cpu_count() or 1):
         raise UserError(f"{config.num_processes} processes asked for on {os.cpu_count()} CPU cores.",
-                        "Use at most one process per core.")
+                        "Use at most one process per core.", code="hw.too_many_cores",
+                        params={"n": config.num_processes, "have": os.cpu_count(), "field": "num_processes"})
     if config.method == "qlora" and (problem := bnb_4bit_problem(device)):
         raise UserError(f"QLoRA needs 4-bit loading, but {problem}.",
-                        "pip install 'bitsandbytes>=0.49', or use --method lora.")
+                        "pip install 'bitsandbytes>=0.49', or use --method lora.", code="hw.no_4bit",
+                        params={"installed": importlib.util.find_spec("bitsandbytes") is not None, "field": "method"})
     if config.optimizer == "paged_adamw_8bit" and device != "cuda":
-        raise UserError("paged_adamw_8bit needs a CUDA GPU.", "Use --optimizer adamw on CPU.")
+        raise UserError("paged_adamw_8bit needs a CUDA GPU.", "Use --optimizer adamw on CPU.", code="hw.optimizer_gpu",
+                        params={"field": "optimizer"})
     if config.precision in ("bf16", "fp16") and device != "cuda":
-        raise UserError(f"precision {config.precision} needs a GPU here.", "Use --precision auto or fp32 on CPU.")
+        raise UserError(f"precision {config.precision} needs a GPU here.", "Use --precision auto or fp32 on CPU.",
+                        code="hw.precision_gpu", params={"field": "precision", "value": config.precision})
 
     ref = resolve_model(config.model, None, ws)
     if ref.kind != "local" or ref.adapter:
         raise UserError(f"{config.model} is not a base model directory (it is an "
                         f"{'API endpoint' if ref.kind != 'local' else 'adapter'}).",
-                        "Train from a base model: default, a registered base/merged model, or a HF model dir.")
+                        "Train from a base model: default, a registered base/merged model, or a HF model dir.",
+                        code="train.not_base", params={"spec": config.model, "field": "model",
+                                                       "adapter": ref.kind == "local"})
     tokenizer = load_tokenizer(ref.path, padding_side="right")
     _check_target_modules(config, ref.path)
 
@@ -313,9 +320,12 @@ def prepare(config: TrainConfig, ws: Workspace) -> dict:
                   "data_name": source.name, "data_hash": source.version, **sample_data(config, source, tokenizer)}
     if info["n_examples"] < config.micro * config.num_processes:
         raise UserError(f"Only {info['n_examples']} training examples for {config.num_processes} process(es) "
-                        f"× micro-batch {config.micro}.", "Add data or lower --micro-batch-size.")
+                        f"× micro-batch {config.micro}.", "Add data or lower --micro-batch-size.",
+                        code="train.too_few_examples", params={"n": info["n_examples"], "processes": config.num_processes,
+                                                               "micro": config.micro})
     if config.eval_data and not Path(config.eval_data).exists():
-        raise UserError(f"Evaluation data {config.eval_data} not found.", "Pass an IgakuQA-format JSONL file to --eval-data.")
+        raise UserError(f"Evaluation data {config.eval_data} not found.", "Pass an IgakuQA-format JSONL file to --eval-data.",
+                        code="train.eval_data_missing", params={"path": config.eval_data, "field": "eval_data"})
     return info
 
 
@@ -332,7 +342,9 @@ def _check_target_modules(config: TrainConfig, model_path: str) -> None:
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in skeleton.named_modules()
                          if type(m).__name__ == "Linear" and not n.endswith("lm_head")})
         raise UserError(f"Target module(s) {missing} do not exist in {type(skeleton).__name__}.",
-                        f"This model's linear layers are {', '.join(linear)}; or use all-linear.")
+                        f"This model's linear layers are {', '.join(linear)}; or use all-linear.",
+                        code="train.target_modules", params={"missing": ", ".join(missing), "linear": ", ".join(linear),
+                                                             "field": "target_modules"})
 
 
 def sample_data(config: TrainConfig, source, tokenizer) -> dict:

@@ -1,6 +1,7 @@
 """The Train tab's handlers, called as the page calls them but without a browser."""
 import functools
 import json
+import re
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -90,3 +91,17 @@ def test_launch_from_the_page_runs_as_the_user_and_the_monitor_speaks_japanese(w
     seen = [(e["user"], e["action"], e["object"]) for e in audit.entries(workspace.root)]
     assert ("dr-sato", "train", "ui-run") in seen             # the click, recorded by the page
     assert ("dr-sato", "train", "run:ui-run") in seen         # the run itself, by the worker (JMEDLORA_USER)
+
+
+def test_checks_before_training_speak_japanese(workspace, tiny_llama_dir):
+    """Errors found once the model is opened (here: target modules it does not have, a missing
+    data file) name the form's fields in Japanese, not flags."""
+    from tests.workbench.test_browser_ja import english_words
+    state = AppState(workspace=workspace)
+    msg = h.launch(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), target_modules="nope"),
+                   "ja")[0]
+    assert "対象モジュール nope はこのモデルにありません" in msg and "「対象モジュール（カンマ区切り）」" in msg, msg
+    assert english_words(re.sub(r"<[^>]+>", " ", msg)) - {"nope"} == set(), msg
+    msg = h.launch(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data="missing.jsonl"),
+                   "ja")[0]
+    assert "学習データ missing.jsonl が見つかりません" in msg and "--data" not in msg, msg
