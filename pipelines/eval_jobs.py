@@ -85,7 +85,8 @@ def batch_status(batch_dir: str | Path) -> dict:
                 log = Path(t["out"]) / "job.log"
                 error = error_from_log(log.read_text(encoding="utf-8", errors="replace")) if log.exists() else error
         tasks.append({**t, "status": ts["status"], "done": min(done, t["total"]), "error": error,
-                      "started_at": ts.get("started_at"), "ended_at": (ts.get("end") or {}).get("time")})
+                      "started_at": ts.get("started_at"), "ended_at": (ts.get("end") or {}).get("time"),
+                      "end": ts.get("end") if ts["status"] == "failed" else None})
     return {**st, "tasks": tasks}
 
 

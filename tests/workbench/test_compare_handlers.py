@@ -96,3 +96,19 @@ def test_a_missing_model_is_refused_in_the_page_language(workspace):
     assert "notice error" in ja and "モデル no-such-model が見つかりません" in ja and "not found" not in ja
     en = tab_compare.free_answer(state, "no-such-model", "question", "", "plain", 8, "en")
     assert "Model &#x27;no-such-model&#x27; not found" in en
+
+
+def test_evaluation_progress_speaks_the_page_language():
+    """Status words and a failed checkpoint's reason follow the page (they were always English)."""
+    import time
+    end = {"event": "error", "problem": "Model 'x' not found.", "fix": "Use 'default'.", "code": "model.not_found",
+           "params": {"spec": "x"}}
+    batch = {"tasks": [
+        {"model": "default", "done": 1, "total": 4, "status": "running", "started_at": time.time() - 5,
+         "ended_at": None, "error": ""},
+        {"model": "x", "done": 0, "total": 4, "status": "failed", "started_at": time.time() - 5,
+         "ended_at": time.time(), "error": "Model 'x' not found.", "end": end}]}
+    ja = compare_eval.batch_html(batch, "ja")
+    assert "— 実行中" in ja and "— 失敗" in ja and "モデル x が見つかりません" in ja and "— running" not in ja
+    en = compare_eval.batch_html(batch, "en")
+    assert "— running" in en and "Model &#x27;x&#x27; not found." in en
