@@ -29,6 +29,13 @@ def test_job_html_shows_counts_the_refusal_and_the_running_state():
                                                          "total": 5, "records": 0, "unparseable": 5}}
     assert h.job_counters(finished)["done"] == 5
     assert "解析不能として保存済み" in h.job_html(finished, "ja")
+    # A generation that failed on a user-fixable problem says it in Japanese, the field named as on the form.
+    missing = {"status": "failed", "dataset": "d", "started_at": started, "message": "Document folder /x does not exist.",
+               "end": {"event": "error", "time": started + 1, "problem": "Document folder /x does not exist.",
+                       "fix": "Pass --docs DIR with .txt/.md/.pdf files.", "code": "docs.missing",
+                       "params": {"path": "/x"}}}
+    assert "文書フォルダ /x がありません" in h.job_html(missing, "ja")
+    assert "Document folder /x does not exist." in h.job_html(missing, "en")
 
 
 def test_latest_job_is_found_on_disk(workspace):
