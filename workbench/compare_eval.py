@@ -108,6 +108,12 @@ def poll(state: AppState, lang: str, current):
     return batch_html(b, lang), gr.Timer(active=False), gr.update(choices=evaluation_choices(state, lang), value=value)
 
 
+def stop_button(state: AppState):
+    """Stop is offered only while a batch runs (an enabled Stop suggests something is running)."""
+    found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
+    return gr.update(interactive=found is not None and found["status"] in jobs.ACTIVE)
+
+
 def stop(state: AppState, lang: str):
     found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
     if found is None:

@@ -135,7 +135,8 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                                      elem_id="compare-max-new")
     with gr.Row():
         run_btn = t.make(gr.Button, L["run"], variant="primary", elem_id="compare-run")
-        stop_btn = t.make(gr.Button, L["stop"], variant="stop", elem_id="compare-stop")
+        stop_btn = t.make(gr.Button, L["stop"], variant="stop", elem_id="compare-stop",
+                          interactive=compare_eval.stop_button(state)["interactive"])
     status = gr.HTML(elem_id="compare-status")
     with t.make(gr.Accordion, L["command"], open=False):
         command = gr.Code(language="shell", elem_id="compare-command")
@@ -194,8 +195,9 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     refresh.click(lists, [lang], [ckpts, shown, data])
     run_btn.click(bind(compare_eval.start, state), [ckpts, shots, template, data, limit, max_new, lang],
-                  [status, command, timer, form])
-    timer.tick(bind(compare_eval.poll, state), [lang, shown], [status, timer, shown])
+                  [status, command, timer, form]).then(bind(compare_eval.stop_button, state), None, [stop_btn])
+    timer.tick(bind(compare_eval.poll, state), [lang, shown], [status, timer, shown]).then(
+        bind(compare_eval.stop_button, state), None, [stop_btn])
     stop_btn.click(bind(compare_eval.stop, state), [lang], [status])
     shown.change(view, view_inputs, view_outputs)
     for c in (disagree, wrong, page_no):

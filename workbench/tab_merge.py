@@ -165,6 +165,12 @@ def start(state: AppState, lang: str, *form) -> tuple[str, str, str]:
     return notice.notice("ok", MSG["started"][lang].format(out=job.run_dir), lang=lang), job.run_dir, job.cli
 
 
+def stop_button(out: str):
+    """Stop is offered only while the merge in ``out`` runs."""
+    running = bool(out) and (Path(out) / "status.json").exists() and jobs.status(out)["status"] in jobs.ACTIVE
+    return gr.update(interactive=running)
+
+
 def stop(state: AppState, lang: str, out: str) -> str:
     if not out:
         return notice.notice("info", MSG["no_out"][lang], lang=lang)
@@ -266,7 +272,7 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
     with gr.Row():
         est_btn = t.make(gr.Button, L["estimate"], elem_id="merge-estimate")
         start_btn = t.make(gr.Button, L["start"], variant="primary", elem_id="merge-start")
-        stop_btn = t.make(gr.Button, L["stop"], elem_id="merge-stop")
+        stop_btn = t.make(gr.Button, L["stop"], elem_id="merge-stop", interactive=False)
         resume_btn = t.make(gr.Button, L["resume"], elem_id="merge-resume")
     message = gr.HTML(elem_id="merge-notice")
     out = t.make(gr.Textbox, L["out"], elem_id="merge-out")
@@ -286,7 +292,8 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
     start_btn.click(lambda lg, *f: start(state, lg, *f), [lang, *form], [message, out, command])
     stop_btn.click(lambda lg, o: stop(state, lg, o), [lang, out], [message])
     resume_btn.click(lambda lg, o: resume(state, lg, o), [lang, out], [message, command])
-    timer.tick(lambda lg, o: poll(state, lg, o), [lang, out], [status, chart, table, verdict])
+    timer.tick(lambda lg, o: (*poll(state, lg, o), stop_button(o)), [lang, out],
+               [status, chart, table, verdict, stop_btn])
     targets = [compare["checkpoints"]] if compare else []
     compare_btn.click(lambda lg, o: open_in_compare(state, lg, o)[:1 + len(targets)], [lang, out],
                       [message, *targets])

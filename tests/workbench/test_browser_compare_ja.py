@@ -78,6 +78,7 @@ def test_compare_in_japanese_weak_match_csv_and_blind_review(ja_page):
     weak = p.locator("#compare-cards .badge.weak")
     assert weak.count() == 2 and "弱い一致" in weak.first.inner_text()    # the nonsense answers, not the good ones
     assert "類似度 0.05" in p.locator("#compare-cards").inner_text()
+    assert p.locator("#compare-stop").is_disabled()           # no evaluation runs: Stop is not offered
     # At 1024×768 the results start on the first screen: the form is folded while there are results.
     top = p.evaluate("document.querySelector('#compare-summary').getBoundingClientRect().top + window.scrollY")
     p.screenshot(path=str(ARTIFACTS / "ja_compare_1024.png"))

@@ -226,6 +226,7 @@ def test_merge_tab_in_japanese_and_back(page, app_url, finished_merge):
     assert layout["yaxis"]["range"] == [0, 1.04]
     table = p.locator("#merge-table").inner_text()
     assert "役割" in table and "入力 1" in table and "マージ" in table and "完了" in visible(p, "#merge-status")
+    assert p.locator("#merge-stop").is_disabled()             # nothing runs: no Stop to press
     leftover = english_words(visible(p, "#tab-merge"))
     shot(page, "ja_merge")
     assert leftover == set(), sorted(leftover)

@@ -112,3 +112,7 @@ def test_evaluation_progress_speaks_the_page_language():
     assert "— 実行中" in ja and "— 失敗" in ja and "モデル x が見つかりません" in ja and "— running" not in ja
     en = compare_eval.batch_html(batch, "en")
     assert "— running" in en and "Model &#x27;x&#x27; not found." in en
+
+
+def test_stop_is_offered_only_while_a_batch_runs(workspace):
+    assert compare_eval.stop_button(AppState(workspace=workspace))["interactive"] is False

@@ -61,6 +61,7 @@ def test_poll_draws_candidates_and_the_final_table(workspace, tmp_path):
     assert fig.layout.title.text == "マージ探索" and fig.layout.xaxis.title.text.startswith("世代")
     assert [t.name for t in fig.data] == ["候補", "これまでの最良"] and "世代" in fig.data[0].hovertemplate
     assert tuple(fig.layout.yaxis.range) == (0, 1.04)        # scores in 0..1 on the whole 0..1 scale
+    assert tab_merge.stop_button(str(out))["interactive"] is False and tab_merge.stop_button("")["interactive"] is False
 
     workspace.register_model("a@1", "adapter", str(tmp_path), base_model="b")
     workspace.register_model("merge-1", "adapter", str(out / "model"), base_model="b")
