@@ -62,13 +62,13 @@ def test_bad_input_in_the_compare_form_shows_a_clear_message(page):
     alert = p.locator("#compare-status .notice.error")
     alert.wait_for(timeout=10_000)
     assert "チェックポイントを1つ以上選んでください" in alert.inner_text()
-    # A question file that does not exist: the engine's own problem and fix.
+    # A question file that does not exist: the engine's own problem and fix, in the page's Japanese.
     checkpoint(p, "default").check()
     data = p.locator("#compare-data input")
     data.fill("/nonexistent/questions.jsonl")
     data.press("Enter")
     p.locator("#compare-run").click()
-    p.wait_for_function("document.querySelector('#compare-status').innerText.includes('does not exist')",
+    p.wait_for_function("document.querySelector('#compare-status').innerText.includes('がありません')",
                         timeout=10_000)
     text = p.locator("#compare-status").inner_text()
     assert "/nonexistent/questions.jsonl" in text and "IgakuQA" in text
