@@ -328,10 +328,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
         prompt.seed = question_seed(config.seed, q.problem_id, shots)
         items.append((q, order, shots, example, prompt))
     ll_scores: dict[int, tuple] = {}
-    if config.method in ("loglik", "both"):
-        mc = [i for i, it in enumerate(items) if not it[0].is_numeric]
-        for i, res in zip(mc, backend.score_choices([items[i][0] for i in mc], [items[i][4] for i in mc])):
-            ll_scores[i] = res
+    mc = [i for i, it in enumerate(items) if not it[0].is_numeric] if config.method in ("loglik", "both") else []
 
     with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
         def write(i: int, response: str | None, n_tokens: int, seconds: float, info: dict | None = None):
@@ -371,10 +368,22 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
             emit({"event": "progress", "done": done, "total": total, "problem_id": q.problem_id, "shots": shots,
                   "accuracy": rec.get("accuracy")})
 
-        if config.method == "loglik":
-            for i in range(len(items)):
-                if i in ll_scores and not stop.is_set():
+        # Scored in chunks, the first one small: progress (and, for loglik alone, saved answers)
+        # within seconds instead of after the whole exam; a stop takes effect between chunks.
+        t0, scored = time.perf_counter(), 0
+        for chunk in _chunks(mc, first=2, size=max(8, config.batch_size)):
+            if stop.is_set():
+                return done
+            for i, res in zip(chunk, backend.score_choices([items[i][0] for i in chunk], [items[i][4] for i in chunk])):
+                ll_scores[i] = res
+                if config.method == "loglik":
                     write(i, None, 0, 0.0, None)
+            scored += len(chunk)
+            if config.method == "both":     # answers are written once generated; this is the first phase
+                rate = scored / max(time.perf_counter() - t0, 1e-9)
+                emit({"event": "progress", "done": done, "total": total, "phase": "loglik", "scored": scored,
+                      "to_score": len(mc), "eta_s": round((len(mc) - scored) / rate, 1)})
+        if config.method == "loglik":
             return done
         # Stop where the answer ends: the template's next block, besides the configured stops.
         settings = dataclasses.replace(config.settings,
@@ -386,6 +395,13 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
             if stop.is_set():
                 break
     return done
+
+
+def _chunks(seq: list[int], *, first: int, size: int):
+    if seq[:first]:
+        yield seq[:first]
+    for start in range(first, len(seq), size):
+        yield seq[start:start + size]
 
 
 class _TokenMeter:

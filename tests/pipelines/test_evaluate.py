@@ -231,3 +231,31 @@ def test_progress_is_reported_before_the_first_batch_finishes(workspace, tiny_ll
     assert early[0]["tokens_per_s"] > 0 and early[0]["eta_s"] is not None
     rows = read_results(tmp_path / "ev")
     assert all("raw_response" in r and r["response"] in r["raw_response"] for r in rows)
+
+
+def test_loglik_reports_and_saves_in_chunks_the_first_small(workspace, tiny_llama_dir, tmp_path):
+    """A whole exam scored by likelihood used to report (and save) nothing until its end."""
+    out, stop, events = tmp_path / "ev", threading.Event(), []
+
+    def stop_after_first_chunk(e):
+        events.append(e)
+        if e["event"] == "progress" and e["done"] == 2:
+            stop.set()
+
+    result = run(config(tiny_llama_dir, out, limit=12, shots=(0,), method="loglik", batch_size=4),
+                 stop_after_first_chunk, stop=stop)
+    assert [e["done"] for e in events if e["event"] == "progress"] == [1, 2]     # the first chunk: 2 questions
+    assert result["stopped"] and len(read_results(out)) == 2
+    events.clear()
+    summary = run(config(tiny_llama_dir, out, limit=12, shots=(0,), method="loglik", batch_size=4), events.append)
+    done = [e["done"] for e in events if e["event"] == "progress"]
+    assert done[0] == 3 and done[-1] == summary["by_shots"]["0"]["n"]
+
+
+def test_both_reports_the_likelihood_phase_before_generating(workspace, tiny_llama_dir, tmp_path):
+    events = []
+    run(config(tiny_llama_dir, tmp_path / "ev", limit=4, shots=(0,), method="both"), events.append)
+    progress = [e for e in events if e["event"] == "progress"]
+    phase = [e for e in progress if e.get("phase") == "loglik"]
+    assert phase and phase[0]["scored"] == 2 and phase[-1]["scored"] == phase[-1]["to_score"]
+    assert progress.index(phase[-1]) < next(i for i, e in enumerate(progress) if "phase" not in e)
