@@ -259,3 +259,21 @@ def test_both_reports_the_likelihood_phase_before_generating(workspace, tiny_lla
     phase = [e for e in progress if e.get("phase") == "loglik"]
     assert phase and phase[0]["scored"] == 2 and phase[-1]["scored"] == phase[-1]["to_score"]
     assert progress.index(phase[-1]) < next(i for i, e in enumerate(progress) if "phase" not in e)
+
+
+def test_batches_fit_the_key_value_cache_budget(tiny_llama_dir, monkeypatch):
+    """The fixed token bound is also capped by what the model's KV cache costs per token."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipelines import generation
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    gen = generation.LocalGenerator(model, AutoTokenizer.from_pretrained(tiny_llama_dir), max_batch_tokens=16384)
+    c = model.config
+    per_token = c.num_hidden_layers * 2 * c.num_key_value_heads * (c.hidden_size // c.num_attention_heads) * 4
+    assert gen.token_budget() == 16384                      # 384 MB holds far more of this tiny model
+    monkeypatch.setattr(generation, "KV_CACHE_MB", 1)
+    assert gen.token_budget() == 2 ** 20 // per_token < 16384
+    gen.first_batch = 16
+    budget = gen.token_budget()
+    batches = list(gen._batches(list(range(40)), [budget // 8 - 10] * 40, max_new_tokens=10))
+    assert all(len(b) * (budget // 8) <= budget for b in batches) and max(map(len, batches)) == 8
