@@ -44,3 +44,4 @@ bench: install
 	$(PY) bench/bench_datagen.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_loglik.py
+	$(PY) bench/bench_first_hour.py
