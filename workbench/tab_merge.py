@@ -82,6 +82,9 @@ MSG = {
                 "en": "Selected in the Compare tab's checkpoints: {refs}. Open the Compare tab to evaluate them."},
     "chart_empty": {"ja": "まだ採点された候補はありません", "en": "No candidates scored yet"},
 }
+# A short gloss beside each method's name on the Japanese page (the name is what the CLI takes).
+METHOD_JA = {"linear": "重みつき平均", "task_arithmetic": "タスク算術", "ties": "符号の多数決で統合",
+             "dare_linear": "ランダムに間引いて平均", "dare_ties": "ランダムに間引いて符号の多数決"}
 STATES = {"queued": {"ja": "待機中", "en": "queued"}, "running": {"ja": "実行中", "en": "running"},
           "finished": {"ja": "完了", "en": "finished"}, "stopped": {"ja": "停止", "en": "stopped"},
           "failed": {"ja": "失敗", "en": "failed"}, "none": {"ja": "未開始", "en": "not started"}}
@@ -124,6 +127,10 @@ def metric_label(metric: str, lang: str) -> str:
     return metrics.labels(lang).get(metric, metric)
 
 
+def method_choices(lang: str) -> list[tuple[str, str]]:
+    return [(f"{m}（{METHOD_JA[m]}）" if lang == "ja" and m in METHOD_JA else m, m) for m in METHODS]
+
+
 def metric_choices(lang: str) -> list[tuple[str, str]]:
     names = metrics.labels(lang)
     return [(names.get(k, k), k) for k in merge.METRICS]
@@ -140,6 +147,27 @@ def config_from_form(state: AppState, inputs, base, method, dev, test, fraction,
 def command_preview(state: AppState, *form) -> str:
     config = config_from_form(state, *form)
     return jobs.shell_line(merge_jobs.command_for(dataclasses.replace(config, workspace=None)))
+
+
+def loaded_command(out: str) -> str | None:
+    """The command of the merge in ``out`` (the one started last there, a resume included); None
+    when ``out`` holds no merge. The form below may describe another, new merge."""
+    folder = Path(out) if out else None
+    if folder is None or not folder.is_dir():
+        return None
+    if (folder / "status.json").exists():
+        cli = jobs.status(folder).get("cli")
+        if cli:
+            return cli
+    if (folder / "config.json").exists():           # run from a terminal: its settings, as a command
+        config = merge.resume_config(folder)
+        return jobs.shell_line(merge_jobs.command_for(dataclasses.replace(config, workspace=None)))
+    return None
+
+
+def shown_command(out: str):
+    """What the command box shows when the output folder changes: that merge's own command."""
+    return loaded_command(out) or gr.update()
 
 
 def estimate(state: AppState, lang: str, *form) -> str:
@@ -169,6 +197,16 @@ def stop_button(out: str):
     """Stop is offered only while the merge in ``out`` runs."""
     running = bool(out) and (Path(out) / "status.json").exists() and jobs.status(out)["status"] in jobs.ACTIVE
     return gr.update(interactive=running)
+
+
+def resume_button(out: str):
+    """Resume is offered for a merge that stopped or failed; not for a finished one (its report is
+    written), a running one, or a folder without a merge."""
+    folder = Path(out) if out else None
+    if folder is None or not (folder / "config.json").exists() or (folder / "report.json").exists():
+        return gr.update(interactive=False)
+    state = jobs.status(folder)["status"] if (folder / "status.json").exists() else "stopped"
+    return gr.update(interactive=state not in (*jobs.ACTIVE, "finished"))
 
 
 def stop(state: AppState, lang: str, out: str) -> str:
@@ -259,7 +297,8 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
                         elem_id="merge-inputs")
         base = t.make(gr.Dropdown, L["base"], choices=[("", "")] + state.model_choices(), value="",
                       elem_id="merge-base")
-        method = t.make(gr.Dropdown, L["method"], choices=list(METHODS), value=d.method, elem_id="merge-method")
+        method = t.make(gr.Dropdown, L["method"], choices=method_choices(state.lang), value=d.method,
+                        elem_id="merge-method")
     with gr.Row():
         dev = t.make(gr.Textbox, L["dev"], value=SAMPLE, elem_id="merge-dev")
         test = t.make(gr.Textbox, L["test"], value="", elem_id="merge-test")
@@ -273,7 +312,7 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
         est_btn = t.make(gr.Button, L["estimate"], elem_id="merge-estimate")
         start_btn = t.make(gr.Button, L["start"], variant="primary", elem_id="merge-start")
         stop_btn = t.make(gr.Button, L["stop"], elem_id="merge-stop", interactive=False)
-        resume_btn = t.make(gr.Button, L["resume"], elem_id="merge-resume")
+        resume_btn = t.make(gr.Button, L["resume"], elem_id="merge-resume", interactive=False)
     message = gr.HTML(elem_id="merge-notice")
     out = t.make(gr.Textbox, L["out"], elem_id="merge-out")
     command = t.make(gr.Code, L["command"], language="shell", elem_id="merge-command")
@@ -291,9 +330,12 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
     est_btn.click(lambda lg, *f: estimate(state, lg, *f), [lang, *form], [message])
     start_btn.click(lambda lg, *f: start(state, lg, *f), [lang, *form], [message, out, command])
     stop_btn.click(lambda lg, o: stop(state, lg, o), [lang, out], [message])
+    out.change(shown_command, [out], [command])
     resume_btn.click(lambda lg, o: resume(state, lg, o), [lang, out], [message, command])
-    timer.tick(lambda lg, o: (*poll(state, lg, o), stop_button(o)), [lang, out],
-               [status, chart, table, verdict, stop_btn])
+    timer.tick(lambda lg, o: (*poll(state, lg, o), stop_button(o), resume_button(o)), [lang, out],
+               [status, chart, table, verdict, stop_btn, resume_btn])
+    lang.change(lambda lg: (gr.update(choices=method_choices(lg)), gr.update(choices=metric_choices(lg))),
+                [lang], [method, metric])
     targets = [compare["checkpoints"]] if compare else []
     compare_btn.click(lambda lg, o: open_in_compare(state, lg, o)[:1 + len(targets)], [lang, out],
                       [message, *targets])

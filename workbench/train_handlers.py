@@ -133,6 +133,11 @@ def estimate(state: AppState, preset, *values_and_lang):
     return notice.notice("info", text), train.equivalent_cli(config)
 
 
+def command_box(cli: str | None):
+    """The command box shows once it has a command (an estimate or a launch wrote one)."""
+    return gr.update(visible=bool(cli))
+
+
 def launch(state: AppState, preset, model, data, method, template, learning_rate, batch_size, max_steps, save_steps,
            lora_r, lora_alpha, lora_dropout, target_modules, run_name, other_json, lang: str,
            request: gr.Request = None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 from pipelines.merge import MergeConfig
 from pipelines.merge_search import append_candidate
@@ -86,3 +87,34 @@ def test_estimate_times_the_real_inputs_and_leaves_no_folder(workspace, tiny_lla
                               0.5, "ll_accuracy", 3)
     assert 'class="notice info"' in html and "Estimate: 5 candidates × " in html and "s per candidate" in html
     assert not list(workspace.subdir("merges").iterdir())
+
+
+def test_the_command_box_shows_the_loaded_merge_and_resume_follows_its_state(tmp_path):
+    from pipelines import jobs
+    out = tmp_path / "m"
+    assert tab_merge.loaded_command(str(out)) is None and tab_merge.loaded_command("") is None
+    assert tab_merge.resume_button(str(out))["interactive"] is False
+    out.mkdir()
+    config = MergeConfig(inputs=("a@1", "a@2"), dev="d.jsonl", budget=3, out=str(out))
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    # Run from a terminal (no job status): its own settings, not the form's.
+    assert tab_merge.loaded_command(str(out)).startswith("python -m pipelines.merge --inputs a@1 a@2 --dev d.jsonl")
+    assert "--budget 3" in tab_merge.loaded_command(str(out))
+    assert tab_merge.resume_button(str(out))["interactive"] is True          # stopped part-way
+    status = {"status": "stopped", "cli": "python -m pipelines.merge --resume " + str(out), "pid": None}
+    (out / "status.json").write_text(json.dumps(status))
+    assert tab_merge.loaded_command(str(out)) == status["cli"]
+    assert tab_merge.resume_button(str(out))["interactive"] is True
+    (out / "status.json").write_text(json.dumps({**status, "status": "finished"}))
+    assert jobs.status(out)["status"] == "finished" and tab_merge.resume_button(str(out))["interactive"] is False
+    (out / "status.json").unlink()
+    (out / "report.json").write_text("{}")                                  # finished from a terminal
+    assert tab_merge.resume_button(str(out))["interactive"] is False
+
+
+def test_method_names_carry_a_japanese_gloss_on_the_japanese_page():
+    ja, en = dict(tab_merge.method_choices("ja")), dict(tab_merge.method_choices("en"))
+    assert set(ja.values()) == set(en.values()) == set(tab_merge.METHODS)
+    assert all(label == value for label, value in en.items())
+    for label, value in ja.items():
+        assert label.startswith(value + "（") and re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", label), label

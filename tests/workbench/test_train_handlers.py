@@ -62,6 +62,8 @@ def test_estimate_is_written_in_japanese(workspace, tiny_llama_dir):
                           *form("cpu-tiny-lora", model=str(tiny_llama_dir)), "ja")
     assert "notice info" in msg and "1台あたりのメモリ" in msg and "活性化" in msg and "ステップで約" in msg, msg
     assert "Memory per device" not in msg and cli.startswith("python -m pipelines.train")
+    # The command box, hidden while empty, shows once a command is in it.
+    assert h.command_box(cli)["visible"] is True and h.command_box("")["visible"] is False
 
 
 def test_launch_from_the_page_runs_as_the_user_and_the_monitor_speaks_japanese(workspace, tiny_llama_dir, tmp_path,
