@@ -66,7 +66,8 @@ def load_users(root: str | os.PathLike) -> dict[str, dict]:
         return {}
     except json.JSONDecodeError as exc:
         raise UserError(f"{users_path(root)} is not valid JSON ({exc}).",
-                        "Restore it from a backup, or delete it to create a new admin user on the next start.") from None
+                        "Restore it from a backup, or delete it to create a new admin user on the next start.",
+                        code="auth.users_json", params={"path": str(users_path(root)), "detail": str(exc)}) from None
 
 
 def _save_users(root: str | os.PathLike, users: dict[str, dict]) -> None:
@@ -81,10 +82,12 @@ def _save_users(root: str | os.PathLike, users: dict[str, dict]) -> None:
 def set_user(root: str | os.PathLike, name: str, password: str, *, role: str | None = None,
              by: str = "admin") -> None:
     if not _NAME.match(name):
-        raise UserError(f"User name {name!r} is not allowed.", "Use 1-64 letters, digits, '_', '.', '@' or '-'.")
+        raise UserError(f"User name {name!r} is not allowed.", "Use 1-64 letters, digits, '_', '.', '@' or '-'.",
+                        code="auth.bad_name", params={"name": name})
     if len(password) < MIN_PASSWORD:
         raise UserError(f"The password is too short ({len(password)} characters).",
-                        f"Use at least {MIN_PASSWORD} characters.")
+                        f"Use at least {MIN_PASSWORD} characters.",
+                        code="auth.short_password", params={"n": len(password), "min": MIN_PASSWORD})
     users = load_users(root)
     old = users.get(name, {})
     users[name] = {"hash": hash_password(password), "role": role or old.get("role", "user"),
@@ -97,7 +100,8 @@ def set_user(root: str | os.PathLike, name: str, password: str, *, role: str | N
 def remove_user(root: str | os.PathLike, name: str, *, by: str = "admin") -> None:
     users = load_users(root)
     if name not in users:
-        raise UserError(f"No user {name!r}.", f"Known users: {', '.join(sorted(users)) or 'none'}.")
+        raise UserError(f"No user {name!r}.", f"Known users: {', '.join(sorted(users)) or 'none'}.",
+                        code="auth.no_user", params={"name": name, "known": ", ".join(sorted(users)) or "—"})
     del users[name]
     _save_users(root, users)
     audit.record(root, by, "admin", f"user:{name}", change="user removed")

@@ -93,7 +93,8 @@ def backend_type(ref: ModelRef) -> type:
     """The class that will serve ``ref``, known before anything is loaded."""
     if ref.kind not in BACKENDS:
         raise UserError(f"No generation backend for {ref.spec!r} (kind {ref.kind!r}).",
-                        f"Use a reference of kind {', '.join(BACKENDS)} (see pipelines.models).")
+                        f"Use a reference of kind {', '.join(BACKENDS)} (see pipelines.models).",
+                        code="backend.none", params={"spec": ref.spec, "kind": ref.kind, "known": ", ".join(BACKENDS)})
     return BACKENDS[ref.kind][0]
 
 

@@ -145,13 +145,16 @@ def run(config: CurateConfig, on_event: Callable[[dict], None] | None = None, *,
     chosen = list(config.filters or FILTERS)
     unknown = set(chosen) - set(FILTERS)
     if unknown:
-        raise UserError(f"Unknown filter(s): {', '.join(sorted(unknown))}.", f"Filters: {', '.join(FILTERS)}.")
+        raise UserError(f"Unknown filter(s): {', '.join(sorted(unknown))}.", f"Filters: {', '.join(FILTERS)}.",
+                        code="curate.unknown_filter",
+                        params={"names": ", ".join(sorted(unknown)), "known": ", ".join(FILTERS)})
     # Accepted records first: a reviewer's choice is the one kept among duplicates.
     rows = ws.query("SELECT id, instruction, input, output, status FROM dg_records WHERE dataset = ? "
                     "AND status != 'rejected' ORDER BY status = 'accepted' DESC, id", (config.dataset,))
     if not rows and not count_records(ws, config.dataset):
         raise UserError(f"Dataset {config.dataset!r} has no records.",
-                        "Generate some with python -m pipelines.datagen, or import a JSONL file.")
+                        "Generate some with python -m pipelines.datagen, or import a JSONL file.",
+                        code="curate.empty_dataset", params={"dataset": config.dataset})
     keywords = [k for k in config.keywords if k.strip()]
     flags: list[tuple[int, str, str]] = []
     for rec in rows:
@@ -214,7 +217,8 @@ def dataset_stats(ws: Workspace, dataset: str) -> dict:
     total = count_records(ws, dataset)
     if not total:
         raise UserError(f"Dataset {dataset!r} has no records.",
-                        "python -m pipelines.curate stats (without --dataset) lists the datasets.")
+                        "python -m pipelines.curate stats (without --dataset) lists the datasets.",
+                        code="curate.empty_dataset", params={"dataset": dataset})
     q = lambda sql: ws.query(sql, (dataset,))  # noqa: E731
     lengths = q("SELECT AVG(LENGTH(instruction)) AS q_mean, MAX(LENGTH(instruction)) AS q_max,"
                 " AVG(LENGTH(output)) AS a_mean, MAX(LENGTH(output)) AS a_max, SUM(edited) AS edited"
@@ -283,15 +287,19 @@ def export(config: ExportConfig, *, workspace: Workspace | None = None, user: st
     ``user``: who asked, for the audit log (a page passes its logged-in user; a CLI leaves it to
     ``audit.current_user()``)."""
     if config.format not in FORMATS:
-        raise UserError(f"Unknown export format {config.format!r}.", f"Use one of {', '.join(FORMATS)}.")
+        raise UserError(f"Unknown export format {config.format!r}.", f"Use one of {', '.join(FORMATS)}.",
+                        code="export.unknown_format", params={"format": config.format, "known": ", ".join(FORMATS)})
     if not 0 <= config.eval_fraction < 1:
-        raise UserError(f"eval_fraction {config.eval_fraction} must be in [0, 1).", "Use e.g. 0.05.")
+        raise UserError(f"eval_fraction {config.eval_fraction} must be in [0, 1).", "Use e.g. 0.05.",
+                        code="export.eval_fraction", params={"field": "eval_fraction", "value": config.eval_fraction})
     ws = workspace or Workspace.resolve(config.workspace)
     ids = set(_exportable_ids(ws, config.dataset, config.only_accepted))
     if not ids:
         raise UserError(f"Dataset {config.dataset!r} has no records to export "
                         f"({'none accepted' if config.only_accepted else 'all rejected or flagged, or none at all'}).",
-                        "Review some records, or re-run the filters with looser settings.")
+                        "Review some records, or re-run the filters with looser settings.",
+                        code="export.none_accepted" if config.only_accepted else "export.nothing",
+                        params={"dataset": config.dataset})
     rows = [r for r in list_records(ws, config.dataset, limit=-1) if r["id"] in ids]
     records = [{"instruction": r["instruction"], "input": r["input"], "output": r["output"]} for r in rows]
     suffix = {"alpaca": ".jsonl", "text": ".txt", "hf": ""}[config.format]

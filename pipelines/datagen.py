@@ -96,7 +96,10 @@ class PrivacyBlocked(UserError):
             f"Personal data found in {len({f['chunk_id'] for f in findings})} chunk(s) that would be sent to "
             f"{base_url}, which is not on this machine:\n" + "\n".join(lines),
             "Remove or de-identify it, generate with a local model (leave out --base-url), or, if you are "
-            "allowed to send it, pass --allow-remote-pii.")
+            "allowed to send it, pass --allow-remote-pii.",
+            code="privacy.blocked",
+            params={"url": base_url, "n": len({f["chunk_id"] for f in findings}), "more": max(0, len(findings) - 20),
+                    "findings": [{k: f.get(k) for k in ("chunk_id", "kind", "text")} for f in findings[:20]]})
 
 
 # -- prompts and keys -------------------------------------------------------------
@@ -111,7 +114,8 @@ def load_prompt_template(name_or_path: str) -> tuple[str, str]:
     text = path.read_text(encoding="utf-8")
     if "{input_text}" not in text:
         raise UserError(f"Template {path} has no {{input_text}} placeholder.",
-                        "Add {input_text} where the document chunk goes.")
+                        "Add {input_text} where the document chunk goes.",
+                        code="template.no_input_text", params={"path": str(path)})
     return text, f"{path.stem}:{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
@@ -275,9 +279,11 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                 on_event(event)
 
     if config.pairs < 1 or config.concurrency < 1:
-        raise UserError("--pairs and --concurrency must be at least 1.", "Use e.g. --pairs 15 --concurrency 4.")
+        raise UserError("--pairs and --concurrency must be at least 1.", "Use e.g. --pairs 15 --concurrency 4.",
+                        code="datagen.at_least_one", params={"fields": ["pairs", "concurrency"]})
     if not config.dataset.strip():
-        raise UserError("No dataset name given.", "Pass --dataset NAME (records are added to it).")
+        raise UserError("No dataset name given.", "Pass --dataset NAME (records are added to it).",
+                        code="datagen.no_dataset", params={"field": "dataset"})
     template, prompt_version = load_prompt_template(config.template)
     chunks = prepare_chunks(config)
 
@@ -310,7 +316,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         key = os.environ.get(config.api_key_env)
         if not key and not local:
             raise UserError(f"No API key for {base_url}: the environment variable {config.api_key_env} is empty.",
-                            f"export {config.api_key_env}=... (read from the environment only, never stored).")
+                            f"export {config.api_key_env}=... (read from the environment only, never stored).",
+                            code="endpoint.no_key", params={"url": base_url, "env": config.api_key_env})
         from openai import OpenAI
         import httpx
         # On this machine's server, config.timeout bounds the wait for the next token, not the answer.
@@ -425,7 +432,9 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                 fill()
         if fatal:
             raise UserError(f"The endpoint {base_url} refused the requests ({fatal}).",
-                            f"Check --model (GET {base_url}/models lists them) and the key in ${config.api_key_env}.")
+                            f"Check --model (GET {base_url}/models lists them) and the key in ${config.api_key_env}.",
+                            code="endpoint.refused",
+                            params={"url": base_url, "detail": str(fatal), "env": config.api_key_env})
         if stopped_by:
             emit({"event": "budget", "reason": stopped_by, **n.snapshot()})
         summary = {"event": "stop" if stop.is_set() else "finish", "dataset": config.dataset, "model": model,

@@ -119,7 +119,8 @@ def _where(dataset: str, status: str | None, flag: str | None, search: str | Non
     clauses, params = ["r.dataset = ?"], [dataset]
     if status:
         if status not in STATUSES:
-            raise UserError(f"Unknown review status {status!r}.", f"Use one of {', '.join(STATUSES)}.")
+            raise UserError(f"Unknown review status {status!r}.", f"Use one of {', '.join(STATUSES)}.",
+                            code="records.bad_status", params={"status": str(status), "known": ", ".join(STATUSES)})
         clauses.append("r.status = ?")
         params.append(status)
     if flag == "any":
@@ -202,7 +203,8 @@ def history(ws: Workspace, record_id: int) -> list[dict[str, Any]]:
 def set_status(ws: Workspace, record_ids: list[int], status: str, *, who: str | None = None) -> int:
     """Accept, reject or reset (``pending``) records; each change is audited. Returns changes."""
     if status not in STATUSES:
-        raise UserError(f"Unknown review status {status!r}.", f"Use one of {', '.join(STATUSES)}.")
+        raise UserError(f"Unknown review status {status!r}.", f"Use one of {', '.join(STATUSES)}.",
+                        code="records.bad_status", params={"status": str(status), "known": ", ".join(STATUSES)})
     who = who or default_reviewer()
     changed = 0
     with ws.transaction() as conn:
@@ -223,7 +225,9 @@ def edit_record(ws: Workspace, record_id: int, *, who: str | None = None, **chan
     """Change instruction/input/output; the original stays in ``orig_*`` and the audit trail."""
     unknown = set(changes) - set(FIELDS)
     if unknown:
-        raise UserError(f"Cannot edit field(s) {', '.join(sorted(unknown))}.", f"Editable fields: {', '.join(FIELDS)}.")
+        raise UserError(f"Cannot edit field(s) {', '.join(sorted(unknown))}.", f"Editable fields: {', '.join(FIELDS)}.",
+                        code="records.bad_fields",
+                        params={"names": ", ".join(sorted(unknown)), "known": ", ".join(FIELDS)})
     for name in ("instruction", "output"):
         if name in changes and not (changes[name] or "").strip():
             raise UserError(f"The {name} cannot be empty.", "Reject the record instead of emptying it.",

@@ -117,10 +117,12 @@ def _hash(text: str) -> str:
 
 def _windows(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
     if size < 1:
-        raise UserError(f"Chunk size {size} is too small.", "Use a chunk size of at least 1.")
+        raise UserError(f"Chunk size {size} is too small.", "Use a chunk size of at least 1.",
+                        code="docs.chunk_size", params={"field": "chunk_size", "value": size})
     if not 0 <= overlap < size:
         raise UserError(f"Chunk overlap {overlap} must be at least 0 and below the chunk size {size}.",
-                        "Lower --overlap.")
+                        "Lower --overlap.",
+                        code="docs.overlap", params={"field": "chunk_overlap", "value": overlap, "size": size})
     spans, start = [], 0
     while start < n:
         end = min(n, start + size)
@@ -166,7 +168,8 @@ def chunk_document(doc: Document, *, by: str = "lines", size: int = 20, overlap:
             if text:
                 chunks.append(Chunk(f"{doc.name}@T{a}-{b}#{_hash(text)}", doc.name, len(chunks), a, b, text))
     else:
-        raise UserError(f"Unknown chunking {by!r}.", "Use --chunk-by lines or --chunk-by tokens.")
+        raise UserError(f"Unknown chunking {by!r}.", "Use --chunk-by lines or --chunk-by tokens.",
+                        code="docs.chunk_by", params={"field": "chunk_by", "value": str(by)})
     return chunks
 
 

@@ -73,20 +73,28 @@ class EvalConfig:
 
     def validate(self) -> None:
         if not self.out:
-            raise UserError("No output directory given.", "Pass --out DIR.")
+            raise UserError("No output directory given.", "Pass --out DIR.",
+                            code="out.missing", params={"field": "out"})
         if not set(self.shots) <= {0, 1}:
-            raise UserError(f"Unsupported shot setting(s) {self.shots}.", "Use --shots 0, --shots 1 or --shots 0 1.")
+            raise UserError(f"Unsupported shot setting(s) {self.shots}.", "Use --shots 0, --shots 1 or --shots 0 1.",
+                            code="eval.shots", params={"value": ", ".join(map(str, self.shots))})
         if self.method not in ("generate", "loglik", "both"):
-            raise UserError(f"Unknown method {self.method!r}.", "Use generate, loglik or both.")
+            raise UserError(f"Unknown method {self.method!r}.", "Use generate, loglik or both.",
+                            code="eval.method", params={"value": str(self.method)})
         if self.scoring not in scoring.MODES:
-            raise UserError(f"Unknown scoring mode {self.scoring!r}.", f"Use one of {', '.join(scoring.MODES)}.")
+            raise UserError(f"Unknown scoring mode {self.scoring!r}.", f"Use one of {', '.join(scoring.MODES)}.",
+                            code="eval.scoring", params={"value": str(self.scoring), "known": ", ".join(scoring.MODES)})
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise UserError("--max-new-tokens and --batch-size must be at least 1.",
                             f"Leave them out for the defaults ({GenerationSettings.max_new_tokens} and "
-                            f"{BackendSettings.batch_size}).")
+                            f"{BackendSettings.batch_size}).",
+                            code="eval.at_least_one",
+                            params={"fields": ["max_new_tokens", "batch_size"],
+                                    "tokens": GenerationSettings.max_new_tokens, "batch": BackendSettings.batch_size})
         if not 0 <= self.temperature <= 5 or not 0 < self.top_p <= 1:
             raise UserError("temperature must be in [0, 5] and top_p in (0, 1].",
-                            "The paper used temperature 0.1 and top_p 0.9.")
+                            "The paper used temperature 0.1 and top_p 0.9.",
+                            code="eval.sampling", params={"field": "temperature", "p_field": "top_p"})
 
     @property
     def settings(self) -> GenerationSettings:
@@ -117,7 +125,8 @@ def pick_example(q: Question, pool: list[Question], seed: int) -> Question:
     candidates = [e for e in pool if e.problem_id != q.problem_id and e.problem_text != q.problem_text]
     if not candidates:
         raise UserError("The 1-shot example pool has no question other than the one asked.",
-                        "Use a separate --shots-file of solved examples.")
+                        "Use a separate --shots-file of solved examples.",
+                        code="eval.shot_pool", params={"field": "shots_file"})
     return random.Random(f"shot:{seed}:{q.problem_id}").choice(candidates)
 
 
@@ -218,7 +227,8 @@ def _check_resume(out: Path, identity: dict) -> None:
         diff = {k: (old.get(k), v) for k, v in identity.items() if old.get(k) != v}
         if diff:
             raise UserError(f"{out} holds results of a different evaluation (differs in {sorted(diff)}).",
-                            "Use another --out directory, or delete that one to start over.")
+                            "Use another --out directory, or delete that one to start over.",
+                            code="eval.out_differs", params={"path": str(out), "diff": ", ".join(sorted(diff))})
 
 
 def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,

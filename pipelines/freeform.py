@@ -22,7 +22,8 @@ FORMATS = ("ja", "en", CHAT, RAW)
 
 def build_prompt(instruction: str, input: str = "", fmt: str = "ja") -> Prompt:
     if not (instruction or "").strip():
-        raise UserError("The instruction is empty.", "Type what the model should answer.")
+        raise UserError("The instruction is empty.", "Type what the model should answer.",
+                        code="freeform.empty")
     plain = instruction + ("\n" + input if input else "")
     if fmt == RAW:
         return Prompt(text=plain)
@@ -35,7 +36,8 @@ def answer(backend: Backend, instruction: str, input: str = "", template_name: s
            max_new_tokens: int = GenerationSettings.max_new_tokens) -> Completion:
     """The backend's answer, decoded with the paper's settings (only the length is the caller's)."""
     if max_new_tokens < 1:
-        raise UserError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).")
+        raise UserError(f"max_new_tokens must be at least 1 (got {max_new_tokens}).",
+                        code="config.at_least_one", params={"field": "max_new_tokens", "value": max_new_tokens})
     prompt = build_prompt(instruction, input, template_name)
     (_, completion), = backend.generate([prompt], GenerationSettings(max_new_tokens=max_new_tokens))
     return completion

@@ -73,7 +73,8 @@ class BackendInfo:
 def loglik_refused(label: str) -> UserError:
     return UserError(f"Log-likelihood scoring needs the model's token probabilities; {label} is an API "
                      "endpoint, which gives only text.",
-                     "Use --method generate for endpoint models (loglik and both need a local model).")
+                     "Use --method generate for endpoint models (loglik and both need a local model).",
+                     code="loglik.endpoint", params={"label": label})
 
 
 def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
@@ -139,7 +140,8 @@ class LocalGenerator:
         if prompt.messages is not None:
             if not getattr(self.tokenizer, "chat_template", None):
                 raise UserError("This model has no chat template, so --template chat cannot be used.",
-                                "Use --template ja or --template en (the paper's Alpaca formats).")
+                                "Use --template ja or --template en (the paper's Alpaca formats).",
+                                code="template.no_chat")
             return self.tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
         return prompt.text or ""
 
@@ -278,7 +280,8 @@ class LocalGenerator:
                     out = self.model.generate(**enc, **kwargs)
         except torch.OutOfMemoryError as exc:
             raise UserError("Out of GPU memory during generation.",
-                            "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.") from exc
+                            "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.",
+                            code="gpu.oom") from exc
         new = out[:, enc["input_ids"].shape[1]:]
         results = []
         for row in new:
@@ -325,7 +328,8 @@ class EndpointGenerator:
         key = os.environ.get(api_key_env)
         if not key and not is_local:
             raise UserError(f"No API key for {base_url}: the environment variable {api_key_env} is empty.",
-                            f"export {api_key_env}=... (the key is read from the environment only, never stored).")
+                            f"export {api_key_env}=... (the key is read from the environment only, never stored).",
+                            code="endpoint.no_key", params={"url": base_url, "env": api_key_env})
         self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=5)
         self.base_url, self.model_name, self.is_local = base_url, model_name, is_local
         self.concurrency = max(1, concurrency)
@@ -350,14 +354,19 @@ class EndpointGenerator:
                 stop=list(settings.stop) or None)
         except openai.AuthenticationError as exc:
             raise UserError(f"The endpoint rejected the API key: {exc.message}",
-                            "Check the key in the environment variable.") from exc
+                            "Check the key in the environment variable.",
+                            code="endpoint.bad_key", params={"detail": exc.message}) from exc
         except openai.NotFoundError as exc:
             raise UserError(f"The endpoint does not know model {self.model_name!r}: {exc.message}",
-                            "Check the model name (GET /v1/models lists them).") from exc
+                            "Check the model name (GET /v1/models lists them).",
+                            code="endpoint.unknown_model",
+                            params={"model": self.model_name, "detail": exc.message}) from exc
         except openai.APIConnectionError as exc:
-            raise UserError(f"Cannot reach the endpoint: {exc}", "Check the base URL and that the server runs.") from exc
+            raise UserError(f"Cannot reach the endpoint: {exc}", "Check the base URL and that the server runs.",
+                            code="endpoint.unreachable", params={"detail": str(exc)}) from exc
         except openai.APIError as exc:
-            raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.") from exc
+            raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.",
+                            code="endpoint.failed", params={"detail": str(exc)}) from exc
         text = resp.choices[0].message.content or ""
         usage = resp.usage.model_dump() if resp.usage else {}
         n = usage.get("completion_tokens", 0)

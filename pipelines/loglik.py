@@ -128,7 +128,8 @@ class _Scorer:
         self.head = inner.get_output_embeddings()
         if self.head is None or self.decoder is inner:
             raise UserError(f"{type(inner).__name__} has no separate language-model head, so choices cannot be "
-                            "scored by log-likelihood.", "Use --method generate for this model.")
+                            "scored by log-likelihood.", "Use --method generate for this model.",
+                            code="loglik.no_head", params={"model": type(inner).__name__})
         c = inner.config.get_text_config() if hasattr(inner.config, "get_text_config") else inner.config
         layer_types = getattr(c, "layer_types", None) or []
         self.packed = (c.model_type in _PACKABLE and getattr(c, "_attn_implementation", "eager") in ("sdpa", "eager")

@@ -73,16 +73,20 @@ class MergeConfig:
 
     def validate(self) -> None:
         if not self.out:
-            raise UserError("No output directory given.", "Pass --out DIR (or --resume DIR).")
+            raise UserError("No output directory given.", "Pass --out DIR (or --resume DIR).",
+                            code="out.missing", params={"field": "out"})
         if not self.dev:
             raise UserError("No dev set given.", "Pass --dev FILE.jsonl (IgakuQA format; 50 questions are enough).",
                             code="merge.no_dev", params={"field": "dev"})
         if self.method not in METHODS:
-            raise UserError(f"Unknown merge method {self.method!r}.", f"Use one of {', '.join(METHODS)}.")
+            raise UserError(f"Unknown merge method {self.method!r}.", f"Use one of {', '.join(METHODS)}.",
+                            code="merge.method", params={"value": str(self.method), "known": ", ".join(METHODS)})
         if self.metric not in METRICS:
-            raise UserError(f"Unknown metric {self.metric!r}.", f"Use one of {', '.join(METRICS)}.")
+            raise UserError(f"Unknown metric {self.metric!r}.", f"Use one of {', '.join(METRICS)}.",
+                            code="merge.metric", params={"value": str(self.metric), "known": ", ".join(METRICS)})
         if self.budget < 0 or self.layer_groups < 1:
-            raise UserError("--budget must be ≥ 0 and --layer-groups ≥ 1.")
+            raise UserError("--budget must be ≥ 0 and --layer-groups ≥ 1.",
+                            code="merge.budget", params={"field": "budget", "groups_field": "layer_groups"})
         if self.population is not None and self.population < 4:
             raise UserError("--population must be at least 4 (CMA-ES learns from the better half of each generation).",
                             "Leave it out for the default 4 + 3·ln(dimensions).", code="merge.population")
@@ -116,7 +120,8 @@ def _prepare_out(config: MergeConfig) -> Path:
         diff = sorted(k for k, v in config.identity().items() if old.get(k) != v)
         if diff:
             raise UserError(f"{out} holds a merge with other settings (differs in {diff}).",
-                            "Resume it with --resume DIR, or use another --out directory.")
+                            "Resume it with --resume DIR, or use another --out directory.",
+                            code="merge.out_differs", params={"path": str(out), "diff": str(diff)})
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(config).items()}
     saved.write_text(json.dumps(settings, ensure_ascii=False, indent=2))
     (out / "STOP").unlink(missing_ok=True)

@@ -140,7 +140,8 @@ class SafetensorsModel:
             weight_map = None
         else:
             raise UserError(f"{self.path} has no safetensors weights (model.safetensors or its index).",
-                            "Re-save the model with save_pretrained(safe_serialization=True).")
+                            "Re-save the model with save_pretrained(safe_serialization=True).",
+                            code="merge.no_safetensors", params={"path": str(self.path)})
         if weight_map is None:
             with safe_open(self.path / "model.safetensors", "pt") as fh:
                 weight_map = {k: "model.safetensors" for k in fh.keys()}

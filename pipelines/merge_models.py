@@ -78,20 +78,26 @@ def plan_merge(specs, base_spec: str | None, method: str, *, layer_groups: int =
     """Resolve and check the inputs; refuse (UserError) whatever cannot be merged meaningfully."""
     if len(specs) < 2:
         raise UserError(f"A merge needs at least two inputs; got {len(specs)}.",
-                        "Pass two or more --inputs (checkpoints, adapters or full models of one architecture).")
+                        "Pass two or more --inputs (checkpoints, adapters or full models of one architecture).",
+                        code="merge.too_few_inputs", params={"n": len(specs), "field": "inputs"})
     refs = [resolve_model(s, None, workspace) for s in specs]
     base = resolve_model(base_spec, None, workspace) if base_spec else None
     for r in refs + ([base] if base else []):
         if r.kind != "local":
             raise UserError(f"{r.spec} is an API endpoint; only local weights can be merged.",
-                            "Pass local model directories, adapters or registered checkpoints.")
+                            "Pass local model directories, adapters or registered checkpoints.",
+                            code="merge.endpoint", params={"spec": r.spec})
     adapters = [r for r in refs if r.adapter]
     if adapters and len(adapters) != len(refs):
         raise UserError("The inputs mix adapters and full models: "
                         + ", ".join(f"{r.spec} ({'adapter' if r.adapter else 'full model'})" for r in refs) + ".",
-                        "Merge adapters with adapters; for full models, fold each adapter into its base first.")
+                        "Merge adapters with adapters; for full models, fold each adapter into its base first.",
+                        code="merge.mixed",
+                        params={"adapters": ", ".join(r.spec for r in refs if r.adapter),
+                                "models": ", ".join(r.spec for r in refs if not r.adapter)})
     if base and base.adapter:
-        raise UserError(f"--base {base.spec} is an adapter.", "Pass the full model the inputs were derived from.")
+        raise UserError(f"--base {base.spec} is an adapter.", "Pass the full model the inputs were derived from.",
+                        code="merge.base_is_adapter", params={"spec": base.spec, "field": "base"})
     if adapters:
         return _plan_adapters(refs, base, method, layer_groups, seed)
     return _plan_full(refs, base, method, layer_groups, seed)
@@ -102,24 +108,31 @@ def _plan_adapters(refs, base, method, layer_groups, seed) -> MergePlan:
     if len(bases) > 1:
         raise UserError("The adapters were trained on different base models: "
                         + ", ".join(f"{r.spec} → {r.path}" for r in refs) + ".",
-                        "Merge only adapters of one base model (e.g. checkpoints of runs on the same model).")
+                        "Merge only adapters of one base model (e.g. checkpoints of runs on the same model).",
+                        code="merge.different_bases", params={"pairs": ", ".join(f"{r.spec} → {r.path}" for r in refs)})
     if base and str(Path(base.path).resolve()) not in bases:
         raise UserError(f"--base {base.spec} is not the adapters' base ({refs[0].path}).",
-                        "Leave --base out for adapters: their own base is used.")
+                        "Leave --base out for adapters: their own base is used.",
+                        code="merge.base_mismatch",
+                        params={"spec": base.spec, "base": str(refs[0].path), "field": "base"})
     configs = [_adapter_config(r) for r in refs]
     for r, c in zip(refs, configs):
         if c.get("peft_type", "LORA") != "LORA":
-            raise UserError(f"{r.spec} is a {c.get('peft_type')} adapter; only LoRA adapters can be merged.")
+            raise UserError(f"{r.spec} is a {c.get('peft_type')} adapter; only LoRA adapters can be merged.",
+                            code="merge.not_lora", params={"spec": r.spec, "kind": str(c.get("peft_type"))})
         if c.get("use_dora"):
             raise UserError(f"{r.spec} is a DoRA adapter: its update rescales columns after adding B·A, so no "
                             "weighted sum of adapters is the weighted sum of DoRA updates.",
-                            "Fold each DoRA adapter into its base (merge_and_unload, save) and merge the full models.")
+                            "Fold each DoRA adapter into its base (merge_and_unload, save) and merge the full models.",
+                            code="merge.dora", params={"spec": r.spec})
     targets = [sorted(c["target_modules"]) if isinstance(c.get("target_modules"), list)
                else c.get("target_modules") for c in configs]
     if any(t != targets[0] for t in targets):
         raise UserError("The adapters adapt different modules: "
                         + "; ".join(f"{r.spec}: {t}" for r, t in zip(refs, targets)) + ".",
-                        "Merge adapters trained with the same target modules.")
+                        "Merge adapters trained with the same target modules.",
+                        code="merge.different_targets",
+                        params={"targets": "; ".join(f"{r.spec}: {t}" for r, t in zip(refs, targets))})
     exact_cat = (method in ("linear", "task_arithmetic") and layer_groups == 1
                  and not any(c.get("use_rslora") for c in configs))
     base_ref = ModelRef(spec=refs[0].path, kind="local", path=refs[0].path)
@@ -130,7 +143,8 @@ def _plan_adapters(refs, base, method, layer_groups, seed) -> MergePlan:
 def _plan_full(refs, base, method, layer_groups, seed) -> MergePlan:
     if method != "linear" and base is None:
         raise UserError(f"{method} merges task vectors relative to a base model, and no --base was given.",
-                        "Pass --base (the model the inputs were fine-tuned from), or use --method linear.")
+                        "Pass --base (the model the inputs were fine-tuned from), or use --method linear.",
+                        code="merge.needs_base", params={"method": method, "field": "base"})
     models = refs + ([base] if base else [])
     cfgs = [_model_config(r.path) for r in models]
     keys = ("model_type", "architectures", "hidden_size", "num_hidden_layers", "vocab_size")
@@ -139,18 +153,24 @@ def _plan_full(refs, base, method, layer_groups, seed) -> MergePlan:
         if diff:
             raise UserError(f"{r.spec} differs in architecture from {models[0].spec} "
                             f"({', '.join(f'{k}: {cfgs[0].get(k)} vs {c.get(k)}' for k in diff)}).",
-                            "Merge only models of one architecture and size.")
+                            "Merge only models of one architecture and size.",
+                            code="merge.architecture",
+                            params={"spec": r.spec, "other": models[0].spec,
+                                    "diff": ", ".join(f"{k}: {cfgs[0].get(k)} vs {c.get(k)}" for k in diff)})
     shapes = [SafetensorsModel(r.path).shapes for r in models]
     for r, s in zip(models[1:], shapes[1:]):
         if s != shapes[0]:
             odd = sorted(set(s) ^ set(shapes[0])) or [k for k in s if s[k] != shapes[0][k]]
             raise UserError(f"{r.spec} holds different tensors from {models[0].spec} (e.g. {odd[:3]}).",
-                            "Merge only models of one architecture and size.")
+                            "Merge only models of one architecture and size.",
+                            code="merge.tensors",
+                            params={"spec": r.spec, "other": models[0].spec, "names": ", ".join(odd[:3])})
     vocab0 = _vocab(models[0].path)
     for r in models[1:]:
         if _vocab(r.path) != vocab0:
             raise UserError(f"{r.spec} uses a different tokenizer from {models[0].spec}.",
-                            "Merged weights only mean something when token ids mean the same in every input.")
+                            "Merged weights only mean something when token ids mean the same in every input.",
+                            code="merge.tokenizer", params={"spec": r.spec, "other": models[0].spec})
     return MergePlan("full", method, refs, base, int(cfgs[0].get("num_hidden_layers", 1)), layer_groups, seed)
 
 

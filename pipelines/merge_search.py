@@ -133,7 +133,8 @@ def search(space: SearchSpace, score: Callable[[dict], dict], *, budget: int, pa
         if rec is not None:
             if rec["kind"] != kind or (x is not None and not np.allclose(rec["x"], x, atol=1e-9)):
                 raise UserError(f"{path} does not match this search at candidate {i} (seed, method or inputs changed).",
-                                "Resume with the settings it was started with, or use a new --out directory.")
+                                "Resume with the settings it was started with, or use a new --out directory.",
+                                code="merge.candidates_differ", params={"path": str(path), "i": i})
             resumed = True
         else:
             if should_stop():

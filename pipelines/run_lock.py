@@ -30,7 +30,8 @@ def exclusive(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             raise UserError(f"Another {what} is writing to {folder} right now (process {holder}).",
-                            "Wait for it to finish or stop it, or use another --out folder.") from None
+                            "Wait for it to finish or stop it, or use another --out folder.",
+                            code="lock.busy", params={"folder": str(folder), "pid": holder}) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

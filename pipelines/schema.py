@@ -192,5 +192,6 @@ def apply(conn: sqlite3.Connection, where: str = "this workspace") -> int:
             raise
     if found > VERSION:
         raise UserError(f"{where} has database schema version {found}, newer than this code knows ({VERSION}).",
-                        "Update the workbench (git pull), or open another --workspace.")
+                        "Update the workbench (git pull), or open another --workspace.",
+                        code="workspace.newer_schema", params={"path": str(where), "found": found, "known": VERSION})
     return found

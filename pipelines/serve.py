@@ -183,7 +183,8 @@ def load_engine(config: ServeConfig, *, workspace: Workspace | None = None) -> C
     # Streaming and batching need the Hugging Face model itself, in this process.
     if backend_type(ref) is not LocalGenerator:
         raise UserError(f"{config.model} is already an API endpoint; there is nothing to serve.",
-                        "Serve a local model: --model default, a model directory, or a registered checkpoint.")
+                        "Serve a local model: --model default, a model directory, or a registered checkpoint.",
+                        code="serve.endpoint", params={"model": str(config.model)})
     backend = open_backend(ref, device=config.device)
     model_id = config.model_id or (Path(ref.spec).name if "/" in ref.spec else ref.spec)
     return ChatEngine(backend.model, backend.tokenizer, model_id=model_id,
@@ -212,7 +213,9 @@ def start_server(config: ServeConfig, engine: ChatEngine | None = None, *,
         server = ThreadingHTTPServer((config.host, config.port), make_handler(engine, aliases))
     except OSError as exc:
         raise UserError(f"Cannot listen on {config.host}:{config.port} ({exc.strerror}).",
-                        "Pick another --port (or 0 for any free port).") from None
+                        "Pick another --port (or 0 for any free port).",
+                        code="serve.listen",
+                        params={"host": config.host, "port": config.port, "detail": exc.strerror}) from None
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="jmedlora-serve", daemon=True)
     thread.start()

@@ -62,11 +62,14 @@ class ChatEngine:
     def __init__(self, model, tokenizer, *, model_id: str, prompt_format: str = "auto", max_tokens: int = 512,
                  batch_size: int = 8):
         if prompt_format not in PROMPT_FORMATS:
-            raise UserError(f"Unknown prompt format {prompt_format!r}.", f"Use one of {', '.join(PROMPT_FORMATS)}.")
+            raise UserError(f"Unknown prompt format {prompt_format!r}.", f"Use one of {', '.join(PROMPT_FORMATS)}.",
+                            code="serve.prompt_format",
+                            params={"value": str(prompt_format), "known": ", ".join(PROMPT_FORMATS)})
         if prompt_format == "auto":
             prompt_format = "chat" if getattr(tokenizer, "chat_template", None) else "ja"
         if prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise UserError("This model's tokenizer has no chat template.", "Serve it with --prompt-format ja or en.")
+            raise UserError("This model's tokenizer has no chat template.", "Serve it with --prompt-format ja or en.",
+                            code="serve.no_chat")
         self.model, self.tokenizer = model, tokenizer
         self.model_id, self.prompt_format, self.default_max_tokens = model_id, prompt_format, max_tokens
         self.batch_size = max(1, batch_size)

@@ -43,7 +43,8 @@ def paired_comparison(a: dict[str, float], b: dict[str, float], *, seed: int = 0
     common = sorted(set(a) & set(b))
     if not common:
         raise UserError("The two result sets share no question.",
-                        "Compare evaluations run on the same question file and shot setting.")
+                        "Compare evaluations run on the same question file and shot setting.",
+                        code="compare.no_shared")
     diff = np.array([b[k] - a[k] for k in common], dtype=float)
     rng = np.random.default_rng(seed)
     boots = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
@@ -76,7 +77,8 @@ def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float
     when the metric (or the shot setting) is not in it."""
     path = Path(out_dir) / "results.jsonl"
     if not path.exists():
-        raise UserError(f"No results.jsonl in {out_dir}.", "Pass the --out directory of an evaluation run.")
+        raise UserError(f"No results.jsonl in {out_dir}.", "Pass the --out directory of an evaluation run.",
+                        code="compare.no_results", params={"path": str(out_dir)})
     values, present, shot_settings = {}, set(), set()
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -96,7 +98,8 @@ def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float
     if shot_settings and shots not in shot_settings:
         has = ", ".join(f"{s}-shot" for s in sorted(shot_settings, key=str))
         raise UserError(f"{out_dir} has no {shots}-shot results (it has {has}).",
-                        "Pass --shots with a setting both runs have.")
+                        "Pass --shots with a setting both runs have.",
+                        code="compare.no_shots", params={"path": str(out_dir), "shots": shots, "has": str(has)})
     if not values and present:
         available = [k for k in metrics.keys() if k in present]
         method = metrics.get(metric).method if metric in metrics.keys() else None
@@ -106,7 +109,10 @@ def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float
         else:
             fix += " Generated-answer metrics need an evaluation run with --method generate or both."
         raise UserError(f"{out_dir} holds no {metric!r} at {shots}-shot; its results have "
-                        f"{', '.join(available)}.", fix)
+                        f"{', '.join(available)}.", fix,
+                        code="compare.no_metric",
+                        params={"path": str(out_dir), "metric": metric, "shots": shots,
+                                "available": ", ".join(available)})
     return values
 
 

@@ -229,7 +229,8 @@ def constraint(tokenizer, response_format: dict | None) -> Callable | None:
         from lmformatenforcer.tokenenforcer import TokenEnforcer
     except ImportError as exc:
         raise UserError("Structured output needs the package lm-format-enforcer.",
-                        "pip install -r requirements.txt (or `make run`, which installs it).") from exc
+                        "pip install -r requirements.txt (or `make run`, which installs it).",
+                        code="serve.no_lmfe") from exc
     data, guard = _tokenizer_data(tokenizer)
     # Every character a token can start with (Japanese, and bytes of partial characters), not the
     # library's ASCII default: the parser copies the alphabet for strings with a minLength when it

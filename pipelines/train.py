@@ -99,11 +99,14 @@ def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
     config.data = data_path(config.data)
     if (run_dir / "config.json").exists():
         raise UserError(f"{run_dir} already holds a training run.",
-                        f"Resume it (python -m pipelines.train --resume {run_dir}) or choose another --out.")
+                        f"Resume it (python -m pipelines.train --resume {run_dir}) or choose another --out.",
+                        code="train.out_taken", params={"path": str(run_dir)})
     taken = [m["name"] for m in ws.models() if m["name"].startswith(config.run_name + "@")]
     if taken:
         raise UserError(f"Checkpoints named {config.run_name}@… already exist in the workspace ({taken[0]}).",
-                        "Pass another --run-name or --out.")
+                        "Pass another --run-name or --out.",
+                        code="train.name_taken",
+                        params={"name": config.run_name, "taken": str(taken[0]), "field": "run_name"})
     info = prepare(config, ws)
     run_id = uuid.uuid4().hex[:12]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,16 +127,21 @@ def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None 
     run_dir = Path(run_dir).resolve()
     saved = train_runs.read_json(run_dir / "config.json")
     if not saved:
-        raise UserError(f"{run_dir} is not a training run (no config.json).", "Pass the --out directory of a run.")
+        raise UserError(f"{run_dir} is not a training run (no config.json).", "Pass the --out directory of a run.",
+                        code="train.not_a_run", params={"path": str(run_dir)})
     status = train_runs.run_status(run_dir)
     if status["status"] in train_runs.ACTIVE and status.get("pid"):
-        raise UserError(f"Run {run_dir.name} is still {status['status']} (pid {status['pid']}).", "Stop it first.")
+        raise UserError(f"Run {run_dir.name} is still {status['status']} (pid {status['pid']}).", "Stop it first.",
+                        code="train.still_running",
+                        params={"name": run_dir.name, "status": status["status"], "pid": status["pid"]})
     allowed = {"max_steps", "save_steps", "eval_data", "eval_limit", "eval_template", "num_processes",
                "micro_batch_size", "resume_every", "logging_steps", "accelerate_config"}
     changed = {k: v for k, v in overrides.items() if v is not None}
     if set(changed) - allowed:
         raise UserError(f"{sorted(set(changed) - allowed)} cannot change on resume (they define the run).",
-                        f"Start a new run for that; on resume you may change {', '.join(sorted(allowed))}.")
+                        f"Start a new run for that; on resume you may change {', '.join(sorted(allowed))}.",
+                        code="train.resume_changed",
+                        params={"fields": sorted(set(changed) - allowed), "known": ", ".join(sorted(allowed))})
     config = TrainConfig(**{**saved["config"], **changed})
     config.validate()
     # A kill between saving a checkpoint and registering it: the checkpoint is complete, register it now.
@@ -142,7 +150,10 @@ def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None 
     if point and point[0] >= config.max_steps:
         raise UserError(f"Run {run_dir.name} already reached step {point[0]} of {config.max_steps}"
                         + (f" (registered {', '.join(late)} now, saved before the run was killed)." if late else "."),
-                        "Pass a larger --max-steps to train further.")
+                        "Pass a larger --max-steps to train further.",
+                        code="train.already_done",
+                        params={"name": run_dir.name, "step": point[0], "max_steps": config.max_steps,
+                                "field": "max_steps"})
     saved["config"] = asdict(config)
     train_runs.write_json(run_dir / "config.json", saved)
     (run_dir / train_runs.STOP_FILE).unlink(missing_ok=True)
@@ -230,12 +241,16 @@ def check_ranges(config: TrainConfig, force: bool) -> None:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if isinstance(value, float) and not math.isfinite(value):
-            raise UserError(f"{f.name} is {value}.", f"Pass a finite number to --{f.name.replace('_', '-')}.")
+            raise UserError(f"{f.name} is {value}.", f"Pass a finite number to --{f.name.replace('_', '-')}.",
+                            code="config.not_finite", params={"field": f.name, "value": value, "default": f.default})
     if config.learning_rate > MAX_SANE_LEARNING_RATE:
         if not force:
             raise UserError(f"learning_rate {config.learning_rate:g} is far above the usual range "
                             f"(1e-5 … 1e-3; above {MAX_SANE_LEARNING_RATE:g} a run diverges).",
-                            "Check the exponent (3e-4, not 3e4), or pass --force to train with it anyway.")
+                            "Check the exponent (3e-4, not 3e4), or pass --force to train with it anyway.",
+                            code="train.lr_too_high",
+                            params={"field": "learning_rate", "value": f"{config.learning_rate:g}",
+                                    "limit": f"{MAX_SANE_LEARNING_RATE:g}"})
         print(f"warning: learning_rate {config.learning_rate:g} is far above the usual range (--force given).",
               file=sys.stderr)
 
@@ -249,7 +264,9 @@ def find_run(spec: str, ws: Workspace) -> Path:
         if r["run_name"] == spec:
             return Path(r["run_dir"])
     raise UserError(f"No training run {spec!r} (neither a run directory nor a run name in {ws.root}).",
-                    "Known runs: " + (", ".join(r["run_name"] for r in runs[:10]) or "none yet") + ".")
+                    "Known runs: " + (", ".join(r["run_name"] for r in runs[:10]) or "none yet") + ".",
+                    code="train.no_run",
+                    params={"spec": spec, "known": ", ".join(r["run_name"] for r in runs[:10]) or "—"})
 
 
 def next_steps(run_dir: Path) -> str:

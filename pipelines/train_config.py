@@ -95,9 +95,11 @@ class TrainConfig:
             raise UserError(problem, fix, code=code and f"config.{code}", params=params)
         self._check_numbers()
         if self.method not in METHODS:
-            bad(f"Unknown method {self.method!r}.", "Use lora, qlora or cpt.")
+            bad(f"Unknown method {self.method!r}.", "Use lora, qlora or cpt.",
+                "unknown_choice", field="method", value=str(self.method), known=", ".join(METHODS))
         if self.cpt_mode not in ("full", "lora"):
-            bad(f"Unknown cpt_mode {self.cpt_mode!r}.", "Use full or lora.")
+            bad(f"Unknown cpt_mode {self.cpt_mode!r}.", "Use full or lora.",
+                "unknown_choice", field="cpt_mode", value=str(self.cpt_mode), known="full, lora")
         if not self.learning_rate > 0:
             bad(f"learning_rate must be positive (got {self.learning_rate}).", "The paper used 5e-5 (LoRA) and 2e-4 (QLoRA).",
                 "lr_positive", field="learning_rate", value=self.learning_rate)
@@ -132,15 +134,20 @@ class TrainConfig:
         if self.resume_every < 0 or self.weight_decay < 0 or self.max_grad_norm < 0:
             bad("resume_every, weight_decay and max_grad_norm cannot be negative.", "Use 0 to turn them off.", "negative")
         if self.batching not in ("grouped", "flat", "padded"):
-            bad(f"Unknown batching {self.batching!r}.", "Use grouped (default), flat or padded.")
+            bad(f"Unknown batching {self.batching!r}.", "Use grouped (default), flat or padded.",
+                "unknown_choice", field="batching", value=str(self.batching), known="grouped, flat, padded")
         if self.loss_on not in ("response", "all"):
-            bad(f"Unknown loss_on {self.loss_on!r}.", "Use response (default) or all.")
+            bad(f"Unknown loss_on {self.loss_on!r}.", "Use response (default) or all.",
+                "unknown_choice", field="loss_on", value=str(self.loss_on), known="response, all")
         if self.lr_scheduler not in ("linear", "cosine", "constant", "constant_with_warmup"):
-            bad(f"Unknown lr_scheduler {self.lr_scheduler!r}.", "Use linear, cosine, constant or constant_with_warmup.")
+            bad(f"Unknown lr_scheduler {self.lr_scheduler!r}.", "Use linear, cosine, constant or constant_with_warmup.",
+                "unknown_choice", field="lr_scheduler", value=str(self.lr_scheduler), known="linear, cosine, constant, constant_with_warmup")
         if self.optimizer not in ("adamw", "paged_adamw_8bit"):
-            bad(f"Unknown optimizer {self.optimizer!r}.", "Use adamw or paged_adamw_8bit.")
+            bad(f"Unknown optimizer {self.optimizer!r}.", "Use adamw or paged_adamw_8bit.",
+                "unknown_choice", field="optimizer", value=str(self.optimizer), known="adamw, paged_adamw_8bit")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
-            bad(f"Unknown precision {self.precision!r}.", "Use auto, bf16, fp16 or fp32.")
+            bad(f"Unknown precision {self.precision!r}.", "Use auto, bf16, fp16 or fp32.",
+                "unknown_choice", field="precision", value=str(self.precision), known="auto, bf16, fp16, fp32")
         if "@" in self.run_name or "/" in self.run_name:
             bad(f"Run name {self.run_name!r} may not contain '@' or '/'.", "Checkpoints are named RUN_NAME@STEP.", "run_name",
                 name=self.run_name)
@@ -237,7 +244,8 @@ def load_preset(name: str) -> dict:
                           if not (v is None or isinstance(v, str) or (isinstance(v, dict) and v.get("ja") and v.get("en"))))
     if one_language:
         raise UserError(f"Preset {path.name}: {', '.join(one_language)} must give both languages.",
-                        'Write each as {"ja": "...", "en": "..."}.')
+                        'Write each as {"ja": "...", "en": "..."}.',
+                        code="preset.one_language", params={"path": path.name, "keys": ", ".join(one_language)})
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(preset.get("config", {})) - known
     if unknown:
@@ -321,7 +329,8 @@ def prepare(config: TrainConfig, ws: Workspace) -> dict:
     if info["n_examples"] < config.micro * config.num_processes:
         raise UserError(f"Only {info['n_examples']} training examples for {config.num_processes} process(es) "
                         f"× micro-batch {config.micro}.", "Add data or lower --micro-batch-size.",
-                        code="train.too_few_examples", params={"n": info["n_examples"], "processes": config.num_processes,
+                        code="train.too_few_examples",
+                        params={"n": info["n_examples"], "processes": config.num_processes,
                                                                "micro": config.micro})
     if config.eval_data and not Path(config.eval_data).exists():
         raise UserError(f"Evaluation data {config.eval_data} not found.", "Pass an IgakuQA-format JSONL file to --eval-data.",
@@ -370,7 +379,8 @@ def sample_data(config: TrainConfig, source, tokenizer) -> dict:
     template = load_template(config.template)
     if template.uses_chat_template and not getattr(tokenizer, "chat_template", None):
         raise UserError("This model's tokenizer has no chat template, so --template chat cannot be used.",
-                        "Use --template ja or en (the paper's Alpaca formats).")
+                        "Use --template ja or en (the paper's Alpaca formats).",
+                        code="template.no_chat")
     records = train_data.read_sft_records(source)
     examples, _ = train_data.tokenize_sft(records[:SAMPLE_RECORDS], tokenizer, template,
                                           max_prompt_length=config.max_prompt_length,

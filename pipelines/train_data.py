@@ -96,7 +96,8 @@ def _read_saved_dataset(path: Path) -> list[dict]:
         ds = load_from_disk(str(path))
     except Exception as exc:  # datasets raises several types for a folder it cannot read
         raise UserError(f"{path} is not a dataset saved with datasets' save_to_disk ({exc}).",
-                        "Pass a JSONL file, a text folder, or a folder written by save_to_disk.") from None
+                        "Pass a JSONL file, a text folder, or a folder written by save_to_disk.",
+                        code="data.not_saved_dataset", params={"path": str(path), "detail": str(exc)}) from None
     if isinstance(ds, DatasetDict):
         ds = ds["train"] if "train" in ds else next(iter(ds.values()))
     return [dict(r, _line=i + 1) for i, r in enumerate(ds)]
@@ -127,7 +128,8 @@ def read_sft_records(source: DataSource) -> list[dict]:
                             code="data.record_empty", params={"where": where, "key": "output"})
         inp = rec.get("input") or ""
         if not isinstance(inp, str):
-            raise UserError(f"{where}: 'input' must be a string.", "Use \"\" for records without an input.")
+            raise UserError(f"{where}: 'input' must be a string.", "Use \"\" for records without an input.",
+                            code="data.input_not_text", params={"where": str(where)})
         out.append({"instruction": instr, "input": inp, "output": output})
     if not out:
         raise UserError(f"{path} holds no records.", "Export some instruction data first (Data tab).",
@@ -149,11 +151,13 @@ def read_texts(source: DataSource) -> list[str]:
         for rec in records:
             if not isinstance(rec.get("text"), str):
                 raise UserError(f"{path}:{rec['_line']}: no 'text' field.",
-                                "Continual pretraining reads raw text: .txt/.md files, or records with a 'text' field.")
+                                "Continual pretraining reads raw text: .txt/.md files, or records with a 'text' field.",
+                                code="data.no_text_field", params={"path": str(path), "line": rec["_line"]})
             texts.append(rec["text"])
     texts = [t for t in texts if t.strip()]
     if not texts:
-        raise UserError(f"{path} holds no text.", "Pass .txt/.md files or JSONL records with a 'text' field.")
+        raise UserError(f"{path} holds no text.", "Pass .txt/.md files or JSONL records with a 'text' field.",
+                        code="data.no_text", params={"path": str(path)})
     return texts
 
 
@@ -196,7 +200,9 @@ def tokenize_cpt(texts: list[str], tokenizer, *, block_size: int) -> list[Exampl
     n = len(stream) // block_size
     if n == 0:
         raise UserError(f"The text gives {len(stream)} tokens, fewer than one block of {block_size}.",
-                        "Add more text or lower max_seq_length.")
+                        "Add more text or lower max_seq_length.",
+                        code="data.too_short",
+                        params={"tokens": len(stream), "block": block_size, "field": "max_seq_length"})
     return [Example(stream[i * block_size:(i + 1) * block_size], stream[i * block_size:(i + 1) * block_size])
             for i in range(n)]
 

@@ -116,7 +116,8 @@ def detect_hardware() -> Hardware:
 
 def named_gpu(name: str, count: int) -> Hardware:
     if name not in GPUS:
-        raise UserError(f"Unknown GPU {name!r}.", f"Use one of {', '.join(GPUS)}.")
+        raise UserError(f"Unknown GPU {name!r}.", f"Use one of {', '.join(GPUS)}.",
+                        code="estimate.unknown_gpu", params={"name": str(name), "known": ", ".join(GPUS)})
     mem, tflops = GPUS[name]
     return Hardware("gpu", name, mem, count, tflops)
 
@@ -148,11 +149,16 @@ def shape_config(model: str, ws: Workspace | None = None):
     except UserError as exc:
         raise UserError(f"{exc.problem} The estimate needs only the model's shape.",
                         f"Pass a config.json (or a folder holding one), or a known shape: "
-                        f"{', '.join(KNOWN_CONFIGS)}.") from None
+                        f"{', '.join(KNOWN_CONFIGS)}.",
+                        code="estimate.model_unresolved",
+                        params={"inner": {"problem": exc.problem, "code": exc.code, "params": exc.params},
+                                "known": ", ".join(KNOWN_CONFIGS)}) from None
     ref_path = Path(ref.path or "")
     if not (ref_path / "config.json").exists():
         raise UserError(f"No config.json for {model} at {ref_path}.",
-                        f"Prepare the model first, pass a config.json, or a known shape: {', '.join(KNOWN_CONFIGS)}.")
+                        f"Prepare the model first, pass a config.json, or a known shape: {', '.join(KNOWN_CONFIGS)}.",
+                        code="estimate.no_config",
+                        params={"model": str(model), "path": str(ref_path), "known": ", ".join(KNOWN_CONFIGS)})
     return AutoConfig.from_pretrained(ref_path)
 
 

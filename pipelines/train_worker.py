@@ -72,7 +72,9 @@ class Recipe:
         self.examples = self._load_examples()
         if len(self.examples) < cfg.micro * self.acc.num_processes:
             raise UserError(f"Only {len(self.examples)} training examples for {self.acc.num_processes} process(es) "
-                            f"× micro-batch {cfg.micro}.", "Add data or lower --micro-batch-size.")
+                            f"× micro-batch {cfg.micro}.", "Add data or lower --micro-batch-size.",
+                            code="train.too_few_examples",
+                            params={"n": len(self.examples), "processes": self.acc.num_processes, "micro": cfg.micro})
         self.model = self._load_model()
 
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -269,7 +271,10 @@ class Recipe:
                             f"Lower --learning-rate (now {self.cfg.learning_rate:g}; try a tenth), keep "
                             "--max-grad-norm at 1.0, use --precision fp32 or bf16 rather than fp16, and check the "
                             "data for empty or garbled records; then start a new run or resume from the last "
-                            "checkpoint.")
+                            "checkpoint.",
+                            code="train.diverged",
+                            params={"what": bad, "value": str(value), "step": self.step + 1,
+                                    "lr": f"{self.cfg.learning_rate:g}"})
 
     def _forward(self, batch: list[train_data.Example]):
         """(sum of token losses, number of input tokens) for one micro-batch."""
@@ -317,7 +322,8 @@ class Recipe:
         if any(not torch.isfinite(p).all() for p in unwrapped.parameters() if p.requires_grad):
             raise UserError(f"Training diverged: weights hold NaN or inf at step {self.step}; not saved.",
                             "Lower --learning-rate and keep --max-grad-norm at 1.0, then resume from the last "
-                            "checkpoint.")
+                            "checkpoint.",
+                            code="train.diverged_weights", params={"step": self.step})
         if self.main:
             unwrapped.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)

@@ -21,6 +21,7 @@ from workbench import users
 from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, HISTORY_COLS, HISTORY_FIELDS, MSG, RECORD_COLS,
                                  STATUS_WORDS, header, word)
 from workbench.field_errors import error_html, job_failure, message
+from workbench.messages_ja import PRIVACY_KINDS
 from workbench.state import AppState
 
 PAGE = 25
@@ -76,7 +77,12 @@ def job_html(st: dict | None, lang: str) -> str:
 
 def findings_frame(found: list[dict], lang: str = "en") -> pd.DataFrame:
     """Privacy-guard findings (``datagen.privacy_findings`` / ``PrivacyBlocked.findings``) as table rows."""
-    return pd.DataFrame([[f["chunk_id"], f.get("label", f.get("kind")), f.get("text")] for f in found],
+    def kind(f: dict) -> str:
+        if lang == "ja" and f.get("kind") in PRIVACY_KINDS:
+            return PRIVACY_KINDS[f["kind"]]
+        return f.get("label", f.get("kind"))
+
+    return pd.DataFrame([[f["chunk_id"], kind(f), f.get("text")] for f in found],
                         columns=header(FINDING_COLS, lang))
 
 

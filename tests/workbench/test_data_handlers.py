@@ -25,6 +25,10 @@ def test_job_html_shows_counts_the_refusal_and_the_running_state():
     html = h.job_html(blocked, "ja")
     assert "runmon failed" in html and "何も送信していません" in html and "http://192.0.2.1/v1" in html
     assert h.findings_frame(blocked["end"]["findings"]).iloc[0]["chunk"] == "case.txt@0"
+    # What was found is named in the page's language (the job's event carries the English label and the kind).
+    found = [{"chunk_id": "case.txt@0", "kind": "phone", "label": "phone number", "text": "090-1234-5678"}]
+    assert list(h.findings_frame(found, "ja").iloc[0])[1] == "電話番号"
+    assert list(h.findings_frame(found, "en").iloc[0])[1] == "phone number"
     finished = {**running, "status": "finished", "end": {"event": "finish", "time": started + 9, "done": 5,
                                                          "total": 5, "records": 0, "unparseable": 5}}
     assert h.job_counters(finished)["done"] == 5

@@ -3,7 +3,9 @@ Japanese from the catalog, anything the catalog cannot say shown in English unde
 note (never a traceback), and a failed job's reason in the page's language."""
 from __future__ import annotations
 
+import ast
 import re
+import string
 from pathlib import Path
 
 from pipelines import jobs
@@ -14,11 +16,80 @@ LABELS = {"max_steps": {"ja": "最大ステップ数", "en": "Max steps"}}
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
 
-def test_every_literal_code_in_the_pipelines_has_japanese():
-    """UserError codes are dotted (``jsonl.bad_line``); the server's OpenAI error codes are not ours."""
-    codes = {m for f in PIPELINES.glob("*.py")
-             for m in re.findall(r'code="([a-z_]+\.[a-z_.]+|disk_full)"', f.read_text())}
-    assert codes and codes - set(messages_ja.MESSAGES) == set()
+# UserErrors that only a command line can raise (its own argument checks and prompts), so no page
+# ever shows them: (module, function). Everything else raised in pipelines/ carries a code.
+CLI_ONLY = {("audit.py", "main"), ("auth.py", "main"), ("auth.py", "_ask_password"), ("curate.py", "main"),
+            ("curate_cli.py", "known_dataset")}
+# Parameters the catalog derives from others (``messages_ja.prepare``).
+DERIVED = {"reason", "free", "lines", "problem", "path"}
+# Helpers that raise a UserError for their caller: (module, name) -> code prefix. A call passes the
+# code's last part third (or as code=) and the parameters as keywords.
+HELPERS = {("train_config.py", "bad"): "config."}
+
+
+def user_errors():
+    """(module, function, call node) for every UserError built in pipelines/: ``UserError(...)`` and a
+    subclass's ``super().__init__(...)``."""
+    for f in sorted(PIPELINES.glob("*.py")):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        subclasses = {c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
+                      and any(getattr(b, "id", None) == "UserError" for b in c.bases)}
+        inside_helpers = {id(n) for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)
+                          and (f.name, fn.name) in HELPERS for n in ast.walk(fn)}   # its code is its caller's
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) or id(fn) in inside_helpers:
+                continue
+            in_subclass = any(fn in c.body for c in subclasses)
+            for node in ast.walk(fn):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = getattr(node.func, "id", None)
+                init = in_subclass and getattr(node.func, "attr", None) == "__init__"
+                if id(node) in inside_helpers:
+                    continue
+                if name == "UserError" or init or (f.name, name) in HELPERS:
+                    yield f.name, fn.name, node
+
+
+def codes_of(call) -> list[str]:
+    kw = next((k for k in call.keywords if k.arg == "code"), None)
+    value = kw.value if kw else call.args[2] if isinstance(call.func, ast.Name) and call.func.id != "UserError" \
+        and len(call.args) > 2 else None
+    prefix = next((p for (_, name), p in HELPERS.items() if getattr(call.func, "id", None) == name), "")
+    return [] if value is None else [prefix + n.value for n in ast.walk(value) if isinstance(n, ast.Constant)
+                                     and isinstance(n.value, str)]
+
+
+def params_of(call) -> set[str] | None:
+    """The parameter names a raise site passes, when it spells them out."""
+    if getattr(call.func, "id", None) != "UserError" and not isinstance(call.func, ast.Attribute):
+        return {k.arg for k in call.keywords if k.arg not in (None, "code")}
+    params = next((k.value for k in call.keywords if k.arg == "params"), None)
+    if not isinstance(params, ast.Dict) or any(k is None for k in params.keys):
+        return set() if params is None else None
+    return {k.value for k in params.keys}
+
+
+def test_every_user_error_in_the_pipelines_has_a_code_with_japanese():
+    """A UserError without a code shows English on the Japanese page: every one a page can show has
+    a code (the ``CLI_ONLY`` ones aside), every code has Japanese, and a template names only
+    parameters its raise sites pass. Codes are dotted (``jsonl.bad_line``) or ``disk_full``; the server's OpenAI error codes are not ours."""
+    found = list(user_errors())
+    uncoded = sorted({(m, fn, c.lineno) for m, fn, c in found if not codes_of(c)} )
+    assert [u for u in uncoded if u[:2] not in CLI_ONLY] == []
+    assert {u[:2] for u in uncoded} == CLI_ONLY            # an allow-list entry that no longer applies goes
+    codes = {code for _, _, c in found for code in codes_of(c)}
+    assert len(codes) > 150 and codes - set(messages_ja.MESSAGES) == set()
+    assert all(re.fullmatch(r"[a-z_]+\.[a-z0-9_.]+|disk_full", code) for code in codes), codes
+    for m, fn, call in found:
+        given = params_of(call)
+        if given is None:
+            continue
+        given |= DERIVED
+        for code in codes_of(call):
+            for template in filter(None, messages_ja.MESSAGES[code]):
+                wanted = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+                assert wanted <= given, (m, fn, code, wanted - given)
 
 
 def test_a_coded_error_is_japanese_and_an_uncoded_one_is_marked():
@@ -51,3 +122,38 @@ def test_a_failed_job_says_why_in_the_page_language():
     exited = field_errors.job_failure({"message": "exited with code 3; see train.log"}, {}, "ja")
     assert "終了コード 3" in exited and "train.log" in exited
     assert field_errors.job_failure({"message": jobs.DEAD}, {}, "en") == jobs.DEAD
+
+
+def _raised(fn, *args, **kwargs) -> UserError:
+    try:
+        fn(*args, **kwargs)
+    except UserError as exc:
+        return exc
+    raise AssertionError(f"{fn.__name__} raised nothing")
+
+
+def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspace):
+    from pipelines import datagen, documents, evaluate, freeform, train_estimate
+    labels = {"out": {"ja": "出力フォルダ", "en": "Output folder"},
+              "chunk_size": {"ja": "断片の長さ", "en": "Chunk size"}}
+    said = {
+        "out": field_errors.message(_raised(evaluate.EvalConfig(out="").validate), labels, "ja"),
+        "chunk": field_errors.message(_raised(documents._windows, 10, 0, 0), labels, "ja"),
+        "empty": field_errors.message(_raised(freeform.build_prompt, "  "), labels, "ja"),
+        # An error wrapped in another says the inner one in Japanese too.
+        "shape": field_errors.message(_raised(train_estimate.shape_config, "no-such-model", workspace), labels, "ja"),
+        "privacy": field_errors.message(datagen.PrivacyBlocked("https://api.example.com/v1", [
+            {"chunk_id": "c1", "kind": "phone", "label": "phone number", "text": "090-1234-5678"}]), labels, "ja"),
+    }
+    assert said["out"] == ("出力フォルダが指定されていません。", "「出力フォルダ」を指定してください。")
+    assert said["chunk"][0] == "「断片の長さ」（0）が小さすぎます。"
+    assert said["empty"][0] == "指示が空です。"
+    assert said["shape"][0].startswith("モデル no-such-model が見つかりません。 見積もりに必要なのは"), said["shape"]
+    assert "電話番号 '090-1234-5678'" in said["privacy"][0] and "https://api.example.com/v1" in said["privacy"][0]
+    for problem, fix in said.values():
+        assert messages_ja.FALLBACK not in problem and re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", problem + fix)
+
+
+def test_every_privacy_kind_has_japanese():
+    from pipelines import privacy
+    assert set(messages_ja.PRIVACY_KINDS) == set(privacy.KINDS)
