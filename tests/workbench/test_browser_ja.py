@@ -227,6 +227,12 @@ def test_merge_tab_in_japanese_and_back(page, app_url, finished_merge):
     table = p.locator("#merge-table").inner_text()
     assert "役割" in table and "入力 1" in table and "マージ" in table and "完了" in visible(p, "#merge-status")
     assert p.locator("#merge-stop").is_disabled()             # nothing runs: no Stop to press
+    assert p.locator("#merge-resume").is_disabled()           # finished: nothing to resume
+    # The command box shows the loaded merge's own settings, not the form's.
+    p.wait_for_function("document.querySelector('#merge-command').innerText.includes('--dev dev.jsonl')",
+                        timeout=20_000)
+    assert "--inputs tiny-run@10 tiny-run@20" in p.locator("#merge-command").inner_text()
+    assert "（" in p.locator("#merge-method input").first.input_value()   # the method's Japanese gloss
     leftover = english_words(visible(p, "#tab-merge"))
     shot(page, "ja_merge")
     assert leftover == set(), sorted(leftover)
