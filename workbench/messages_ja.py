@@ -262,7 +262,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "estimate.model_unresolved": ("{inner} 見積もりに必要なのはモデルの形だけです。",
                                   "config.json（またはそれを含むフォルダ）か、既知の形（{known}）を指定してください。"),
     # instruction data (pipelines/datagen.py, curate.py, datastore.py, documents.py)
-    "datagen.at_least_one": ("{fields}は 1 以上にしてください。", "例：15 と 4。"),
+    "datagen.at_least_one": ("{fields}は 1 以上にしてください。", "{fields}を 1 以上にしてください（例：15 と 4）。"),
     "datagen.no_dataset": ("データセット名が指定されていません。", "{field}に名前を入力してください（レコードはそこに追加されます）。"),
     "privacy.blocked": ("このマシンの外にある {url} へ送る {n} 個の断片に個人情報らしき箇所が見つかりました：\n{lines}",
                         "その箇所を削除または匿名化するか、ローカルのモデルで生成する（URL を空欄に）か、送信の許可を得ている場合に限り"
