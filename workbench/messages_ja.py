@@ -239,7 +239,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "train.resume_changed": ("{fields}は再開時に変えられません（ランを決める設定です）。",
                              "変えるには新しいランを始めてください。再開時に変えられるのは {known} です。"),
     "train.already_done": ("ラン {name} はすでに {max_steps} ステップ中 {step} ステップに達しています。", "さらに学習するには{field}を大きくしてください。"),
-    "train.lr_too_high": ("{field} {value} は通常の範囲（1e-5〜1e-3）を大きく超えています（{limit} を超えると学習が発散します）。",
+    "train.lr_too_high": ("{field}（{value}）は通常の範囲（1e-5〜1e-3）を大きく超えています（{limit} を超えると学習が発散します）。",
                           "指数を確認してください（3e4 ではなく 3e-4）。"),
     "train.diverged": ("学習が発散しました：ステップ {step} で{what}が {value} になりました。ランは止まり、このステップの結果は保存していません"
                        "（それ以前のチェックポイントは無事です）。",
