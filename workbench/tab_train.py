@@ -72,7 +72,7 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         estimate_btn = t.make(gr.Button, L["estimate"], elem_id="train-estimate")
         launch_btn = t.make(gr.Button, L["launch"], variant="primary", elem_id="train-launch")
     message = gr.HTML(elem_id="train-message")
-    # Hidden until an estimate or a launch has a command to show: empty, it pushed the runs down.
+    # Hidden until an estimate or a launch puts a command in it (h.command_box).
     command = t.make(gr.Code, L["command"], language="shell", visible=False, elem_id="train-command")
 
     runs_table = t.make(gr.Dataframe, L["runs"], value=h.runs_frame(ws, lg), interactive=False, elem_id="train-runs")
@@ -93,9 +93,8 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     form = [model, data, method, template, lr, batch, steps, save, r, alpha, dropout, targets, run_name]
     preset.change(h.on_preset, [preset, lang], [*form, other_box, description])
     launch_btn.click(bind(h.launch, state), [preset, *form, other_box, lang],
-                     [message, command, run_sel, runs_table, stop_btn]).then(h.command_box, [command], [command])
-    estimate_btn.click(bind(h.estimate, state), [preset, *form, other_box, lang],
-                       [message, command]).then(h.command_box, [command], [command])
+                     [message, command, run_sel, runs_table, stop_btn])
+    estimate_btn.click(bind(h.estimate, state), [preset, *form, other_box, lang], [message, command])
     monitored = [progress, curves, log, ckpts, stop_btn]
     timer.tick(bind(h.tick, state), [run_sel, lang], [runs_table, run_sel, *monitored])
     run_sel.change(h.monitor, [run_sel, lang], monitored)

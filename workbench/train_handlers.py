@@ -130,12 +130,12 @@ def estimate(state: AppState, preset, *values_and_lang):
         text = estimate_text(estimate_config(config, ws=state.workspace), lang)
     except UserError as exc:
         return fail(exc, lang), gr.update()
-    return notice.notice("info", text), train.equivalent_cli(config)
+    return notice.notice("info", text), command_box(train.equivalent_cli(config))
 
 
-def command_box(cli: str | None):
-    """The command box shows once it has a command (an estimate or a launch wrote one)."""
-    return gr.update(visible=bool(cli))
+def command_box(cli: str):
+    """The command box with ``cli`` in it: hidden while it has none (empty, it pushed the runs down)."""
+    return gr.update(value=cli, visible=bool(cli))
 
 
 def launch(state: AppState, preset, model, data, method, template, learning_rate, batch_size, max_steps, save_steps,
@@ -155,7 +155,7 @@ def launch(state: AppState, preset, model, data, method, template, learning_rate
         return fail(exc, lang), gr.update(), gr.update(), gr.update(), gr.update()
     name = display_name(launched.run_dir)
     users.record(ws.root, user, "train", name, run_dir=str(launched.run_dir), preset=preset or "")
-    return (notice.notice("ok", MSG["launched"][lang].format(run=name, dir=launched.run_dir)), launched.cli,
+    return (notice.notice("ok", MSG["launched"][lang].format(run=name, dir=launched.run_dir)), command_box(launched.cli),
             gr.update(choices=runs_view.run_choices(ws, lang), value=str(launched.run_dir)), runs_frame(ws, lang),
             gr.update(interactive=True))
 

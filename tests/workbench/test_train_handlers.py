@@ -61,9 +61,9 @@ def test_estimate_is_written_in_japanese(workspace, tiny_llama_dir):
     msg, cli = h.estimate(AppState(workspace=workspace), "cpu-tiny-lora",
                           *form("cpu-tiny-lora", model=str(tiny_llama_dir)), "ja")
     assert "notice info" in msg and "1台あたりのメモリ" in msg and "活性化" in msg and "ステップで約" in msg, msg
-    assert "Memory per device" not in msg and cli.startswith("python -m pipelines.train")
-    # The command box, hidden while empty, shows once a command is in it.
-    assert h.command_box(cli)["visible"] is True and h.command_box("")["visible"] is False
+    # The command box, hidden while empty, shows with the command in it.
+    assert "Memory per device" not in msg and cli["value"].startswith("python -m pipelines.train") and cli["visible"]
+    assert h.command_box("")["visible"] is False
 
 
 def test_launch_from_the_page_runs_as_the_user_and_the_monitor_speaks_japanese(workspace, tiny_llama_dir, tmp_path,
@@ -76,6 +76,7 @@ def test_launch_from_the_page_runs_as_the_user_and_the_monitor_speaks_japanese(w
     values = form("cpu-tiny-lora", model=str(tiny_llama_dir), max_steps=2, save_steps="2", run_name="ui-run")
     msg, cli, choice, runs, stop_btn = h.launch(state, "cpu-tiny-lora", *values, "ja", request=REQUEST)
     assert "学習を開始しました：ui-run" in msg and stop_btn["interactive"], msg
+    assert cli["visible"] and cli["value"].startswith("python -m pipelines.train")
     assert envs[-1]["JMEDLORA_USER"] == "dr-sato"
     run_dir = choice["value"]
     deadline = time.time() + 240
