@@ -46,11 +46,20 @@ def _dir(root: Path) -> Path:
 def _key(d: Path) -> bytes:
     path = d / "key"
     if not path.exists():
-        # O_EXCL: two processes starting at once must not each write a different key.
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
+        # Written aside, then published with link(), which fails if another process got there
+        # first: two processes starting at once never use different keys, and none reads a key
+        # file still being written (O_EXCL alone let one sign with an empty key).
+        tmp = d / f"key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return bytes.fromhex(path.read_text().strip())
 
 
