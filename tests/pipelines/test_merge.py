@@ -178,14 +178,25 @@ def test_resume_after_sigkill_rescores_nothing(workspace, adapters, tmp_path):
            "--dev", str(small_questions(tmp_path / "dev.jsonl", 4)), "--test-fraction", "0.5", "--budget", "4",
            "--population", "4", "--batch-size", "4", "--out", str(out),
            "--workspace", str(workspace.root)]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The child holds after its third candidate is on disk, so the kill lands mid-search however
+    # fast the machine is (polling alone let a quiet machine finish all six first).
+    hold = ("import threading, runpy, sys; import pipelines.merge_search as ms\n"
+            "real, n = ms.append_candidate, [0]\n"
+            "def held(path, record):\n"
+            "    real(path, record); n[0] += 1\n"
+            "    if n[0] == 3: threading.Event().wait()\n"
+            "ms.append_candidate = held\n"
+            "sys.argv = ['pipelines.merge'] + sys.argv[1:]\n"
+            "runpy.run_module('pipelines.merge', run_name='__main__', alter_sys=True)\n")
+    proc = subprocess.Popen([sys.executable, "-c", hold] + cmd[3:], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     path = out / "candidates.jsonl"
     while proc.poll() is None and len(read_candidates(path)) < 3:
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = read_candidates(path)
-    assert 3 <= len(before) < 6, "the search finished before it could be killed"
+    assert len(before) == 3, before
     events = []
     run(MergeConfig(resume=str(out), workspace=str(workspace.root)), events.append)
     after = read_candidates(path)
