@@ -26,6 +26,7 @@ from typing import Callable, Iterator
 from urllib.parse import urlparse
 
 from pipelines import loglik
+from pipelines.device_memory import working_bytes
 from pipelines.errors import UserError
 from pipelines.igakuqa import Question
 
@@ -212,21 +213,17 @@ class LocalGenerator:
             per_token = text.num_hidden_layers * 2 * heads * head_dim * self.model.dtype.itemsize
         except (AttributeError, TypeError, ZeroDivisionError):      # an unusual config: the fixed bound alone
             return self.max_batch_tokens
-        if getattr(self.model.device, "type", "cpu") == "cuda":
-            import torch
-            budget = torch.cuda.mem_get_info(self.model.device)[0] // 4
-        else:
-            budget = KV_CACHE_MB * 2 ** 20
+        budget = working_bytes(self.model.device, KV_CACHE_MB)
         return max(1, min(self.max_batch_tokens, budget // per_token))
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
         """Consecutive runs of the length-sorted order, each within the row and token budgets."""
         batch: list[int] = []
-        rows = min(self.batch_size, self.first_batch)
+        rows, budget = min(self.batch_size, self.first_batch), self.token_budget()
         for i in order:
             # The first (longest) prompt of a batch sets its padded width.
             width = (lengths[batch[0]] if batch else lengths[i]) + max_new_tokens
-            if batch and (len(batch) >= rows or (len(batch) + 1) * width > self.token_budget()):
+            if batch and (len(batch) >= rows or (len(batch) + 1) * width > budget):
                 yield batch
                 batch, rows = [], self.batch_size
             batch.append(i)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from pipelines.device_memory import working_bytes
 from pipelines.errors import UserError
 from pipelines.igakuqa import Question
 
@@ -152,15 +153,9 @@ class _Scorer:
     def _budget(self) -> tuple[int, int]:
         """(bytes per forward pass, most rows in one)."""
         mb = self.cfg.memory_mb
-        if self.device.type != "cuda":
-            return (CPU_MEMORY_MB if mb is None else mb) * 2 ** 20, self.cfg.batch_size
-        import torch
-        if mb is not None:
-            budget = mb * 2 ** 20
-        else:
-            free, _ = torch.cuda.mem_get_info(self.device)
-            budget = min(free // 4, 8 * 2 ** 30)
-        return budget, max(self.cfg.batch_size, GPU_MIN_ROWS)
+        budget = mb * 2 ** 20 if mb is not None else working_bytes(self.device, CPU_MEMORY_MB, gpu_cap=8 * 2 ** 30)
+        rows = self.cfg.batch_size if self.device.type != "cuda" else max(self.cfg.batch_size, GPU_MIN_ROWS)
+        return budget, rows
 
     def run(self, groups, scores: list[float]) -> None:
         if self.packed:

@@ -103,6 +103,11 @@ def _as_text(data: bytes) -> str:
     return data.decode("latin-1").translate(_AS_TEXT)
 
 
+def _utf8_length(lead: int) -> int:
+    """Bytes of the UTF-8 character that starts with the lead byte ``lead`` (>= 0xC0)."""
+    return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
 def _unfinished(tail: bytes) -> bytes:
     """The trailing bytes of a UTF-8 character that is not complete yet (b"" if none)."""
     for back in range(1, min(4, len(tail)) + 1):
@@ -110,8 +115,7 @@ def _unfinished(tail: bytes) -> bytes:
         if b & 0xC0 == 0x80:
             continue
         if b >= 0xC0:
-            need = 2 if b < 0xE0 else 3 if b < 0xF0 else 4
-            return tail[-back:] if back < need else b""
+            return tail[-back:] if back < _utf8_length(b) else b""
         return b""
     return b""
 
@@ -120,7 +124,7 @@ def _owed(data: bytes) -> int:
     tail = _unfinished(data)
     if not tail:
         return 0
-    return (2 if tail[0] < 0xE0 else 3 if tail[0] < 0xF0 else 4) - len(tail)
+    return _utf8_length(tail[0]) - len(tail)
 
 
 def _not_in_string(data: bytes) -> bool:
