@@ -130,8 +130,9 @@ JSON_ASK = ('\nAnswer with JSON only: {"pairs": [{"instruction": "...", "output"
 
 def pairs_format(pairs: int) -> dict:
     """OpenAI ``response_format`` for a list of ``{instruction, output}``: the local server
-    enforces it token by token; ChatGPT takes it as a (non-strict) schema. The bounds keep a
-    small model from running on: a chunk's pairs end within max_tokens."""
+    enforces it token by token (and closes the document before max_tokens runs out); ChatGPT
+    takes it as a (non-strict) schema. The length bounds keep a small model from filling a
+    chunk's budget with one run-on pair."""
     pair = {"type": "object", "additionalProperties": False, "required": ["instruction", "output"],
             "properties": {"instruction": {"type": "string", "minLength": 5, "maxLength": 200},
                            "output": {"type": "string", "minLength": 1, "maxLength": 400}}}

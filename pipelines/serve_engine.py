@@ -110,7 +110,7 @@ class ChatEngine:
         stop = req.get("stop") or []
         stops = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str) and s]
         try:
-            allowed = structured.constraint(self.tokenizer, req.get("response_format"))
+            allowed = structured.constraint(self.tokenizer, req.get("response_format"), max_new)
         except structured.FormatError as exc:
             raise ApiError(400, str(exc), code="invalid_response_format") from None
         body = {k: v for k, v in req.items() if k not in ("stream", "stream_options")}

@@ -14,6 +14,12 @@ given to the enforcer as its bytes (a non-ASCII byte as one private-use characte
 ``_as_text``), and ``_Utf8Guard`` keeps the bytes valid UTF-8 on top of the grammar. A string's
 ``maxLength`` therefore counts bytes, and a character is never cut by the closing quote.
 
+A document must also end within ``max_tokens``: a small model writing a long string would
+otherwise be cut mid-JSON and the whole answer lost. So each constraint knows its token budget and
+the length of the shortest way to finish a document (walked once through the grammar, see
+``_closing_length``); when the budget left comes down to that, only tokens that close what is
+open (a quote, a brace, a bracket, the end) are preferred, then anything but blank space.
+
 Building the tokenizer's prefix tree costs seconds, so it is built once per tokenizer.
 """
 from __future__ import annotations
@@ -185,8 +191,51 @@ class _Utf8Guard:
         return torch.from_numpy(ids) if len(ids) else list(allowed)
 
 
+class _Closers:
+    """Which tokens close JSON and which are blank: what a document running out of tokens is
+    steered to. Inside a string that is a token starting with its closing quote (a brace there is
+    text); elsewhere quotes, braces and brackets around blank space, and the end. Per-token
+    arrays, shared like the guard."""
+
+    def __init__(self, texts: list[bytes], eos: int):
+        import numpy as np
+        stripped = [t.strip() for t in texts]
+        self.closer = np.array([bool(t) and not t.strip(b'"}]') for t in stripped])
+        self.quote_led = np.array([t[:1] == b'"' for t in texts])
+        self.blank = np.array([not t for t in stripped])
+        self.length = np.array([len(t) for t in texts])
+        self.eos = eos
+        if 0 <= eos < len(texts):
+            self.closer[eos], self.blank[eos] = True, False
+
+    def _ids(self, allowed):
+        import numpy as np
+        ids = allowed.numpy() if hasattr(allowed, "numpy") else np.fromiter(allowed, dtype=np.int64)
+        return ids[(ids >= 0) & (ids < len(self.closer))]
+
+    def prefer(self, allowed, in_string: bool):
+        """``allowed`` narrowed to closing tokens, else to non-blank ones; never empty."""
+        import torch
+        ids = self._ids(allowed)
+        closing = self.closer[ids] & self.quote_led[ids] if in_string else self.closer[ids]
+        for keep in (closing, ~self.blank[ids]):
+            if keep.any():
+                return torch.from_numpy(ids[keep].copy())
+        return allowed
+
+    def likely(self, allowed, in_string: bool) -> int:
+        """The token a hurried finish takes next: the end if allowed; else among ``prefer``'s
+        choice the shortest inside a string (a minLength filled a byte at a time, the worst case)
+        and the longest outside (a key is written in the tokens that spell it, not letter by letter)."""
+        ids = self._ids(self.prefer(allowed, in_string))
+        if self.eos in ids:
+            return self.eos
+        lengths = self.length[ids]
+        return int(ids[lengths.argmin() if in_string else lengths.argmax()])
+
+
 def _tokenizer_data(tokenizer):
-    """(the enforcer's token table, the UTF-8 guard or None), built once per tokenizer."""
+    """(the enforcer's token table, the UTF-8 guard or None, the closers), built once per tokenizer."""
     # The library's own transformers integration imports transformers.tokenization_utils, gone in
     # transformers 5; its tokenizer table is rebuilt here from the core API.
     from lmformatenforcer.tokenenforcer import TokenEnforcerTokenizerData
@@ -202,6 +251,9 @@ def _tokenizer_data(tokenizer):
                     tokenizer.eos_token_id, False, len(tokenizer)), _Utf8Guard(table))
             else:
                 data = (_decoded_tokenizer_data(tokenizer, special), None)
+                table = [tokenizer.decode([i]).encode("utf-8") for i in range(len(tokenizer))]
+            texts = [b"" if i in special else b for i, b in enumerate(table)]
+            data = (*data, _Closers(texts, tokenizer.eos_token_id))
             _TOKENIZER_DATA[id(tokenizer)] = data
         return data
 
@@ -223,8 +275,16 @@ def _decoded_tokenizer_data(tokenizer, special: set[int]):
     return TokenEnforcerTokenizerData(regular, decode, tokenizer.eos_token_id, False, len(tokenizer))
 
 
-def constraint(tokenizer, response_format: dict | None) -> Callable | None:
-    """A ``prefix_allowed_tokens_fn(batch_id, ids)`` for one sequence, or None for free text."""
+# Tokens kept beyond the shortest finish measured from the empty document: from the middle of
+# one, an optional object the model opened may need a few more.
+CLOSING_MARGIN = 8
+
+
+def constraint(tokenizer, response_format: dict | None, max_new_tokens: int | None = None) -> Callable | None:
+    """A ``prefix_allowed_tokens_fn(batch_id, ids)`` for one sequence, or None for free text.
+
+    With ``max_new_tokens`` the document is steered to its end before the budget runs out.
+    """
     constrained, schema = schema_of(response_format)
     if not constrained:
         return None
@@ -235,7 +295,7 @@ def constraint(tokenizer, response_format: dict | None) -> Callable | None:
         raise UserError("Structured output needs the package lm-format-enforcer.",
                         "pip install -r requirements.txt (or `make run`, which installs it).",
                         code="serve.no_lmfe") from exc
-    data, guard = _tokenizer_data(tokenizer)
+    data, guard, closers = _tokenizer_data(tokenizer)
     # Every character a token can start with (Japanese, and bytes of partial characters), not the
     # library's ASCII default: the parser copies the alphabet for strings with a minLength when it
     # is built, and TokenEnforcer replaces the config afterwards (dropping the whitespace limit),
@@ -249,11 +309,23 @@ def constraint(tokenizer, response_format: dict | None) -> Callable | None:
     enforcer = TokenEnforcer(data, parser)
     parser.config = config
     prompt_len: list[int] = []
+    reserve: list[int] = []
+
+    def step(ids: list[int]):
+        """(the tokens allowed after ``ids``, whether they continue a string)."""
+        tokens = enforcer.get_allowed_tokens(ids).allowed_tokens
+        room = _room(enforcer, ids)
+        if guard is not None:
+            tokens = guard.filter(tokens, guard.pending(ids[prompt_len[0]:]), room)
+        return tokens, room is not None
 
     def allowed(batch_id: int, ids):
         ids = ids.tolist()
-        tokens = enforcer.get_allowed_tokens(ids).allowed_tokens
-        room = _room(enforcer, ids)
+        if not prompt_len:          # the first call sees the prompt alone
+            prompt_len.append(len(ids))
+        tokens, in_string = step(ids)
+        if max_new_tokens is not None and not reserve:
+            reserve.append(_closing_length(step, closers, ids, max_new_tokens) + CLOSING_MARGIN)
         # The enforcer keeps every prefix's state (and its list of up to ~49k ids) for beam search;
         # one sequence needs only the last, else memory grows by megabytes per token.
         states = enforcer.prefix_states
@@ -261,12 +333,22 @@ def constraint(tokenizer, response_format: dict | None) -> Callable | None:
             last = states[tuple(ids)]
             states.clear()
             states[tuple(ids)] = last
-        if guard is None:
-            return tokens
-        if not prompt_len:          # the first call sees the prompt alone
-            prompt_len.append(len(ids))
-        return guard.filter(tokens, guard.pending(ids[prompt_len[0]:]), room)
+        if reserve and max_new_tokens - (len(ids) - prompt_len[0]) <= reserve[0]:
+            return closers.prefer(tokens, in_string)
+        return tokens
     return allowed
+
+
+def _closing_length(step: Callable, closers: _Closers, ids: list[int], limit: int) -> int:
+    """Tokens a hurried finish of the document takes from ``ids`` (at most ``limit``), walked
+    through the grammar one likely token at a time (see ``_Closers.likely``)."""
+    seq = list(ids)
+    for n in range(1, limit + 1):
+        token = closers.likely(*step(seq))
+        if token == closers.eos:
+            return n
+        seq.append(token)
+    return limit
 
 
 def _room(enforcer, ids: list[int]) -> int | None:
