@@ -59,7 +59,16 @@ def read_json(path: Path) -> dict:
         return {}
 
 
+def say(code: str, text: str, /, **params) -> dict:
+    """Status fields for a message: the English ``text`` (CLIs, logs) and a ``code`` + ``params``
+    a UI renders in its own language (workbench/messages_ja.py ``STATUS``)."""
+    return {"message": text, "message_code": code, "message_params": params}
+
+
 def update_status(run_dir: str | os.PathLike, **fields) -> dict:
+    """Merge ``fields`` into ``status.json``; a new message without a code drops the old code."""
+    if "message" in fields and "message_code" not in fields:
+        fields.update(message_code=None, message_params=None)
     path = Path(run_dir) / "status.json"
     status = read_json(path)
     status.update(fields, updated_at=time.time())
@@ -202,7 +211,7 @@ def status(run_dir: str | os.PathLike) -> dict:
     run_dir = Path(run_dir)
     st = read_json(run_dir / "status.json")
     if not st:
-        return {"status": "failed", "message": "no status.json: not a job directory or never started"}
+        return {"status": "failed", **say("job.no_status", "no status.json: not a job directory or never started")}
     since = st.get("started_at", 0)
     for e in reversed(last_events(run_dir)):
         if e.get("time", 0) < since:
@@ -214,13 +223,15 @@ def status(run_dir: str | os.PathLike) -> dict:
     end = st.get("end")
     if st.get("status") in ACTIVE and end:
         st["status"] = END_EVENTS[end["event"]]
-        st["message"] = end.get("message") or st.get("message")
+        if end.get("message") and end.get("message") != st.get("message"):
+            st.update(message=end["message"], message_code=end.get("message_code"),
+                      message_params=end.get("message_params"))
     if st.get("status") in ACTIVE and not is_alive(st.get("pid"), st.get("pid_start")):
         if st.get("status") == "queued" and not st.get("pid"):
             return st                             # written, start not yet attempted
         stopped = (run_dir / STOP_FILE).exists()
-        st.update(status="stopped" if stopped else "failed",
-                  message=(st.get("message") or "stopped by the user") if stopped else DEAD)
+        st.update(status="stopped", **say("job.stopped", "stopped by the user")) if stopped else \
+            st.update(status="failed", **say("job.dead", DEAD))
     return st
 
 
@@ -298,9 +309,11 @@ def start(run_dir: str | os.PathLike, cmd: list[str], *, kind: str = "", cli: st
             if st["status"] in ACTIVE or st.get("message") == DEAD:
                 stopped = (run_dir / STOP_FILE).exists()
                 st["status"] = "stopped" if stopped else "finished" if code == 0 else "failed"
-                st["message"] = "stopped by the user" if stopped else "" if code == 0 else \
-                    f"exited with code {code}{' (killed)' if code < 0 else ''}; see {log_name}"
-            fields.update(status=st["status"], message=st.get("message", ""))
+                st.update(say("job.stopped", "stopped by the user") if stopped else say("job.finished", "")
+                          if code == 0 else say("job.exit", f"exited with code {code}{' (killed)' if code < 0 else ''}"
+                                                            f"; see {log_name}", code=code, log=log_name))
+            fields.update(status=st["status"], message=st.get("message", ""), message_code=st.get("message_code"),
+                          message_params=st.get("message_params"))
         update_status(run_dir, **fields)
         if on_exit:
             on_exit(code)
@@ -354,5 +367,5 @@ def stop(run_dir: str | os.PathLike, *, grace_s: float = 60.0, force: bool = Fal
     if read_json(run_dir / "status.json").get("status") in ACTIVE and not is_alive(pid, start_time):
         now = status(run_dir)
         if now["status"] == "stopped" or now.get("message") == DEAD:
-            update_status(run_dir, status="stopped", message="stopped by the user")
+            update_status(run_dir, status="stopped", **say("job.stopped", "stopped by the user"))
     return status(run_dir)

@@ -113,7 +113,7 @@ def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
     train_runs.write_json(run_dir / "config.json", {"config": asdict(config), "resolved": {**info, "run_id": run_id}})
     train_runs.write_json(run_dir / "run_card.json", _run_card(config, info, run_id))
     train_runs.update_status(run_dir, status="queued", run_id=run_id, step=0, max_steps=config.max_steps,
-                             message="starting", created_at=time.time())
+                             **jobs.say("train.starting", "starting"), created_at=time.time())
     train_runs.register_run(ws, run_id, config.run_name, run_dir)
     return _spawn(config, run_dir, run_id, info["device"], on_exit, user)
 
@@ -157,7 +157,9 @@ def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None 
     saved["config"] = asdict(config)
     train_runs.write_json(run_dir / "config.json", saved)
     (run_dir / train_runs.STOP_FILE).unlink(missing_ok=True)
-    train_runs.update_status(run_dir, status="queued", message=f"resuming from step {point[0] if point else 0}",
+    step = point[0] if point else 0
+    train_runs.update_status(run_dir, status="queued", **jobs.say("train.resuming", f"resuming from step {step}",
+                                                                  step=step),
                              max_steps=config.max_steps, exit_code=None)
     return _spawn(config, run_dir, saved["resolved"]["run_id"], saved["resolved"]["device"], on_exit, user)
 

@@ -65,7 +65,9 @@ def list_runs(ws) -> list[dict]:
         runs.append({**row, "status": st.get("status"), "step": st.get("step", 0),
                      "max_steps": cfg.get("max_steps"), "method": cfg.get("method"),
                      "model": cfg.get("model"), "preset": cfg.get("preset"),
-                     "message": st.get("message"), "updated_at": st.get("updated_at")})
+                     "message": st.get("message"), "message_code": st.get("message_code"),
+                     "message_params": st.get("message_params"), "end": st.get("end"),
+                     "updated_at": st.get("updated_at")})
     return runs
 
 

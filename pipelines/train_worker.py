@@ -60,7 +60,7 @@ class Recipe:
         self.main = self.acc.is_main_process
         self.compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
         if self.main:
-            train_runs.update_status(self.run_dir, status="running", message="loading model and data",
+            train_runs.update_status(self.run_dir, status="running", **jobs.say("train.loading", "loading model and data"),
                                      worker_pid=os.getpid())
         set_seed(cfg.seed)
         self.resume_point = train_runs.latest_resume_point(self.run_dir)
@@ -199,8 +199,9 @@ class Recipe:
         stream = train_data.micro_batches(len(self.examples), cfg.micro, cfg.seed, start=self.cursor, lengths=lengths)
         save_at = set(cfg.all_save_steps())
         if self.main:
-            train_runs.update_status(self.run_dir, status="running", step=self.step,
-                                     message=f"training (from step {self.step})" if self.step else "training")
+            said = jobs.say("train.training_from", f"training (from step {self.step})", step=self.step) \
+                if self.step else jobs.say("train.training", "training")
+            train_runs.update_status(self.run_dir, status="running", step=self.step, **said)
         window: list[float] = []                             # recent step times, for the ETA
         while self.step < cfg.max_steps:
             t0 = time.perf_counter()
@@ -253,9 +254,10 @@ class Recipe:
                     self.save(checkpoints=False)
                 self._wait_for_evals()
                 if self.main:
-                    message = f"stopped by the user at step {self.step}; resume to continue"
-                    train_runs.update_status(self.run_dir, status="stopped", step=self.step, message=message)
-                    self.events({"event": "stop", "step": self.step, "message": message})
+                    said = jobs.say("train.stopped", f"stopped by the user at step {self.step}; resume to continue",
+                                    step=self.step)
+                    train_runs.update_status(self.run_dir, status="stopped", step=self.step, **said)
+                    self.events({"event": "stop", "step": self.step, **said})
                 self.stopped = True
                 return
         self.stopped = False
@@ -385,7 +387,7 @@ class Recipe:
 
     def _wait_for_evals(self) -> None:
         if self.main and self.eval_thread is not None:
-            train_runs.update_status(self.run_dir, message="waiting for checkpoint evaluations")
+            train_runs.update_status(self.run_dir, **jobs.say("train.waiting_evals", "waiting for checkpoint evaluations"))
             self.eval_thread.join()
 
     # -- end --------------------------------------------------------------------------------
@@ -395,9 +397,10 @@ class Recipe:
             self._publish_new_base()
         self._wait_for_evals()
         if self.main:
-            message = f"finished {self.step} steps in {self.elapsed / 3600:.2f} h"
-            train_runs.update_status(self.run_dir, status="finished", step=self.step, message=message)
-            self.events({"event": "finish", "step": self.step, "message": message})
+            hours = f"{self.elapsed / 3600:.2f}"
+            said = jobs.say("train.finished", f"finished {self.step} steps in {hours} h", steps=self.step, hours=hours)
+            train_runs.update_status(self.run_dir, status="finished", step=self.step, **said)
+            self.events({"event": "finish", "step": self.step, **said})
 
     def _publish_new_base(self) -> None:
         """cpt: register the result under the run name as a base model that SFT can start from."""

@@ -22,7 +22,7 @@ from pipelines.igakuqa import load_questions
 from pipelines.models import resolve_model
 from workbench import users
 from workbench.compare_view import evaluation_choices
-from workbench.field_errors import error_html, job_failure
+from workbench.field_errors import error_html, job_message
 from workbench.state import AppState, evals_root
 
 MSG = {
@@ -44,7 +44,7 @@ def batch_html(batch: dict, lang: str) -> str:
     parts = []
     for tk in batch["tasks"]:
         elapsed = ((tk["ended_at"] or time.time()) - tk["started_at"]) if tk["started_at"] else None
-        error = job_failure({"end": tk.get("end"), "message": tk["error"]}, {}, lang) if tk["error"] else ""
+        error = job_message({"end": tk.get("end"), "message": tk["error"]}, {}, lang) if tk["error"] else ""
         parts.append(progress_html(f"{MSG['evaluating'][lang]}: {tk['model']}", tk["done"], tk["total"],
                                    status=tk["status"], elapsed=elapsed, error=error, lang=lang))
     return "".join(parts)

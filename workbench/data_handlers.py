@@ -20,7 +20,7 @@ from pipelines.errors import UserError
 from workbench import users
 from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, HISTORY_COLS, HISTORY_FIELDS, MSG, RECORD_COLS,
                                  STATUS_WORDS, header, word)
-from workbench.field_errors import error_html, job_failure, message
+from workbench.field_errors import error_html, job_message, message
 from workbench.messages_ja import PRIVACY_KINDS
 from workbench.state import AppState
 
@@ -64,7 +64,7 @@ def job_html(st: dict | None, lang: str) -> str:
             errors=int(c.get("errors", 0)), tokens=int(c.get("total_tokens", 0)))
     else:
         detail = "· " + MSG["preparing"][lang] if st["status"] in jobs.ACTIVE else ""
-    error = job_failure(st, FIELDS, lang) if st["status"] == "failed" else ""
+    error = job_message(st, FIELDS, lang) if st["status"] == "failed" else ""
     if end.get("findings"):
         error = MSG["blocked"][lang].format(k=len(end["findings"]), url=end.get("base_url"))
     if st["status"] == "finished" and not c.get("records") and c.get("unparseable"):

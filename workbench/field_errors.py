@@ -52,29 +52,31 @@ def error_html(exc: UserError, labels: dict[str, Text] | None = None, lang: str 
     return notice.error(problem, fix, lang)
 
 
-# The job runner's own words (pipelines.jobs.DEAD, "exited with code N; see LOG"), in Japanese.
-JOB_ENDS_JA = {
-    "dead": "プロセスが報告なしに終了しました（強制終了、メモリ不足、またはマシンの再起動）。最後のチェックポイントから再開してください。",
-    "exit": "プロセスが終了コード {code} で終了しました（詳細は {log}）。原因を直してから再開してください。",
-}
+# Status files written before messages had codes: the runner's own words, recognised.
 _EXIT = re.compile(r"exited with code (-?\d+)(?: \(killed\))?; see (\S+)")
 
 
-def job_failure(st: dict, labels: dict[str, Text], lang: str) -> str:
-    """Why a job failed, in ``lang``: its error event's UserError through the catalog, the
-    runner's own words about a dead or exited process, else the message as it is."""
+def job_message(st: dict, labels: dict[str, Text], lang: str) -> str:
+    """What a job's status says, in ``lang``: a failure's UserError through the catalog, a coded
+    status message (``pipelines.jobs.say``) through ``messages_ja.STATUS``, else the message as it is."""
     end = st.get("end") or {}
-    if end.get("problem"):
+    if st.get("status", "failed") == "failed" and end.get("problem"):
         problem, fix = message(UserError(end["problem"], end.get("fix"), code=end.get("code"),
                                          params=end.get("params")), labels, lang)
         return problem + (f"\n{notice.FIX.get(lang, notice.FIX['en'])}{fix}" if fix else "")
     text = st.get("message") or ""
     if lang != "ja" or not text:
         return text
+    template = messages_ja.STATUS.get(st.get("message_code") or "")
+    if template is not None:
+        try:
+            return template.format(**(st.get("message_params") or {}))
+        except (KeyError, IndexError, ValueError):
+            pass
     if text.startswith("the process ended without reporting") or \
             text.startswith("the training process ended without reporting"):
-        return JOB_ENDS_JA["dead"]
+        return messages_ja.STATUS["job.dead"]
     found = _EXIT.search(text)
     if found:
-        return JOB_ENDS_JA["exit"].format(code=found.group(1), log=found.group(2))
+        return messages_ja.STATUS["job.exit"].format(code=found.group(1), log=found.group(2))
     return text if _JAPANESE.search(text) else f"{messages_ja.FALLBACK}\n{text}"

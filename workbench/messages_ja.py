@@ -305,6 +305,22 @@ WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradi
 TYPES = {"list": "配列", "str": "文字列", "int": "整数", "float": "数値", "bool": "真偽値", "NoneType": "null"}
 ERRNO = {errnos.ENOENT: "ファイルがありません", errnos.EACCES: "読み取り権限がありません",
          errnos.EISDIR: "フォルダです", errnos.ENOTDIR: "パスの途中がフォルダではありません"}
+# Job and training status messages (pipelines.jobs.say codes), shown in the runs tables.
+STATUS = {
+    "job.stopped": "ユーザーが停止しました",
+    "job.finished": "",
+    "job.dead": "プロセスが報告なしに終了しました（強制終了、メモリ不足、またはマシンの再起動）。最後のチェックポイントから再開してください。",
+    "job.exit": "プロセスが終了コード {code} で終了しました（詳細は {log}）。原因を直してから再開してください。",
+    "job.no_status": "status.json がありません（ジョブのフォルダではないか、まだ開始していません）",
+    "train.starting": "開始しています",
+    "train.resuming": "ステップ {step} から再開します",
+    "train.loading": "モデルとデータを読み込んでいます",
+    "train.training": "学習中",
+    "train.training_from": "学習中（ステップ {step} から）",
+    "train.stopped": "ステップ {step} で停止しました。再開すると続きから学習します",
+    "train.waiting_evals": "チェックポイントの評価を待っています",
+    "train.finished": "{steps} ステップを {hours} 時間で完了しました",
+}
 WHOLE_LINE = "行全体"
 MORE = "…ほか {n} 件"
 FALLBACK = "（この内容はまだ日本語になっていません。原文のまま表示します）"

@@ -21,7 +21,7 @@ from pipelines import jobs, merge, merge_jobs, metrics
 from pipelines.errors import UserError
 from pipelines.merge import MergeConfig
 from pipelines.merge_methods import METHODS
-from workbench.field_errors import error_html, job_failure
+from workbench.field_errors import error_html, job_message
 from workbench.i18n import Labels
 from workbench.state import AppState
 
@@ -240,7 +240,7 @@ def poll(state: AppState, lang: str, out: str):
     best = f"{st['best_so_far'][-1]:.3f}" if cands else "—"
     line = MSG["status"][lang].format(status=STATES.get(st["status"], {}).get(lang, st["status"]), done=len(cands), total=total, best=best)
     if st["status"] == "failed":
-        line = notice.error(line + " · " + job_failure(st, field_labels(), lang), None, lang)
+        line = notice.error(line + " · " + job_message(st, field_labels(), lang), None, lang)
     else:
         line = notice.notice("info", line, lang=lang)
     fig = metric_chart.search_curve([c["generation"] for c in cands], [c["score"] for c in cands], st["best_so_far"],

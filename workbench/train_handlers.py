@@ -19,7 +19,7 @@ from pipelines import train, train_config, train_runs
 from pipelines.errors import UserError
 from workbench import train_runs as runs_view
 from workbench import users
-from workbench.field_errors import error_html, job_failure
+from workbench.field_errors import error_html, job_message
 from workbench.state import AppState
 from workbench.train_text import CHART, CKPT_COLS, FIELDS, MEMORY, MSG, NOTES, OTHER, RUN_COLS, TIPS
 
@@ -163,7 +163,7 @@ def launch(state: AppState, preset, model, data, method, template, learning_rate
 def runs_frame(ws, lang: str = "en") -> pd.DataFrame:
     rows = [[r["run_name"], status_word(r["status"], lang), f"{r.get('step', 0)}/{r.get('max_steps') or '?'}",
              r.get("method"), r.get("model"),
-             job_failure(r, field_labels(lang), lang) if r["status"] == "failed" else r.get("message") or ""]
+             job_message(r, field_labels(lang), lang)]
             for r in runs_view.list_runs(ws)]
     return pd.DataFrame(rows, columns=header(RUN_COLS, lang))
 
@@ -194,7 +194,7 @@ def monitor(run_dir: str | None, lang: str):
     progress = progress_html(f"{MSG['training'][lang]}: {name}", int(st.get("step") or 0),
                              int(st.get("max_steps") or 0) or None, status=st.get("status", "?"),
                              elapsed=last.get("elapsed_s"), detail=detail, lang=lang, eta_s=last.get("eta_s"),
-                             error=job_failure(st, field_labels(lang), lang) if st.get("status") == "failed" else "")
+                             error=job_message(st, field_labels(lang), lang) if st.get("status") == "failed" else "")
     ckpts = pd.DataFrame([[c.get("name"), c.get("step"), round(c.get("train_hours") or 0, 4), c.get("path")]
                           for c in train_runs.list_checkpoints(run_dir)], columns=header(CKPT_COLS, lang))
     return (progress, curves(df, name, lang), log_html(tail(Path(run_dir) / "train.log", LOG_LINES)), ckpts,

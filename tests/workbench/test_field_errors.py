@@ -116,12 +116,12 @@ def test_disk_full_is_said_in_japanese(tmp_path):
 def test_a_failed_job_says_why_in_the_page_language():
     end = {"event": "error", "problem": "Model 'x' not found.", "fix": "Use 'default'.", "code": "model.not_found",
            "params": {"spec": "x"}}
-    assert field_errors.job_failure({"end": end}, {}, "ja").startswith("モデル x が見つかりません。\n→ 対処: ")
-    assert field_errors.job_failure({"end": end}, {}, "en") == "Model 'x' not found.\n→ Fix: Use 'default'."
-    assert field_errors.job_failure({"message": jobs.DEAD}, {}, "ja").startswith("プロセスが報告なしに終了しました")
-    exited = field_errors.job_failure({"message": "exited with code 3; see train.log"}, {}, "ja")
+    assert field_errors.job_message({"end": end}, {}, "ja").startswith("モデル x が見つかりません。\n→ 対処: ")
+    assert field_errors.job_message({"end": end}, {}, "en") == "Model 'x' not found.\n→ Fix: Use 'default'."
+    assert field_errors.job_message({"message": jobs.DEAD}, {}, "ja").startswith("プロセスが報告なしに終了しました")
+    exited = field_errors.job_message({"message": "exited with code 3; see train.log"}, {}, "ja")
     assert "終了コード 3" in exited and "train.log" in exited
-    assert field_errors.job_failure({"message": jobs.DEAD}, {}, "en") == jobs.DEAD
+    assert field_errors.job_message({"message": jobs.DEAD}, {}, "en") == jobs.DEAD
 
 
 def _raised(fn, *args, **kwargs) -> UserError:
@@ -157,3 +157,35 @@ def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspa
 def test_every_privacy_kind_has_japanese():
     from pipelines import privacy
     assert set(messages_ja.PRIVACY_KINDS) == set(privacy.KINDS)
+
+
+def status_messages():
+    """(module, code, keyword names) for every ``say(code, text, **params)`` in pipelines/."""
+    for f in sorted(PIPELINES.glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) == "say"
+                                               or getattr(node.func, "id", None) == "say"):
+                assert isinstance(node.args[0], ast.Constant), f"{f.name}:{node.lineno}: say() needs a literal code"
+                yield f.name, node.args[0].value, {k.arg for k in node.keywords}
+
+
+def test_every_status_message_of_the_pipelines_is_in_the_japanese_catalog():
+    found = list(status_messages())
+    assert {"train.finished", "train.stopped", "job.stopped", "job.dead"} <= {code for _, code, _ in found}
+    for module, code, params in found:
+        assert code in messages_ja.STATUS, f"{module}: status code {code!r} has no Japanese text"
+        named = {name for _, name, _, _ in string.Formatter().parse(messages_ja.STATUS[code]) if name}
+        assert named <= params, f"{module}: {code!r} names {named - params} that say() does not pass"
+
+
+def test_a_running_or_finished_job_speaks_the_page_language(tmp_path):
+    jobs.update_status(tmp_path, status="finished", **jobs.say("train.finished", "finished 4 steps in 0.01 h",
+                                                                steps=4, hours="0.01"))
+    st = jobs.status(tmp_path)
+    assert field_errors.job_message(st, {}, "ja") == "4 ステップを 0.01 時間で完了しました"
+    assert field_errors.job_message(st, {}, "en") == "finished 4 steps in 0.01 h"
+    # A later message without a code does not keep the old code's Japanese.
+    jobs.update_status(tmp_path, message="something new")
+    st = jobs.status(tmp_path)
+    assert st["message_code"] is None
+    assert field_errors.job_message(st, {}, "ja") == messages_ja.FALLBACK + "\nsomething new"
