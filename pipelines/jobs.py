@@ -40,6 +40,9 @@ STOP_FILE = "STOP"
 EVENTS = "events.jsonl"
 ACTIVE = ("queued", "running")
 END_EVENTS = {"finish": "finished", "stop": "stopped", "error": "failed"}
+# Held while a job's status is handed from one process to the next in this process's threads
+# (a start, a reaper): a late reaper must not write over a restarted job.
+_OWNER = threading.Lock()
 DEAD = "the process ended without reporting (killed, out of memory, or machine restarted)"
 
 
@@ -290,35 +293,44 @@ def start(run_dir: str | os.PathLike, cmd: list[str], *, kind: str = "", cli: st
     cli = cli or shell_line(cmd)
     env = {**os.environ, **(env or {}), JOB_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    update_status(run_dir, **status_fields, status="queued", kind=kind or status_fields.get("kind", ""),
-                  command=cmd, cli=cli, started_at=time.time(), exit_code=None)
+    with _OWNER:      # pid None: a reaper of this folder's previous process sees that it is not its own
+        update_status(run_dir, **status_fields, status="queued", kind=kind or status_fields.get("kind", ""),
+                      command=cmd, cli=cli, started_at=time.time(), exit_code=None, pid=None, pid_start=None)
     with open(run_dir / log_name, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n".encode())
         log.flush()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=own_session)
     pgid = proc.pid if own_session else os.getpgid(0)
-    update_status(run_dir, status="running", pid=proc.pid, pgid=pgid if own_session else None,
-                  pid_start=process_start_time(proc.pid))
+    with _OWNER:
+        update_status(run_dir, status="running", pid=proc.pid, pgid=pgid if own_session else None,
+                      pid_start=process_start_time(proc.pid))
 
     def reap():                           # no zombie left behind, and an unreported end is recorded
         code = proc.wait()
-        st = status(run_dir)
-        fields: dict = {"exit_code": code}
-        if read_json(run_dir / "status.json").get("status") in ACTIVE:
-            if st["status"] in ACTIVE or st.get("message") == DEAD:
-                stopped = (run_dir / STOP_FILE).exists()
-                st["status"] = "stopped" if stopped else "finished" if code == 0 else "failed"
-                st.update(say("job.stopped", "stopped by the user") if stopped else say("job.finished", "")
-                          if code == 0 else say("job.exit", f"exited with code {code}{' (killed)' if code < 0 else ''}"
-                                                            f"; see {log_name}", code=code, log=log_name))
-            fields.update(status=st["status"], message=st.get("message", ""), message_code=st.get("message_code"),
-                          message_params=st.get("message_params"))
-        update_status(run_dir, **fields)
+        with _OWNER:
+            if read_json(run_dir / "status.json").get("pid") == proc.pid:     # not restarted meanwhile
+                _record_end(run_dir, code, log_name)
         if on_exit:
             on_exit(code)
     threading.Thread(target=reap, daemon=True, name=f"reap-{proc.pid}").start()
     return Job(str(run_dir), proc.pid, cmd, cli, proc)
+
+
+def _record_end(run_dir: Path, code: int, log_name: str) -> None:
+    """The exit code, and an end the process did not report itself (stopped, exited, killed)."""
+    st = status(run_dir)
+    fields: dict = {"exit_code": code}
+    if read_json(run_dir / "status.json").get("status") in ACTIVE:
+        if st["status"] in ACTIVE or st.get("message") == DEAD:
+            stopped = (run_dir / STOP_FILE).exists()
+            st["status"] = "stopped" if stopped else "finished" if code == 0 else "failed"
+            st.update(say("job.stopped", "stopped by the user") if stopped else say("job.finished", "")
+                      if code == 0 else say("job.exit", f"exited with code {code}{' (killed)' if code < 0 else ''}"
+                                                        f"; see {log_name}", code=code, log=log_name))
+        fields.update(status=st["status"], message=st.get("message", ""), message_code=st.get("message_code"),
+                      message_params=st.get("message_params"))
+    update_status(run_dir, **fields)
 
 
 # -- following and stopping ---------------------------------------------------------------------

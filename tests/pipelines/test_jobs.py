@@ -117,3 +117,28 @@ def test_a_long_last_event_is_read_whole(tmp_path):
     with open(tmp_path / jobs.EVENTS, "w") as fh:
         fh.write('{"event": "start"}\n' * 3000 + json.dumps(big) + "\n")
     assert jobs.last_events(tmp_path)[-1] == big
+
+
+def test_a_late_reaper_leaves_the_restarted_job_alone(tmp_path, monkeypatch):
+    """A job restarted in its folder (resume) before the first process's reaper ran: the old
+    reaper must not write its end over the new job's status."""
+    import threading
+    gate, first = threading.Event(), []
+    wait = subprocess.Popen.wait
+
+    def held_wait(self, *args, **kwargs):
+        code = wait(self, *args, **kwargs)
+        if threading.current_thread().name == f"reap-{first[0]}" if first else False:
+            gate.wait(30)
+        return code
+    monkeypatch.setattr(subprocess.Popen, "wait", held_wait)
+    old = _start(tmp_path / "r", "1")
+    first.append(old.pid)
+    _wait_for(lambda: old.proc.poll() is not None, "the first process ended")
+    new = _start(tmp_path / "r", "100000")
+    gate.set()
+    reaper = next(t for t in threading.enumerate() if t.name == f"reap-{old.pid}")
+    reaper.join(30)
+    st = jobs.status(new.run_dir)
+    assert st["status"] == "running" and st["pid"] == new.pid and st["exit_code"] is None, st
+    assert jobs.stop(new.run_dir, grace_s=30)["status"] == "stopped"
