@@ -56,6 +56,7 @@ class DatagenConfig:
     template: str = "paper_en"                 # name in assets/prompts/datagen, or a .txt path
     pairs: int = 15                            # pairs asked for per chunk (the paper: 15)
     temperature: float = 0.7                   # sampling temperature at the endpoint
+    seed: int = 0                              # each chunk's request is seeded from it (same seed, same answers)
     max_tokens: int = field(default=2048, metadata=cli.common("max_new_tokens"))  # per response (15 ja pairs: ~1,500)
     concurrency: int = 4                       # requests in flight
     chunk_by: Literal["lines", "tokens"] = "lines"  # how documents are cut into chunks
@@ -182,8 +183,15 @@ class _Fatal(Exception):
     """An error every further request would also hit (bad key, unknown model)."""
 
 
+def request_seed(seed: int, key: str) -> int:
+    """The sampling seed of one chunk's request: the run's seed and the request (chunk, prompt,
+    model), so a chunk answers the same in a rerun whatever else shares its batch, and a retry is
+    the same request (this machine's server joins it to the one still running)."""
+    return int(hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF    # int32 servers
+
+
 def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], emit, chunk_id: str,
-          stop: threading.Event, json_refused: threading.Event, local: bool):
+          stop: threading.Event, json_refused: threading.Event, local: bool, seed: int | None = None):
     """(text, usage, seconds, attempts). ``prompts`` = (JSON-mode prompt, free-text prompt)."""
     import openai
 
@@ -193,6 +201,8 @@ def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], e
     for attempt in range(1, config.max_retries + 2):
         use_json = not config.free_text and not json_refused.is_set()
         extra = {"response_format": pairs_format(config.pairs)} if use_json else {}
+        if seed is not None:
+            extra["seed"] = seed
         messages = [{"role": "user", "content": prompts[0] if use_json else prompts[1]}]
         try:
             if local:
@@ -386,7 +396,7 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                         return
                     n.requests += 1
                     inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop,
-                                         json_refused, local)] = item
+                                         json_refused, local, request_seed(config.seed, item[2]))] = item
 
             def cache_inflight(wait: bool = True):
                 # Interrupted (a crash in on_event): answers already on their way are still cached, so

@@ -251,9 +251,10 @@ class LocalGenerator:
             # Each row samples from its own generator, so an answer depends on its prompt and
             # seed only, not on which batch it fell in (a resumed run answers as an unbroken one).
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            processors.append(RowSeededSampler(row_seeds, settings.temperature, settings.top_p, self.model.device))
+            processors.append(RowSeededSampler(row_seeds, settings.temperature, settings.top_p, self.model.device,
+                                               top_k=sampling_top_k(self.model)))
         elif sample:
-            kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=sampling_top_k(self.model) or 0)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if settings.stop:
@@ -289,20 +290,31 @@ class LocalGenerator:
         return results
 
 
+def sampling_top_k(model) -> int | None:
+    """The top-k to sample with: the model's own generation config's, else none. (transformers
+    samples from the top 50 when nothing says otherwise; OpenAI's API and vLLM have no such cut.)"""
+    return getattr(getattr(model, "generation_config", None), "top_k", None) or None
+
+
 class RowSeededSampler:
     """A logits processor that samples each row with its own seeded generator (temperature,
-    then nucleus ``top_p``) and leaves only the drawn token, which greedy decoding then takes."""
+    ``top_k``, then nucleus ``top_p``, as ``generate`` does) and leaves only the drawn token,
+    which greedy decoding then takes."""
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device, top_k: int | None = None):
         import torch
 
-        self.temperature, self.top_p = temperature, top_p
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
     def __call__(self, input_ids, scores):
         import torch
 
-        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        scores = scores.float()
+        if self.top_k and self.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, self.top_k, dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        probs = torch.softmax(scores / self.temperature, dim=-1)
         sorted_p, sorted_i = torch.sort(probs, descending=True, dim=-1)
         keep = sorted_p.cumsum(-1) - sorted_p < self.top_p          # the nucleus, at least one token
         sorted_p = sorted_p * keep

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from pipelines import structured
 from pipelines.errors import UserError
-from pipelines.generation import prefill_kwargs
+from pipelines.generation import RowSeededSampler, prefill_kwargs, sampling_top_k
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
 
@@ -48,7 +49,8 @@ class Job:
 
     @property
     def batch_key(self) -> str:
-        return json.dumps([sorted(self.kwargs.items()), self.stops, self.seed], default=str)
+        # Not the seed: each sampled row draws from its own generator (``RowSeededSampler``).
+        return json.dumps([sorted(self.kwargs.items()), self.stops], default=str)
 
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -105,7 +107,9 @@ class ChatEngine:
                                code="context_length_exceeded")
         temperature = float(req["temperature"]) if req.get("temperature") is not None else 1.0
         top_p = float(req["top_p"]) if req.get("top_p") is not None else 1.0
-        kwargs = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else \
+        # top_k: vLLM's extension of the API; by default the model's own (none: OpenAI samples the whole vocabulary).
+        top_k = int(req["top_k"]) if req.get("top_k") not in (None, -1, 0) else sampling_top_k(self.model)
+        kwargs = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=top_k) if temperature > 0 else \
             dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         stop = req.get("stop") or []
         stops = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str) and s]
@@ -229,8 +233,13 @@ class ChatEngine:
         if first.stops:
             kwargs.update(stop_strings=first.stops, tokenizer=self.tokenizer)
         kwargs.update(prefill_kwargs(self.model, width))
-        if first.seed is not None:
-            torch.manual_seed(first.seed)
+        if first.kwargs.get("do_sample"):
+            # A seeded request answers the same whatever else shares its batch: every row samples
+            # from its own generator (an unseeded one from a fresh random seed).
+            seeds = [j.seed if j.seed is not None else secrets.randbits(63) for j in batch]
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            kwargs["logits_processor"].append(RowSeededSampler(seeds, first.kwargs["temperature"], first.kwargs["top_p"],
+                                                               self.model.device, top_k=first.kwargs["top_k"]))
         self.generate_calls += 1
         try:
             with torch.inference_mode():

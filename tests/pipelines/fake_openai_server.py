@@ -31,6 +31,7 @@ class FakeOpenAIServer:
         self.max_inflight = 0
         self.refuse_response_format = refuse_response_format    # an endpoint without structured output
         self.formats = []                 # every response_format asked for
+        self.seeds = {}                   # prompt → the seed it was sent with
         self._inflight = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -95,6 +96,7 @@ class FakeOpenAIServer:
                     fake.requests += 1
                     number = fake.requests
                     status = fake.errors.pop(0) if fake.errors else 200
+                    fake.seeds[prompt] = body.get("seed")
                     if body.get("response_format"):
                         fake.formats.append(body["response_format"])
                         if fake.refuse_response_format and status == 200:

@@ -261,6 +261,18 @@ def test_pairs_are_asked_for_as_json_with_a_schema(docs, workspace):
     assert summary["records"] == 5 and summary["unparseable"] == 0
 
 
+def test_each_chunk_is_sent_with_its_own_reproducible_seed(docs, tmp_path):
+    from pipelines.workspace import Workspace
+    sent = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 5)):      # fresh workspaces: nothing is read from a cache
+        with FakeOpenAIServer(json_reply) as srv:
+            datagen.run(config(docs, Workspace.resolve(tmp_path / name), srv, seed=seed))
+        sent.append(srv.seeds)
+    assert len(set(sent[0].values())) == 5 and all(isinstance(v, int) and 0 <= v < 2**31 for v in sent[0].values())
+    assert sent[1] == sent[0]                                # the same run, the same seeds
+    assert set(sent[2].values()).isdisjoint(sent[0].values())     # another --seed, other answers
+
+
 def test_an_endpoint_refusing_response_format_gets_the_paper_prompt(docs, workspace):
     events = []
     with FakeOpenAIServer(pairs_reply, refuse_response_format=True) as srv:

@@ -39,6 +39,20 @@ def test_requests_with_other_sampling_settings_go_in_their_own_batch(engine):
     assert engine.generate_calls == calls + 2
 
 
+def test_a_seeded_request_answers_the_same_whatever_shares_its_batch(engine):
+    seeded = req("同じ種で", temperature=1.0, seed=7, max_tokens=10)
+    alone = engine.complete(seeded)[0]
+    calls = engine.generate_calls
+    with engine._cond:      # queued together: one batch of four rows, two longer than this one
+        jobs = [engine.submit(req("ほかの質問です " * 3, temperature=1.0, seed=1, max_tokens=10)), engine.submit(seeded),
+                engine.submit(req("別", temperature=1.0, max_tokens=10)),
+                engine.submit(req("ほかの質問です " * 5, temperature=1.0, seed=2, max_tokens=10))]
+    results = [engine.result(j)[0] for j in jobs]
+    assert engine.generate_calls == calls + 1 and results[1] == alone
+    # The seed matters: other seeds give other answers.
+    assert len({engine.complete(dict(seeded, seed=s))[0] for s in range(4)}) > 1
+
+
 def test_a_retry_of_a_running_request_joins_it_instead_of_generating_again(engine):
     calls = engine.generate_calls
     with engine._cond:
@@ -117,9 +131,18 @@ def test_json_strings_take_japanese_whole_and_never_cut_a_character(engine, seed
     assert 3 <= len(value.lstrip().encode()) <= 10     # lm-format-enforcer does not count leading spaces
 
 
-def test_a_sampled_run_writes_non_ascii_characters(engine):
+def test_japanese_text_can_be_written_token_by_token_inside_a_string(engine):
+    """Every token of a Japanese answer (most are pieces of a character's UTF-8 bytes) is allowed
+    at its step, and the document may end after it: Japanese is not excluded by the grammar."""
+    import torch
+    from pipelines import structured
     schema = {"type": "object", "required": ["a"], "properties": {"a": {"type": "string", "minLength": 30}}}
-    fmt = {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}
-    texts = [engine.complete(req("日本語", max_tokens=60, temperature=1.0, seed=s, response_format=fmt))[0]
-             for s in range(4)]
-    assert any(ord(c) > 0x2FFF for t in texts for c in t), texts     # Japanese is no longer excluded
+    fn = structured.constraint(engine.tokenizer, {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
+    ids = engine.tokenizer.encode("日本語で")
+    answer = engine.tokenizer.encode('{"a": "2型糖尿病の治療目標はHbA1c 7.0%未満です。"}', add_special_tokens=False)
+    assert any(structured._unfinished(structured.token_bytes(engine.tokenizer)[t]) for t in answer)
+    for token in answer:
+        allowed = fn(0, torch.tensor(ids))
+        assert token in set(torch.as_tensor(allowed).tolist()), engine.tokenizer.decode(ids[-5:])
+        ids = ids + [token]
+    assert engine.tokenizer.eos_token_id in set(torch.as_tensor(fn(0, torch.tensor(ids))).tolist())
