@@ -397,8 +397,8 @@ class Recipe:
             self._publish_new_base()
         self._wait_for_evals()
         if self.main:
-            hours = f"{self.elapsed / 3600:.2f}"
-            said = jobs.say("train.finished", f"finished {self.step} steps in {hours} h", steps=self.step, hours=hours)
+            took = f"{int(self.elapsed // 3600)}:{time.strftime('%M:%S', time.gmtime(self.elapsed))}"     # h:mm:ss
+            said = jobs.say("train.finished", f"finished {self.step} steps in {took}", steps=self.step, took=took)
             train_runs.update_status(self.run_dir, status="finished", step=self.step, **said)
             self.events({"event": "finish", "step": self.step, **said})
 

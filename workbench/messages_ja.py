@@ -319,7 +319,7 @@ STATUS = {
     "train.training_from": "学習中（ステップ {step} から）",
     "train.stopped": "ステップ {step} で停止しました。再開すると続きから学習します",
     "train.waiting_evals": "チェックポイントの評価を待っています",
-    "train.finished": "{steps} ステップを {hours} 時間で完了しました",
+    "train.finished": "{steps} ステップで完了しました（所要 {took}）",
 }
 WHOLE_LINE = "行全体"
 MORE = "…ほか {n} 件"

@@ -89,7 +89,7 @@ def finished_run(app_workspace):
     train_runs.write_json(run_dir / "config.json", {"config": {"run_name": "ja-demo", "max_steps": 4,
                                                                "method": "lora", "model": "tiny-llama"}})
     train_runs.update_status(run_dir, status="finished", step=4, max_steps=4,
-                             **jobs.say("train.finished", "finished 4 steps in 0.01 h", steps=4, hours="0.01"))
+                             **jobs.say("train.finished", "finished 4 steps in 0:00:36", steps=4, took="0:00:36"))
     (run_dir / "metrics.jsonl").write_text("".join(
         f'{{"step": {s}, "loss": {3 - s * 0.3}, "lr": 0.0003, "tokens_per_s": 50, "elapsed_s": {s}, "eta_s": 0}}\n'
         for s in range(1, 5)), encoding="utf-8")
@@ -132,7 +132,7 @@ def test_japanese_page_has_no_english_and_the_switch_rerenders_everything(page, 
     keep(header)
     assert leftover == {"header": set(), "data": set(), "train": set()}, {k: sorted(v) for k, v in leftover.items()}
     # Table cells are data to the word check, but a run's status message is the interface's words.
-    assert "4 ステップを 0.01 時間で完了しました" in p.locator("#train-runs").inner_text()
+    assert "4 ステップで完了しました（所要 0:00:36）" in p.locator("#train-runs").inner_text()
 
     # The newest log line is in view: the log box scrolls to its end.
     box = p.locator("#train-log .logbox")
@@ -147,7 +147,7 @@ def test_japanese_page_has_no_english_and_the_switch_rerenders_everything(page, 
     p.get_by_label("English").check()
     p.wait_for_function("document.querySelector('#train-progress').innerText.includes('finished')", timeout=20_000)
     runs = p.locator("#train-runs").inner_text()
-    assert "status" in runs and "完了" not in runs and "状態" not in runs and "finished 4 steps in 0.01 h" in runs
+    assert "status" in runs and "完了" not in runs and "状態" not in runs and "finished 4 steps in 0:00:36" in runs
     p.wait_for_function("document.querySelector('#train-preset-desc').innerText.includes('two minutes')",
                         timeout=20_000)
     assert p.evaluate("document.querySelector('#train-curves .js-plotly-plot').layout.xaxis.title.text") == "step"

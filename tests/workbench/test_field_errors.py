@@ -179,11 +179,11 @@ def test_every_status_message_of_the_pipelines_is_in_the_japanese_catalog():
 
 
 def test_a_running_or_finished_job_speaks_the_page_language(tmp_path):
-    jobs.update_status(tmp_path, status="finished", **jobs.say("train.finished", "finished 4 steps in 0.01 h",
-                                                                steps=4, hours="0.01"))
+    jobs.update_status(tmp_path, status="finished", **jobs.say("train.finished", "finished 4 steps in 0:00:36",
+                                                                steps=4, took="0:00:36"))
     st = jobs.status(tmp_path)
-    assert field_errors.job_message(st, {}, "ja") == "4 ステップを 0.01 時間で完了しました"
-    assert field_errors.job_message(st, {}, "en") == "finished 4 steps in 0.01 h"
+    assert field_errors.job_message(st, {}, "ja") == "4 ステップで完了しました（所要 0:00:36）"
+    assert field_errors.job_message(st, {}, "en") == "finished 4 steps in 0:00:36"
     # A later message without a code does not keep the old code's Japanese.
     jobs.update_status(tmp_path, message="something new")
     st = jobs.status(tmp_path)
