@@ -44,6 +44,9 @@ from pipelines.qa_parse import parse_pairs
 from pipelines.workspace import Workspace
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "assets" / "prompts" / "datagen"
+# The least time between two "still writing" progress events: a chunk on a CPU takes minutes,
+# and its counts move only when it ends.
+RECEIVING_EVERY_S = 2.0
 API_KEY_ENV = "OPENAI_API_KEY"
 
 
@@ -191,8 +194,10 @@ def request_seed(seed: int, key: str) -> int:
 
 
 def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], emit, chunk_id: str,
-          stop: threading.Event, json_refused: threading.Event, local: bool, seed: int | None = None):
-    """(text, usage, seconds, attempts). ``prompts`` = (JSON-mode prompt, free-text prompt)."""
+          stop: threading.Event, json_refused: threading.Event, local: bool, seed: int | None = None,
+          on_text: Callable[[int], None] | None = None):
+    """(text, usage, seconds, attempts). ``prompts`` = (JSON-mode prompt, free-text prompt);
+    ``on_text(chars)`` follows a streamed answer as it arrives."""
     import openai
 
     retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
@@ -208,7 +213,7 @@ def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], e
             if local:
                 # This machine's server streams: the read timeout is the time without a token
                 # (or a progress note), so a long queue is never mistaken for a dead server.
-                text, usage = _stream(client, model, messages, config, extra)
+                text, usage = _stream(client, model, messages, config, extra, on_text)
             else:
                 resp = client.chat.completions.create(model=model, messages=messages,
                                                       temperature=config.temperature,
@@ -240,13 +245,16 @@ def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], e
             stop.wait(wait_s)
 
 
-def _stream(client, model: str, messages: list[dict], config: DatagenConfig, extra: dict) -> tuple[str, dict]:
+def _stream(client, model: str, messages: list[dict], config: DatagenConfig, extra: dict,
+            on_text: Callable[[int], None] | None = None) -> tuple[str, dict]:
     pieces, usage = [], {}
     for chunk in client.chat.completions.create(model=model, messages=messages, temperature=config.temperature,
                                                 max_tokens=config.max_tokens, stream=True,
                                                 stream_options={"include_usage": True}, **extra):
         if chunk.choices:
             pieces.append(chunk.choices[0].delta.content or "")
+            if on_text and pieces[-1]:
+                on_text(len(pieces[-1]))
         if getattr(chunk, "usage", None):
             usage = chunk.usage.model_dump()
     return "".join(pieces), usage
@@ -342,6 +350,21 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         emit({"event": "start", "dataset": config.dataset, "model": model, "base_url": base_url, "local": local,
               "chunks": len(work), "cached": n.cached, "to_send": len(to_send), "prompt_version": prompt_version})
         t_start = time.perf_counter()
+        receiving: dict[str, int] = {}       # chunk id -> characters of its answer arrived so far
+        noted = [t_start]
+
+        def writing(chunk_id: str, chars: int) -> None:
+            """Progress while answers stream in (called from the request threads)."""
+            with lock:
+                receiving[chunk_id] = receiving.get(chunk_id, 0) + chars
+                now = time.perf_counter()
+                if now - noted[0] >= RECEIVING_EVERY_S:
+                    noted[0] = now
+                    emit({"event": "progress", "elapsed_s": round(now - t_start, 3), "eta_s": None,
+                          **n.snapshot(), **receiving_counts()})
+
+        def receiving_counts() -> dict:
+            return {"receiving": len(receiving), "receiving_chars": sum(receiving.values())}
 
         def store(c, key, text, usage=None, cache=None):
             parsed = parse_pairs(text)
@@ -358,8 +381,10 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
             elapsed = time.perf_counter() - t_start
             answered = n.done - n.cached          # ETA from the chunks answered by this run, not the cache
             eta = round(elapsed / answered * (n.total - n.done), 1) if usage is not None and answered > 0 else None
-            emit({"event": "progress", "chunk_id": c.id, "source_doc": c.doc, "new_records": len(parsed.pairs),
-                  "elapsed_s": round(elapsed, 3), "eta_s": eta, **n.snapshot()})
+            with lock:
+                receiving.pop(c.id, None)
+                emit({"event": "progress", "chunk_id": c.id, "source_doc": c.doc, "new_records": len(parsed.pairs),
+                      "elapsed_s": round(elapsed, 3), "eta_s": eta, **n.snapshot(), **receiving_counts()})
 
         # Work done by an earlier (perhaps interrupted) run: read back, nothing sent.
         for c, _, key, _ in work:
@@ -376,6 +401,7 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         def emit_retry(event):
             with lock:               # called from worker threads
                 n.retries += 1
+                receiving.pop(event.get("chunk_id"), None)      # the answer starts again
                 emit(event)
 
         fatal = None
@@ -396,7 +422,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                         return
                     n.requests += 1
                     inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop,
-                                         json_refused, local, request_seed(config.seed, item[2]))] = item
+                                         json_refused, local, request_seed(config.seed, item[2]),
+                                         lambda chars, cid=item[0].id: writing(cid, chars))] = item
 
             def cache_inflight(wait: bool = True):
                 # Interrupted (a crash in on_event): answers already on their way are still cached, so
@@ -432,6 +459,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                         n.errors += 1
                         msg = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
                         n.error_messages.append({"chunk_id": c.id, "message": msg})
+                        with lock:
+                            receiving.pop(c.id, None)
                         emit({"event": "request_error", "chunk_id": c.id, "message": msg, **n.snapshot()})
                         continue
                     try:
@@ -484,8 +513,10 @@ def _print_event(event: dict) -> None:
     elif kind in ("progress", "request_error"):
         extra = f"  error: {event['message']}" if kind == "request_error" else ""
         eta = f"  ETA {event['eta_s']:.0f}s" if event.get("eta_s") is not None else ""
+        writing = f"  writing {event['receiving_chars']} chars in {event['receiving']}" \
+            if event.get("receiving") else ""
         print(f"[{event['done']}/{event['total']}] records {event['records']}  unparseable {event['unparseable']}  "
-              f"errors {event['errors']}  tokens {event['total_tokens']}{eta}{extra}", file=sys.stderr)
+              f"errors {event['errors']}  tokens {event['total_tokens']}{eta}{writing}{extra}", file=sys.stderr)
     elif kind in ("retry", "budget", "privacy_override"):
         print(json.dumps(event, ensure_ascii=False)[:300], file=sys.stderr)
 

@@ -64,6 +64,8 @@ def job_html(st: dict | None, lang: str) -> str:
             errors=int(c.get("errors", 0)), tokens=int(c.get("total_tokens", 0)))
     else:
         detail = "· " + MSG["preparing"][lang] if st["status"] in jobs.ACTIVE else ""
+    if st["status"] in jobs.ACTIVE and c.get("receiving"):      # a chunk takes minutes on a CPU: show it moving
+        detail += " · " + MSG["receiving"][lang].format(k=int(c["receiving"]), chars=f"{int(c['receiving_chars']):,}")
     error = job_message(st, FIELDS, lang) if st["status"] == "failed" else ""
     if end.get("findings"):
         error = MSG["blocked"][lang].format(k=len(end["findings"]), url=end.get("base_url"))

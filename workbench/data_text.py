@@ -93,6 +93,7 @@ MSG: dict[str, Text] = {
                       "machine, or, only if you are permitted, tick 'Allow sending text with personal data'."},
     "counts": {"ja": "追加 {added} 件 · 解析不能 {unparseable} · キャッシュ {cached} · エラー {errors} · トークン {tokens}",
                "en": "added {added} · unparseable {unparseable} · cached {cached} · errors {errors} · tokens {tokens}"},
+    "receiving": {"ja": "生成中の回答 {k} 件・ここまで {chars} 文字", "en": "{k} answers being written, {chars} chars so far"},
     "count": {"ja": "{n} 件", "en": "{n} records"},
     "by_status": {"ja": "状態別", "en": "by status"},
     "by_filter": {"ja": "フィルタ別", "en": "flagged by filter"},

@@ -19,7 +19,8 @@ from typing import Callable
 
 class FakeOpenAIServer:
     def __init__(self, reply: Callable[[str], str] | str = "", *, errors: list[int] | None = None,
-                 latency: float = 0.0, model: str = "fake-model", refuse_response_format: bool = False):
+                 latency: float = 0.0, model: str = "fake-model", refuse_response_format: bool = False,
+                 stream_pieces: int = 1, piece_delay: float = 0.0):
         self.reply = reply if callable(reply) else (lambda prompt, _r=reply: _r)
         self.errors = list(errors or [])
         self.latency = latency
@@ -31,6 +32,7 @@ class FakeOpenAIServer:
         self.max_inflight = 0
         self.refuse_response_format = refuse_response_format    # an endpoint without structured output
         self.formats = []                 # every response_format asked for
+        self.stream_pieces, self.piece_delay = stream_pieces, piece_delay     # a streamed answer, slowly
         self.seeds = {}                   # prompt → the seed it was sent with
         self._inflight = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -77,12 +79,18 @@ class FakeOpenAIServer:
                 self.close_connection = True
                 base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
                         "model": body.get("model")}
-                chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
-                                        "finish_reason": "stop"}]}]
+                k = max(1, fake.stream_pieces)
+                cut = [len(text) * i // k for i in range(k + 1)]
+                chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": text[a:b]},
+                                        "finish_reason": "stop" if i == k - 1 else None}]}
+                          for i, (a, b) in enumerate(zip(cut, cut[1:]))]
                 if (body.get("stream_options") or {}).get("include_usage"):
                     chunks.append({"choices": [], "usage": usage})
-                for c in chunks:
+                for i, c in enumerate(chunks):
+                    if i and fake.piece_delay:
+                        time.sleep(fake.piece_delay)
                     self.wfile.write(f"data: {json.dumps({**base, **c})}\n\n".encode())
+                    self.wfile.flush()
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 

@@ -273,6 +273,19 @@ def test_each_chunk_is_sent_with_its_own_reproducible_seed(docs, tmp_path):
     assert set(sent[2].values()).isdisjoint(sent[0].values())     # another --seed, other answers
 
 
+def test_progress_follows_answers_while_they_stream_in(docs, workspace, monkeypatch):
+    monkeypatch.setattr(datagen, "RECEIVING_EVERY_S", 0.0)
+    events = []
+    with FakeOpenAIServer(json_reply, stream_pieces=6, piece_delay=0.05) as srv:
+        summary = datagen.run(config(docs, workspace, srv, concurrency=2), events.append)
+    progress = [e for e in events if e["event"] == "progress"]
+    first_done = next(i for i, e in enumerate(progress) if e["done"] >= 1)
+    before = progress[:first_done]
+    assert before and all(e["done"] == 0 and e["receiving"] >= 1 for e in before)
+    assert [e["receiving_chars"] for e in before] == sorted(e["receiving_chars"] for e in before)   # growing
+    assert summary["records"] == 5 and progress[-1]["receiving"] == 0
+
+
 def test_an_endpoint_refusing_response_format_gets_the_paper_prompt(docs, workspace):
     events = []
     with FakeOpenAIServer(pairs_reply, refuse_response_format=True) as srv:

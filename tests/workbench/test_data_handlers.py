@@ -19,6 +19,11 @@ def test_job_html_shows_counts_the_refusal_and_the_running_state():
                             "cached": 0, "errors": 0, "total_tokens": 40}}
     html = h.job_html(running, "en")
     assert "runmon running" in html and "2/5" in html and "added 3 · unparseable 1" in html
+    # Answers still streaming in: the bar says so while the counts wait for a whole chunk.
+    writing = {**running, "progress": {**running["progress"], "receiving": 2, "receiving_chars": 1234}}
+    assert "生成中の回答 2 件・ここまで 1,234 文字" in h.job_html(writing, "ja")
+    assert "2 answers being written, 1,234 chars so far" in h.job_html(writing, "en")
+    assert "being written" not in html
     blocked = {"status": "failed", "dataset": "d", "started_at": started, "message": "Personal data found",
                "end": {"event": "error", "time": started + 2, "base_url": "http://192.0.2.1/v1",
                        "findings": [{"chunk_id": "case.txt@0", "label": "name", "text": "山田太郎"}]}}
