@@ -28,7 +28,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from typing import Callable, Literal
 from pipelines import audit, cli, datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import Interrupted, UserError, cli_guard, same_command
+from pipelines.datagen_requests import Fatal, request_seed, send
 from pipelines.qa_parse import parse_pairs
 from pipelines.workspace import Workspace
 
@@ -132,25 +132,6 @@ JSON_ASK = ('\nAnswer with JSON only: {"pairs": [{"instruction": "...", "output"
             'with at most {pairs} pairs.')
 
 
-def pairs_format(pairs: int) -> dict:
-    """OpenAI ``response_format`` for a list of ``{instruction, output}``: the local server
-    enforces it token by token (and closes the document before max_tokens runs out); ChatGPT
-    takes it as a (non-strict) schema. The length bounds keep a small model from filling a
-    chunk's budget with one run-on pair."""
-    pair = {"type": "object", "additionalProperties": False, "required": ["instruction", "output"],
-            "properties": {"instruction": {"type": "string", "minLength": 5, "maxLength": 200},
-                           "output": {"type": "string", "minLength": 1, "maxLength": 400}}}
-    schema = {"type": "object", "additionalProperties": False, "required": ["pairs"],
-              "properties": {"pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": pairs}}}
-    return {"type": "json_schema", "json_schema": {"name": "qa_pairs", "schema": schema, "strict": False}}
-
-
-def _refuses_format(exc) -> bool:
-    """A 400 that names response_format / JSON mode: the endpoint cannot do structured output."""
-    text = str(getattr(exc, "message", exc)).lower()
-    return any(w in text for w in ("response_format", "json_schema", "json mode", "json_object"))
-
-
 def request_key(chunk_id: str, prompt: str, model: str) -> tuple[str, str]:
     prompt_hash = hashlib.sha256(prompt.encode("utf-8")).hexdigest()
     key = hashlib.sha256(f"{chunk_id}\0{prompt_hash}\0{model}".encode("utf-8")).hexdigest()
@@ -178,86 +159,6 @@ def prepare_chunks(config: DatagenConfig):
         spans = hf_token_spans(load_tokenizer(config.tokenizer))
     return chunk_documents(load_documents(config.docs), by=config.chunk_by, size=config.chunk_size,
                            overlap=config.chunk_overlap, token_spans=spans)
-
-
-# -- one request, with retries ----------------------------------------------------
-
-class _Fatal(Exception):
-    """An error every further request would also hit (bad key, unknown model)."""
-
-
-def request_seed(seed: int, key: str) -> int:
-    """The sampling seed of one chunk's request: the run's seed and the request (chunk, prompt,
-    model), so a chunk answers the same in a rerun whatever else shares its batch, and a retry is
-    the same request (this machine's server joins it to the one still running)."""
-    return int(hashlib.sha256(f"{seed}\0{key}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF    # int32 servers
-
-
-def _send(client, config: DatagenConfig, model: str, prompts: tuple[str, str], emit, chunk_id: str,
-          stop: threading.Event, json_refused: threading.Event, local: bool, seed: int | None = None,
-          on_text: Callable[[int], None] | None = None):
-    """(text, usage, seconds, attempts). ``prompts`` = (JSON-mode prompt, free-text prompt);
-    ``on_text(chars)`` follows a streamed answer as it arrives."""
-    import openai
-
-    retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                 openai.APIConnectionError, openai.ConflictError)
-    t0 = time.perf_counter()
-    for attempt in range(1, config.max_retries + 2):
-        use_json = not config.free_text and not json_refused.is_set()
-        extra = {"response_format": pairs_format(config.pairs)} if use_json else {}
-        if seed is not None:
-            extra["seed"] = seed
-        messages = [{"role": "user", "content": prompts[0] if use_json else prompts[1]}]
-        try:
-            if local:
-                # This machine's server streams: the read timeout is the time without a token
-                # (or a progress note), so a long queue is never mistaken for a dead server.
-                text, usage = _stream(client, model, messages, config, extra, on_text)
-            else:
-                resp = client.chat.completions.create(model=model, messages=messages,
-                                                      temperature=config.temperature,
-                                                      max_tokens=config.max_tokens, **extra)
-                usage = resp.usage.model_dump() if resp.usage else {}
-                text = (resp.choices[0].message.content or "") if resp.choices else ""
-            return text, usage, time.perf_counter() - t0, attempt
-        except openai.BadRequestError as exc:
-            if not (use_json and _refuses_format(exc)):
-                raise
-            json_refused.set()        # this and every later request: the paper's free-text prompt
-            emit({"event": "retry", "chunk_id": chunk_id, "attempt": attempt, "wait_s": 0,
-                  "reason": "the endpoint refused response_format; using the free-text prompt"})
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
-            raise _Fatal(f"{type(exc).__name__}: {exc.message}") from exc
-        except retryable as exc:
-            if attempt > config.max_retries or stop.is_set():
-                raise
-            wait_s = min(config.retry_max_wait, config.retry_base * 2 ** (attempt - 1))
-            wait_s *= 0.5 + random.random()          # full jitter would starve; half keeps a floor
-            retry_after = getattr(getattr(exc, "response", None), "headers", {}).get("retry-after")
-            if retry_after:
-                try:
-                    wait_s = max(wait_s, min(config.retry_max_wait, float(retry_after)))
-                except ValueError:
-                    pass
-            emit({"event": "retry", "chunk_id": chunk_id, "attempt": attempt, "wait_s": round(wait_s, 3),
-                  "reason": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"})
-            stop.wait(wait_s)
-
-
-def _stream(client, model: str, messages: list[dict], config: DatagenConfig, extra: dict,
-            on_text: Callable[[int], None] | None = None) -> tuple[str, dict]:
-    pieces, usage = [], {}
-    for chunk in client.chat.completions.create(model=model, messages=messages, temperature=config.temperature,
-                                                max_tokens=config.max_tokens, stream=True,
-                                                stream_options={"include_usage": True}, **extra):
-        if chunk.choices:
-            pieces.append(chunk.choices[0].delta.content or "")
-            if on_text and pieces[-1]:
-                on_text(len(pieces[-1]))
-        if getattr(chunk, "usage", None):
-            usage = chunk.usage.model_dump()
-    return "".join(pieces), usage
 
 
 # -- the run ----------------------------------------------------------------------
@@ -421,7 +322,7 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                     if item is None:
                         return
                     n.requests += 1
-                    inflight[pool.submit(_send, client, config, model, item[1], emit_retry, item[0].id, stop,
+                    inflight[pool.submit(send, client, config, model, item[1], emit_retry, item[0].id, stop,
                                          json_refused, local, request_seed(config.seed, item[2]),
                                          lambda chars, cid=item[0].id: writing(cid, chars))] = item
 
@@ -451,7 +352,7 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                     c, _, key, phash = inflight.pop(fut)
                     try:
                         text, usage, seconds, attempts = fut.result()
-                    except _Fatal as exc:
+                    except Fatal as exc:
                         fatal = fatal or str(exc)
                         stop.set()
                         continue
