@@ -32,6 +32,10 @@ FORMAT_WORDS: dict[str, Text] = {
     "hf": {"ja": "Hugging Face 形式（フォルダ、学習・検証に分割）", "en": "Hugging Face datasets (folder, train/eval split)"},
     "text": {"ja": "テキスト（継続事前学習用）", "en": "plain text (continual pretraining)"},
 }
+HINTS = {      # the paper's values, beside the form's CPU-sized ones
+    "pairs": {"ja": "論文（ChatGPT）は15", "en": "The paper (ChatGPT): 15"},
+    "max_tokens": {"ja": "15ペアには約2,048", "en": "15 pairs need ~2,048"},
+}
 HISTORY_FIELDS = {**FIELDS, "status": {"ja": "状態", "en": "status"}}
 STATUS_WORDS: dict[str, Text] = {
     "pending": {"ja": "未確認", "en": "pending"}, "accepted": {"ja": "採用", "en": "accepted"},

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # Names, not words: products, formats and units a Japanese user reads as they are.
 ALLOWED = {"lora", "qlora", "jsonl", "alpaca", "gestalt", "csv", "json", "id", "gpu", "cpu", "tok", "jmedlora",
            "language", "english", "hugging", "face", "cpt", "eos", "adamw", "bf16", "nf4", "llama", "pdf", "url",
-           "openai", "peft", "ram", "opencalm", "medcalm", "gpt", "neox", "mlp", "igakuqa", "cma", "es",
+           "openai", "chatgpt", "peft", "ram", "opencalm", "medcalm", "gpt", "neox", "mlp", "igakuqa", "cma", "es",
            # Gradio 6's status tracker writes "processing |" and "queue: 1/2 |" as fixed English
            # (statustracker-*.js); they are not keys of its i18n, so neither gr.I18n nor the browser's
            # locale reaches them. Gradio's other words follow the browser's locale (ja-JP here).
