@@ -16,9 +16,9 @@ given to the enforcer as its bytes (a non-ASCII byte as one private-use characte
 
 A document must also end within ``max_tokens``: a small model writing a long string would
 otherwise be cut mid-JSON and the whole answer lost. So each constraint knows its token budget and
-the length of the shortest way to finish a document (walked once through the grammar, see
-``_closing_length``); when the budget left comes down to that, only tokens that close what is
-open (a quote, a brace, a bracket, the end) are preferred, then anything but blank space.
+how many tokens a hurried finish of a document takes (walked once through the grammar, see
+``_closing_length``); when the budget left comes down to that, tokens that close what is open
+(a quote, a brace, a bracket, the end) are preferred, then anything but blank space.
 
 Building the tokenizer's prefix tree costs seconds, so it is built once per tokenizer.
 """

@@ -31,6 +31,23 @@ def test_concurrent_requests_share_forward_passes(engine):
     assert len({n_prompt for _, n_prompt, _, _ in results}) == 5     # rows of different lengths, left-padded
 
 
+def test_requests_sent_a_moment_apart_are_gathered_into_one_batch(engine):
+    """Clients rarely send at the same instant: the worker waits a moment (gather_s) for others."""
+    import threading
+    import time
+    calls, results = engine.generate_calls, {}
+
+    def ask(i):
+        results[i] = engine.complete(req(f"少しずつ {i}"))
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+        time.sleep(0.03)            # well inside the 0.25 s window
+    for t in threads:
+        t.join()
+    assert len(results) == 3 and engine.generate_calls == calls + 1
+
+
 def test_requests_with_other_sampling_settings_go_in_their_own_batch(engine):
     calls = engine.generate_calls
     with engine._cond:
