@@ -233,7 +233,9 @@ def status(run_dir: str | os.PathLike) -> dict:
         if st.get("status") == "queued" and not st.get("pid"):
             return st                             # written, start not yet attempted
         stopped = (run_dir / STOP_FILE).exists()
-        st.update(status="stopped", **say("job.stopped", "stopped by the user")) if stopped else \
+        if stopped:
+            st.update(status="stopped", **say("job.stopped", "stopped by the user"))
+        else:
             st.update(status="failed", **say("job.dead", DEAD))
     return st
 

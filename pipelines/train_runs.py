@@ -62,12 +62,10 @@ def list_runs(ws) -> list[dict]:
             continue
         cfg = read_json(run_dir / "config.json").get("config") or {}
         st = run_status(run_dir)
-        runs.append({**row, "status": st.get("status"), "step": st.get("step", 0),
-                     "max_steps": cfg.get("max_steps"), "method": cfg.get("method"),
-                     "model": cfg.get("model"), "preset": cfg.get("preset"),
-                     "message": st.get("message"), "message_code": st.get("message_code"),
-                     "message_params": st.get("message_params"), "end": st.get("end"),
-                     "updated_at": st.get("updated_at")})
+        runs.append({**row, "step": st.get("step", 0),
+                     **{k: cfg.get(k) for k in ("max_steps", "method", "model", "preset")},
+                     **{k: st.get(k) for k in ("status", "message", "message_code", "message_params", "end",
+                                               "updated_at")}})
     return runs
 
 
