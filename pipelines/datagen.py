@@ -241,11 +241,12 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
             raise UserError(f"No API key for {base_url}: the environment variable {config.api_key_env} is empty.",
                             f"export {config.api_key_env}=... (read from the environment only, never stored).",
                             code="endpoint.no_key", params={"url": base_url, "env": config.api_key_env})
-        from openai import OpenAI
-        import httpx
+        import openai
         # On this machine's server, config.timeout bounds the wait for the next token, not the answer.
-        timeout = httpx.Timeout(config.timeout, connect=10.0) if local else config.timeout
-        client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=0)
+        # openai.Timeout is whichever HTTP library's Timeout the installed client is built on (httpx up to
+        # openai 2.x, httpx2 from 3.x): an httpx object handed to a 3.x client is refused.
+        timeout = openai.Timeout(config.timeout, connect=10.0) if local else config.timeout
+        client = openai.OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=0)
         json_refused = threading.Event()
 
         n = _Counters(total=len(work), cached=len(work) - len(to_send))
@@ -311,7 +312,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         fatal = None
         stopped_by = None
         queue = iter(to_send)
-        with _Pool(config.concurrency) as pool:
+        # The client is closed with the run (its connections, not a destructor at exit): the pool ends first.
+        with client, _Pool(config.concurrency) as pool:
             inflight = {}
 
             def fill():

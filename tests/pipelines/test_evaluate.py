@@ -23,6 +23,7 @@ def config(model, out, **kw):
     return EvalConfig(**base)
 
 
+@pytest.mark.smoke
 def test_zero_and_one_shot_results_and_summary(workspace, tiny_llama_dir, tmp_path):
     events = []
     summary = run(config(tiny_llama_dir, tmp_path / "ev"), events.append)

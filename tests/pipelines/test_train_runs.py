@@ -90,6 +90,7 @@ def test_lora_run_checkpoints_reload_and_change_the_model(fixture, targets, batc
     assert runs[0]["max_steps"] == 6 and runs[0]["method"] == "lora" and runs[0]["model"] == str(base)
 
 
+@pytest.mark.smoke
 def test_qlora_run_trains_a_4bit_base(tiny_llama_dir, workspace, tmp_path):
     import torch
     cfg = TrainConfig(model=str(tiny_llama_dir), data=str(alpaca(tmp_path / "d.jsonl")), out=str(tmp_path / "q"),

@@ -19,6 +19,7 @@ def test_every_label_has_japanese_and_english(module):
             assert all(v.strip() or key == "idle" for v in text.values())
 
 
+@pytest.mark.smoke
 def test_app_builds_on_an_empty_workspace_and_switches_language(workspace):
     state = AppState(workspace=workspace, lang="en")
     demo = app.build_app(state)

@@ -28,6 +28,7 @@ def checkpoint(p, name: str):
     return p.locator(f'#compare-checkpoints input[name="{name}"]')
 
 
+@pytest.mark.smoke
 def test_every_tab_renders_without_console_errors_or_outbound_requests(page):
     p = page.page
     assert "JMedLoRA" in p.title()
