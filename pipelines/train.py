@@ -299,10 +299,11 @@ def main(argv: list[str] | None = None) -> None:
         launched = resume(opts.resume, **overrides)
     else:
         config = config_from(args)
+        check_ranges(config, opts.force)
         if opts.estimate:
+            config.validate()                    # an estimate of an impossible run is refused like the run
             print_estimate(config, opts, ws)
             return
-        check_ranges(config, opts.force)
         launched = launch(config, workspace=ws)
     print(f"run: {launched.run_dir}\npid: {launched.pid}\ncommand: {launched.command_line}\n"
           f"log: {Path(launched.run_dir) / 'train.log'}", flush=True)

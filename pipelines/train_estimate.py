@@ -284,7 +284,9 @@ def config_from(args):
 @cli_guard
 def main(argv: list[str] | None = None) -> None:
     args = train_parser("train_estimate", __doc__, EstimateOptions).parse_args(argv)
-    print_estimate(config_from(args), cli.config_from_args(EstimateOptions, args))
+    config = config_from(args)
+    config.validate()            # field checks before any estimate: a text max_steps, a NaN learning rate
+    print_estimate(config, cli.config_from_args(EstimateOptions, args))
 
 
 if __name__ == "__main__":

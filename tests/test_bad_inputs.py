@@ -52,11 +52,33 @@ def test_a_50_mb_question_line_is_refused_before_it_is_read(workspace, tiny_llam
     assert "MB" in out and not (tmp_path / "ev" / "results.jsonl").exists()
 
 
+# What each preset's refusal must name: the field at fault, or the file for one that does not parse.
+PRESET_SAYS = {"preset_dropout_one.json": "lora_dropout", "preset_lr_infinity.json": "learning_rate",
+               "preset_lr_nan.json": "learning_rate", "preset_lr_overflow.json": "learning_rate",
+               "preset_lr_ten.json": "learning_rate", "preset_negative_batch.json": "batch_size",
+               "preset_not_json.json": "preset_not_json.json", "preset_steps_as_text.json": "max_steps",
+               "preset_unknown_field.json": "learning_rte"}
+VALID_TRAINING_DATA = REPO / "assets" / "sample_instructions.jsonl"
+
+
+def test_every_bad_preset_has_its_expected_message():
+    assert set(PRESET_SAYS) == set(PRESETS)
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_train_refuses_impossible_presets_before_launch(name, workspace, tiny_llama_dir, tmp_path):
+    # Valid training data, so the preset alone is what gets refused (a valid preset gets past this point:
+    # the control below).
     refused(cli("pipelines.train", "--preset", str(CORPUS / name), "--model", str(tiny_llama_dir),
-                "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), "--out", str(tmp_path / "run")))
+                "--data", str(VALID_TRAINING_DATA), "--out", str(tmp_path / "run"), "--estimate"), PRESET_SAYS[name])
     assert not (tmp_path / "run" / "status.json").exists()             # nothing was started
+
+
+def test_a_valid_preset_with_the_same_data_is_not_refused(workspace, tiny_llama_dir, tmp_path):
+    proc = cli("pipelines.train", "--preset", str(REPO / "assets" / "presets" / "cpu-tiny-lora.json"),
+               "--model", str(tiny_llama_dir), "--data", str(VALID_TRAINING_DATA), "--out", str(tmp_path / "run"),
+               "--estimate")
+    assert proc.returncode == 0 and "error:" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("flag, value, says", [("--learning-rate", "inf", "learning_rate"),
@@ -84,7 +106,8 @@ def test_evaluate_refuses_an_adapter_for_another_base(workspace, tiny_llama_dir,
                 "--limit", "1"), str(tiny_llama_dir))
 
 
-@pytest.mark.parametrize("flag, value", [("--temperature", "nan"), ("--top-p", "inf"), ("--max-new-tokens", "0")])
-def test_evaluate_refuses_impossible_generation_settings(flag, value, workspace, tiny_llama_dir, tmp_path):
+@pytest.mark.parametrize("flag, value, says", [("--temperature", "nan", "temperature"), ("--top-p", "inf", "top_p"),
+                                               ("--max-new-tokens", "0", "--max-new-tokens")])
+def test_evaluate_refuses_impossible_generation_settings(flag, value, says, workspace, tiny_llama_dir, tmp_path):
     refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--out", str(tmp_path / "ev"),
-                "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), flag, value))
+                "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), flag, value), says)

@@ -33,10 +33,28 @@ def test_adapter_for_another_width_is_refused(tiny_llama_dir, tokenizer_dir, tmp
         load_model(_ref(narrow, adapter), device="cpu")
 
 
-def test_matching_adapter_loads(tiny_llama_dir, tmp_path):
+def _logits(model, ids):
+    import torch
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def _ids():
+    import torch
+    return torch.tensor([[1, 200, 300, 400, 500]])
+
+
+def test_matching_adapter_loads_and_changes_the_logits(tiny_llama_dir, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
     adapter = make_adapter(tiny_llama_dir, tmp_path / "ok")
     model, _ = load_model(_ref(tiny_llama_dir, adapter), device="cpu")
-    assert type(model).__name__.startswith("PeftModel")
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir).eval()
+    with_adapter, without = _logits(model, _ids()), _logits(base, _ids())
+    assert not torch.allclose(with_adapter, without, atol=1e-4)           # the adapter is applied ...
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama_dir), adapter).eval()
+    torch.testing.assert_close(with_adapter, _logits(reference, _ids()))   # ... and it is this adapter
 
 
 def test_all_linear_adapter_loads_on_its_own_base(tiny_llama_dir, tmp_path):
@@ -55,4 +73,7 @@ def test_all_linear_adapter_loads_on_its_own_base(tiny_llama_dir, tmp_path):
     cfg["target_modules"] = sorted(n for n, m in plain.named_modules()
                                    if type(m).__name__ == "Linear" and "lm_head" not in n)
     (tmp_path / "a" / "adapter_config.json").write_text(json.dumps(cfg))      # as training writes it: full paths
-    load_model(_ref(tiny_llama_dir, tmp_path / "a"), device="cpu")
+    model, _ = load_model(_ref(tiny_llama_dir, tmp_path / "a"), device="cpu")
+    lora_b = [n for n, _ in model.named_parameters() if "lora_B" in n]
+    # Every linear layer of every block carries the adapter (2 layers x q,k,v,o,gate,up,down), none skipped.
+    assert len(lora_b) == len(cfg["target_modules"]) == 2 * 7, (lora_b, cfg["target_modules"])

@@ -269,10 +269,17 @@ def test_status_of_a_dead_process_is_not_running(tmp_path):
 
 
 def test_stop_run_ends_the_whole_process_group(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", "import subprocess,sys,time; "
-                             "subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); time.sleep(60)"],
+    child_pid = tmp_path / "grandchild.pid"
+    proc = subprocess.Popen([sys.executable, "-c", "import pathlib,subprocess,sys,time; "
+                             "c = subprocess.Popen([sys.executable,'-c','import time; time.sleep(60)']); "
+                             f"pathlib.Path({str(child_pid)!r}).write_text(str(c.pid)); time.sleep(60)"],
                             start_new_session=True)
-    time.sleep(0.5)
+    deadline = time.time() + 60                  # the grandchild exists before the stop, however slow the start
+    while not child_pid.exists() or not child_pid.read_text():
+        assert time.time() < deadline and proc.poll() is None, "the run never started its child"
+        time.sleep(0.05)
+    grandchild = int(child_pid.read_text())
+    os.kill(grandchild, 0)                       # alive now
     train_runs.update_status(tmp_path, status="running", pid=proc.pid, pgid=proc.pid,
                              pid_start=train_runs.process_start_time(proc.pid))
     st = train_runs.stop_run(tmp_path, grace_s=0.5)
@@ -282,6 +289,8 @@ def test_stop_run_ends_the_whole_process_group(tmp_path):
     while time.time() < deadline and subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True).stdout:
         time.sleep(0.1)
     assert subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(grandchild, 0)                   # the grandchild went with its group
 
 
 @pytest.mark.parametrize("fixture", ["tiny_llama_dir", "tiny_neox_dir"])

@@ -83,6 +83,10 @@ def app_url(app_workspace):
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
+        # In CI a missing browser is a failure: a skip would pass the UI untested and look green.
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Chromium is not at {CHROMIUM} in CI. Fix: make install-dev installs it "
+                        "(apt-get install -y chromium fonts-noto-cjk).")
         pytest.skip("Chromium not installed (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:

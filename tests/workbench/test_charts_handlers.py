@@ -7,6 +7,42 @@ from workbench import tab_charts
 from workbench.state import AppState
 
 
+def cell_classes(table_html: str) -> dict[tuple[str, str], set[str]]:
+    """(row label, column heading) -> the cell's classes, read from Table 1's HTML."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.heads, self.rows, self.where, self.text = [], [], None, ""
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("th", "td") and self.where is None:
+                self.where, self.text, self.cls = tag, "", set((dict(attrs).get("class") or "").split())
+            elif tag == "tr" and self.heads:
+                self.rows.append([])
+            elif tag == "span":
+                self.where = self.where and self.where + "+span"      # a note under the value: not the name
+
+        def handle_endtag(self, tag):
+            if tag == "span" and self.where:
+                self.where = self.where.split("+")[0]
+            if tag == self.where:
+                if tag == "th":
+                    self.heads.append(self.text.strip())
+                else:
+                    self.rows[-1].append((self.text.strip(), self.cls))
+                self.where = None
+
+        def handle_data(self, data):
+            if self.where in ("th", "td"):
+                self.text += data
+
+    p = Cells()
+    p.feed(table_html)
+    return {(r[0][0], head): cls for r in p.rows for head, (_, cls) in zip(p.heads[1:], r[1:])}
+
+
 def rows(n: int, right: int) -> list[dict]:
     return [result_row(f"q{i}", 0, ["a"] if i < right else ["b"]) for i in range(n)]
 
@@ -17,7 +53,10 @@ def test_table1_shows_n_and_intervals_and_marks_best_within_one_question_set(wor
     record(workspace, tmp_path / "e2", "myrun@8", rows(8, 6))
     html, steps, shots, table_csv, long_csv = tab_charts.build(AppState(workspace), "*", "*", True, "accuracy", "ja")
     assert "n=8" in html and "[" in html
-    assert 'class="best"' in html                                  # same question set: ranked
+    cells = cell_classes(html)                                     # same question set: ranked
+    assert "best" in cells[("正答率（0-shot）", "myrun · 8")]          # 6/8 right ...
+    assert "second" in cells[("正答率（0-shot）", "default · 0")]       # ... beats 2/8
+    assert "best" not in cells[("正答率（0-shot）", "default · 0")]
     assert "論文の公表値" in html and "区間・n 未報告" in html          # published columns say so
     assert "myrun · 8" in html and "default · 8" not in html       # the adapter is named by its run
     assert {t.name for t in steps.data} >= {"myrun (0-shot)", "default (0-shot)"}
