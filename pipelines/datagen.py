@@ -40,6 +40,7 @@ from pipelines import audit, cli, datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import Interrupted, UserError, cli_guard, same_command
 from pipelines.datagen_requests import Fatal, request_seed, send
+from pipelines.locality import endpoint_url
 from pipelines.qa_parse import parse_pairs
 from pipelines.workspace import Workspace
 
@@ -79,6 +80,11 @@ class DatagenConfig:
     allow_remote_pii: bool = False             # send chunks with personal data to a remote endpoint
     api_key_env: str = API_KEY_ENV             # environment variable holding the endpoint's API key
     workspace: str | None = None
+
+    def __post_init__(self):
+        # Checked before anything records the URL (job config, access log): no credentials, a readable host.
+        if self.base_url:
+            self.base_url = endpoint_url(self.base_url)
 
 
 class _Pool(ThreadPoolExecutor):

@@ -29,6 +29,32 @@ def allowed_networks(env: str | None = None) -> list[ipaddress._BaseNetwork]:
     return nets
 
 
+def endpoint_url(url: str) -> str:
+    """An endpoint's base URL, checked: http(s), a host, and no credentials in it. A key written into
+    the URL (``https://user:pass@host/v1``) would be copied wherever the URL is recorded (the access
+    log, the registry, a run's config.json and summary.json), so it is refused, never stripped."""
+    from pipelines.errors import UserError
+    text = (url or "").strip()
+    try:
+        parts = urlparse(text)
+        host, _ = parts.hostname, parts.port          # both raise ValueError on a malformed authority
+    except ValueError as exc:
+        raise UserError(f"The endpoint URL {text!r} cannot be read ({exc}).",
+                        "Write it as http(s)://HOST[:PORT]/v1, e.g. http://127.0.0.1:8000/v1 or http://[::1]:8000/v1.",
+                        code="endpoint.bad_url", params={"url": text, "detail": str(exc)}) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UserError(f"The endpoint URL {text!r} is not an http(s) address with a host.",
+                        "Write it as http(s)://HOST[:PORT]/v1, e.g. http://127.0.0.1:8000/v1.",
+                        code="endpoint.bad_url", params={"url": text, "detail": "scheme or host missing"})
+    if parts.username is not None or parts.password is not None:
+        shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        raise UserError(f"The endpoint URL for {shown} carries a user name or password: it would be written "
+                        "into the access log and the run's files.",
+                        "Remove it from the URL and give the key in $OPENAI_API_KEY (read from the environment only).",
+                        code="endpoint.credentials_in_url", params={"url": shown})
+    return text.rstrip("/")
+
+
 def host_of(url_or_host: str) -> str:
     text = (url_or_host or "").strip()
     if "://" in text:

@@ -24,13 +24,13 @@ its base first, then merge the full models).
 """
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from pipelines import safe_load
 from pipelines.errors import UserError
 from pipelines.merge_methods import SafetensorsModel, layer_group, merge_deltas, merge_tensor, stream_merge, \
     tensor_generator
@@ -61,11 +61,11 @@ class MergePlan:
 
 
 def _adapter_config(ref: ModelRef) -> dict:
-    return json.loads((Path(ref.adapter) / "adapter_config.json").read_text())
+    return safe_load.json_file(Path(ref.adapter) / "adapter_config.json", "adapter configuration")
 
 
 def _model_config(path: str) -> dict:
-    return json.loads((Path(path) / "config.json").read_text())
+    return safe_load.json_file(Path(path) / "config.json", "model configuration")
 
 
 def _vocab(path: str) -> dict:
@@ -191,9 +191,11 @@ class Mixer:
         else:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, plan.inputs[0].adapter, adapter_name="in0")
+            with safe_load.refusing_pickles(plan.inputs[0].adapter, "adapter weights"):
+                model = PeftModel.from_pretrained(model, plan.inputs[0].adapter, adapter_name="in0")
             for i, r in enumerate(plan.inputs[1:], start=1):
-                model.load_adapter(r.adapter, adapter_name=f"in{i}")
+                with safe_load.refusing_pickles(r.adapter, "adapter weights"):
+                    model.load_adapter(r.adapter, adapter_name=f"in{i}")
             model.eval()
             if plan.mode == "cat":
                 self.model = model

@@ -22,8 +22,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import cli, run_lock
+from pipelines import cli, run_lock, safe_load
 from pipelines.errors import UserError, cli_guard
+from pipelines.locality import endpoint_url
 from pipelines.workspace import Workspace
 
 DEFAULT_MODEL = "default"
@@ -75,8 +76,8 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
         if not name:
             raise UserError(f"Endpoint reference {spec!r} names no model.", "Write openai:MODEL or openai:MODEL@URL.",
                             code="model.endpoint_no_name", params={"spec": spec})
-        base_url = url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        return ModelRef(spec=spec, kind="endpoint", base_url=base_url.rstrip("/"), model_name=name)
+        base_url = endpoint_url(url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        return ModelRef(spec=spec, kind="endpoint", base_url=base_url, model_name=name)
 
     ws = workspace or Workspace.resolve()
     if spec == DEFAULT_MODEL:
@@ -222,7 +223,8 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref.path, **kwargs)
+        with safe_load.refusing_pickles(ref.path, "model weights"):
+            model = AutoModelForCausalLM.from_pretrained(ref.path, **kwargs)
     except OSError as exc:
         raise UserError(f"Could not load model from {ref.path}: {exc}",
                         "Check that the directory holds config.json and weights (safetensors or bin).",
@@ -233,7 +235,8 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
         from peft import PeftModel
         check_adapter_fits(model, ref.adapter, ref.path)
         try:
-            model = PeftModel.from_pretrained(model, ref.adapter)
+            with safe_load.refusing_pickles(ref.adapter, "adapter weights"):
+                model = PeftModel.from_pretrained(model, ref.adapter)
         except (RuntimeError, ValueError) as exc:      # what the checks above could not foresee
             raise UserError(f"The adapter {ref.adapter} does not fit the model {ref.path}: {str(exc)[:300]}",
                             "Use the base model the adapter was trained on.",
@@ -251,7 +254,7 @@ def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
         raise UserError(f"{adapter_dir} has no adapter_config.json: it is not a PEFT adapter.",
                         "Pass a checkpoint folder saved by training (it holds adapter_config.json).",
                         code="model.not_adapter", params={"path": str(adapter_dir)})
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg = safe_load.json_file(cfg_path, "adapter configuration")
     trained_for = cfg.get("base_model_name_or_path") or "an unrecorded base model"
     modules = {name: mod for name, mod in model.named_modules()}
     short = {n.rsplit(".", 1)[-1] for n in modules}

@@ -27,7 +27,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines import audit, cli, jobs, train_data, train_runs
+from pipelines import audit, cli, jobs, safe_load, train_data, train_runs
 from pipelines.errors import UserError, disk_full
 from pipelines.train_config import TrainConfig
 from pipelines.train_metrics import MetricsWriter, peak_memory_mb
@@ -181,10 +181,10 @@ class Recipe:
         return model
 
     def _load_state(self, point: Path) -> None:
-        import torch
-        self.acc.load_state(str(point / "state"))
-        self.scheduler.load_state_dict(torch.load(point / "state" / "scheduler.pt", weights_only=False))
-        state = json.loads((point / "state" / train_runs.STATE_MARKER).read_text())
+        # Weights-only reads (pipelines/safe_load.py): a planted pickle in a run folder is refused, not run.
+        safe_load.torch_state_folder(point / "state", lambda: self.acc.load_state(str(point / "state")))
+        self.scheduler.load_state_dict(safe_load.torch_state(point / "state" / "scheduler.pt"))
+        state = safe_load.json_file(point / "state" / train_runs.STATE_MARKER, "training state")
         self.step, self.cursor = state["step"], state["cursor"]
         self.elapsed, self.tokens_total = state["elapsed_s"], state["tokens_total"]
 

@@ -132,3 +132,39 @@ def test_no_import_cycles():
 def test_cycle_detector_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# -- nothing read from disk is unpickled (pipelines/safe_load.py) --------------------------------
+
+def _unpickling_calls(source: str) -> list[str]:
+    """Calls that can run code from a file: pickle/dill/joblib loads, torch.load without
+    weights_only=True, numpy.load with allow_pickle=True."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        kwargs = {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg}
+        if name.split(".")[0] in ("pickle", "dill", "joblib", "cloudpickle", "marshal") and \
+                name.split(".")[-1] in ("load", "loads", "Unpickler"):
+            found.append(name)
+        elif name.endswith("torch.load") or name == "load" and "weights_only" in kwargs:
+            if kwargs.get("weights_only") != "True":
+                found.append(f"{name}(weights_only={kwargs.get('weights_only', 'unset')})")
+        elif name.endswith(("np.load", "numpy.load")) and kwargs.get("allow_pickle") == "True":
+            found.append(f"{name}(allow_pickle=True)")
+    return found
+
+
+def test_nothing_under_pipelines_or_workbench_unpickles():
+    offenders = {str(p.relative_to(REPO)): calls for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
+                 if (calls := _unpickling_calls(p.read_text(encoding="utf-8")))}
+    assert not offenders, f"loads that can run code from a file (use pipelines/safe_load.py): {offenders}"
+
+
+def test_the_unpickling_check_finds_what_it_should():
+    assert _unpickling_calls("import torch\ntorch.load(p, weights_only=False)") == ["torch.load(weights_only=False)"]
+    assert _unpickling_calls("import torch\ntorch.load(p)") == ["torch.load(weights_only=unset)"]
+    assert _unpickling_calls("import pickle\npickle.load(fh)") == ["pickle.load"]
+    assert _unpickling_calls("import numpy as np\nnp.load(p, allow_pickle=True)") == ["np.load(allow_pickle=True)"]
+    assert _unpickling_calls("import torch\ntorch.load(p, map_location='cpu', weights_only=True)") == []
