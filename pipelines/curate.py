@@ -24,6 +24,7 @@ import random
 import re
 import shutil
 import sys
+import tempfile
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -271,9 +272,12 @@ def _exportable_ids(ws: Workspace, dataset: str, only_accepted: bool) -> list[in
 
 def _atomic_write(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # A fresh name made with O_EXCL: a predictable NAME.tmp could be a planted link that the write follows
+    # out of exports/ (reproduced: it overwrote a file elsewhere).
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.writelines(lines)
         os.replace(tmp, path)
     except OSError as exc:            # a full disk: the earlier export stays whole, no partial file left
@@ -343,12 +347,14 @@ def _save_hf(rows: list[dict], out: Path, config: ExportConfig) -> dict:
              "eval": [rows[i] for i in range(len(rows)) if i in eval_idx]}
     dd = DatasetDict({k: Dataset.from_dict({c: [r[c] if r[c] is not None else "" for r in v] for c in cols})
                       for k, v in split.items() if v or k == "train"})
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dd.save_to_disk(str(tmp))
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(tmp, out)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))     # fresh, owner-only: no planted link
+    try:
+        dd.save_to_disk(str(work / "dataset"))
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(work / "dataset", out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return {"split": {"train": len(split["train"]), "eval": len(split["eval"]), "seed": config.seed,
                       "eval_fraction": config.eval_fraction}}
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from pathlib import Path
+
 import pytest
 
 from pipelines import curate, datastore
@@ -202,3 +204,16 @@ def test_exports_stay_inside_the_exports_folder(ws, tmp_path, monkeypatch):
     res = curate.export(cfg(str(tmp_path / "shared" / "d.jsonl")))
     assert res["path"] == str(tmp_path / "shared" / "d.jsonl")
     assert curate.export(cfg(""))["path"] == str(ws.root / "exports" / "d.jsonl")   # default name
+
+
+@pytest.mark.parametrize("fmt, name", [("alpaca", "d.jsonl"), ("hf", "d_hf")])
+def test_a_planted_link_at_the_old_temporary_name_is_not_followed(fmt, name, ws, tmp_path):
+    """An export's temporary file used to be NAME.tmp: a link planted there sent the write elsewhere."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (ws.root / "exports").mkdir(exist_ok=True)
+    (ws.root / "exports" / f"{name}.tmp").symlink_to(victim)
+    res = curate.export(ExportConfig(dataset="d", format=fmt, out=name, workspace=str(ws.root)))
+    assert victim.read_text() == "precious"
+    assert res["path"] == str(ws.root / "exports" / name) and not Path(res["path"]).is_symlink()
+    assert (ws.root / "exports" / f"{name}.tmp").is_symlink()               # left alone, never written through
