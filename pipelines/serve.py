@@ -16,10 +16,21 @@ behind others receives SSE comments while the engine makes progress, so a client
 timeout measures a stalled server, not a long queue. From Python,
 ``start_server(ServeConfig(...))`` serves in a background thread and returns the bound port.
 Nothing from a request (prompt or answer) is logged.
+
+Bound beyond loopback (``--host 0.0.0.0``, a LAN address) the server refuses to start without a
+token in ``$JMEDLORA_SERVE_TOKEN`` (the environment, not a flag: a flag shows in ``ps`` to every
+user of the machine). With a token set, every request needs ``Authorization: Bearer TOKEN``
+(an OpenAI client's ``api_key``), loopback clients included: a proxy on the same machine would
+otherwise hand the network a way in.
+
+    JMEDLORA_SERVE_TOKEN=$(openssl rand -hex 24) python -m pipelines.serve --host 0.0.0.0
 """
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
+import os
 import threading
 import time
 import uuid
@@ -51,7 +62,38 @@ class ServeConfig:
     workspace: str | None = None
 
 
-def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestHandler]:
+TOKEN_ENV = "JMEDLORA_SERVE_TOKEN"
+MIN_TOKEN_CHARS = 16
+
+
+def is_loopback_bind(host: str) -> bool:
+    """A listening address only this machine can reach (0.0.0.0 and :: are every interface)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False          # a host name: it may resolve to anything, so it needs a token
+
+
+def serve_token(host: str) -> str | None:
+    """The token requests must carry, or None on loopback without one; refuses an open network bind."""
+    token = os.environ.get(TOKEN_ENV, "").strip() or None
+    if token is None and not is_loopback_bind(host):
+        raise UserError(f"Refusing to serve on {host} without a token: anyone on the network could use the model "
+                        "(and send it patient text).",
+                        f"export {TOKEN_ENV}=$(openssl rand -hex 24) before starting; clients send it as their API key. "
+                        "Or serve on 127.0.0.1.", code="serve.no_token", params={"host": host, "env": TOKEN_ENV})
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise UserError(f"${TOKEN_ENV} is {len(token)} characters: too short to stop guessing.",
+                        f"Use at least {MIN_TOKEN_CHARS} random characters, e.g. $(openssl rand -hex 24).",
+                        code="serve.short_token", params={"env": TOKEN_ENV, "min": MIN_TOKEN_CHARS})
+    return token
+
+
+def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None) -> type[BaseHTTPRequestHandler]:
+    expected = f"Bearer {token}".encode() if token else None
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "jmedlora-serve"
@@ -72,7 +114,21 @@ def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestH
             self._json(err.status, {"error": {"message": err.message, "type": err.type, "param": None,
                                               "code": err.code}})
 
+        def _authorized(self) -> bool:
+            """With a token, every request must carry it (compared in constant time); else a 401."""
+            if expected is None:
+                return True
+            given = (self.headers.get("Authorization") or "").strip().encode()
+            if hmac.compare_digest(given, expected):
+                return True
+            self.close_connection = True       # the body, if any, is not read: do not reuse the connection
+            self._error(ApiError(401, "Missing or wrong API key: this server needs Authorization: Bearer TOKEN.",
+                                 "invalid_request_error", code="invalid_api_key"))
+            return False
+
         def do_GET(self):
+            if not self._authorized():
+                return
             path = self.path.split("?")[0].rstrip("/")
             if path in ("/v1/models", "/models"):
                 self._json(200, {"object": "list", "data": [
@@ -83,6 +139,8 @@ def make_handler(engine: ChatEngine, aliases: set[str]) -> type[BaseHTTPRequestH
                 self._error(ApiError(404, f"No route GET {path}.", code="not_found"))
 
         def do_POST(self):
+            if not self._authorized():
+                return
             path = self.path.split("?")[0].rstrip("/")
             try:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -207,10 +265,11 @@ def trained_format(adapter: str | None) -> str:
 def start_server(config: ServeConfig, engine: ChatEngine | None = None, *,
                  workspace: Workspace | None = None) -> ServerHandle:
     """Serve in a background thread; returns at once with the bound port (``port=0``: a free one)."""
+    token = serve_token(config.host)            # before loading a model: a refusal should be instant
     engine = engine or load_engine(config, workspace=workspace)
     aliases = {engine.model_id, config.model}
     try:
-        server = ThreadingHTTPServer((config.host, config.port), make_handler(engine, aliases))
+        server = ThreadingHTTPServer((config.host, config.port), make_handler(engine, aliases, token))
     except OSError as exc:
         raise UserError(f"Cannot listen on {config.host}:{config.port} ({exc.strerror}).",
                         "Pick another --port (or 0 for any free port).",

@@ -67,6 +67,7 @@ def test_errors_are_openai_shaped(client, server):
     assert err.value.code == 400 and "not valid JSON" in json.loads(err.value.read())["error"]["message"]
 
 
+@pytest.mark.smoke
 def test_datagen_against_the_served_tiny_model(server, workspace, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -82,6 +83,7 @@ def test_datagen_against_the_served_tiny_model(server, workspace, tmp_path):
     assert summary["records"] + summary["unparseable"] + summary["empty_responses"] >= 1
 
 
+@pytest.mark.smoke
 def test_datagen_without_base_url_serves_the_model_itself(tiny_llama_dir, workspace, tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -93,3 +95,67 @@ def test_datagen_without_base_url_serves_the_model_itself(tiny_llama_dir, worksp
     start = events[0]
     assert start["event"] == "start" and start["local"] and start["base_url"].startswith("http://127.0.0.1:")
     assert summary["done"] == 1 and summary["errors"] == 0
+
+
+# -- the server beyond loopback needs a token, and then every request carries it -----------------
+
+TOKEN = "t0ken-for-tests-0123456789"
+
+
+def test_an_open_bind_without_a_token_is_refused_before_any_model_loads(monkeypatch):
+    from pipelines.serve import TOKEN_ENV
+    from pipelines.errors import UserError
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    for host in ("0.0.0.0", "::", "192.0.2.7", "myhost.example"):
+        with pytest.raises(UserError) as err:
+            start_server(ServeConfig(model="/no/such/model", host=host, port=0))
+        assert err.value.code == "serve.no_token" and TOKEN_ENV in err.value.fix
+    monkeypatch.setenv(TOKEN_ENV, "short")
+    with pytest.raises(UserError) as err:
+        start_server(ServeConfig(model="/no/such/model", host="0.0.0.0", port=0))
+    assert err.value.code == "serve.short_token"
+
+
+def test_the_cli_refuses_an_open_bind_without_a_token(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pipelines.serve import TOKEN_ENV
+    from tests.conftest import REPO
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.serve", "--host", "0.0.0.0", "--port", "0",
+                           "--workspace", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out and TOKEN_ENV in out, out
+
+
+@pytest.fixture(scope="module")
+def guarded(tiny_llama_dir):
+    """A server bound to every interface, with a token (reached over loopback)."""
+    import os
+    from pipelines.serve import TOKEN_ENV
+    os.environ[TOKEN_ENV] = TOKEN
+    try:
+        handle = start_server(ServeConfig(model=str(tiny_llama_dir), host="0.0.0.0", port=0, max_tokens=8))
+    finally:
+        del os.environ[TOKEN_ENV]
+    yield f"http://127.0.0.1:{handle.port}/v1", handle
+    handle.stop()
+
+
+def test_with_a_token_every_request_needs_it_loopback_included(guarded):
+    url, handle = guarded
+    for path, data in (("/models", None), ("/chat/completions", b'{"model": "x", "messages": []}')):
+        for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}):
+            req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json", **headers})
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(req, timeout=30)
+            assert err.value.code == 401, (path, headers)
+            assert json.loads(err.value.read())["error"]["code"] == "invalid_api_key"
+    good = openai.OpenAI(base_url=url, api_key=TOKEN, max_retries=0)
+    assert [m.id for m in good.models.list().data] == [handle.model_id]
+    answer = good.chat.completions.create(model=handle.model_id, messages=[{"role": "user", "content": "hi"}],
+                                          max_tokens=4)
+    assert answer.choices[0].message.content is not None
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=url, api_key="wrong-token-0123456789", max_retries=0).models.list()
