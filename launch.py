@@ -46,13 +46,13 @@ def next_free_port(host: str, start: int, tries: int = 50) -> int | None:
     return next((p for p in range(start, min(start + tries, 65536)) if port_is_free(host, p)), None)
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise SystemExit("error: --auth must be USER:PASSWORD (both non-empty), e.g. --auth doctor:s3cret")
-    return user, password
+def parse_auth(value: str | None) -> None:
+    """``--auth USER:PASSWORD`` is refused: a password on the command line is shown by ``ps`` to every
+    user of the machine (and kept in shell histories); users live in WORKSPACE/users.json instead."""
+    if value is not None:
+        raise SystemExit("error: --auth puts a password on the command line, where `ps` shows it to every user "
+                         "of this machine.\n  Fix: add the user once with `python -m pipelines.auth add NAME` "
+                         "(it asks for the password), then start without --auth.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--workspace", default=None, help="workspace directory (default: $JMEDLORA_WORKSPACE or ./workspace)")
-    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
-                   help="one more login for this start only, besides the users of WORKSPACE/users.json")
+    p.add_argument("--auth", default=None, help=argparse.SUPPRESS)      # refused with a fix (parse_auth)
     p.add_argument("--no-auth", action="store_true",
                    help="no login at all: only for a single-user machine (anyone with an account on it can "
                         "then use the workbench); refused with a --host other than loopback")
@@ -71,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    extra = parse_auth(args.auth)
-    if args.no_auth and extra:
-        raise SystemExit("error: --auth and --no-auth contradict each other.\n  Fix: drop one of them.")
+    parse_auth(args.auth)
     if not is_loopback(args.host) and args.no_auth:
         raise SystemExit(f"error: --host {args.host} makes the workbench reachable from other machines, "
                          "and it shows medical data.\n  Fix: drop --no-auth (log in with a named user), "
@@ -108,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"First start: created the user 'admin' with the password\n\n    {first_password}\n\n"
                   "It is shown only this once. Add named users with: python -m pipelines.auth add NAME",
                   flush=True)
-        gate = users.Gate(ws.root, extra=dict([extra]) if extra else {})
+        gate = users.Gate(ws.root)
     state = AppState(workspace=ws, lang=args.lang)
     state.prepare_default_in_background()
     demo = build_app(state)
@@ -117,7 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"JMedLoRA Workbench: http://{args.host}:{args.port}  (workspace {ws.root}; {mode})", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, auth=gate, share=False, show_error=True,
                 inbrowser=False, css=CSS, footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
-                enable_monitoring=False, allowed_paths=[str(ws.root / "exports")])
+                enable_monitoring=False, allowed_paths=[str(ws.root / "exports")], prevent_thread_lock=True)
+    if gate is not None:
+        # Sessions end when their user is removed (before any login: the table is still empty here).
+        from workbench.users import LiveSessions
+        demo.server_app.tokens = LiveSessions(gate.still_allowed)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

