@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import os
 import json
 import sqlite3
 
@@ -58,10 +59,12 @@ def test_export_on_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial_one(
         def writelines(self, lines):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    def full_open(path, mode="r", *a, **kw):
-        f = real_open(path, mode, *a, **kw)
-        return FullFile(f) if "w" in mode and str(path).endswith(".tmp") else f
-    monkeypatch.setattr(builtins, "open", full_open)
+    real_fdopen = os.fdopen
+
+    def full_fdopen(fd, mode="r", *a, **kw):          # the export's fresh temporary file (mkstemp)
+        f = real_fdopen(fd, mode, *a, **kw)
+        return FullFile(f) if "w" in mode else f
+    monkeypatch.setattr(os, "fdopen", full_fdopen)
     with pytest.raises(UserError, match="The disk is full") as err:
         curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
                                    workspace=str(workspace.root)))
