@@ -126,10 +126,11 @@ def _dummy_hash() -> str:
 class Gate:
     """The login check Gradio calls: password, throttle, audit. One per running workbench."""
     root: Path
-    extra: dict[str, str] = field(default_factory=dict)      # USER -> PASSWORD from --auth (legacy)
     _failures: dict[str, list[float]] = field(default_factory=dict)
     _locked_until: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _names: frozenset = frozenset()                # still_allowed's copy of the user names ...
+    _names_stamp: tuple | None = None              # ... and the users.json it was read from
 
     def __call__(self, username: str, password: str) -> bool:
         now = time.time()
@@ -143,8 +144,7 @@ class Gate:
         # An unknown name costs the same scrypt as a known one: the response time does not tell which
         # names exist (measured before: 0.8 ms for an unknown name against 42 ms for a known one).
         matches = password_matches(password, stored["hash"] if stored else _dummy_hash())
-        ok = (stored is not None and matches) or \
-            (name in self.extra and hmac.compare_digest(self.extra[name], password))
+        ok = stored is not None and matches
         with self._lock:
             if ok:
                 self._failures.pop(name, None)
@@ -159,10 +159,15 @@ class Gate:
         return ok
 
     def still_allowed(self, username: str) -> bool:
-        """Whether a logged-in name is still a user (asked at every request: removal ends sessions)."""
+        """Whether a logged-in name is still a user. Asked at every request (removal ends sessions), so
+        users.json is re-read only when the file changed: a stat per request, not a JSON parse."""
         try:
-            return username in self.extra or username in load_users(self.root)
-        except UserError:                # users.json broken mid-session: nobody passes until it is fixed
+            st = os.stat(users_path(self.root))
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if stamp != self._names_stamp:
+                self._names, self._names_stamp = frozenset(load_users(self.root)), stamp
+            return username in self._names
+        except (OSError, UserError):     # users.json gone or broken mid-session: nobody passes until fixed
             return False
 
     def locked(self, username: str) -> bool:

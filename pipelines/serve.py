@@ -28,7 +28,6 @@ otherwise hand the network a way in.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import os
 import threading
@@ -41,6 +40,7 @@ from typing import Callable
 
 from pipelines import cli
 from pipelines.errors import UserError, cli_guard
+from pipelines.locality import is_local
 from pipelines.serve_engine import PROMPT_FORMATS, ApiError, ChatEngine
 from pipelines.workspace import Workspace
 
@@ -66,20 +66,11 @@ TOKEN_ENV = "JMEDLORA_SERVE_TOKEN"
 MIN_TOKEN_CHARS = 16
 
 
-def is_loopback_bind(host: str) -> bool:
-    """A listening address only this machine can reach (0.0.0.0 and :: are every interface)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False          # a host name: it may resolve to anything, so it needs a token
-
-
 def serve_token(host: str) -> str | None:
     """The token requests must carry, or None on loopback without one; refuses an open network bind."""
     token = os.environ.get(TOKEN_ENV, "").strip() or None
-    if token is None and not is_loopback_bind(host):
+    # The project's one loopback rule (by resolved address): a host name may resolve anywhere.
+    if token is None and not is_local(host, allow=[]):
         raise UserError(f"Refusing to serve on {host} without a token: anyone on the network could use the model "
                         "(and send it patient text).",
                         f"export {TOKEN_ENV}=$(openssl rand -hex 24) before starting; clients send it as their API key. "

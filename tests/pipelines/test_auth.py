@@ -78,3 +78,19 @@ def test_cli_add_list_remove(tmp_path):
     bad = run("remove", "ghost")
     assert bad.returncode == 2 and "No user 'ghost'" in bad.stderr and "Traceback" not in bad.stderr
     assert run("remove", "nurse1").returncode == 0 and "nurse1" not in run("list").stdout
+
+
+def test_still_allowed_follows_users_json_and_reads_it_only_when_it_changed(tmp_path, monkeypatch):
+    auth.set_user(tmp_path, "dr_sato", "0123456789")
+    gate = auth.Gate(tmp_path)
+    reads = []
+    real = auth.load_users
+    monkeypatch.setattr(auth, "load_users", lambda root: reads.append(1) or real(root))
+    assert all(gate.still_allowed("dr_sato") for _ in range(50)) and len(reads) == 1
+    assert not gate.still_allowed("nobody")
+    auth.remove_user(tmp_path, "dr_sato")
+    assert not gate.still_allowed("dr_sato")
+    auth.set_user(tmp_path, "dr_sato", "0123456789")
+    assert gate.still_allowed("dr_sato")
+    auth.users_path(tmp_path).write_text("{broken")
+    assert not gate.still_allowed("dr_sato")

@@ -2,7 +2,6 @@
 job's events (not only the terminal), and what was saved before stays whole."""
 from __future__ import annotations
 
-import builtins
 import errno
 import os
 import json
@@ -44,7 +43,6 @@ def test_export_on_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial_one(
     first = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(workspace.root)))
     target = workspace.root / "exports" / "d.jsonl"
     before = target.read_bytes()
-    real_open = builtins.open
 
     class FullFile:
         def __init__(self, f):
