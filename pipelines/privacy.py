@@ -1,12 +1,15 @@
 """Personal-data scanner for Japanese clinical text: the guard before text leaves the machine.
 
 ``scan(text)`` returns ``Finding``s (kind, matched text, span) for the identifiers typical of
-Japanese clinical documents: patient names with honorifics or in a 患者/氏名 field, patient and
-medical-record numbers, dates of birth (Western and 昭和/平成/令和 dates), phone numbers,
+Japanese clinical documents: patient names with honorifics (kanji, katakana or hiragana; a
+one-character surname such as 林さん) or in a 患者/氏名 field, patient and medical-record
+numbers, dates of birth (Western and 昭和/平成/令和 dates, in Arabic or kanji numerals such as
+昭和五十二年三月十日), phone numbers (hyphens, none, or spaces: 090 1234 5678),
 addresses down to the block number, e-mail addresses and My Number (個人番号, checked with
 its check digit). It is a pattern scanner: it favours catching too much (the user can
 override after looking) over letting an identifier through, and it does not replace a
-proper de-identification step for data that must be anonymised.
+proper de-identification step for data that must be anonymised. Known cost of that choice: a
+katakana noun before 様 meaning "-like" and not followed by a kanji (ポリープ様の隆起) is flagged.
 
     python -m pipelines.privacy FILE...      # print what would block remote generation
 """
@@ -61,14 +64,24 @@ _PREFECTURES = ("北海道|青森県|岩手県|宮城県|秋田県|山形県|福
                 "大阪府|兵庫県|奈良県|和歌山県|鳥取県|島根県|岡山県|広島県|山口県|徳島県|香川県|愛媛県|高知県|"
                 "福岡県|佐賀県|長崎県|熊本県|大分県|宮崎県|鹿児島県|沖縄県")
 
-_DATE = (r"(?:(?:明治|大正|昭和|平成|令和|[MTSHR])\s?(?:\d{1,2}|元)\s?[年./]\s?\d{1,2}\s?[月./]\s?\d{1,2}日?"
+# Kanji numerals as clinical notes write them in 和暦 dates (昭和五十二年三月十日).
+_KNUM = r"[〇一二三四五六七八九十]{1,4}"
+_ERA_DATE = rf"(?:明治|大正|昭和|平成|令和)\s?(?:\d{{1,2}}|元|{_KNUM})\s?年\s?(?:\d{{1,2}}|{_KNUM})\s?月\s?(?:\d{{1,2}}|{_KNUM})\s?日"
+_DATE = (rf"(?:{_ERA_DATE}"
+         r"|(?:明治|大正|昭和|平成|令和|[MTSHR])\s?(?:\d{1,2}|元)\s?[年./]\s?\d{1,2}\s?[月./]\s?\d{1,2}日?"
          r"|\d{4}\s?[年/.-]\s?\d{1,2}\s?[月/.-]\s?\d{1,2}日?)")
 
-# A kanji name (family name, optional given name in kanji or hiragana) or a spaced katakana
-# name, then an honorific; not an eponym (バセドウ氏病) nor a form field (氏名).
+# A name, then an honorific; not an eponym (バセドウ氏病) nor a form field (氏名). The name: a kanji
+# family name (one character, as 林, or more) with an optional given name in kanji, hiragana or
+# katakana (鈴木ハナコさん); a katakana name, one word or two (サトウ様, タナカ イチロウ様); a
+# hiragana name (さとう様), as notes write a patient's name when its kanji are unknown. Words of
+# those shapes that are no name (お母さん, 皆様, ナースさん) are dropped in scan().
 _HONORIFIC_NAME = re.compile(
-    rf"(?P<v>(?:[{_KANJI}]{{2,4}}[ 　]?(?:[{_KANJI}]{{1,4}}|[ぁ-ゖ]{{2,4}})?|[{_KANA}]{{2,8}}[ 　][{_KANA}]{{2,8}})"
-    rf"[ 　]?(?P<h>様|さま|さん|氏|殿))(?![病症名族])")
+    rf"(?P<v>(?:[{_KANJI}]{{1,4}}[ 　]?(?:[{_KANJI}]{{1,4}}|[ぁ-ゖ]{{2,4}}|[{_KANA}]{{2,6}})?"
+    rf"|(?<![{_KANA}])[{_KANA}]{{2,8}}(?:[ 　][{_KANA}]{{2,8}})?"
+    rf"|(?<![ぁ-ゖ])[ぁ-ゖ]{{2,6}}(?:[ 　][ぁ-ゖ]{{2,6}})?)"
+    # 様 before a kanji is "-like" in clinical text (インスリン様成長因子, すりガラス様陰影), not an honorific.
+    rf"[ 　]?(?P<h>様|さま|さん|氏|殿))(?![病症名族])(?<!様(?=[{_KANJI}]))")
 
 _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("name", re.compile(  # a 患者/氏名 field followed by a name
@@ -80,9 +93,11 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
         r"|記号番号|MRN|\bID)\s*(?:[:：#]|は)?\s*(?P<v>[A-Za-z]{0,3}-?\d[\d-]{3,})", re.IGNORECASE)),
     ("date_of_birth", re.compile(rf"(?:生年月日|誕生日|DOB)\s*(?:[:：]|は)?\s*(?P<v>{_DATE})", re.IGNORECASE)),
     ("date_of_birth", re.compile(rf"(?P<v>{_DATE}\s?(?:生まれ|生))")),
-    ("date", re.compile(r"(?P<v>(?:明治|大正|昭和|平成|令和)\s?(?:\d{1,2}|元)\s?年\s?\d{1,2}\s?月\s?\d{1,2}\s?日)")),
+    ("date", re.compile(rf"(?P<v>{_ERA_DATE})")),
     ("phone", re.compile(
         rf"(?<![\d-])(?P<v>(?:\+81{_DASH}?|0)\d{{1,4}}{_DASH}\d{{1,4}}{_DASH}\d{{3,4}}|0[5-9]0\d{{8}}|0\d{{9}})(?![\d-])")),
+    # Written with spaces (090 1234 5678, 03 1234 5678): a mobile's 3-4-4, or 10 digits in three groups.
+    ("phone", re.compile(r"(?<![\d-])(?P<v>(?:\+81 ?|0)[5-9]0 \d{4} \d{4}|0\d{1,4} \d{1,4} \d{4})(?![\d-])")),
     ("phone", re.compile(r"(?:TEL|Tel|電話|携帯)\s*(?:番号)?\s*[:：]?\s*(?P<v>\(?0\d{1,4}\)?[\d()-]{6,})")),
     ("address", re.compile(
         rf"(?P<v>(?:{_PREFECTURES})?[{_KANJI}ぁ-ゖ{_KANA}]{{1,8}}?[市区町村郡][{_KANJI}ぁ-ゖ{_KANA}]{{0,12}}?"
@@ -90,13 +105,21 @@ _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("email", re.compile(r"(?P<v>[\w.+-]+@[\w-]+(?:\.[\w-]+)+)")),
 ]
 
-# Words that end like a name but are not one (患者様, ご家族様, 皆様, 担当医様 …).
+# Words that end like a name but are not one (患者様, ご家族様, 皆様, 担当医様, お母さん …).
 _NOT_NAME_ENDINGS = ("患者", "家族", "者", "方", "員", "医", "師", "士", "様方", "各位", "本人", "皆",
-                     "先生", "御中", "神", "子供", "子ども", "ご主人", "奥", "お客")
+                     "先生", "御中", "神", "子供", "子ども", "ご主人", "奥", "お客",
+                     "母", "父", "兄", "姉", "弟", "妹", "娘", "息子", "嫁", "婿", "孫", "夫", "妻", "殿", "姫", "仏",
+                     # the same in kana, and staff called by their role
+                     "みな", "みんな", "ママ", "パパ",
+                     "ナース", "ドクター", "ヘルパー", "ケアマネ", "スタッフ", "ボランティア", "ドライバー",
+                     "リハ", "セラピスト", "クラーク", "ワーカー")
+# Kana stems that begin with the polite お/ご are words (おかあさん, ご主人さま), not names.
+_POLITE_PREFIXES = ("お", "ご")
 
 # Ordinary words that end in an honorific-like character.
 _NOT_NAME_WORDS = {"同様", "多様", "模様", "仕様", "異様", "一様", "態様", "紋様", "有様", "文様", "神様", "王様",
-                   "宮殿", "御殿", "神殿", "彼氏", "両氏", "諸氏", "同氏", "某氏"}
+                   "宮殿", "御殿", "神殿", "彼氏", "両氏", "諸氏", "同氏", "某氏", "貴様", "殿様", "奥様", "各様",
+                   "皆さん", "皆さま", "みなさん", "みなさま", "ひとさま", "たくさん"}
 
 _MY_NUMBER = re.compile(r"(?<![\d-])(?P<v>\d{4}[ -]?\d{4}[ -]?\d{4})(?![\d-])")
 _MY_NUMBER_CONTEXT = re.compile(r"(?:マイナンバー|個人番号)\s*(?:[:：]|は)?\s*$")
@@ -118,6 +141,14 @@ def is_my_number(digits: str) -> bool:
     return len(digits) == 12 and my_number_check_digit(digits[:11]) == int(digits[11])
 
 
+def _looks_like_a_name(stem: str, honorific: str) -> bool:
+    """Whether the words before an honorific are a name, not a role, a family word or a polite word."""
+    return not (stem.endswith(_NOT_NAME_ENDINGS)
+                or stem[-1] + honorific in _NOT_NAME_WORDS or stem + honorific in _NOT_NAME_WORDS
+                or (re.match(r"[ぁ-ゖ]", stem) and stem.startswith(_POLITE_PREFIXES))
+                or re.search(r"様|さま|さん|殿", stem))      # 皆さん|たくさん: two words, not one name
+
+
 def scan(text: str) -> list[Finding]:
     """All personal-data findings in ``text``, in order, overlapping duplicates removed."""
     norm = text.translate(_NORMALISE)
@@ -127,8 +158,7 @@ def scan(text: str) -> list[Finding]:
             a, b = m.span("v")
             value = norm[a:b].rstrip()
             if pattern is _HONORIFIC_NAME:
-                stem = norm[a:m.start("h")].rstrip()
-                if stem.endswith(_NOT_NAME_ENDINGS) or stem[-1] + m.group("h") in _NOT_NAME_WORDS:
+                if not _looks_like_a_name(norm[a:m.start("h")].rstrip(), m.group("h")):
                     continue
             found.append(Finding(kind, text[a:a + len(value)], a, a + len(value)))
     for m in _MY_NUMBER.finditer(norm):

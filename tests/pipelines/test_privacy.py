@@ -34,6 +34,17 @@ def _valid_my_number(first11: str = "12345678901") -> str:
     ("住所：東京都新宿区西新宿2丁目8-1", "address", "東京都新宿区西新宿2丁目8-1"),
     ("大阪市北区梅田1-2-3在住", "address", "大阪市北区梅田1-2-3"),
     ("連絡は taro.yamada@example.jp まで", "email", "taro.yamada@example.jp"),
+    # What the guard missed in the round-two audit, in the phrasing of clinical notes:
+    ("本日外来にて林さんより症状の訴えあり。", "name", "林さん"),
+    ("サトウ様より電話あり、内服の確認。", "name", "サトウ様"),
+    ("鈴木ハナコさん（78歳女性）、独居。", "name", "鈴木ハナコさん"),
+    ("さとう様に検査結果を説明した。", "name", "さとう様"),
+    ("ご本人（かとう はなこ様）へ病状説明。", "name", "かとう はなこ様"),
+    ("昭和五十二年三月十日生まれの男性。", "date_of_birth", "昭和五十二年三月十日生まれ"),
+    ("生年月日：平成元年十二月三日", "date_of_birth", "平成元年十二月三日"),
+    ("令和五年四月一日に入院。", "date", "令和五年四月一日"),
+    ("緊急連絡先（長男）携帯 090 1234 5678", "phone", "090 1234 5678"),
+    ("自宅 03 1234 5678 へ連絡", "phone", "03 1234 5678"),
 ])
 def test_identifiers_are_found(text, kind, found):
     assert (kind, found) in kinds(text)
@@ -62,6 +73,10 @@ def test_my_number_check_digit():
     "HbA1c 7.2%、LDL-C 140 mg/dL、BNP 500 pg/mL、eGFR 45。2019年のガイドラインで推奨された。",
     "ワルファリン 3 mg/日を投与し、PT-INR 2.0-3.0 を目標とする。",
     "看護師さんと医師が患者さんに説明した。",
+    "お母さんと娘さんが付き添い、おばあさんは自宅。ナースさんとヘルパーさんに申し送り。",
+    "みなさまへ。皆さんたくさんの質問をありがとうございます。奥様とご家族様へ。",
+    "インスリン様成長因子、すりガラス様陰影、腫瘤様陰影、感冒様症状を認める。",
+    "平成十五年に手術歴あり。",
 ])
 def test_ordinary_medical_text_is_not_flagged(text):
     assert kinds(text) == []
