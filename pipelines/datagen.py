@@ -40,7 +40,7 @@ from pipelines import audit, cli, datastore, jobs, privacy, prompts
 from pipelines.documents import chunk_documents, hf_token_spans, load_documents
 from pipelines.errors import Interrupted, UserError, cli_guard, same_command
 from pipelines.datagen_requests import Fatal, request_seed, send
-from pipelines.locality import endpoint_url
+from pipelines.locality import endpoint_url, pin
 from pipelines.qa_parse import parse_pairs
 from pipelines.workspace import Workspace
 
@@ -147,11 +147,6 @@ def request_key(chunk_id: str, prompt: str, model: str) -> tuple[str, str]:
     return key, prompt_hash
 
 
-def is_loopback(base_url: str) -> bool:
-    from pipelines.models import ModelRef
-    return ModelRef(spec=base_url, kind="endpoint", base_url=base_url).is_local_endpoint
-
-
 def privacy_findings(chunks) -> list[dict]:
     """Personal-data findings in chunks, each with its chunk id (what the guard would show)."""
     out = []
@@ -224,7 +219,9 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
                                     workspace=ws)
         base_url, model = server.base_url, server.model_id
     try:
-        local = is_loopback(base_url)
+        # Judged on the address the requests will go to (pinned: the client does not resolve the name again).
+        target = pin(base_url)
+        local = target.local
         work = []
         for c in chunks:
             prompt = render_prompt(template, c.text, config.pairs)
@@ -252,7 +249,8 @@ def run(config: DatagenConfig, on_event: Callable[[dict], None] | None = None, *
         # openai.Timeout is whichever HTTP library's Timeout the installed client is built on (httpx up to
         # openai 2.x, httpx2 from 3.x): an httpx object handed to a 3.x client is refused.
         timeout = openai.Timeout(config.timeout, connect=10.0) if local else config.timeout
-        client = openai.OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=0)
+        client = openai.OpenAI(base_url=target.url, api_key=key or "not-needed", timeout=timeout, max_retries=0,
+                               default_headers=target.headers)
         json_refused = threading.Event()
 
         n = _Counters(total=len(work), cached=len(work) - len(to_send))

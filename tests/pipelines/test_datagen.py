@@ -11,6 +11,7 @@ from pipelines import datagen, datastore
 from pipelines.curate import dataset_stats
 from pipelines.datagen import DatagenConfig, PrivacyBlocked, load_prompt_template, render_prompt
 from pipelines.errors import UserError
+from pipelines.locality import Pinned
 from tests.pipelines.fake_openai_server import FakeOpenAIServer
 
 PAPER_PROMPT = """### Instructions:
@@ -165,7 +166,7 @@ def test_privacy_override_and_loopback(planted, workspace, monkeypatch):
         monkeypatch.delenv("OPENAI_API_KEY", raising=False)
         assert datagen.run(config(planted, workspace, srv, dataset="local"))["done"] == 6
         # The same server treated as remote: blocked, then allowed by the explicit override.
-        monkeypatch.setattr(datagen, "is_loopback", lambda url: False)
+        monkeypatch.setattr(datagen, "pin", lambda url: Pinned(url, local=False))
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         with pytest.raises(PrivacyBlocked):
             datagen.run(config(planted, workspace, srv, dataset="remote", model="other-model"))
@@ -177,9 +178,40 @@ def test_privacy_override_and_loopback(planted, workspace, monkeypatch):
         assert any(e["event"] == "privacy_override" for e in events)
 
 
+def test_a_name_judged_local_is_connected_to_at_the_address_that_was_judged(planted, workspace, monkeypatch):
+    """A name that answers 127.0.0.1 first and something else later must not get a second say: the
+    client goes to the judged address, so the name is resolved once (the old client resolved it again
+    to connect, and a flipping name sent a chunk out in 2 of 8 audit runs)."""
+    import socket
+    real, asked = socket.getaddrinfo, []
+
+    def flipping(host, *args, **kwargs):
+        if host != "flipper.test":
+            return real(host, *args, **kwargs)
+        asked.append(host)
+        if len(asked) > 1:      # the second answer would be remote; failing here keeps the test on loopback
+            raise socket.gaierror(socket.EAI_NONAME, "second resolution of flipper.test")
+        return real("127.0.0.1", *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", flipping)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeOpenAIServer(pairs_reply) as srv:
+        out = datagen.run(config(planted, workspace, srv, base_url=srv.base_url.replace("127.0.0.1", "flipper.test")))
+    assert out["done"] == 6 and out["errors"] == 0 and srv.requests == 6
+    assert asked == ["flipper.test"]
+
+
+def test_pinning_keeps_literals_names_https_apart():
+    from pipelines.locality import pin
+    assert pin("http://127.0.0.1:8000/v1") == Pinned("http://127.0.0.1:8000/v1", local=True)
+    assert pin("http://192.0.2.1/v1") == Pinned("http://192.0.2.1/v1", local=False)
+    assert pin("http://localhost:8000/v1") == Pinned("http://127.0.0.1:8000/v1", True, {"Host": "localhost:8000"})
+    # A certificate names the host, so an https name cannot be pinned: it stays under the guard.
+    assert pin("https://localhost:8443/v1") == Pinned("https://localhost:8443/v1", local=False)
+
+
 def test_remote_endpoint_needs_a_key_from_the_environment(docs, workspace, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr(datagen, "is_loopback", lambda url: False)
+    monkeypatch.setattr(datagen, "pin", lambda url: Pinned(url, local=False))
     with FakeOpenAIServer(pairs_reply) as srv:
         with pytest.raises(UserError, match="OPENAI_API_KEY"):
             datagen.run(config(docs, workspace, srv))
