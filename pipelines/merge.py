@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from pipelines import audit, cli, jobs, metrics
+from pipelines import audit, cli, jobs, metrics, run_lock
 from pipelines.backends import BackendSettings
 from pipelines.errors import UserError, cli_guard
 from pipelines.generation import GenerationSettings, LocalGenerator
@@ -166,6 +166,14 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
     data = load_merge_data(config)
     plan = plan_merge(config.inputs, config.base, config.method, layer_groups=config.layer_groups,
                       seed=config.seed, workspace=ws)
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    # One merge per output folder, as evaluation holds its own: two merges with one --out scored every
+    # candidate twice and the second crashed.
+    with run_lock.exclusive(config.out, "merge"):
+        return _search_and_report(config, plan, data, ws, emit, should_stop)
+
+
+def _search_and_report(config: MergeConfig, plan, data: MergeData, ws: Workspace, emit, should_stop) -> dict:
     out = _prepare_out(config)
     stop = should_stop or (lambda: (out / "STOP").exists())
     space = SearchSpace(len(plan.inputs), config.layer_groups, config.method in SPARSE_METHODS)

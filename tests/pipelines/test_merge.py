@@ -251,3 +251,19 @@ def test_overlap_by_text_under_another_id_is_refused(tmp_path):
     with pytest.raises(UserError, match="1 shared question text"):
         check_disjoint(qs[:5], renamed)
     check_disjoint(qs[:5], qs[5:])
+
+
+def test_a_second_merge_into_the_same_folder_is_refused_while_the_first_runs(workspace, adapters, tmp_path):
+    """Two merges with one --out scored every candidate twice and the second crashed: the folder is
+    locked like an evaluation's (the first merge is stood in for by holding its lock)."""
+    from pipelines import run_lock
+    from pipelines.errors import UserError
+    out = tmp_path / "m"
+    out.mkdir()
+    config = MergeConfig(inputs=(str(adapters[0]), str(adapters[1])), dev=str(small_questions(tmp_path / "dev.jsonl", 4)),
+                         test_fraction=0.5, budget=4, population=4, batch_size=4, out=str(out))
+    with run_lock.exclusive(out, "merge"):
+        with pytest.raises(UserError) as err:
+            run(config)
+    assert err.value.code == "lock.busy" and str(out) in err.value.problem
+    assert not (out / "candidates.jsonl").exists() and not (out / "config.json").exists()
