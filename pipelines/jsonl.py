@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
 
+from pipelines import safe_load
 from pipelines.errors import UserError
 
 
@@ -68,7 +69,7 @@ def read_jsonl(path: str | Path, problems: list[DataProblem] | None = None, *,
     whether to stop); without one, the first bad line raises a UserError. A file over
     ``max_file_bytes`` is refused before it is read; a line over ``max_line_bytes`` is a bad line.
     """
-    path = Path(path)
+    path = safe_load.regular_file(path, "JSONL file")
     try:
         size = path.stat().st_size
         if size > max_file_bytes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pickle
+import stat
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -99,3 +100,22 @@ def json_file(path: str | Path, what: str, expect: type | None = dict) -> Any:
                         "Restore the file from the tool that wrote it, or remove the folder.",
                         code="files.bad_json",
                         params={"path": str(path), "what": what, "detail": str(exc)[:200]}) from None
+
+
+def regular_file(path: str | Path, what: str) -> Path:
+    """``path`` if it is a regular file (links followed). A device or a named pipe given where a file
+    is expected never ends (``/dev/zero``) or blocks for ever (a FIFO nobody writes): refused before
+    it is opened, which for a FIFO would itself block."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path                              # missing or unreadable: the reader's own message says which
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise UserError(f"{path} ({what}) is {kind}, not a file: reading it would never end.",
+                        "Give the path of a regular file.", code="files.not_regular",
+                        params={"path": str(path), "what": what, "kind": kind})
+    return path
+

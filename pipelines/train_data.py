@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from pipelines import safe_load
 from pipelines.errors import UserError
 from pipelines.jsonl import read_jsonl
 
@@ -54,7 +55,7 @@ def resolve_data(spec: str, workspace) -> DataSource:
     if not spec:
         raise UserError("No training data given.", "Pass --data FILE.jsonl, a saved dataset folder, or a dataset name.",
                         code="data.none", params={"field": "data"})
-    path = Path(spec).expanduser()
+    path = safe_load.regular_file(Path(spec).expanduser(), "training data")    # a folder passes too
     name = path.stem
     if not path.exists():
         dname, _, version = spec.partition("@")

@@ -111,3 +111,34 @@ def test_evaluate_refuses_an_adapter_for_another_base(workspace, tiny_llama_dir,
 def test_evaluate_refuses_impossible_generation_settings(flag, value, says, workspace, tiny_llama_dir, tmp_path):
     refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--out", str(tmp_path / "ev"),
                 "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), flag, value), says)
+
+
+# -- devices and pipes where a file is expected: refused at once, never read ---------------------
+
+@pytest.fixture
+def fifo(tmp_path):
+    import os
+    path = tmp_path / "questions.jsonl"
+    os.mkfifo(path)
+    return path
+
+
+def _refused_quickly(*args: str) -> str:
+    # 120 s, not the suite's 600: a regression spins or blocks, and should not hold the suite for long.
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    return refused(proc, "not a file")
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_device_or_pipe_as_question_file_is_refused(special, fifo, workspace, tiny_llama_dir, tmp_path):
+    data = str(fifo) if special == "fifo" else special
+    _refused_quickly("pipelines.igakuqa", data)
+    _refused_quickly("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "ev"))
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_device_or_pipe_as_training_data_or_import_is_refused(special, fifo, workspace, tiny_llama_dir, tmp_path):
+    data = str(fifo) if special == "fifo" else special
+    _refused_quickly("pipelines.train", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "status.json").exists()
+    _refused_quickly("pipelines.curate", "import", "--dataset", "d", "--jsonl", data, "--workspace", str(workspace.root))
