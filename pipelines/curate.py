@@ -359,8 +359,9 @@ def _save_hf(rows: list[dict], out: Path, config: ExportConfig) -> dict:
                       "eval_fraction": config.eval_fraction}}
 
 
-def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
-    """Add the Alpaca records of a JSONL file to ``dataset``; returns how many were added."""
+def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str, *, user: str | None = None) -> int:
+    """Add the Alpaca records of a JSONL file to ``dataset``; returns how many were added. Audited here,
+    as export is, so the command line and the page leave the same entry (``user``: who, from the page)."""
     records = []
     for lineno, rec in read_jsonl(path):
         if not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("output"), str):
@@ -369,7 +370,10 @@ def import_alpaca_jsonl(ws: Workspace, dataset: str, path: str) -> int:
                             code="alpaca.not_a_record", params={"path": str(path), "line": lineno})
         records.append({"instruction": rec["instruction"], "input": rec.get("input") or "",
                         "output": rec["output"], "source_doc": Path(path).name})
-    return datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")
+    n = datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")
+    audit.record(ws.root, user or audit.current_user(), "import", f"dataset:{dataset}",
+                 path=str(Path(path).resolve()), records=n)
+    return n
 
 
 # -- CLI (the subcommands' configs: pipelines/curate_cli.py) --------------------------

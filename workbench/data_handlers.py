@@ -161,12 +161,11 @@ def on_load(state: AppState, lang: str):
 def import_jsonl(state: AppState, path: str, name: str, lang: str, request: gr.Request = None):
     name = (name or "").strip() or (path or "").rsplit("/", 1)[-1].split(".")[0]
     try:
-        n = curate.import_alpaca_jsonl(state.workspace, name, path)
+        n = curate.import_alpaca_jsonl(state.workspace, name, path, user=users.current_user(request))
     except UserError as exc:
         return error_html(exc, FIELDS, lang), gr.update()
     except OSError as exc:
         return notice.error(f"{path}: {exc.strerror}", MSG["check_path"][lang], lang), gr.update()
-    users.record(state.workspace.root, users.current_user(request), "import", name, path=path, records=n)
     return notice.notice("ok", MSG["imported"][lang].format(n=n)), gr.update(choices=dataset_names(state), value=name)
 
 

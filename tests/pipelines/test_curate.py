@@ -169,6 +169,12 @@ def test_cli_round_trip(workspace, tmp_path, capsys):
     bad.write_text('{"instruction": "x"}\n')
     with pytest.raises(SystemExit):
         curate.main(["import", "--dataset", "c", "--jsonl", str(bad), *w])
+    # The command-line import is in the access log, as the page's is (it was not), and a refused one is not.
+    from pipelines import audit
+    imports = [e for e in audit.entries(workspace.root) if e["action"] == "import"]
+    assert [(e["object"], e["detail"]["records"], e["detail"]["path"]) for e in imports] == \
+        [("dataset:c", 3, str(src.resolve()))]
+    assert imports[0]["user"].startswith("cli:")
 
 
 def test_search_is_literal_for_percent_and_underscore(workspace):
