@@ -223,13 +223,16 @@ def history_frame(state: AppState, record_id: int, lang: str = "en") -> pd.DataF
                          for r in rows], columns=header(HISTORY_COLS, lang))
 
 
-def load_record(state: AppState, record_id, lang: str):
+def load_record(state: AppState, record_id, lang: str, request: gr.Request = None):
+    """Open one record for reading and editing: a view of data, so it goes in the access log."""
     if not record_id:
         return "", "", "", pd.DataFrame(columns=header(HISTORY_COLS, lang)), ""
     try:
         rec = datastore.get_record(state.workspace, int(record_id))
     except UserError as exc:
         return "", "", "", pd.DataFrame(columns=header(HISTORY_COLS, lang)), error_html(exc, FIELDS, lang)
+    users.record(state.workspace.root, users.current_user(request), "view", f"record:{int(record_id)}",
+                 dataset=rec.get("dataset"))
     return rec["instruction"], rec["input"], rec["output"], history_frame(state, int(record_id), lang), ""
 
 

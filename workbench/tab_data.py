@@ -190,7 +190,9 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     def rerender(lang_, record_id, *listing_args):
         """Everything on the tab that holds words, in the new language."""
-        history = h.load_record(state, record_id, lang_)[3]
+        # The words only: re-rendering in another language is not another view of the record.
+        history = h.history_frame(state, int(record_id), lang_) if record_id else \
+            pd.DataFrame(columns=header(HISTORY_COLS, lang_))
         return (*choices_for(lang_), *h.listing(state, *listing_args, lang_), h.poll(state, lang_)[0],
                 pd.DataFrame(columns=header(FINDING_COLS, lang_)), history)
 

@@ -79,6 +79,16 @@ def ids(state):
     return [r["id"] for r in datastore.list_records(state.workspace, "qa", limit=-1)]
 
 
+def test_opening_a_record_is_a_view_in_the_access_log(curated):
+    first = ids(curated)[0]
+    instruction, *_ = h.load_record(curated, first, "ja", REQUEST)
+    assert instruction.startswith("心不全の治療について")
+    views = [e for e in audit.entries(curated.workspace.root) if e["action"] == "view"]
+    assert [(e["user"], e["object"], e["detail"]["dataset"]) for e in views] == [("dr-sato", f"record:{first}", "qa")]
+    h.load_record(curated, None, "ja", REQUEST)                           # nothing opened: nothing logged
+    assert len([e for e in audit.entries(curated.workspace.root) if e["action"] == "view"]) == 1
+
+
 def test_edits_and_reviews_name_the_logged_in_user_in_history_and_audit(curated):
     first, second = ids(curated)[:2]
     msg, hist = h.save_edit(curated, first, "改訂した質問", "", "改訂した回答", "ja", REQUEST)

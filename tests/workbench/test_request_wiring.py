@@ -23,5 +23,5 @@ def test_handlers_asking_for_the_user_receive_the_request_after_their_inputs(wor
         args = special_args(fn, list(range(n)), request=gr.Request(username="dr-sato"))[0]
         assert args[:n] == list(range(n)) and isinstance(args[n], gr.Request), fn.func.__name__
         checked.add(fn.func.__name__)
-    assert {"generate", "import_jsonl", "save_edit", "set_status", "export", "launch", "resume", "view",
-            "visible_for"} <= checked
+    assert {"generate", "import_jsonl", "load_record", "save_edit", "set_status", "export", "launch", "resume",
+            "view", "visible_for"} <= checked
