@@ -55,6 +55,9 @@ def parse_auth(value: str | None) -> None:
                          "(it asks for the password), then start without --auth.")
 
 
+UPLOAD_LIMIT = "10mb"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="JMedLoRA Workbench (local web UI)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
@@ -114,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"JMedLoRA Workbench: http://{args.host}:{args.port}  (workspace {ws.root}; {mode})", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, auth=gate, share=False, show_error=True,
                 inbrowser=False, css=CSS, footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
-                enable_monitoring=False, allowed_paths=[str(ws.root / "exports")], prevent_thread_lock=True)
+                enable_monitoring=False, allowed_paths=[str(ws.root / "exports")], prevent_thread_lock=True,
+                # No form uploads a file (paths on the server are read under pipelines/page_paths.py), yet
+                # Gradio's upload route takes any size from any logged-in user: 300 MB went in unchecked.
+                max_file_size=UPLOAD_LIMIT)
     if gate is not None:
         # Sessions end when their user is removed (before any login: the table is still empty here).
         from workbench.users import LiveSessions

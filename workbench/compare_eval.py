@@ -16,7 +16,7 @@ import gradio as gr
 
 from components import notice
 from components.run_monitor import progress_html
-from pipelines import eval_jobs, jobs
+from pipelines import eval_jobs, jobs, page_paths
 from pipelines.errors import UserError
 from pipelines.igakuqa import load_questions
 from pipelines.models import resolve_model
@@ -76,6 +76,7 @@ def start(state: AppState, models, shot_list, tmpl, data_path, lim, tokens, lang
         return fail(notice.error(MSG["busy"][lang], MSG["busy_fix"][lang], lang))
     limit = int(lim) if lim else None
     try:
+        data_path = page_paths.readable(data_path, state.workspace.root, "question file")
         n = len(load_questions(data_path, on_error="stop", limit=limit).questions)
         for m in models:
             resolve_model(m, None, state.workspace, prepare=False)

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from components import metric_chart, notice
 from components.run_monitor import progress_html
-from pipelines import curate, datagen, datastore, exports, jobs
+from pipelines import curate, datagen, datastore, exports, jobs, page_paths
 from pipelines.errors import UserError
 from workbench import users
 from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, HISTORY_COLS, HISTORY_FIELDS, MSG, RECORD_COLS,
@@ -89,6 +89,7 @@ def findings_frame(found: list[dict], lang: str = "en") -> pd.DataFrame:
 
 
 def make_config(state: AppState, docs, dataset, model, url, template, pairs, max_tokens, max_req, pii):
+    docs = page_paths.readable(docs, state.workspace.root, "document folder")
     return datagen.DatagenConfig(docs=docs, dataset=(dataset or "").strip(), model=(model or "").strip(),
                                  base_url=(url or "").strip() or None, template=template, pairs=int(pairs or 0),
                                  max_tokens=int(max_tokens or datagen.DatagenConfig.max_tokens),
@@ -96,13 +97,19 @@ def make_config(state: AppState, docs, dataset, model, url, template, pairs, max
                                  workspace=str(state.workspace.root))
 
 
-def scan(state: AppState, *values_and_lang):
-    *values, lang = values_and_lang
+def scan(state: AppState, docs, dataset, model, url, template, pairs, max_tokens, max_req, pii, lang: str,
+         request: gr.Request = None):
+    """The privacy check of a document folder: it reads documents and shows what it found, so it is
+    audited as a view. Every input is a named parameter, as in generate()."""
+    values = [docs, dataset, model, url, template, pairs, max_tokens, max_req, pii]
     try:
-        chunks = datagen.prepare_chunks(make_config(state, *values))
+        config = make_config(state, *values)
+        chunks = datagen.prepare_chunks(config)
     except UserError as exc:
         return error_html(exc, FIELDS, lang), findings_frame([], lang)
     found = datagen.privacy_findings(chunks)
+    users.record(state.workspace.root, users.current_user(request), "view", f"documents:{config.docs}",
+                 purpose="privacy scan", chunks=len(chunks), findings=len(found))
     if not found:
         return notice.notice("ok", MSG["no_findings"][lang].format(n=len(chunks))), findings_frame([], lang)
     return notice.error(MSG["findings"][lang].format(k=len(found)), lang=lang), findings_frame(found, lang)
@@ -161,6 +168,7 @@ def on_load(state: AppState, lang: str):
 def import_jsonl(state: AppState, path: str, name: str, lang: str, request: gr.Request = None):
     name = (name or "").strip() or (path or "").rsplit("/", 1)[-1].split(".")[0]
     try:
+        path = page_paths.readable(path, state.workspace.root, "import file")
         n = curate.import_alpaca_jsonl(state.workspace, name, path, user=users.current_user(request))
     except UserError as exc:
         return error_html(exc, FIELDS, lang), gr.update()

@@ -165,6 +165,8 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                             "読み込むとコードが実行されうるため、読み込みませんでした。",
                             "ワークベンチが保存したファイルか safetensors 形式のファイルを使ってください。"
                             "出所の分からないファイルなら削除してください。"),
+    "paths.outside": ("{path}（{what}）は、この画面から読めるフォルダ（ワークスペース {workspace}、サンプル、管理者が許可したフォルダ）の外にあります。",
+                      "ファイルをワークスペースにコピーするか、管理者にフォルダを ${env} へ追加してもらってください。"),
     "files.not_regular": ("{path}（{what}）は通常のファイルではなく、デバイスや名前付きパイプなどです。読み込みが終わりません。",
                           "通常のファイルのパスを指定してください。"),
     "files.missing": ("{path}（{what}）がありません。", "フォルダが不完全か、別のものです。確認してください。"),
@@ -324,7 +326,13 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
 PRIVACY_KINDS = {"name": "患者氏名", "record_number": "患者ID・カルテ番号", "date_of_birth": "生年月日",
                  "date": "完全な日付（和暦）", "phone": "電話番号", "address": "住所", "email": "メールアドレス",
                  "my_number": "マイナンバー（個人番号）"}
-WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradient norm": "勾配ノルム"}
+WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradient norm": "勾配ノルム",
+         # what a file is, in files.* and paths.* messages
+         "import file": "取り込むファイル", "document folder": "文書フォルダ", "question file": "問題ファイル",
+         "training data": "学習データ", "evaluation data": "評価データ", "dev questions": "開発セットの問題",
+         "test questions": "テストセットの問題", "training state": "学習の途中状態", "model weights": "モデルの重み",
+         "adapter weights": "アダプタの重み", "adapter configuration": "アダプタの設定",
+         "model configuration": "モデルの設定", "JSONL file": "JSONL ファイル"}
 TYPES = {"list": "配列", "str": "文字列", "int": "整数", "float": "数値", "bool": "真偽値", "NoneType": "null"}
 ERRNO = {errnos.ENOENT: "ファイルがありません", errnos.EACCES: "読み取り権限がありません",
          errnos.EISDIR: "フォルダです", errnos.ENOTDIR: "パスの途中がフォルダではありません"}

@@ -17,7 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from components import metric_chart, notice
-from pipelines import jobs, merge, merge_jobs, metrics
+from pipelines import jobs, merge, merge_jobs, metrics, page_paths
 from pipelines.errors import UserError
 from pipelines.merge import MergeConfig
 from pipelines.merge_methods import METHODS
@@ -144,6 +144,14 @@ def config_from_form(state: AppState, inputs, base, method, dev, test, fraction,
                        out=out, workspace=str(state.workspace.root))
 
 
+def readable_config(state: AppState, *form, out: str = "") -> MergeConfig:
+    """The form's merge, its question files checked against what a page may read (pipelines/page_paths.py)."""
+    config = config_from_form(state, *form, out)
+    for path, what in ((config.dev, "dev questions"), (config.test, "test questions")):
+        page_paths.readable(path, state.workspace.root, what)
+    return config
+
+
 def command_preview(state: AppState, *form) -> str:
     config = config_from_form(state, *form)
     return jobs.shell_line(merge_jobs.command_for(dataclasses.replace(config, workspace=None)))
@@ -174,7 +182,7 @@ def estimate(state: AppState, lang: str, *form) -> str:
     """Runs ``--estimate`` in this process: loads the inputs once and times a few dev questions."""
     try:
         with tempfile.TemporaryDirectory() as scratch:      # an estimate leaves no merge folder behind
-            config = config_from_form(state, *form, scratch)
+            config = readable_config(state, *form, out=scratch)
             est = merge.run(dataclasses.replace(config, estimate=True))["estimate"]
     except Exception as exc:                  # noqa: BLE001 — shown as a notice, never a traceback
         return _error(exc, lang)
@@ -186,7 +194,7 @@ def estimate(state: AppState, lang: str, *form) -> str:
 def start(state: AppState, lang: str, *form) -> tuple[str, str, str]:
     """(notice, merge folder, command)."""
     try:
-        config = config_from_form(state, *form)
+        config = readable_config(state, *form)
         job = merge_jobs.start_merge(config, state.workspace)
     except Exception as exc:                  # noqa: BLE001
         return _error(exc, lang), "", ""

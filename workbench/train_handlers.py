@@ -15,7 +15,7 @@ import pandas as pd
 
 from components import metric_chart, notice
 from components.run_monitor import log_html, progress_html, status_word, tail
-from pipelines import train, train_config, train_runs
+from pipelines import page_paths, train, train_config, train_runs
 from pipelines.errors import UserError
 from workbench import train_runs as runs_view
 from workbench import users
@@ -99,6 +99,8 @@ def config_from_form(preset, values: list, other_json: str, lang: str, workspace
         fields[name] = int(fields[name])
     config = train_config.make_config(preset or None, **{**other, **fields, "workspace": workspace})
     config.validate()
+    page_paths.readable_reference(config.data, workspace, "training data")
+    page_paths.readable_reference(config.eval_data, workspace, "evaluation data")
     return config
 
 

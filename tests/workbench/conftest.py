@@ -54,11 +54,14 @@ def app_workspace(tmp_path_factory, default_model_dir, tiny_llama_dir):
 
 
 @pytest.fixture(scope="session")
-def app_url(app_workspace):
+def app_url(app_workspace, tmp_path_factory):
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "app.log", "w")
-    env = {**os.environ, "JMEDLORA_WORKSPACE": str(app_workspace.root)}
+    # The tests' scratch folders (documents, dev sets) are outside the workspace: allowed as an
+    # administrator allows a share (pipelines/page_paths.py); everything else stays refused.
+    env = {**os.environ, "JMEDLORA_WORKSPACE": str(app_workspace.root),
+           "JMEDLORA_READ_DIRS": str(tmp_path_factory.getbasetemp())}
     # --no-auth: these tests drive the pages; login itself is tested in test_launch.py.
     proc = subprocess.Popen([sys.executable, "launch.py", "--port", str(port), "--workspace", str(app_workspace.root),
                              "--no-auth"],

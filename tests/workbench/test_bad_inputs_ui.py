@@ -22,6 +22,13 @@ LANGS = ("ja", "en")
 FORMAT_KEYS = {"instruction", "input", "output", "answer", "choices", "points"}
 
 
+@pytest.fixture(autouse=True)
+def corpus_is_readable(monkeypatch):
+    """The corpus lies outside any workspace: the administrator allows its folder, as a hospital would
+    allow a share (pipelines/page_paths.py), so what is tested is the files' own problems."""
+    monkeypatch.setenv("JMEDLORA_READ_DIRS", str(CORPUS))
+
+
 def _refused(html: str, lang: str = "en", source: Path | None = None) -> None:
     assert "notice error" in html, html
     assert "Traceback" not in html and 'File "' not in html, html

@@ -53,7 +53,7 @@ def test_language_switch_relabels_the_tabs(page):
     assert page.errors == []
 
 
-def test_bad_input_in_the_compare_form_shows_a_clear_message(page):
+def test_bad_input_in_the_compare_form_shows_a_clear_message(page, app_workspace):
     p = page.page
     open_tab(p, "比較")
     open_compare_form(p)
@@ -65,15 +65,24 @@ def test_bad_input_in_the_compare_form_shows_a_clear_message(page):
     assert "チェックポイントを1つ以上選んでください" in alert.inner_text()
     # A question file that does not exist: the engine's own problem and fix, in the page's Japanese.
     checkpoint(p, "default").check()
+    missing = str(app_workspace.root / "nonexistent" / "questions.jsonl")
     data = p.locator("#compare-data input")
-    data.fill("/nonexistent/questions.jsonl")
+    data.fill(missing)
     data.press("Enter")
     p.locator("#compare-run").click()
     p.wait_for_function("document.querySelector('#compare-status').innerText.includes('がありません')",
                         timeout=10_000)
     text = p.locator("#compare-status").inner_text()
-    assert "/nonexistent/questions.jsonl" in text and "IgakuQA" in text
+    assert missing in text and "IgakuQA" in text
     page.shot("compare_bad_input")
+    # A file outside what a page may read (pipelines/page_paths.py): refused, in Japanese.
+    data.fill("/etc/passwd")
+    data.press("Enter")
+    p.locator("#compare-run").click()
+    p.wait_for_function("document.querySelector('#compare-status').innerText.includes('読めるフォルダ')",
+                        timeout=10_000)
+    assert "/etc/passwd" in p.locator("#compare-status").inner_text()
+    page.shot("compare_outside_path")
     assert page.errors == []
 
 

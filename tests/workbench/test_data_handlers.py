@@ -67,7 +67,7 @@ REQUEST = SimpleNamespace(username="dr-sato")      # what gr.Request carries for
 def curated(workspace, tmp_path):
     rows = [{"instruction": f"心不全の治療について{i}番目の要点を説明してください。", "input": "",
              "output": "利尿薬で体液量を調整し、原因疾患を治療する。" * 2} for i in range(4)]
-    src = tmp_path / "qa.jsonl"
+    src = workspace.root / "qa.jsonl"                  # a page imports from inside the workspace (page_paths)
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     state = AppState(workspace=workspace)
     msg, _ = h.import_jsonl(state, str(src), "qa", "ja", REQUEST)

@@ -111,6 +111,21 @@ def test_login_is_the_default_and_the_login_page_leaks_nothing(tmp_path):
         assert "secret-run" in urllib.request.urlopen(req, timeout=10).read().decode()
         actions = [(e["user"], e["action"]) for e in audit.entries(ws.root)]
         assert ("admin", "login_failed") in actions and actions[-1] == ("admin", "login")
+        # Uploads are bounded (no form uploads; Gradio's route took 300 MB from any logged-in user).
+        def upload(n_bytes):
+            boundary = "jmedlora-test-boundary"
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.bin\"\r\n"
+                    f"Content-Type: application/octet-stream\r\n\r\n").encode() + b"0" * n_bytes + \
+                f"\r\n--{boundary}--\r\n".encode()
+            up = urllib.request.Request(base + "/gradio_api/upload", data=body, method="POST",
+                                        headers={"Cookie": cookie,
+                                                 "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            try:
+                return urllib.request.urlopen(up, timeout=60).status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+        assert upload(1_000) == 200
+        assert upload(11 * 2 ** 20) == 413
         # A user removed while logged in loses the open session at the next request.
         from pipelines import auth
         auth.set_user(ws.root, "other", "another-long-password", by="admin")

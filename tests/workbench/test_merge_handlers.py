@@ -82,7 +82,7 @@ def test_estimate_times_the_real_inputs_and_leaves_no_folder(workspace, tiny_lla
     for seed in (1, 2):
         path = make_adapter(tiny_llama_dir, tmp_path / f"a{seed}", seed=seed)
         workspace.register_model(f"r@{seed}", "adapter", str(path), base_model="tiny", step=seed)
-    dev = small_questions(tmp_path / "dev.jsonl", 4)
+    dev = small_questions(workspace.root / "dev.jsonl", 4)          # a page reads inside the workspace
     html = tab_merge.estimate(AppState(workspace=workspace), "en", ["r@1", "r@2"], "", "linear", str(dev), "",
                               0.5, "ll_accuracy", 3)
     assert 'class="notice info"' in html and "Estimate: 5 candidates × " in html and "s per candidate" in html

@@ -105,6 +105,7 @@ def test_checks_before_training_speak_japanese(workspace, tiny_llama_dir):
                    "ja")[0]
     assert "対象モジュール nope はこのモデルにありません" in msg and "「対象モジュール（カンマ区切り）」" in msg, msg
     assert english_words(re.sub(r"<[^>]+>", " ", msg)) - {"nope"} == set(), msg
-    msg = h.launch(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data="missing.jsonl"),
+    missing = workspace.root / "missing.jsonl"                   # inside what a page may read, not there
+    msg = h.launch(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data=str(missing)),
                    "ja")[0]
-    assert "学習データ missing.jsonl が見つかりません" in msg and "--data" not in msg, msg
+    assert f"学習データ {missing} が見つかりません" in msg and "--data" not in msg, msg
