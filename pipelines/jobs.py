@@ -296,8 +296,10 @@ def start(run_dir: str | os.PathLike, cmd: list[str], *, kind: str = "", cli: st
     env = {**os.environ, **(env or {}), JOB_DIR_ENV: str(run_dir), "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     with _OWNER:      # pid None: a reaper of this folder's previous process sees that it is not its own
+        # started_by: the logged-in user a page passes in the job's environment (a stop names both).
         update_status(run_dir, **status_fields, status="queued", kind=kind or status_fields.get("kind", ""),
-                      command=cmd, cli=cli, started_at=time.time(), exit_code=None, pid=None, pid_start=None)
+                      command=cmd, cli=cli, started_at=time.time(), exit_code=None, pid=None, pid_start=None,
+                      started_by=(env or {}).get("JMEDLORA_USER"))
     with open(run_dir / log_name, "ab") as log:
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(cmd)}\n".encode())
         log.flush()

@@ -115,11 +115,12 @@ def stop_button(state: AppState):
     return gr.update(interactive=found is not None and found["status"] in jobs.ACTIVE)
 
 
-def stop(state: AppState, lang: str):
+def stop(state: AppState, lang: str, request: gr.Request = None):
     found = eval_jobs.latest_batch(state.workspace.subdir("jobs"))
     if found is None:
         return notice.notice("info", MSG["nothing"][lang])
     if found["status"] in jobs.ACTIVE:   # the running evaluation saves its answers first: not in the request
+        users.record_stop(state.workspace.root, users.current_user(request), found["run_dir"])
         threading.Thread(target=jobs.stop, args=(found["run_dir"],), kwargs={"grace_s": 60}, daemon=True).start()
     return batch_html(eval_jobs.batch_status(found["run_dir"]), lang)
 

@@ -148,10 +148,11 @@ def poll(state: AppState, lang: str):
             gr.update(interactive=running))
 
 
-def stop(state: AppState, lang: str):
+def stop(state: AppState, lang: str, request: gr.Request = None):
     st = latest_job(state.workspace)
     if st is None or st["status"] not in jobs.ACTIVE:
         return notice.error(MSG["nothing_running"][lang], lang=lang)
+    users.record_stop(state.workspace.root, users.current_user(request), st["run_dir"])
     # The job finishes the requests in flight and saves them: not inside the request.
     threading.Thread(target=jobs.stop, args=(st["run_dir"],), kwargs={"grace_s": 60}, daemon=True).start()
     return notice.notice("info", MSG["stopping"][lang])

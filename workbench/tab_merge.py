@@ -21,9 +21,11 @@ from pipelines import jobs, merge, merge_jobs, metrics, page_paths
 from pipelines.errors import UserError
 from pipelines.merge import MergeConfig
 from pipelines.merge_methods import METHODS
+from workbench import users
 from workbench.field_errors import error_html, job_message
 from workbench.i18n import Labels
 from workbench.state import AppState
+from workbench.wiring import bind
 
 SAMPLE = str(Path(__file__).resolve().parent.parent / "assets" / "questions" / "sample_ja.jsonl")
 TABLE_COLS = ["role", "model", "dev", "test", "ci_low", "ci_high"]
@@ -217,9 +219,11 @@ def resume_button(out: str):
     return gr.update(interactive=state not in (*jobs.ACTIVE, "finished"))
 
 
-def stop(state: AppState, lang: str, out: str) -> str:
+def stop(state: AppState, lang: str, out: str, request: gr.Request = None) -> str:
     if not out:
         return notice.notice("info", MSG["no_out"][lang], lang=lang)
+    if (Path(out) / "status.json").exists():
+        users.record_stop(state.workspace.root, users.current_user(request), out)
     (Path(out) / jobs.STOP_FILE).write_text(str(time.time()))   # graceful; the job saves and exits
     return notice.notice("info", MSG["stopping"][lang], lang=lang)
 
@@ -337,7 +341,7 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
         comp.change(lambda *f: command_preview(state, *f), form, [command])
     est_btn.click(lambda lg, *f: estimate(state, lg, *f), [lang, *form], [message])
     start_btn.click(lambda lg, *f: start(state, lg, *f), [lang, *form], [message, out, command])
-    stop_btn.click(lambda lg, o: stop(state, lg, o), [lang, out], [message])
+    stop_btn.click(bind(stop, state), [lang, out], [message])
     out.change(shown_command, [out], [command])
     resume_btn.click(lambda lg, o: resume(state, lg, o), [lang, out], [message, command])
     timer.tick(lambda lg, o: (*poll(state, lg, o), stop_button(o), resume_button(o)), [lang, out],

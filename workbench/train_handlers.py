@@ -208,11 +208,12 @@ def tick(state: AppState, run_dir, lang: str):
             *monitor(run_dir, lang))
 
 
-def stop(state: AppState, run_dir, lang: str):
+def stop(state: AppState, run_dir, lang: str, request: gr.Request = None):
     if not run_dir:
         return notice.error(MSG["no_run"][lang], lang=lang)
     if train_runs.run_status(run_dir).get("status") not in train_runs.ACTIVE:
         return notice.error(MSG["not_running"][lang], lang=lang)
+    users.record_stop(state.workspace.root, users.current_user(request), run_dir)
     # stop_run waits for the run to save and exit: not in the request.
     threading.Thread(target=train_runs.stop_run, args=(run_dir,), daemon=True).start()
     return notice.notice("info", MSG["stopping"][lang])

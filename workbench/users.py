@@ -5,6 +5,7 @@ account the server runs under."""
 from __future__ import annotations
 
 import traceback
+from pathlib import Path
 
 from pipelines import audit, auth
 
@@ -30,6 +31,19 @@ def record(root, user: str, action: str, obj: str = "", **detail) -> None:
         audit.record(root, user, action, obj, **detail)
     except OSError:
         traceback.print_exc()
+
+
+# A job's kind (status.json) -> the audit action its stop belongs to.
+_STOP_ACTIONS = {"datagen": "generate", "train": "train", "eval-batch": "evaluate", "evaluate": "evaluate",
+                 "merge": "merge"}
+
+
+def record_stop(root, user: str, run_dir) -> None:
+    """A stop asked for from the page, naming who asked and who had started the job (they may differ)."""
+    from pipelines import jobs
+    st = jobs.read_json(Path(run_dir) / "status.json")
+    record(root, user, _STOP_ACTIONS.get(st.get("kind"), "admin"), f"job:{Path(run_dir).resolve()}",
+           phase="stop requested", started_by=st.get("started_by") or "?")
 
 
 class LiveSessions(dict):

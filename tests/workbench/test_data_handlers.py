@@ -157,3 +157,21 @@ def test_errors_name_the_form_field_not_the_flag():
     assert "「1チャンクあたりのペア数」" in html and "「1回答あたりの最大トークン数」" in html and "--" not in html
     assert field_errors.name_fields("max_tokens is 0", FIELDS, "en") == "「Max tokens per response」 is 0"
     assert field_errors.name_fields("--seed 3", FIELDS, "en") == "「seed」 3"       # no widget: its own name
+
+
+def test_a_stop_names_who_asked_and_who_started_the_job(curated):
+    """A job started by one user can be stopped by another: the access log names both."""
+    import sys
+    ws = curated.workspace
+    run_dir = ws.subdir("jobs") / "datagen-d-20261206-000000"
+    jobs.start(run_dir, [sys.executable, "-c", "import time; time.sleep(60)"], kind="datagen",
+               env={"JMEDLORA_USER": "dr-sato"})
+    try:
+        msg = h.stop(curated, "ja", SimpleNamespace(username="dr-tanaka"))
+        assert "停止" in msg, msg
+        stops = [e for e in audit.entries(ws.root) if e["detail"].get("phase") == "stop requested"]
+        assert [(e["user"], e["action"], e["detail"]["started_by"]) for e in stops] == \
+            [("dr-tanaka", "generate", "dr-sato")]
+        assert stops[0]["object"] == f"job:{run_dir.resolve()}"
+    finally:
+        jobs.stop(run_dir, force=True)
