@@ -13,8 +13,11 @@ choices, 「2つ選べ」 questions with several letters, extra fields (``choice
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import re
 import string
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -102,6 +105,19 @@ class QuestionSet:
     source: str
 
 
+_CHOOSE_N = re.compile(r"([1-9１-９一二三四五])\s*つ\s*選べ")
+_KANJI_DIGITS = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
+
+
+def _how_many_to_choose(text: str) -> int | None:
+    """N of 「Nつ選べ」 in a question's text (Arabic, full-width or kanji digit), or None."""
+    m = _CHOOSE_N.search(text)
+    if m is None:
+        return None
+    d = m.group(1)
+    return _KANJI_DIGITS.get(d) or int(unicodedata.normalize("NFKC", d))
+
+
 def _parse_points(value) -> float:
     if value is None or value == "":
         return 1.0
@@ -178,6 +194,14 @@ def parse_question(obj: dict, file: str, line: int) -> tuple[Question | None, li
     except (TypeError, ValueError):
         err("points", f"not a number: {obj.get('points')!r}", "points_not_number", got=str(obj.get("points")))
         points = 1.0
+    if not (math.isfinite(points) and points >= 0):      # NaN, inf and -5 would poison every exam score
+        shown = json.dumps(obj.get("points"))               # as the file wrote it: NaN, Infinity, -5
+        err("points", f"must be a finite number of 0 or more; got {shown}", "points_range", got=shown)
+    # 「2つ選べ」: the key must hold that many letters (a file with one would score every answer wrong).
+    asked = _how_many_to_choose(text) if isinstance(text, str) and choices else None
+    if asked is not None and len(answer) != asked:
+        err("answer", f"the question asks for {asked} choices (「{asked}つ選べ」) but the answer has {len(answer)}",
+            "answer_count", asked=asked, got=len(answer))
     text_only = obj.get("text_only", True)
     if not isinstance(text_only, bool):
         text_only = str(text_only).lower() in {"true", "1", "yes"}
