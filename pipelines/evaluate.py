@@ -152,6 +152,11 @@ def question_seed(seed: int, problem_id: str, shots: int) -> int:
 
 # -- results ----------------------------------------------------------------------
 
+def question_hash(q) -> str:
+    """What a saved answer was given for: the question as asked and scored (text, choices, answer, points)."""
+    return hashlib.sha256(json.dumps(q.to_dict(), ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def read_results(out: Path) -> list[dict]:
     """The complete rows, one per (question, shots): a later row for the same key wins."""
     path = out / "results.jsonl"
@@ -272,7 +277,7 @@ def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: P
     ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
                          config=identity, status="running")
 
-    done = {(r["problem_id"], r["shots"]) for r in read_results(out)}
+    previous = {(r["problem_id"], r["shots"]): r.get("question_hash") for r in read_results(out)}
     questions = []
     for q in qset.questions:
         q = q.in_language(config.question_lang)
@@ -284,8 +289,18 @@ def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: P
     # loglik alone cannot answer a numeric question: those are not part of the plan
     planned = [(q, order, s) for s in config.shots for q, order in questions
                if config.method != "loglik" or not q.is_numeric]
-    todo = [(q, order, s) for q, order, s in planned if (q.problem_id, s) not in done]
+    # A saved answer counts only for the question as it is now: one whose text, choices, answer or points
+    # changed since is answered and scored again (its old row and score were kept before). Rows written
+    # before question_hash existed (None) are kept as they are.
+    stale = [(q.problem_id, s) for q, _, s in planned
+             if previous.get((q.problem_id, s), "") not in ("", None, question_hash(q))]
+    todo = [(q, order, s) for q, order, s in planned
+            if (q.problem_id, s) not in previous or (q.problem_id, s) in stale]
     total = len(planned)
+    if stale:
+        emit({"event": "warning", "stale": len(stale),
+              "message": f"{len(stale)} saved answer(s) were for an earlier version of their question "
+                         f"(e.g. {stale[0][0]}): answered again"})
     emit({"event": "start", "total": total, "done": total - len(todo), "label": ref.label,
           "skipped_not_text_only": qset.skipped_not_text_only, "data_problems": [str(p) for p in qset.problems]})
     t0 = time.perf_counter()
@@ -344,7 +359,8 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
         def write(i: int, response: str | None, n_tokens: int, seconds: float, info: dict | None = None):
             nonlocal done
             q, order, shots, example, prompt = items[i]
-            rec = {"problem_id": q.problem_id, "shots": shots, "response": response,
+            rec = {"problem_id": q.problem_id, "question_hash": question_hash(q), "shots": shots,
+                   "response": response,
                    "answer": q.answer, "accepted": q.accepted, "answer_text": q.answer_text, "points": q.points,
                    "kinki": q.kinki,
                    "category": q.category, "example_id": example.problem_id if example else None,

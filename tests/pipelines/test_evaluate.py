@@ -70,6 +70,32 @@ def test_interrupted_run_resumes_without_redoing(workspace, tiny_llama_dir, tmp_
     assert events[0]["done"] == 2 and len([e for e in events if e["event"] == "progress" and "tokens" not in e]) == 2
 
 
+def test_a_rerun_after_a_questions_answer_changed_rescores_it_and_keeps_the_others(workspace, tiny_llama_dir,
+                                                                                    tmp_path):
+    """The key of question 2 is corrected between runs: its saved row (and score) is stale, so it is
+    answered and scored again; the unchanged question is not redone."""
+    import json as _json
+    data = tmp_path / "q.jsonl"
+    lines = [_json.loads(l) for l in SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()
+             if _json.loads(l).get("text_only", True) and len(_json.loads(l)["answer"]) == 1][:2]
+    data.write_text("".join(_json.dumps(q, ensure_ascii=False) + "\n" for q in lines), encoding="utf-8")
+    out = tmp_path / "ev"
+    run(config(tiny_llama_dir, out, data=str(data), limit=None, shots=(0,), temperature=0.0))
+    before = {r["problem_id"]: r for r in read_results(out)}
+    changed = lines[1]["problem_id"]
+    letters = [c for c in "abcde" if c not in lines[1]["answer"]]
+    lines[1]["answer"] = [letters[0]]
+    data.write_text("".join(_json.dumps(q, ensure_ascii=False) + "\n" for q in lines), encoding="utf-8")
+    events = []
+    summary = run(config(tiny_llama_dir, out, data=str(data), limit=None, shots=(0,), temperature=0.0), events.append)
+    after = {r["problem_id"]: r for r in read_results(out)}
+    assert after[changed]["answer"] == [letters[0]] and after[changed]["question_hash"] != before[changed]["question_hash"]
+    assert after[lines[0]["problem_id"]] == before[lines[0]["problem_id"]]          # not redone
+    assert [e["stale"] for e in events if e.get("stale")] == [1]
+    right = sum(r["accuracy"] for r in after.values()) / 2
+    assert summary["by_shots"]["0"]["accuracy"]["mean"] == pytest.approx(right)
+
+
 def test_graceful_stop_keeps_the_answers_and_resumes(workspace, tiny_llama_dir, tmp_path):
     import threading
     out, stop, events = tmp_path / "ev", threading.Event(), []

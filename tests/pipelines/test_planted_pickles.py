@@ -61,9 +61,9 @@ def test_a_planted_pickle_in_the_run_state_is_refused_on_resume(name, tiny_llama
     plant(point / "state" / name, marker)
     resumed = train.resume(str(tmp_path / "run"), max_steps=step + 2)
     st = _wait_end(resumed.run_dir)
-    log = (tmp_path / "run" / "train.log").read_text(encoding="utf-8")
+    # The status carries the refusal (train.log gets the worker's output a moment later: not waited for).
     assert st["status"] == "failed", st
-    assert name in st.get("message", "") + log and "could run code" in log, log[-2000:]
+    assert name in st.get("message", "") and "could run code" in st["message"], st
     assert not marker.exists()
 
 
