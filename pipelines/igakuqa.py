@@ -278,8 +278,16 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
             q = by_id.get(str(obj.get("problem_id")))
             if q is None:
                 continue
-            q.category = obj.get("category") or None
-            kinki = obj.get("kinki") or []
+            category, kinki = obj.get("category") or None, obj.get("kinki") or []
+            if category is not None and not isinstance(category, str):
+                problems.append(DataProblem(str(meta), line, "category", "not a text; ignored",
+                                            "question.sidecar_type_ignored", {"expected": "str"}))
+                category = None
+            if not isinstance(kinki, list):     # "abc" would count as three letters, 7 would crash
+                problems.append(DataProblem(str(meta), line, "kinki", "not a list of letters; ignored",
+                                            "question.sidecar_type_ignored", {"expected": "list"}))
+                kinki = []
+            q.category = category
             q.kinki = [k.lower() for k in kinki if isinstance(k, str) and k.lower() in q.letters]
             try:
                 q.human_accuracy = float(obj["human_accuracy"]) if obj.get("human_accuracy") not in (None, "") else None
@@ -288,10 +296,18 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
                                             "question.accuracy_ignored", {}))
     trans = _sidecar(path, "translate")
     if trans.exists():
-        for _, obj in read_jsonl(trans, problems):
+        for line, obj in read_jsonl(trans, problems):
             q = by_id.get(str(obj.get("problem_id")))
-            if q is not None:
-                q.translation = {"problem_text": obj.get("problem_text"), "choices": obj.get("choices")}
+            if q is None:
+                continue
+            text, choices = obj.get("problem_text"), obj.get("choices")
+            bad_text = not isinstance(text, (str, type(None)))
+            listed = list(choices.values()) if isinstance(choices, dict) else choices     # a list or an a-e mapping
+            if bad_text or not (choices is None or isinstance(listed, list) and all(isinstance(c, str) for c in listed)):
+                problems.append(DataProblem(str(trans), line, "problem_text" if bad_text else "choices",
+                                            "not text; ignored", "question.sidecar_type_ignored", {"expected": "str"}))
+                continue
+            q.translation = {"problem_text": text, "choices": choices}
 
 
 def format_choices(q: Question) -> str:

@@ -44,6 +44,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "question.answer_repeated": ("同じ記号が重複しています", None),
     "question.answer_not_numeric": ("選択肢のない問題の正答は数値にしてください（指定：{got}）", None),
     "question.points_not_number": ("数値ではありません（指定：{got}）", None),
+    "question.sidecar_type_ignored": ("型が違うため無視しました", None),
     "question.points_range": ("0 以上の有限の数にしてください（指定：{got}）", None),
     "question.answer_count": ("問題文は「{asked}つ選べ」ですが、正解は {got} 個です", None),
     "question.duplicate_id": ("ID {got} が重複しています", None),

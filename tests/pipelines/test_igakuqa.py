@@ -119,3 +119,23 @@ def test_shuffling_keeps_accepted_alternatives_pointing_at_the_same_texts():
                            "answer": ["a or d"]}, "f", 1)
     s, _ = shuffled(q, seed=3)
     assert sorted(s.choice_text(alt[0]) for alt in s.accepted) == ["A", "D"]
+
+
+def test_sidecars_with_wrong_types_are_named_and_ignored_not_a_traceback(tmp_path):
+    """A metadata line with kinki 7 crashed the loader; kinki "abc" counted as three letters."""
+    import json
+    from pipelines.igakuqa import load_questions
+    from tests.conftest import SAMPLE_QUESTIONS
+    first = json.loads(SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()[0])
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps(first, ensure_ascii=False) + "\n", encoding="utf-8")
+    pid = first["problem_id"]
+    for kinki in (7, "abc"):
+        (tmp_path / "q_metadata.jsonl").write_text(json.dumps({"problem_id": pid, "kinki": kinki, "category": ["x"]})
+                                                   + "\n", encoding="utf-8")
+        (tmp_path / "q_translate.jsonl").write_text(json.dumps({"problem_id": pid, "problem_text": 5}) + "\n",
+                                                    encoding="utf-8")
+        qs = load_questions(data, on_error="skip")
+        q = qs.questions[0]
+        assert q.kinki == [] and q.category is None and not getattr(q, "translation", None)
+        assert sorted(p.field for p in qs.problems) == ["category", "kinki", "problem_text"], qs.problems
