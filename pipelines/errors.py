@@ -60,6 +60,15 @@ def same_command(name: str, argv: list[str] | None) -> str:
     return shlex.join(["python", "-m", f"pipelines.{name}", *(sys.argv[1:] if argv is None else argv)])
 
 
+def _end_progress_bars() -> None:
+    """Close any open tqdm bar first: the error line would otherwise continue the bar's line
+    ("… 0/1 [00:04<?, ?q/s]error: …"), where a reader (or a script) looking for "error:" misses it."""
+    import sys
+    std = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(std, "tqdm", None), "_instances", ()) or ()):
+        bar.close()
+
+
 def cli_guard(main):
     """Decorator for ``main()`` functions: UserErrors plainly with exit 2; Ctrl-C quietly with
     exit 130 (the shell's convention for SIGINT) and, when the pipeline said so, how to resume."""
@@ -76,12 +85,14 @@ def cli_guard(main):
         try:
             return main(*args, **kwargs)
         except UserError as exc:
+            _end_progress_bars()
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         except Exception as exc:
             full = disk_full(exc)
             if full is None:
                 raise
+            _end_progress_bars()
             print(f"error: {full}", file=sys.stderr)
             raise SystemExit(2) from None
         except KeyboardInterrupt as exc:

@@ -250,7 +250,7 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
         check_loglik(ref)
     out = Path(config.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        run_lock.output_folder(out, "evaluation")
         with run_lock.exclusive(out, "evaluation"):
             audit.record(ws.root, audit.current_user(), "evaluate", f"evaluation:{out.resolve()}", phase="start",
                          model=config.model, adapter=config.adapter, data=config.data)

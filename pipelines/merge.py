@@ -166,7 +166,7 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
     data = load_merge_data(config)
     plan = plan_merge(config.inputs, config.base, config.method, layer_groups=config.layer_groups,
                       seed=config.seed, workspace=ws)
-    Path(config.out).mkdir(parents=True, exist_ok=True)
+    run_lock.output_folder(config.out, "merge")
     # One merge per output folder, as evaluation holds its own: two merges with one --out scored every
     # candidate twice and the second crashed.
     with run_lock.exclusive(config.out, "merge"):

@@ -130,9 +130,18 @@ class SafetensorsModel:
     """The tensors of a Hugging Face model directory, read one at a time (never the whole model)."""
 
     def __init__(self, path: str | Path):
+        from safetensors import SafetensorError
+        self.path = Path(path)
+        try:
+            self._read_index()
+        except SafetensorError as exc:       # a shard cut short (a copy that did not finish) or corrupt
+            raise UserError(f"{self.path} holds a safetensors file that cannot be read ({exc}).",
+                            "Copy the model again (the file is probably incomplete).", code="merge.bad_safetensors",
+                            params={"path": str(self.path), "detail": str(exc)[:200]}) from None
+
+    def _read_index(self) -> None:
         from safetensors import safe_open
 
-        self.path = Path(path)
         index = self.path / "model.safetensors.index.json"
         if index.exists():
             weight_map = json.loads(index.read_text())["weight_map"]

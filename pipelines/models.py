@@ -222,10 +222,11 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype)
+    from safetensors import SafetensorError
     try:
         with safe_load.refusing_pickles(ref.path, "model weights"):
             model = AutoModelForCausalLM.from_pretrained(ref.path, **kwargs)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:      # SafetensorError: a weights file cut short or corrupt
         raise UserError(f"Could not load model from {ref.path}: {exc}",
                         "Check that the directory holds config.json and weights (safetensors or bin).",
                         code="model.load_failed", params={"path": str(ref.path), "detail": str(exc)[:300]}) from exc

@@ -19,6 +19,36 @@ from pipelines.errors import UserError
 LOCK_FILE = ".lock"
 
 
+def output_folder(folder: str | os.PathLike, what: str = "run", *, create: bool = True) -> Path:
+    """Make (or reuse) a run's output folder, with a clear refusal instead of a traceback for a path
+    that is an existing file, a name longer than the file system takes, or a folder it cannot create.
+    Evaluation, training and merging open their folders this way; ``exclusive`` then locks it.
+    ``create=False``: the checks alone (training checks before its slower ones, creates after them)."""
+    path = Path(folder).expanduser()
+    longest = max((len(part.encode()) for part in path.parts), default=0)
+    try:
+        name_max = os.pathconf(path.anchor or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if longest > name_max:
+        raise UserError(f"The output path {path} has a name of {longest} bytes; this file system takes {name_max}.",
+                        "Choose a shorter --out name.", code="output.too_long",
+                        params={"path": str(path)[:200], "n": longest, "max": name_max})
+    if path.exists() and not path.is_dir():
+        raise UserError(f"The output path {path} is an existing file, not a folder for the {what}'s results.",
+                        "Choose another --out (a new or existing folder).", code="output.not_a_folder",
+                        params={"path": str(path), "what": what})
+    if not create:
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"Cannot create the output folder {path}: {exc.strerror}.",
+                        "Choose a folder you can write to (--out).", code="output.cannot_create",
+                        params={"path": str(path), "errno": exc.errno}) from None
+    return path
+
+
 @contextlib.contextmanager
 def exclusive(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
     """Hold the folder's lock for the block; a UserError naming the holder if it is taken."""

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from pipelines import cli, jobs, train_runs
+from pipelines import cli, jobs, run_lock, train_runs
 from pipelines.errors import Interrupted, UserError, cli_guard
 from pipelines.jobs import Job as LaunchedRun
 from pipelines.train_config import (METHODS, TrainConfig, available_presets, data_path,  # noqa: F401 (re-exported)
@@ -93,7 +93,7 @@ def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
     ws = workspace or Workspace.resolve(config.workspace)
     config.workspace = str(ws.root)
     default_out(config, ws)
-    run_dir = Path(config.out).expanduser().resolve()
+    run_dir = run_lock.output_folder(config.out, "training run", create=False).resolve()
     config.out = str(run_dir)
     config.run_name = config.run_name or run_dir.name
     config.data = data_path(config.data)
@@ -109,7 +109,7 @@ def launch(config: TrainConfig, *, on_exit: Callable[[int], None] | None = None,
                         params={"name": config.run_name, "taken": str(taken[0]), "field": "run_name"})
     info = prepare(config, ws)
     run_id = uuid.uuid4().hex[:12]
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_lock.output_folder(run_dir, "training run")
     train_runs.write_json(run_dir / "config.json", {"config": asdict(config), "resolved": {**info, "run_id": run_id}})
     train_runs.write_json(run_dir / "run_card.json", _run_card(config, info, run_id))
     train_runs.update_status(run_dir, status="queued", run_id=run_id, step=0, max_steps=config.max_steps,

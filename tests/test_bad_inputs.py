@@ -13,6 +13,7 @@ CORPUS = REPO / "tests" / "bad_inputs"
 QUESTIONS = sorted(p.name for p in CORPUS.glob("questions_*"))
 PRESETS = sorted(p.name for p in CORPUS.glob("preset_*"))
 ALPACA = sorted(p.name for p in CORPUS.glob("alpaca_*"))
+SAMPLE = REPO / "assets" / "questions" / "sample_ja.jsonl"
 
 
 def cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
@@ -142,3 +143,35 @@ def test_a_device_or_pipe_as_training_data_or_import_is_refused(special, fifo, w
     _refused_quickly("pipelines.train", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "run"))
     assert not (tmp_path / "run" / "status.json").exists()
     _refused_quickly("pipelines.curate", "import", "--dataset", "d", "--jsonl", data, "--workspace", str(workspace.root))
+
+
+# -- output folders and model files that cannot be used: a message, not a traceback --------------
+
+@pytest.mark.parametrize("kind", ["existing file", "name too long"])
+def test_an_unusable_output_path_is_refused_by_evaluate_train_and_merge(kind, workspace, tiny_llama_dir, tmp_path):
+    out = tmp_path / "afile"
+    if kind == "existing file":
+        out.write_text("keep me")
+    else:
+        out = tmp_path / ("x" * 300)
+    says = "existing file" if kind == "existing file" else "shorter --out"
+    refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(SAMPLE), "--limit", "1",
+                "--out", str(out)), says)
+    refused(cli("pipelines.train", "--preset", "cpu-tiny-lora", "--model", str(tiny_llama_dir), "--data",
+                str(VALID_TRAINING_DATA), "--out", str(out)), says)
+    refused(cli("pipelines.merge", "--inputs", str(tiny_llama_dir), str(tiny_llama_dir), "--dev", str(SAMPLE),
+                "--out", str(out)), says)
+    if kind == "existing file":
+        assert out.read_text() == "keep me"
+
+
+def test_a_truncated_safetensors_file_is_a_clear_error(workspace, tiny_llama_dir, tmp_path):
+    import shutil
+    model = tmp_path / "cut"
+    shutil.copytree(tiny_llama_dir, model)
+    weights = model / "model.safetensors"
+    with open(weights, "r+b") as fh:                   # a copy that did not finish
+        fh.truncate(weights.stat().st_size // 2)
+    out = refused(cli("pipelines.evaluate", "--model", str(model), "--data", str(SAMPLE), "--limit", "1",
+                      "--out", str(tmp_path / "ev")), str(model))
+    assert "incomplete metadata" in out or "cut short" in out or "safetensors" in out.lower(), out
