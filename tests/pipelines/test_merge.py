@@ -250,6 +250,12 @@ def test_overlap_by_text_under_another_id_is_refused(tmp_path):
                           "problem_text": " " + q.problem_text.replace("。", "。 ")}) for q in qs[:1]]
     with pytest.raises(UserError, match="1 shared question text"):
         check_disjoint(qs[:5], renamed)
+    # Its punctuation changed (。→. 、→, ？ added, 「」 around a word, full-width letters): still the same question.
+    repunctuated = [type(q)(**{**q.__dict__, "problem_id": "Y" + q.problem_id,
+                               "problem_text": q.problem_text.replace("。", ".").replace("、", ",") + "？"})
+                    for q in qs[:1]]
+    with pytest.raises(UserError, match="1 shared question text"):
+        check_disjoint(qs[:5], repunctuated)
     check_disjoint(qs[:5], qs[5:])
 
 
