@@ -233,11 +233,35 @@ def status(run_dir: str | os.PathLike) -> dict:
         if st.get("status") == "queued" and not st.get("pid"):
             return st                             # written, start not yet attempted
         stopped = (run_dir / STOP_FILE).exists()
+        free = free_bytes(run_dir)
         if stopped:
             st.update(status="stopped", **say("job.stopped", "stopped by the user"))
+        elif free is not None and free < DISK_FULL_BYTES:
+            # A full disk also kills the report of the failure (status.json cannot be written): say
+            # what is likely, rather than "killed or out of memory".
+            st.update(status="failed", **say("job.dead_disk_full", DEAD_DISK_FULL.format(
+                path=run_dir, free=f"{free / 1e6:.1f} MB"), path=str(run_dir), free=f"{free / 1e6:.1f} MB"))
         else:
             st.update(status="failed", **say("job.dead", DEAD))
     return st
+
+
+def _died_silently(st: dict) -> bool:
+    return st.get("message") == DEAD or st.get("message_code") in ("job.dead", "job.dead_disk_full")
+
+
+DISK_FULL_BYTES = 16 * 2 ** 20
+DEAD_DISK_FULL = ("the process ended without reporting, and the disk holding {path} is full ({free} free): "
+                  "free space (old runs, checkpoints, exports), then resume")
+
+
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """Bytes a non-root writer can still use on the disk holding ``path`` (None if unknown)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def list_jobs(root: str | os.PathLike, kind: str | None = None) -> list[dict]:
@@ -326,7 +350,7 @@ def _record_end(run_dir: Path, code: int, log_name: str) -> None:
     st = status(run_dir)
     fields: dict = {"exit_code": code}
     if read_json(run_dir / "status.json").get("status") in ACTIVE:
-        if st["status"] in ACTIVE or st.get("message") == DEAD:
+        if st["status"] in ACTIVE or _died_silently(st):
             stopped = (run_dir / STOP_FILE).exists()
             st["status"] = "stopped" if stopped else "finished" if code == 0 else "failed"
             st.update(say("job.stopped", "stopped by the user") if stopped else say("job.finished", "")
@@ -382,6 +406,6 @@ def stop(run_dir: str | os.PathLike, *, grace_s: float = 60.0, force: bool = Fal
             os.killpg(pgid, signal.SIGKILL)
     if read_json(run_dir / "status.json").get("status") in ACTIVE and not is_alive(pid, start_time):
         now = status(run_dir)
-        if now["status"] == "stopped" or now.get("message") == DEAD:
+        if now["status"] == "stopped" or _died_silently(now):
             update_status(run_dir, status="stopped", **say("job.stopped", "stopped by the user"))
     return status(run_dir)

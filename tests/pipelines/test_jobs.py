@@ -142,3 +142,20 @@ def test_a_late_reaper_leaves_the_restarted_job_alone(tmp_path, monkeypatch):
     st = jobs.status(new.run_dir)
     assert st["status"] == "running" and st["pid"] == new.pid and st["exit_code"] is None, st
     assert jobs.stop(new.run_dir, grace_s=30)["status"] == "stopped"
+
+
+def test_a_job_that_died_on_a_full_disk_says_so_not_killed_or_out_of_memory(tmp_path, monkeypatch):
+    """On a full disk the worker cannot even write why it failed: the silent end is read as the disk,
+    when the disk holding the run has next to no room, instead of "killed, out of memory"."""
+    from pipelines import train_runs
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    jobs.update_status(tmp_path, status="running", pid=proc.pid, pid_start=jobs.process_start_time(proc.pid))
+    proc.wait()
+    monkeypatch.setattr(jobs, "free_bytes", lambda path: 200_000)
+    st = train_runs.run_status(tmp_path)
+    assert st["status"] == "failed" and st["message_code"] == "job.dead_disk_full", st
+    assert "disk" in st["message"] and "0.2 MB" in st["message"] and "out of memory" not in st["message"]
+    monkeypatch.setattr(jobs, "free_bytes", lambda path: 50 * 2 ** 30)
+    assert "out of memory" in train_runs.run_status(tmp_path)["message"]         # room left: the old reading
+    monkeypatch.undo()
+    assert jobs.free_bytes(tmp_path) > 0 and jobs.free_bytes(tmp_path / "no such folder") is None
