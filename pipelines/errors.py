@@ -27,16 +27,24 @@ def disk_full(exc: BaseException, path: str | None = None) -> UserError | None:
     import shutil
     import sqlite3
 
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        path = path or exc.filename
-    elif isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+    chain, e = [], exc
+    while e is not None and len(chain) < 10:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    oserror = next((e for e in chain if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)), None)
+    if oserror is not None:
+        path = path or oserror.filename
+    elif any(isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower() for e in chain):
         path = path or "the workspace registry (registry.sqlite)"
+    elif any("No space left on device" in str(e) or "os error 28" in str(e) for e in chain):
+        pass      # a library's own error around ENOSPC: safetensors' SafetensorError, tokenizers, Rust I/O
     else:
         return None
-    probe = path if path and os.path.exists(str(path)) else (os.path.dirname(str(path or "")) or os.getcwd())
+    # Free space where the write went; without a path (a library's error), none rather than the wrong disk's.
+    probe = None if path is None else path if os.path.exists(str(path)) else (os.path.dirname(str(path)) or os.getcwd())
     try:
-        free_mb = shutil.disk_usage(probe).free / 1e6
-        free = f"{free_mb:,.0f} MB free there"
+        free_mb = shutil.disk_usage(probe).free / 1e6 if probe else None
+        free = f"{free_mb:,.0f} MB free there" if probe else "free space unknown"
     except OSError:
         free_mb, free = None, "free space unknown"
     return UserError(f"The disk is full: could not write {path or 'a file'} ({free}). What was saved before "

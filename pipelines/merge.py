@@ -29,7 +29,7 @@ from typing import Callable, Literal
 
 from pipelines import audit, cli, jobs, metrics, run_lock
 from pipelines.backends import BackendSettings
-from pipelines.errors import UserError, cli_guard
+from pipelines.errors import UserError, cli_guard, disk_full
 from pipelines.generation import GenerationSettings, LocalGenerator
 from pipelines.merge_data import MergeData, load_merge_data, score_questions_with
 from pipelines.merge_methods import METHODS, SPARSE_METHODS
@@ -198,7 +198,13 @@ def _search_and_report(config: MergeConfig, plan, data: MergeData, ws: Workspace
                         sigma=config.sigma, population=config.population, emit=emit, should_stop=stop,
                         resume_hint=f"python -m pipelines.merge --resume {out}")
     best = best_candidate(candidates)
-    kind = mixer.save(out / "model", best["params"], shard_bytes=config.shard_mb * 2 ** 20)
+    try:
+        kind = mixer.save(out / "model", best["params"], shard_bytes=config.shard_mb * 2 ** 20)
+    except Exception as exc:            # safetensors reports a full disk as its own error: name the folder
+        full = disk_full(exc, str(out / "model"))
+        if full is None:
+            raise
+        raise full from None
     del backend, mixer
     report = test_report(plan, candidates, best, out / "model", data, config, ws)
     name = write_card(out, plan, kind, best, candidates, report, data, config, ws, est)

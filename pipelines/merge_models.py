@@ -242,6 +242,16 @@ class Mixer:
         out = Path(out)
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            kind = self._write(tmp, params, shard_bytes)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)      # a full disk: give back what the partial copy took
+            raise
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        return kind
+
+    def _write(self, tmp: Path, params: dict, shard_bytes: int) -> str:
         if self.plan.mode == "cat":
             self.apply(params)
             self.model.save_pretrained(tmp, selected_adapters=["merged"])
@@ -249,17 +259,13 @@ class Mixer:
             for f in produced.iterdir():
                 f.rename(tmp / f.name)
             produced.rmdir()
-            kind = "adapter"
-        else:
-            reference = SafetensorsModel(self.plan.reference_dir)
-            stream_merge(tmp, reference, lambda name, ref: self.tensor(name, params, ref), shard_bytes=shard_bytes)
-            for f in _MODEL_FILES:
-                if (Path(self.plan.reference_dir) / f).exists():
-                    shutil.copy2(Path(self.plan.reference_dir) / f, tmp / f)
-            kind = "merged"
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
-        return kind
+            return "adapter"
+        reference = SafetensorsModel(self.plan.reference_dir)
+        stream_merge(tmp, reference, lambda name, ref: self.tensor(name, params, ref), shard_bytes=shard_bytes)
+        for f in _MODEL_FILES:
+            if (Path(self.plan.reference_dir) / f).exists():
+                shutil.copy2(Path(self.plan.reference_dir) / f, tmp / f)
+        return "merged"
 
 
 def adapter_deltas(peft_model, n: int) -> dict[str, list[torch.Tensor]]:
