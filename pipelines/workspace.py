@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipelines import schema
-from pipelines.errors import cli_guard
+from pipelines.errors import cli_guard, disk_full
 
 ENV_VAR = "JMEDLORA_WORKSPACE"
 DEFAULT_DIR = "workspace"
@@ -84,8 +84,15 @@ class Workspace:
             conn.execute("BEGIN IMMEDIATE")
             yield conn
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK would
+            # replace the real error with "cannot rollback - no transaction is active".
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            full = disk_full(exc, str(self.db_path)) if isinstance(exc, Exception) else None
+            if full is not None:
+                raise full from exc
             raise
         finally:
             conn.close()

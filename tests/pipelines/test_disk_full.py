@@ -118,3 +118,42 @@ def test_a_merge_saving_onto_a_really_full_disk_says_so_and_leaves_no_partial_mo
     assert "Traceback" not in out and "exit=2" in out, out
     assert f"The disk is full: could not write {mnt}/m/model" in out, out
     assert "model.tmp" not in proc.stdout.split("exit=2", 1)[1] and "candidates.jsonl" in proc.stdout, out
+
+
+def test_datagen_filling_a_really_full_disk_names_the_registry_and_its_free_space(tmp_path):
+    """The workspace on a real 600 KB disk: SQLite fills it mid-run. The registry's path and the real
+    free space are named (it measured the server's working folder before), the access log verifies, and
+    no "cannot rollback" replaces the error (SQLite had rolled back already)."""
+    import subprocess
+    import sys
+    problem = _small_disk_problem()
+    if problem:
+        pytest.skip(problem)
+    from tests.conftest import REPO
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"d{i}.txt").write_text("\n".join("心不全の知見。" * 20 for _ in range(40)), encoding="utf-8")
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import hashlib, sys\n"
+        "from tests.pipelines.fake_openai_server import FakeOpenAIServer\n"
+        "from pipelines import datagen\n"
+        "def reply(prompt):\n"
+        "    tag = hashlib.sha1(prompt.encode()).hexdigest()[:6]\n"
+        "    return '\\n'.join(f\"{i}. 'instruction': 質問{tag}-{i}は何か？{'長い' * 300}, 'output': 回答{tag}-{i}\""
+        " for i in range(1, 4))\n"
+        "with FakeOpenAIServer(reply) as srv:\n"
+        "    datagen.main(['--docs', sys.argv[1], '--dataset', 'd', '--model', 'fake-model', '--base-url', srv.base_url,"
+        " '--workspace', sys.argv[2]])\n", encoding="utf-8")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cmd = ('mount -t tmpfs -o size=600k tmpfs "$1" && "$2" "$3" "$4" "$1"; echo "exit=$?"; '
+           '"$2" -m pipelines.audit verify --workspace "$1"; echo "verify=$?"')
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd, "sh", str(ws), sys.executable, str(script), str(docs)],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                          timeout=600)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out and "cannot rollback" not in out and "exit=2" in out, out
+    assert f"The disk is full: could not write {ws}/registry.sqlite (0 MB free there)" in out, out
+    assert "verify=0" in out, out
