@@ -338,7 +338,10 @@ def start(run_dir: str | os.PathLike, cmd: list[str], *, kind: str = "", cli: st
         code = proc.wait()
         with _OWNER:
             if read_json(run_dir / "status.json").get("pid") == proc.pid:     # not restarted meanwhile
-                _record_end(run_dir, code, log_name)
+                # A full disk cannot take the end either: status() then reads the dead process and the
+                # disk itself (job.dead_disk_full) rather than this thread dying with a traceback.
+                with contextlib.suppress(OSError):
+                    _record_end(run_dir, code, log_name)
         if on_exit:
             on_exit(code)
     threading.Thread(target=reap, daemon=True, name=f"reap-{proc.pid}").start()

@@ -157,3 +157,24 @@ def test_datagen_filling_a_really_full_disk_names_the_registry_and_its_free_spac
     assert "Traceback" not in out and "cannot rollback" not in out and "exit=2" in out, out
     assert f"The disk is full: could not write {ws}/registry.sqlite (0 MB free there)" in out, out
     assert "verify=0" in out, out
+
+
+def test_training_onto_a_really_full_disk_says_disk_full_not_out_of_memory(tiny_llama_dir, workspace, tmp_path):
+    """A run folder on a real 400 KB disk: the first checkpoint does not fit, and the worker cannot even
+    write why. It read as "killed, out of memory"; the launcher's reaper died with a traceback too."""
+    import subprocess
+    import sys
+    problem = _small_disk_problem()
+    if problem:
+        pytest.skip(problem)
+    from tests.conftest import REPO
+    run = tmp_path / "run"
+    run.mkdir()
+    cmd = ('mount -t tmpfs -o size=400k tmpfs "$1" && "$2" -m pipelines.train --preset cpu-tiny-lora --model "$3" '
+           '--data "$4" --max-steps 4 --save-steps 2 --out "$1/r" --workspace "$5"; echo "exit=$?"')
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd, "sh", str(run), sys.executable, str(tiny_llama_dir),
+                           str(REPO / "assets" / "sample_instructions.jsonl"), str(workspace.root)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out and "exit=1" in out, out
+    assert f"the disk holding {run}/r is full" in out and "out of memory" not in out, out
