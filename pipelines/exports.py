@@ -12,14 +12,13 @@ import os
 from pathlib import Path
 
 from pipelines.errors import UserError
+from pipelines.page_paths import env_dirs
 
 ENV_VAR = "JMEDLORA_EXPORT_DIRS"
 
 
 def allowed_dirs(workspace_root: str | os.PathLike) -> list[Path]:
-    dirs = [Path(workspace_root).resolve() / "exports"]
-    dirs += [Path(p).expanduser().resolve() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
-    return dirs
+    return [Path(workspace_root).resolve() / "exports", *env_dirs(ENV_VAR)]
 
 
 def _inside(path: Path, folder: Path) -> bool:

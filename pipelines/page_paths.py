@@ -28,11 +28,14 @@ ENV_VAR = "JMEDLORA_READ_DIRS"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
+def env_dirs(var: str) -> list[Path]:
+    """The folders an administrator listed in ``$var`` (os.pathsep-separated), links resolved."""
+    return [Path(os.path.realpath(Path(p.strip()).expanduser())) for p in os.environ.get(var, "").split(os.pathsep)
+            if p.strip()]
+
+
 def readable_dirs(workspace_root: str | os.PathLike) -> list[Path]:
-    dirs = [Path(os.path.realpath(workspace_root)), Path(os.path.realpath(ASSETS))]
-    dirs += [Path(os.path.realpath(Path(p).expanduser())) for p in os.environ.get(ENV_VAR, "").split(os.pathsep)
-             if p.strip()]
-    return dirs
+    return [Path(os.path.realpath(workspace_root)), Path(os.path.realpath(ASSETS)), *env_dirs(ENV_VAR)]
 
 
 def readable(path: str | os.PathLike, workspace_root: str | os.PathLike, what: str) -> str:
