@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
 L = {
     "intro": {"ja": "### 学習データ\n医療文書から質問・回答ペアを生成し、確認・修正して書き出します。既定では文書はこのマシンの外に出ません。\n"
                     "内蔵モデル（135M）は小さく、ペアの多くは文書の文をなぞったもので、形式は正しくても医学的な価値はありません。必ず確認してください。"
-                    "1チャンク3ペア・512トークンなら、サンプル文書（12チャンク）が2コアCPUで約5分です。",
+                    "1チャンク3ペア・512トークンなら、サンプル文書（12チャンク）が2コアCPUで5〜6分です。",
               "en": "### Instruction data\nGenerate question/answer pairs from medical documents, review and edit them, export. By default nothing leaves this machine.\n"
                     "The embedded 135M model is small: its pairs mostly echo sentences of the documents, in the right format but of no medical value. Review every record. "
-                    "With 3 pairs and 512 tokens per chunk, the 12 sample chunks take about 5 minutes on a 2-core CPU."},
+                    "With 3 pairs and 512 tokens per chunk, the 12 sample chunks take 5 to 6 minutes on a 2-core CPU."},
     "gen": {"ja": "1. 生成", "en": "1. Generate"},
     "scan": {"ja": "個人情報チェック", "en": "Privacy check"},
     "generate": {"ja": "▶ 生成", "en": "▶ Generate"},
