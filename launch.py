@@ -6,9 +6,9 @@
     python launch.py --no-auth            # a single-user laptop: no login
 
 Every page and API call needs a login by default: users are named, their passwords hashed in
-WORKSPACE/users.json (``python -m pipelines.auth add NAME``); on the first start an ``admin``
+WORKSPACE/users.json (``jmedlora auth add NAME``); on the first start an ``admin``
 user is created and its password printed once. Every login attempt goes to the audit log
-(``python -m pipelines.audit verify``). Nothing is sent anywhere: analytics are off and no
+(``jmedlora audit verify``). Nothing is sent anywhere: analytics are off and no
 model is fetched. Listening beyond this machine (any --host other than loopback) needs a login.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def is_loopback(host: str) -> bool:
     """Listening here reaches only this machine (by resolved address, not by spelling)."""
-    from pipelines.locality import is_local
+    from pipelines.core.locality import is_local
     return is_local(host, allow=[])
 
 
@@ -51,7 +51,7 @@ def parse_auth(value: str | None) -> None:
     user of the machine (and kept in shell histories); users live in WORKSPACE/users.json instead."""
     if value is not None:
         raise SystemExit("error: --auth puts a password on the command line, where `ps` shows it to every user "
-                         "of this machine.\n  Fix: add the user once with `python -m pipelines.auth add NAME` "
+                         "of this machine.\n  Fix: add the user once with `jmedlora auth add NAME` "
                          "(it asks for the password), then start without --auth.")
 
 
@@ -86,11 +86,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: port {args.port} on {args.host} is already in use (another workbench, or "
                          f"another program, is listening there).\n  Fix: open that one, stop it, or {fix}.")
 
-    from pipelines.private_files import owner_only
+    from pipelines.core.private_files import owner_only
     owner_only()
-    from pipelines import auth as users
-    from pipelines.errors import UserError
-    from pipelines.workspace import Workspace
+    from pipelines.core import auth as users
+    from pipelines.core.errors import UserError
+    from pipelines.core.workspace import Workspace
     from workbench.app import CSS, build_app
     from workbench.state import AppState
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"error: {exc}")
         if first_password:
             print(f"First start: created the user 'admin' with the password\n\n    {first_password}\n\n"
-                  "It is shown only this once. Add named users with: python -m pipelines.auth add NAME",
+                  "It is shown only this once. Add named users with: jmedlora auth add NAME",
                   flush=True)
         gate = users.Gate(ws.root)
     state = AppState(workspace=ws, lang=args.lang)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.launch(server_name=args.host, server_port=args.port, auth=gate, share=False, show_error=True,
                 inbrowser=False, css=CSS, footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
                 enable_monitoring=False, allowed_paths=[str(ws.root / "exports")], prevent_thread_lock=True,
-                # No form uploads a file (paths on the server are read under pipelines/page_paths.py), yet
+                # No form uploads a file (paths on the server are read under pipelines/core/page_paths.py), yet
                 # Gradio's upload route takes any size from any logged-in user: 300 MB went in unchecked.
                 max_file_size=UPLOAD_LIMIT)
     if gate is not None:

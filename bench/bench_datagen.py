@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines import curate, datagen, datastore  # noqa: E402
-from pipelines.workspace import Workspace  # noqa: E402
+from pipelines.core.workspace import Workspace  # noqa: E402
 from tests.pipelines.fake_openai_server import FakeOpenAIServer  # noqa: E402
 
 DISEASES = ["心不全", "糖尿病", "深部静脈血栓症", "肺塞栓症", "高血圧", "心房細動", "慢性腎臓病", "脂質異常症",

@@ -3,7 +3,7 @@ requests into one batch, vs starting each batch with the first request that arri
 
     python bench/bench_datagen_local.py [--docs assets/docs] [--pairs 3] [--max-new-tokens 512] [--concurrency 4]
 
-Runs ``pipelines.datagen`` twice in this process, back to back, each in a fresh workspace (no
+Runs ``pipelines.data.generate`` twice in this process, back to back, each in a fresh workspace (no
 cache): with ``serve_engine.GATHER_S = 0`` and with the default. Prints per run: wall seconds,
 records, chunks with at least one record, ``generate`` calls and mean rows per call; then the
 wall-time ratio.
@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines import datagen, serve_engine  # noqa: E402
-from pipelines.workspace import Workspace  # noqa: E402
+from pipelines.core.workspace import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

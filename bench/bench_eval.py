@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.evaluate import ASSETS, build_prompt  # noqa: E402
-from pipelines.generation import GenerationSettings, LocalGenerator, cut_at_stop  # noqa: E402
-from pipelines.igakuqa import load_questions  # noqa: E402
-from pipelines.models import load_model, resolve_model  # noqa: E402
-from pipelines.prompts import load_template  # noqa: E402
-from pipelines.workspace import Workspace  # noqa: E402
+from pipelines.core.workspace import Workspace  # noqa: E402
+from pipelines.evaluation.evaluator import ASSETS, build_prompt  # noqa: E402
+from pipelines.models.generation import GenerationSettings, LocalGenerator, cut_at_stop  # noqa: E402
+from pipelines.models.references import load_model, resolve_model  # noqa: E402
+from pipelines.tasks.igakuqa import load_questions  # noqa: E402
+from pipelines.tasks.prompts import load_template  # noqa: E402
 
 
 def plain_generate(model, tokenizer, prompts, settings: GenerationSettings, use_stop: bool) -> float:

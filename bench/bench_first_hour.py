@@ -2,7 +2,7 @@
 
     python bench/bench_first_hour.py [--model default] [--workspace W] [--limit 18] [--methods generate loglik both]
 
-Each case runs ``python -m pipelines.evaluate`` as the workbench does (a job: events in
+Each case runs ``jmedlora evaluate`` as the workbench does (a job: events in
 ``RUN/events.jsonl``) on the sample questions with the paper's Japanese template and settings,
 0-shot and then 1-shot (the long prompts), and prints per case: seconds from the process start
 to its first ``progress`` event and to its end, and the process's peak RSS (``wait4``: this
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_case(args, method: str, shots: int) -> dict:
     run = Path(tempfile.mkdtemp(prefix=f"first-hour-{method}-{shots}-"))
-    cmd = [sys.executable, "-m", "pipelines.evaluate", "--model", args.model, "--method", method,
+    cmd = [sys.executable, "-m", "pipelines.evaluation.evaluator", "--model", args.model, "--method", method,
            "--shots", str(shots), "--limit", str(args.limit), "--out", str(run / "out")]
     if args.workspace:
         cmd += ["--workspace", args.workspace]

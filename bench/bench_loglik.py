@@ -49,9 +49,9 @@ def _torch_dtype(name: str):
 
 
 def worker_ours(job: dict) -> dict:
-    from pipelines import loglik
-    from pipelines.igakuqa import Question
-    from pipelines.models import ModelRef, load_model
+    from pipelines.models import loglik
+    from pipelines.models.references import ModelRef, load_model
+    from pipelines.tasks.igakuqa import Question
 
     model, tok = load_model(ModelRef(spec=job["model"], kind="local", path=job["model"]),
                             device=job["device"], dtype=_torch_dtype(job["dtype"]))
@@ -89,12 +89,12 @@ def run_worker(python: str, kind: str, job_file: Path) -> dict:
 def build_job(args) -> tuple[dict, dict, list]:
     from dataclasses import asdict
 
-    from pipelines import loglik
-    from pipelines.evaluate import ASSETS, build_prompt, pick_example
-    from pipelines.igakuqa import load_questions
-    from pipelines.models import pick_device, resolve_model
-    from pipelines.prompts import load_template
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
+    from pipelines.evaluation.evaluator import ASSETS, build_prompt, pick_example
+    from pipelines.models import loglik
+    from pipelines.models.references import pick_device, resolve_model
+    from pipelines.tasks.igakuqa import load_questions
+    from pipelines.tasks.prompts import load_template
 
     qdir = ASSETS / "questions"
     pool = load_questions(qdir / "shots_ja.jsonl").questions
@@ -123,7 +123,7 @@ def build_job(args) -> tuple[dict, dict, list]:
 
 
 def accuracy(questions, flat: list[float]):
-    from pipelines.scoring import score_choice_logprobs
+    from pipelines.evaluation.scoring import score_choice_logprobs
     rows, pos = [], 0
     for q in questions:
         lps = flat[pos:pos + len(q.choices)]

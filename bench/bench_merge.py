@@ -1,12 +1,12 @@
 """Model merging: seconds per search candidate, and peak memory of a streamed full-model merge.
 
-    python -m pipelines.models prepare-default --workspace /tmp/merge-ws
+    jmedlora models prepare-default --workspace /tmp/merge-ws
     python bench/bench_merge.py --workspace /tmp/merge-ws [--questions 50] [--candidates 3]
 
 1. Seconds per candidate: two LoRA adapters (r 8, q_proj/v_proj, random non-zero weights) on
    the embedded model (~135M parameters), mixed by PEFT ``cat`` into the one loaded model and
    scored by log-likelihood accuracy on ``--questions`` questions (the sample file's 46 text
-   questions plus the 1-shot pool's 6), through the same code path as ``pipelines.merge``.
+   questions plus the 1-shot pool's 6), through the same code path as ``pipelines.merging.evolve``.
    The same for two full models (linear, every tensor mixed per candidate).
 2. Peak memory: two full embedded-size models (the embedded model and a perturbed copy, fp32
    safetensors) merged by task arithmetic into a new directory, in a fresh process (so the peak
@@ -41,7 +41,8 @@ def child_merge(base: str, a: str, b: str, out: str, shard_mb: int) -> None:
     """Runs in its own process: import, note the resident set, stream the merge, note the peak."""
     import torch  # noqa: F401
     import transformers  # noqa: F401
-    from pipelines.merge_methods import SafetensorsModel, merge_tensor, stream_merge
+
+    from pipelines.merging.methods import SafetensorsModel, merge_tensor, stream_merge
     after_import = _rss_mb()
     srcs = [SafetensorsModel(p) for p in (a, b)]
     t0 = time.perf_counter()
@@ -77,12 +78,12 @@ def adapter(src: Path, out: Path, seed: int) -> Path:
 
 
 def seconds_per_candidate(inputs: list[str], n_questions: int, n_candidates: int, ws) -> dict:
-    from pipelines.evaluate import build_prompt
-    from pipelines.generation import LocalGenerator
-    from pipelines.igakuqa import load_questions
-    from pipelines.merge_data import score_questions_with
-    from pipelines.merge_models import Mixer, plan_merge
-    from pipelines.prompts import load_template
+    from pipelines.evaluation.evaluator import build_prompt
+    from pipelines.merging.data import score_questions_with
+    from pipelines.merging.inputs import Mixer, plan_merge
+    from pipelines.models.generation import LocalGenerator
+    from pipelines.tasks.igakuqa import load_questions
+    from pipelines.tasks.prompts import load_template
 
     assets = REPO / "assets" / "questions"
     qs = [q for f in ("sample_ja.jsonl", "shots_ja.jsonl") for q in load_questions(assets / f).questions
@@ -118,8 +119,8 @@ def main() -> None:
     if args.child:
         child_merge(*args.child, shard_mb=args.shard_mb)
         return
-    from pipelines.models import ensure_default_model
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
+    from pipelines.models.references import ensure_default_model
     ws = Workspace.resolve(args.workspace)
     base = ensure_default_model(ws)
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:

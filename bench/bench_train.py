@@ -7,7 +7,7 @@ instruction records, paper's Japanese template, response-only loss, paper's leng
 with the same LoRA config (r 8, alpha 32, dropout 0.05, q_proj/v_proj), optimizer settings,
 precision and batch size, each in its own process (so peak memory is its own):
 
-  engine    ``pipelines.train`` as users launch it (``--batching grouped`` by default:
+  engine    ``pipelines.training.launch`` as users launch it (``--batching grouped`` by default:
             length-grouped, left-padded batches, LM head only on response columns)
   baseline  ``transformers.Trainer`` + ``DataCollatorForSeq2Seq(padding=True)``: shuffled
             batches padded to their longest example, logits for every position
@@ -29,15 +29,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipelines.train_metrics import peak_memory_mb  # noqa: E402
+from pipelines.training.metrics import peak_memory_mb  # noqa: E402
 
 LORA = dict(lora_r=8, lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "v_proj"])
 
 
 def examples(model_path: str, data: str, prompt_len: int, target_len: int):
-    from pipelines import train_data
-    from pipelines.models import load_tokenizer
-    from pipelines.prompts import load_template
+    from pipelines.models.references import load_tokenizer
+    from pipelines.tasks.prompts import load_template
+    from pipelines.training import data as train_data
     tok = load_tokenizer(model_path, padding_side="right")
     src = train_data.DataSource(data, Path(data), Path(data).stem, "")
     ex, _ = train_data.tokenize_sft(train_data.read_sft_records(src), tok, load_template("ja"),
@@ -50,8 +50,7 @@ def run_baseline(args) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback,
-                              TrainingArguments)
+    from transformers import AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
     tok, ex = examples(args.model_path, args.data, args.max_prompt_length, args.max_target_length)
     ds = Dataset.from_list([{"input_ids": e.input_ids, "attention_mask": [1] * len(e.input_ids), "labels": e.labels}
@@ -90,8 +89,9 @@ def run_baseline(args) -> dict:
 
 
 def run_engine(args, ws) -> dict:
-    from pipelines import train, train_runs
-    from pipelines.train_metrics import read_metrics
+    from pipelines.training import launch as train
+    from pipelines.training import runs as train_runs
+    from pipelines.training.metrics import read_metrics
     out = Path(tempfile.mkdtemp()) / f"bench-{args.batching}-{int(time.time())}"
     cfg = train.TrainConfig(model=args.model, data=args.data, out=str(out), method="lora", template="ja",
                             learning_rate=5e-5, batch_size=args.batch_size, max_steps=args.steps + 1,
@@ -127,8 +127,8 @@ def main() -> None:
         print("RESULT " + json.dumps(run_baseline(args)), flush=True)
         return
 
-    from pipelines.models import resolve_model
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
+    from pipelines.models.references import resolve_model
     ws = Workspace.resolve(args.workspace)
     model_path = resolve_model(args.model, None, ws).path
     _, ex = examples(model_path, args.data, args.max_prompt_length, args.max_target_length)

@@ -3,7 +3,7 @@ answers of several models beside it, each with its predicted choice and metric b
 
 Model text is untrusted: everything from a result is HTML-escaped before it is shown.
 Which metric badges a card shows is passed in as ``(key, name, style)`` triples (the
-workbench reads them from the metric registry, ``pipelines/metrics.py``).
+workbench reads them from the metric registry, ``pipelines/evaluation/metrics.py``).
 """
 from __future__ import annotations
 

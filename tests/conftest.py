@@ -17,21 +17,21 @@ SAMPLE_QUESTIONS = REPO / "assets" / "questions" / "sample_ja.jsonl"
 
 @pytest.fixture(scope="session")
 def session_workspace(tmp_path_factory):
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
     return Workspace.resolve(tmp_path_factory.mktemp("session_ws"))
 
 
 @pytest.fixture(scope="session")
 def default_model_dir(session_workspace) -> Path:
     """The real embedded model, converted to safetensors once per session."""
-    from pipelines.models import ensure_default_model
+    from pipelines.models.references import ensure_default_model
     return ensure_default_model(session_workspace)
 
 
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
     """A fresh workspace, also set as the environment default for subprocesses."""
-    from pipelines.workspace import ENV_VAR, Workspace
+    from pipelines.core.workspace import ENV_VAR, Workspace
     ws = Workspace.resolve(tmp_path / "ws")
     monkeypatch.setenv(ENV_VAR, str(ws.root))
     return ws
@@ -51,7 +51,8 @@ def workspace_with_default(workspace, default_model_dir):
 def tokenizer_dir(tmp_path_factory) -> Path:
     """The embedded model's tokenizer alone (fast: no weights are dequantized)."""
     from transformers import AutoTokenizer
-    from pipelines.models import _gguf_source
+
+    from pipelines.models.references import _gguf_source
     src = _gguf_source()
     out = tmp_path_factory.mktemp("tokenizer")
     AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name).save_pretrained(out)
@@ -98,7 +99,7 @@ WRITE_SQL = ("BEGIN", "INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP",
 def sql_writes(monkeypatch):
     """The write statements (and ``BEGIN``s of write transactions) run on any workspace
     connection while the test runs: a list that fills as they happen."""
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
     writes: list[str] = []
     connect = Workspace.connect
 

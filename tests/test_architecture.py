@@ -4,6 +4,14 @@
     pipelines/  never imports gradio, workbench or components (usable from a CLI and from Python)
     components/ never imports pipelines or workbench (reusable widgets get plain data)
 
+Inside pipelines/, one folder per capability, in layers (a folder imports its own and lower ones):
+
+    core  <  tasks  <  models  <  data, training, evaluation, merging
+
+The four capabilities on top do not import each other, except where ``CROSSINGS`` gives the
+reason. No source file is over 400 lines and no function over 100: past that, a file holds two
+ideas and a function several steps, and each wants its own name.
+
 Imports inside functions count too: a local import is how a cycle hides, not how it is solved.
 """
 from __future__ import annotations
@@ -43,7 +51,7 @@ def _imports(path: Path, name: str) -> set[str]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             out.add(base)
-            # ``from pipelines import train`` imports the module pipelines.train
+            # ``from pipelines import train`` imports the module pipelines.training.launch
             out.update(f"{base}.{a.name}" for a in node.names)
     return out
 
@@ -129,12 +137,68 @@ def test_no_import_cycles():
     assert _cycles(graph) == []
 
 
+# -- the rooms of pipelines/ ---------------------------------------------------------------------
+
+LAYER = {"core": 0, "tasks": 1, "models": 2, "data": 3, "training": 3, "evaluation": 3, "merging": 3}
+# Capability → capability imports allowed on top of the layers, each with its reason.
+CROSSINGS = {
+    ("merging", "evaluation"): "a merge candidate is scored with the evaluation engine and metrics, so its "
+                               "dev and test numbers mean what an evaluation's mean",
+}
+# What may sit directly in pipelines/ (the hall): the package, ``python -m pipelines`` and old names.
+HALL = {"pipelines", "pipelines.__main__", "pipelines.moved"}
+
+
+def _folder(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYER) else None
+
+
+def _folder_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for name, deps in graph.items():
+        src = _folder(name)
+        if not name.startswith("pipelines") or src is None:
+            continue
+        for dep in deps:
+            dst = _folder(dep)
+            if dst is None or dst == src or LAYER[dst] < LAYER[src] or (src, dst) in CROSSINGS:
+                continue
+            bad.append(f"{name} imports {dep} ({src} → {dst})")
+    return sorted(bad)
+
+
+def test_capability_folders_import_downwards_only():
+    assert _folder_violations(_graph()) == []
+
+
+def test_the_folder_rule_finds_what_it_should():
+    graph = {"pipelines.core.jobs": {"pipelines.models.server"},
+             "pipelines.data.store": {"pipelines.core.errors", "pipelines.training.runs"},
+             "pipelines.merging.data": {"pipelines.evaluation.metrics"},
+             "pipelines.models.loglik": {"pipelines.tasks.igakuqa"}}
+    assert _folder_violations(graph) == ["pipelines.core.jobs imports pipelines.models.server (core → models)",
+                                         "pipelines.data.store imports pipelines.training.runs (data → training)"]
+
+
+def test_every_module_lives_in_a_folder():
+    mods = _project_modules()
+    loose = sorted(m for m in mods if m.startswith("pipelines") and m not in HALL and _folder(m) is None)
+    assert not loose, f"modules outside the capability folders (pick one in LAYER, or add a folder): {loose}"
+    unknown = sorted({p.name for p in (REPO / "pipelines").iterdir()
+                      if p.is_dir() and (p / "__init__.py").exists()} - set(LAYER))
+    assert not unknown, f"folders the layer rule does not know (add them to LAYER): {unknown}"
+    for folder in LAYER:
+        doc = ast.get_docstring(ast.parse((REPO / "pipelines" / folder / "__init__.py").read_text(encoding="utf-8")))
+        assert doc, f"pipelines/{folder}/__init__.py says nothing about what lives there"
+
+
 def test_cycle_detector_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-# -- nothing read from disk is unpickled (pipelines/safe_load.py) --------------------------------
+# -- nothing read from disk is unpickled (pipelines/core/safe_load.py) --------------------------------
 
 def _unpickling_calls(source: str) -> list[str]:
     """Calls that can run code from a file: pickle/dill/joblib loads, torch.load without
@@ -159,7 +223,7 @@ def _unpickling_calls(source: str) -> list[str]:
 def test_nothing_under_pipelines_or_workbench_unpickles():
     offenders = {str(p.relative_to(REPO)): calls for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
                  if (calls := _unpickling_calls(p.read_text(encoding="utf-8")))}
-    assert not offenders, f"loads that can run code from a file (use pipelines/safe_load.py): {offenders}"
+    assert not offenders, f"loads that can run code from a file (use pipelines/core/safe_load.py): {offenders}"
 
 
 def test_the_unpickling_check_finds_what_it_should():

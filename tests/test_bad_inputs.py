@@ -35,12 +35,12 @@ def test_the_corpus_is_there():
 
 @pytest.mark.parametrize("name", QUESTIONS)
 def test_validator_refuses_bad_question_files(name):
-    refused(cli("pipelines.igakuqa", str(CORPUS / name), "--on-error", "stop"), name)
+    refused(cli("pipelines.tasks.igakuqa", str(CORPUS / name), "--on-error", "stop"), name)
 
 
 @pytest.mark.parametrize("name", QUESTIONS)
 def test_evaluate_refuses_bad_question_files(name, workspace, tiny_llama_dir, tmp_path):
-    refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(CORPUS / name),
+    refused(cli("pipelines.evaluation.evaluator", "--model", str(tiny_llama_dir), "--data", str(CORPUS / name),
                 "--out", str(tmp_path / "ev"), "--limit", "2"), name)
 
 
@@ -48,7 +48,7 @@ def test_a_50_mb_question_line_is_refused_before_it_is_read(workspace, tiny_llam
     huge = tmp_path / "huge.jsonl"
     with open(huge, "w", encoding="utf-8") as fh:        # made here: 50 MB is not committed
         fh.write('{"problem_id": "H-1", "problem_text": "' + "心" * (50_000_000 // 3) + '", "choices": []}\n')
-    out = refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(huge),
+    out = refused(cli("pipelines.evaluation.evaluator", "--model", str(tiny_llama_dir), "--data", str(huge),
                       "--out", str(tmp_path / "ev")), "huge.jsonl")
     assert "MB" in out and not (tmp_path / "ev" / "results.jsonl").exists()
 
@@ -70,13 +70,13 @@ def test_every_bad_preset_has_its_expected_message():
 def test_train_refuses_impossible_presets_before_launch(name, workspace, tiny_llama_dir, tmp_path):
     # Valid training data, so the preset alone is what gets refused (a valid preset gets past this point:
     # the control below).
-    refused(cli("pipelines.train", "--preset", str(CORPUS / name), "--model", str(tiny_llama_dir),
+    refused(cli("pipelines.training.launch", "--preset", str(CORPUS / name), "--model", str(tiny_llama_dir),
                 "--data", str(VALID_TRAINING_DATA), "--out", str(tmp_path / "run"), "--estimate"), PRESET_SAYS[name])
     assert not (tmp_path / "run" / "status.json").exists()             # nothing was started
 
 
 def test_a_valid_preset_with_the_same_data_is_not_refused(workspace, tiny_llama_dir, tmp_path):
-    proc = cli("pipelines.train", "--preset", str(REPO / "assets" / "presets" / "cpu-tiny-lora.json"),
+    proc = cli("pipelines.training.launch", "--preset", str(REPO / "assets" / "presets" / "cpu-tiny-lora.json"),
                "--model", str(tiny_llama_dir), "--data", str(VALID_TRAINING_DATA), "--out", str(tmp_path / "run"),
                "--estimate")
     assert proc.returncode == 0 and "error:" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
@@ -89,20 +89,20 @@ def test_a_valid_preset_with_the_same_data_is_not_refused(workspace, tiny_llama_
                                                ("--max-grad-norm", "-1", "max_grad_norm"),
                                                ("--batch-size", "0", "batch_size")])
 def test_train_refuses_impossible_flags(flag, value, says, workspace, tiny_llama_dir, tmp_path):
-    refused(cli("pipelines.train", "--model", str(tiny_llama_dir), "--data", str(CORPUS / ALPACA[0]),
+    refused(cli("pipelines.training.launch", "--model", str(tiny_llama_dir), "--data", str(CORPUS / ALPACA[0]),
                 "--out", str(tmp_path / "run"), flag, value), says)
 
 
 @pytest.mark.parametrize("name", ALPACA)
 def test_train_refuses_bad_training_data(name, workspace, tiny_llama_dir, tmp_path):
-    refused(cli("pipelines.train", "--model", str(tiny_llama_dir), "--data", str(CORPUS / name),
+    refused(cli("pipelines.training.launch", "--model", str(tiny_llama_dir), "--data", str(CORPUS / name),
                 "--out", str(tmp_path / "run"), "--max-steps", "1", "--batch-size", "1"), name)
 
 
 def test_evaluate_refuses_an_adapter_for_another_base(workspace, tiny_llama_dir, tiny_neox_dir, tmp_path):
     from tests.workbench.conftest import make_adapter
     adapter = make_adapter(tiny_llama_dir, tmp_path / "llama-adapter")
-    refused(cli("pipelines.evaluate", "--model", str(tiny_neox_dir), "--adapter", str(adapter),
+    refused(cli("pipelines.evaluation.evaluator", "--model", str(tiny_neox_dir), "--adapter", str(adapter),
                 "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), "--out", str(tmp_path / "ev"),
                 "--limit", "1"), str(tiny_llama_dir))
 
@@ -110,7 +110,7 @@ def test_evaluate_refuses_an_adapter_for_another_base(workspace, tiny_llama_dir,
 @pytest.mark.parametrize("flag, value, says", [("--temperature", "nan", "temperature"), ("--top-p", "inf", "top_p"),
                                                ("--max-new-tokens", "0", "--max-new-tokens")])
 def test_evaluate_refuses_impossible_generation_settings(flag, value, says, workspace, tiny_llama_dir, tmp_path):
-    refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--out", str(tmp_path / "ev"),
+    refused(cli("pipelines.evaluation.evaluator", "--model", str(tiny_llama_dir), "--out", str(tmp_path / "ev"),
                 "--data", str(REPO / "assets" / "questions" / "sample_ja.jsonl"), flag, value), says)
 
 
@@ -133,16 +133,16 @@ def _refused_quickly(*args: str) -> str:
 @pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
 def test_a_device_or_pipe_as_question_file_is_refused(special, fifo, workspace, tiny_llama_dir, tmp_path):
     data = str(fifo) if special == "fifo" else special
-    _refused_quickly("pipelines.igakuqa", data)
-    _refused_quickly("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "ev"))
+    _refused_quickly("pipelines.tasks.igakuqa", data)
+    _refused_quickly("pipelines.evaluation.evaluator", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "ev"))
 
 
 @pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
 def test_a_device_or_pipe_as_training_data_or_import_is_refused(special, fifo, workspace, tiny_llama_dir, tmp_path):
     data = str(fifo) if special == "fifo" else special
-    _refused_quickly("pipelines.train", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "run"))
+    _refused_quickly("pipelines.training.launch", "--model", str(tiny_llama_dir), "--data", data, "--out", str(tmp_path / "run"))
     assert not (tmp_path / "run" / "status.json").exists()
-    _refused_quickly("pipelines.curate", "import", "--dataset", "d", "--jsonl", data, "--workspace", str(workspace.root))
+    _refused_quickly("pipelines.data.curate", "import", "--dataset", "d", "--jsonl", data, "--workspace", str(workspace.root))
 
 
 # -- output folders and model files that cannot be used: a message, not a traceback --------------
@@ -155,11 +155,11 @@ def test_an_unusable_output_path_is_refused_by_evaluate_train_and_merge(kind, wo
     else:
         out = tmp_path / ("x" * 300)
     says = "existing file" if kind == "existing file" else "shorter --out"
-    refused(cli("pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(SAMPLE), "--limit", "1",
+    refused(cli("pipelines.evaluation.evaluator", "--model", str(tiny_llama_dir), "--data", str(SAMPLE), "--limit", "1",
                 "--out", str(out)), says)
-    refused(cli("pipelines.train", "--preset", "cpu-tiny-lora", "--model", str(tiny_llama_dir), "--data",
+    refused(cli("pipelines.training.launch", "--preset", "cpu-tiny-lora", "--model", str(tiny_llama_dir), "--data",
                 str(VALID_TRAINING_DATA), "--out", str(out)), says)
-    refused(cli("pipelines.merge", "--inputs", str(tiny_llama_dir), str(tiny_llama_dir), "--dev", str(SAMPLE),
+    refused(cli("pipelines.merging.evolve", "--inputs", str(tiny_llama_dir), str(tiny_llama_dir), "--dev", str(SAMPLE),
                 "--out", str(out)), says)
     if kind == "existing file":
         assert out.read_text() == "keep me"
@@ -172,6 +172,6 @@ def test_a_truncated_safetensors_file_is_a_clear_error(workspace, tiny_llama_dir
     weights = model / "model.safetensors"
     with open(weights, "r+b") as fh:                   # a copy that did not finish
         fh.truncate(weights.stat().st_size // 2)
-    out = refused(cli("pipelines.evaluate", "--model", str(model), "--data", str(SAMPLE), "--limit", "1",
+    out = refused(cli("pipelines.evaluation.evaluator", "--model", str(model), "--data", str(SAMPLE), "--limit", "1",
                       "--out", str(tmp_path / "ev")), str(model))
     assert "incomplete metadata" in out or "cut short" in out or "safetensors" in out.lower(), out

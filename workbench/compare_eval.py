@@ -1,5 +1,5 @@
-"""The Compare tab's evaluation batches: start one ``python -m pipelines.evaluate`` job per
-checkpoint (``pipelines.eval_jobs``), show their progress, stop them, and re-attach to a
+"""The Compare tab's evaluation batches: start one ``jmedlora evaluate`` job per
+checkpoint (``pipelines.evaluation.batches``), show their progress, stop them, and re-attach to a
 batch still running when the page is reopened.
 
 Handlers take the app state first (bound with ``workbench.wiring.bind``); after a start the
@@ -16,10 +16,11 @@ import gradio as gr
 
 from components import notice
 from components.run_monitor import progress_html
-from pipelines import eval_jobs, jobs, page_paths
-from pipelines.errors import UserError
-from pipelines.igakuqa import load_questions
-from pipelines.models import resolve_model
+from pipelines.core import jobs, page_paths
+from pipelines.core.errors import UserError
+from pipelines.evaluation import batches as eval_jobs
+from pipelines.models.references import resolve_model
+from pipelines.tasks.igakuqa import load_questions
 from workbench import users
 from workbench.compare_view import evaluation_choices
 from workbench.field_errors import error_html, job_message

@@ -4,7 +4,7 @@ evaluations one at a time, in a shuffled order, without knowing which checkpoint
 Blind until the end: the per-checkpoint summary stays hidden until the reviewer has rated
 every answer of the batch (a summary that moved after each rating named the checkpoint of the
 answer just rated), or until an administrator reveals it. A rating can be changed ("← change
-the previous rating"); the store keeps every earlier rating (``pipelines/reviews.py``).
+the previous rating"); the store keeps every earlier rating (``pipelines/evaluation/reviews.py``).
 
 The queue and the answers already rated in this session live in ``gr.State`` as lists of
 ``reviews.Candidate``; everything else is read from the workspace.
@@ -17,7 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from components import answer_card, notice
-from pipelines import reviews
+from pipelines.evaluation import reviews
 from workbench import users
 from workbench.compare_view import questions_of, selected_runs
 from workbench.state import AppState

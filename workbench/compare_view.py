@@ -13,11 +13,11 @@ import gradio as gr
 import pandas as pd
 
 from components import answer_card, notice, side_by_side
-from pipelines import metrics
-from pipelines.errors import UserError
-from pipelines.eval_summary import EvalSummary
-from pipelines.evaluate import EvalConfig, read_results
-from pipelines.igakuqa import load_questions
+from pipelines.core.errors import UserError
+from pipelines.evaluation import metrics
+from pipelines.evaluation.evaluator import EvalConfig, read_results
+from pipelines.evaluation.summary import EvalSummary
+from pipelines.tasks.igakuqa import load_questions
 from workbench import users
 from workbench.state import AppState
 

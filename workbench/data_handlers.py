@@ -15,11 +15,24 @@ import plotly.graph_objects as go
 
 from components import metric_chart, notice
 from components.run_monitor import progress_html
-from pipelines import curate, datagen, datastore, exports, jobs, page_paths
-from pipelines.errors import UserError
+from pipelines.core import exports, jobs, page_paths
+from pipelines.core.errors import UserError
+from pipelines.data import curate
+from pipelines.data import generate as datagen
+from pipelines.data import store as datastore
 from workbench import users
-from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, HISTORY_COLS, HISTORY_FIELDS, MSG, RECORD_COLS,
-                                 STATUS_WORDS, header, word)
+from workbench.data_text import (
+    FIELDS,
+    FILTER_WORDS,
+    FINDING_COLS,
+    HISTORY_COLS,
+    HISTORY_FIELDS,
+    MSG,
+    RECORD_COLS,
+    STATUS_WORDS,
+    header,
+    word,
+)
 from workbench.field_errors import error_html, job_message, message
 from workbench.messages_ja import PRIVACY_KINDS
 from workbench.state import AppState
@@ -44,7 +57,7 @@ def latest_job(ws) -> dict | None:
 def start_job(ws, config, user: str = users.LOCAL) -> jobs.Job:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", config.dataset)[:40] or "data"
     run_dir = ws.subdir("jobs") / f"datagen-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return jobs.start(run_dir, jobs.python_module("pipelines.datagen", *datagen.command_args(config)),
+    return jobs.start(run_dir, jobs.command("datagen", *datagen.command_args(config)),
                       kind="datagen", dataset=config.dataset, env=users.job_env(user))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from components import notice
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
 from workbench import messages_ja
 
 Text = dict[str, str]
@@ -58,7 +58,7 @@ _EXIT = re.compile(r"exited with code (-?\d+)(?: \(killed\))?; see (\S+)")
 
 def job_message(st: dict, labels: dict[str, Text], lang: str) -> str:
     """What a job's status says, in ``lang``: a failure's UserError through the catalog, a coded
-    status message (``pipelines.jobs.say``) through ``messages_ja.STATUS``, else the message as it is."""
+    status message (``pipelines.core.jobs.say``) through ``messages_ja.STATUS``, else the message as it is."""
     end = st.get("end") or {}
     if st.get("status", "failed") == "failed" and end.get("problem"):
         problem, fix = message(UserError(end["problem"], end.get("fix"), code=end.get("code"),

@@ -16,7 +16,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "disk_full": ("ディスクがいっぱいです：{path} を書き込めませんでした（空き {free}）。それまでに保存した内容は無事です。",
                   "古いラン・チェックポイント・エクスポートを消して空きを作るか、空きのあるディスクのワークスペースを使い、"
                   "同じ操作をもう一度行ってください（続きから再開します）。"),
-    # reading JSONL (pipelines/jsonl.py)
+    # reading JSONL (pipelines/core/jsonl.py)
     "jsonl.too_big": ("{path} は {size} あり、読み込める上限 {limit} を超えています。",
                       "正しいファイルか確認してください。大きなデータは分割してください。"),
     "jsonl.unreadable": ("{path} を読めません（{reason}）。", "パスと読み取り権限を確認してください。"),
@@ -25,7 +25,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "line.not_object": ("JSON オブジェクト（{{…}}）ではありません（{got}）", None),
     "line.not_utf8": ("UTF-8 ではありません（{byte} バイト目）。ファイルを UTF-8 で保存してください", None),
     "line.malformed": ("JSON の書式が壊れています（{column} 文字目付近）", None),
-    # question files (pipelines/igakuqa.py)
+    # question files (pipelines/tasks/igakuqa.py)
     "questions.missing": ("問題ファイル {path} がありません。",
                           "IgakuQA 形式の JSONL ファイルを指定してください（例：assets/questions/sample_ja.jsonl）。"),
     "questions.none_usable": ("{path} に使える問題が1問もありません。",
@@ -49,10 +49,10 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "question.answer_count": ("問題文は「{asked}つ選べ」ですが、正解は {got} 個です", None),
     "question.duplicate_id": ("ID {got} が重複しています", None),
     "question.accuracy_ignored": ("数値ではないため無視しました", None),
-    # instruction records (pipelines/curate.py)
+    # instruction records (pipelines/data/curate.py)
     "alpaca.not_a_record": ("{path} の {line} 行目：「instruction」と「output」を文字列で持つレコードではありません。",
                             "各行を Alpaca 形式のレコード（instruction、任意の input、output）にしてください。"),
-    # training settings (pipelines/train_config.py)
+    # training settings (pipelines/training/config.py)
     "config.not_finite": ("{field}は有限の数にしてください（入力：{value}）。", "{field}に実数を入力してください（例：{default}）。"),
     "config.not_number": ("{field}は数値にしてください（入力：{value}）。", "{field}に数値を入力してください（例：{default}）。"),
     "config.not_whole": ("{field}は整数にしてください（入力：{value}）。", "{field}に整数を入力してください（例：{default}）。"),
@@ -80,7 +80,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                           "assets/presets/ の同梱プリセットをコピーして編集してください。"),
     "preset.unknown_fields": ("プリセット {path} に知らない項目があります：{fields}。",
                               "項目名の綴りを確認するか、その項目を消してください。"),
-    # exports (pipelines/exports.py)
+    # exports (pipelines/core/exports.py)
     "export.dotdot": ("書き出し先 {path} に「..」が含まれています。", "{folder} の中のファイル名を指定してください。"),
     "export.outside": ("書き出しは {folder} の中（または管理者が {env} で許可したフォルダ）に限られます。{path} はその外です。",
                        "ファイル名だけを指定する（{folder} に保存されます）か、管理者にフォルダの追加を依頼してください。"),
@@ -88,10 +88,10 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "export.folder_format": ("この形式はフォルダに書き出しますが、{name} はファイル名のようです。",
                              "拡張子 {suffix} を外してください（例：{example}）。"),
     "export.exists": ("{path} はすでにあります。", "別の名前にするか、「同名のファイルがあれば上書きする」にチェックを入れてください。"),
-    # instruction-data records (pipelines/datastore.py)
+    # instruction-data records (pipelines/data/store.py)
     "records.no_id": ("ID {id} のレコードはありません。", "レコード一覧で正しい ID を確認してください。"),
     "records.empty_field": ("{field}は空にできません。", "空にする代わりに、そのレコードを「除外」してください。"),
-    # documents (pipelines/documents.py)
+    # documents (pipelines/data/documents.py)
     "docs.encoding": ("{path} は UTF-8・Shift_JIS（cp932）・EUC-JP のどの文字コードでも読めません。",
                       "UTF-8 で保存し直してください。"),
     "docs.pdf_encrypted": ("{path} は暗号化された PDF です。", "暗号化していないコピーを保存するか、テキストとして書き出してください。"),
@@ -101,7 +101,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "docs.unsupported": ("{path} は対応していない種類の文書です。", ".txt・.md・.pdf のいずれかに変換してください。"),
     "docs.missing": ("文書フォルダ {path} がありません。", "「文書フォルダまたはファイル」に .txt/.md/.pdf のあるフォルダを指定してください。"),
     "docs.none": ("{path} に .txt・.md・.pdf の文書が見つかりません。", "生成に使う医学文書をそのフォルダに置いてください。"),
-    # training data (pipelines/train_data.py)
+    # training data (pipelines/training/data.py)
     "data.none": ("学習データが指定されていません。", "{field}に JSONL ファイル、保存したデータセットのフォルダ、またはデータセット名を入力してください。"),
     "data.not_found": ("学習データ {spec} が見つかりません（ファイル・フォルダ・ワークスペースのデータセットのいずれでもありません）。",
                        "存在する JSONL ファイルかフォルダ、またはワークスペースのデータセット名を指定してください。"),
@@ -110,7 +110,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                        ".jsonl ファイル（1行に1レコード）か、保存したデータセットのフォルダを指定してください。"),
     "data.record_empty": ("{where}：「{key}」がないか空です。", "どのレコードにも空でない instruction と output が必要です（input は任意）。"),
     "data.no_records": ("{path} にレコードがありません。", "先にデータタブで指示データを書き出してください。"),
-    # merging (pipelines/merge.py, merge_data.py)
+    # merging (pipelines/merging/evolve.py, merge_data.py)
     "merge.no_dev": ("開発セットが指定されていません。", "{field}に IgakuQA 形式の JSONL を指定してください（50問あれば足ります）。"),
     "merge.population": ("集団サイズは 4 以上にしてください（CMA-ES は各世代の上位半分から学びます）。",
                          "指定しなければ既定値 4 + 3·ln(次元数) になります。"),
@@ -123,7 +123,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                       "{test_field}に別のファイルを指定するか、{field}を小さくしてください。"),
     "merge.nothing_scorable": ("開発セットにもテストセットにも採点できる問題が残っていません。",
                                "対数尤度の指標には選択肢つきの問題が必要です。ファイルを確認してください。"),
-    # hardware and model checks before training (pipelines/train_config.py prepare)
+    # hardware and model checks before training (pipelines/training/config.py prepare)
     "hw.too_many_gpus": ("プロセス数 {n} に対して GPU が {have} 台しかありません。", "{field}を GPU の台数以下にしてください。"),
     "hw.too_many_cores": ("プロセス数 {n} に対して CPU コアが {have} 個しかありません。", "{field}をコア数以下にしてください。"),
     "hw.no_4bit": ("QLoRA には 4 ビット読み込み（bitsandbytes 0.49 以降）が必要ですが、この環境では使えません。",
@@ -136,7 +136,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "train.eval_data_missing": ("評価データ {path} がありません。", "{field}に IgakuQA 形式の JSONL ファイルを指定してください。"),
     "train.target_modules": ("対象モジュール {missing} はこのモデルにありません。",
                              "このモデルの線形層は {linear} です。{field}をそこから選ぶか all-linear にしてください。"),
-    # models (pipelines/models.py)
+    # models (pipelines/models/references.py)
     "model.not_found": ("モデル {spec} が見つかりません。",
                         "「default」、ローカルのモデルフォルダ、登録済みのモデル名のいずれかを指定してください。"),
     "model.not_a_model_dir": ("{spec} はモデルのフォルダではありません（config.json がありません）。",
@@ -189,7 +189,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "model.adapter_width": ("アダプタ {adapter}（{trained_for} 向けに学習）の {tensor} は幅 {got} ですが、モデル {base} の幅は {want} です。"
                             "別のベースモデル向けに学習したものです。", "{trained_for} で使うか、{base} で学習したアダプタを選んでください。"),
     "backend.none": ("{spec}（種類 {kind}）を扱う生成バックエンドがありません。", "種類が {known} のいずれかのモデル参照を使ってください。"),
-    # generation, endpoints, log-likelihood (pipelines/generation.py, loglik.py, freeform.py)
+    # generation, endpoints, log-likelihood (pipelines/models/generation.py, loglik.py, freeform.py)
     "endpoint.no_key": ("{url} の API キーがありません：環境変数 {env} が空です。",
                         "ワークベンチを起動する前に環境変数 {env} にキーを設定してください（キーは環境変数からだけ読み、保存しません）。"),
     "endpoint.refused": ("エンドポイント {url} がリクエストを拒否しました（{detail}）。",
@@ -211,7 +211,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "loglik.no_head": ("{model} には独立した言語モデルヘッドがないため、対数尤度で選択肢を採点できません。",
                        "このモデルは評価方法を generate にしてください。"),
     "freeform.empty": ("指示が空です。", "モデルに答えさせる内容を入力してください。"),
-    # evaluation (pipelines/evaluate.py) and paired comparison (significance.py)
+    # evaluation (pipelines/evaluation/evaluator.py) and paired comparison (significance.py)
     "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
     "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),
     "eval.shots": ("shot 設定 {value} には対応していません。", "0、1、または 0 と 1 の両方にしてください。"),
@@ -225,7 +225,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "compare.no_shots": ("{path} には {shots}-shot の結果がありません（あるのは {has}）。", "両方の評価にある shot 設定を選んでください。"),
     "compare.no_metric": ("{path} の {shots}-shot の結果には指標 {metric} がありません（あるのは {available}）。",
                           "ある指標を選ぶか、その指標を出す評価方法で評価し直してください。"),
-    # merging (pipelines/merge.py, merge_models.py, merge_methods.py, merge_search.py)
+    # merging (pipelines/merging/evolve.py, merge_models.py, merge_methods.py, merge_search.py)
     "merge.method": ("マージ手法 {value} はありません。", "次のいずれかにしてください：{known}。"),
     "merge.metric": ("指標 {value} はありません。", "次のいずれかにしてください：{known}。"),
     "merge.budget": ("{field}は 0 以上、{groups_field}は 1 以上にしてください。", None),
@@ -256,7 +256,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                         "重みのマージに意味があるのは、どの入力でもトークン ID が同じ意味を持つときだけです。"),
     "merge.candidates_differ": ("{path} は候補 {i} でこの探索と一致しません（シード・手法・入力が変わっています）。",
                                 "開始したときの設定で再開するか、別の出力フォルダを使ってください。"),
-    # training runs (pipelines/train.py, train_worker.py, train_data.py, train_estimate.py)
+    # training runs (pipelines/training/launch.py, train_worker.py, train_data.py, train_estimate.py)
     "train.no_run": ("学習ラン {spec} はありません（ランのフォルダでもワークスペースのラン名でもありません）。", "既存のラン：{known}。"),
     "train.out_taken": ("{path} にはすでに学習ランがあります。", "そのランを再開するか、別の出力フォルダを指定してください。"),
     "train.name_taken": ("「{name}@…」という名前のチェックポイントがワークスペースにすでにあります（{taken}）。", "{field}を変えてください。"),
@@ -287,7 +287,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
                            "先にモデルを用意するか、config.json か既知の形（{known}）を指定してください。"),
     "estimate.model_unresolved": ("{inner} 見積もりに必要なのはモデルの形だけです。",
                                   "config.json（またはそれを含むフォルダ）か、既知の形（{known}）を指定してください。"),
-    # instruction data (pipelines/datagen.py, curate.py, datastore.py, documents.py)
+    # instruction data (pipelines/data/generate.py, curate.py, datastore.py, documents.py)
     "datagen.at_least_one": ("{fields}は 1 以上にしてください。", "{fields}を 1 以上にしてください（例：15 と 4）。"),
     "datagen.no_dataset": ("データセット名が指定されていません。", "{field}に名前を入力してください（レコードはそこに追加されます）。"),
     "privacy.blocked": ("このマシンの外にある {url} へ送る {n} 個の断片に個人情報らしき箇所が見つかりました：\n{lines}",
@@ -306,7 +306,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "docs.chunk_size": ("{field}（{value}）が小さすぎます。", "{field}を 1 以上にしてください。"),
     "docs.overlap": ("{field}（{value}）は 0 以上で、断片の長さ {size} より小さくしてください。", "{field}を小さくしてください。"),
     "docs.chunk_by": ("分割方法 {value} はありません。", "{field}を lines か tokens にしてください。"),
-    # accounts, locks, workspace, the local server (pipelines/auth.py, run_lock.py, schema.py, serve*.py, structured.py)
+    # accounts, locks, workspace, the local server (pipelines/core/auth.py, run_lock.py, schema.py, serve*.py, structured.py)
     "auth.bad_name": ("ユーザー名 {name} は使えません。", "1〜64文字の英字・数字・「_」「.」「@」「-」を使ってください。"),
     "auth.short_password": ("パスワードが短すぎます（{n} 文字）。", "{min} 文字以上にしてください。"),
     "auth.no_user": ("ユーザー {name} はいません。", "登録済みのユーザー：{known}。"),
@@ -331,7 +331,7 @@ MESSAGES: dict[str, tuple[str, str | None]] = {
     "serve.no_lmfe": ("構造化出力には lm-format-enforcer パッケージが必要です。",
                       "管理者に pip install -r requirements.txt（または make run）の実行を依頼してください。"),
 }
-# Words inside parameters (pipelines/privacy.py KINDS, job states, what diverged).
+# Words inside parameters (pipelines/data/privacy.py KINDS, job states, what diverged).
 PRIVACY_KINDS = {"name": "患者氏名", "record_number": "患者ID・カルテ番号", "date_of_birth": "生年月日",
                  "date": "完全な日付（和暦）", "phone": "電話番号", "address": "住所", "email": "メールアドレス",
                  "my_number": "マイナンバー（個人番号）"}
@@ -345,7 +345,7 @@ WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradi
 TYPES = {"list": "配列", "str": "文字列", "int": "整数", "float": "数値", "bool": "真偽値", "NoneType": "null"}
 ERRNO = {errnos.ENOENT: "ファイルがありません", errnos.EACCES: "読み取り権限がありません",
          errnos.EISDIR: "フォルダです", errnos.ENOTDIR: "パスの途中がフォルダではありません"}
-# Job and training status messages (pipelines.jobs.say codes), shown in the runs tables.
+# Job and training status messages (pipelines.core.jobs.say codes), shown in the runs tables.
 STATUS = {
     "job.stopped": "ユーザーが停止しました",
     "job.finished": "",

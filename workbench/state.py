@@ -10,8 +10,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.errors import UserError
-from pipelines.workspace import Workspace
+from pipelines.core.errors import UserError
+from pipelines.core.workspace import Workspace
 
 
 @dataclass
@@ -19,7 +19,7 @@ class BackendSlot:
     status: str = "idle"         # idle | loading | ready | failed
     error: str = ""
     failure: UserError | None = None   # the error itself, so the page can say it in its language
-    backend: object = None       # pipelines.backends.Backend once ready
+    backend: object = None       # pipelines.models.backends.Backend once ready
     seconds: float = 0.0
 
 
@@ -34,7 +34,7 @@ class AppState:
 
     # -- the embedded default model ----------------------------------------------
     def prepare_default_in_background(self) -> None:
-        from pipelines.models import default_model_dir
+        from pipelines.models.references import default_model_dir
 
         if (default_model_dir(self.workspace) / "config.json").exists():
             self.default_status = "ready"
@@ -45,7 +45,7 @@ class AppState:
         threading.Thread(target=self._prepare_default, daemon=True, name="prepare-default").start()
 
     def _prepare_default(self) -> None:
-        from pipelines.models import ensure_default_model
+        from pipelines.models.references import ensure_default_model
         try:
             ensure_default_model(self.workspace)
             self.default_status = "ready"
@@ -58,7 +58,7 @@ class AppState:
     # -- backends for free-form prompts -------------------------------------------
     def backend(self, spec: str) -> BackendSlot:
         """Open (once) and return the backend for a reference; blocks the calling worker only."""
-        from pipelines.backends import open_backend
+        from pipelines.models.backends import open_backend
 
         with self._lock:
             slot = self.backends.setdefault(spec, BackendSlot())

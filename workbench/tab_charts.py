@@ -4,7 +4,7 @@ with 95% intervals, training-loss overlays, and CSV downloads (UTF-8 with BOM, f
 
 Layout and wiring only in ``create_charts_tab``; the handlers are the module-level functions
 above it, called with the app state (tests call them directly). The frames come from
-``pipelines.paper_table``.
+``pipelines.evaluation.paper_table``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import gradio as gr
 
 from components import metric_chart, notice
 from components.metric_table import table_html
-from pipelines import metrics, paper_table
+from pipelines.evaluation import metrics, paper_table
 from workbench import train_runs, users
 from workbench.i18n import Labels
 from workbench.state import AppState

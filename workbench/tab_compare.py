@@ -3,9 +3,9 @@ free-form prompt to all of them, and rate answers blind.
 
 Layout and wiring only, plus the free-form prompt's handler; the handlers live next door and
 take the app state first (wired with ``workbench.wiring.bind``, tested without a browser):
-evaluation batches in ``compare_eval`` (``python -m pipelines.evaluate`` jobs that outlive the
+evaluation batches in ``compare_eval`` (``jmedlora evaluate`` jobs that outlive the
 page), what is shown of finished evaluations in ``compare_view``, the blind review in
-``compare_review`` (its store is ``pipelines/reviews.py``).
+``compare_review`` (its store is ``pipelines/evaluation/reviews.py``).
 """
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import gradio as gr
 from components import answer_card
 from components.notice import error as error_notice
 from components.notice import notice  # noqa: F401  (tab_data and tab_train import it from here; use components.notice)
-from pipelines import reviews
-from pipelines.errors import UserError
-from pipelines.evaluate import EvalConfig
-from pipelines.freeform import FORMATS as FREE_FORMATS
-from pipelines.freeform import answer as freeform_answer
-from pipelines.prompts import available_templates
+from pipelines.core.errors import UserError
+from pipelines.evaluation import reviews
+from pipelines.evaluation.evaluator import EvalConfig
+from pipelines.evaluation.freeform import FORMATS as FREE_FORMATS
+from pipelines.evaluation.freeform import answer as freeform_answer
+from pipelines.tasks.prompts import available_templates
 from workbench import compare_eval, compare_review, compare_view, users
 from workbench.compare_view import data_choices, evaluation_choices, summary_headers, summary_rows  # noqa: F401
 from workbench.field_errors import message

@@ -2,7 +2,7 @@
 endpoint) → curation (filters, search, accept/reject/edit with an audit trail) → statistics
 → export. Layout and wiring only: the handlers are ``workbench.data_handlers``.
 
-Generation runs as a job (``pipelines.jobs``: ``python -m pipelines.datagen …`` in its own
+Generation runs as a job (``pipelines.core.jobs``: ``jmedlora datagen …`` in its own
 process, which serves a local model itself when no endpoint is given); this tab shows its
 command, reads its ``status.json`` / ``events.jsonl``, and re-attaches after a restart."""
 from __future__ import annotations
@@ -12,10 +12,22 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipelines import curate, datagen, datastore
+from pipelines.data import curate
+from pipelines.data import generate as datagen
+from pipelines.data import store as datastore
 from workbench import data_handlers as h
-from workbench.data_text import (FIELDS, FILTER_WORDS, FINDING_COLS, FORMAT_WORDS, HINTS, HISTORY_COLS, MSG,
-                                 RECORD_COLS, STATUS_WORDS, header)
+from workbench.data_text import (
+    FIELDS,
+    FILTER_WORDS,
+    FINDING_COLS,
+    FORMAT_WORDS,
+    HINTS,
+    HISTORY_COLS,
+    MSG,
+    RECORD_COLS,
+    STATUS_WORDS,
+    header,
+)
 from workbench.i18n import Labels
 from workbench.state import AppState
 from workbench.wiring import bind

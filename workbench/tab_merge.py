@@ -1,7 +1,7 @@
 """Merge tab: evolutionary merging of registered adapters or models on a small dev set.
 
 Pick the inputs, method, dev/test data, metric and budget; estimate; start, stop and resume the
-search (a job: ``pipelines.merge_jobs``; closing the page does not stop it); watch each
+search (a job: ``pipelines.merging.jobs``; closing the page does not stop it); watch each
 candidate's dev score and the best so far; read the test table (base, each input, the merge,
 with 95% CIs and the paired verdict); open the merge beside its inputs in the Compare tab.
 Handlers are module-level functions of ``state`` and plain values (tests call them directly).
@@ -17,10 +17,13 @@ import gradio as gr
 import pandas as pd
 
 from components import metric_chart, notice
-from pipelines import jobs, merge, merge_jobs, metrics, page_paths
-from pipelines.errors import UserError
-from pipelines.merge import MergeConfig
-from pipelines.merge_methods import METHODS
+from pipelines.core import jobs, page_paths
+from pipelines.core.errors import UserError
+from pipelines.evaluation import metrics
+from pipelines.merging import evolve as merge
+from pipelines.merging import jobs as merge_jobs
+from pipelines.merging.evolve import MergeConfig
+from pipelines.merging.methods import METHODS
 from workbench import users
 from workbench.field_errors import error_html, job_message
 from workbench.i18n import Labels
@@ -147,7 +150,7 @@ def config_from_form(state: AppState, inputs, base, method, dev, test, fraction,
 
 
 def readable_config(state: AppState, *form, out: str = "") -> MergeConfig:
-    """The form's merge, its question files checked against what a page may read (pipelines/page_paths.py)."""
+    """The form's merge, its question files checked against what a page may read (pipelines/core/page_paths.py)."""
     config = config_from_form(state, *form, out)
     for path, what in ((config.dev, "dev questions"), (config.test, "test questions")):
         page_paths.readable(path, state.workspace.root, what)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines import train_config
+from pipelines.training import config as train_config
 from workbench import train_handlers as h
 from workbench import train_runs as runs_view
 from workbench.i18n import Labels

@@ -1,7 +1,7 @@
 """The Train tab's handlers: plain functions of the app state and the form values, wired to the
 widgets in ``tab_train`` with ``functools.partial`` and tested without a browser.
 
-The UI never imports the training loop: ``pipelines.train.launch`` starts the run as its own
+The UI never imports the training loop: ``pipelines.training.launch.launch`` starts the run as its own
 process writing ``RUN/metrics.jsonl`` and ``RUN/train.log``, which ``monitor`` reads."""
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ import pandas as pd
 
 from components import metric_chart, notice
 from components.run_monitor import log_html, progress_html, status_word, tail
-from pipelines import page_paths, train, train_config, train_runs
-from pipelines.errors import UserError
+from pipelines.core import page_paths
+from pipelines.core.errors import UserError
+from pipelines.training import config as train_config
+from pipelines.training import launch as train
+from pipelines.training import runs as train_runs
 from workbench import train_runs as runs_view
 from workbench import users
 from workbench.field_errors import error_html, job_message
@@ -105,7 +108,7 @@ def config_from_form(preset, values: list, other_json: str, lang: str, workspace
 
 
 def estimate_text(est, lang: str) -> str:
-    """``pipelines.train_estimate.Estimate`` in the page's language."""
+    """``pipelines.training.estimate.Estimate`` in the page's language."""
     hw = est.hardware
     where = (MSG["gpu"] if hw.kind == "gpu" else MSG["cpu"])[lang].format(count=hw.count, name=hw.name, gb=hw.memory_gb)
     tips = [TIPS[k][lang] for k, show in (("qlora", est.method != "qlora"), ("checkpointing", not est.checkpointing),
@@ -126,7 +129,7 @@ def estimate_text(est, lang: str) -> str:
 def estimate(state: AppState, preset, *values_and_lang):
     """(message, equivalent command) for the form."""
     *values, other_json, lang = values_and_lang
-    from pipelines.train_estimate import estimate_config
+    from pipelines.training.estimate import estimate_config
     try:
         config = config_from_form(preset, values, other_json, lang, str(state.workspace.root))
         text = estimate_text(estimate_config(config, ws=state.workspace), lang)

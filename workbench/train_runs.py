@@ -1,5 +1,5 @@
 """Training runs as the Train and Charts tabs see them: the workspace's runs (via
-``pipelines.train_runs``) and their metrics, with chart words in the page's language."""
+``pipelines.training.runs``) and their metrics, with chart words in the page's language."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +8,8 @@ import pandas as pd
 
 from components import metric_chart
 from components.run_monitor import status_word
-from pipelines import train_runs
-from pipelines.train_metrics import read_metrics as read
+from pipelines.training import runs as train_runs
+from pipelines.training.metrics import read_metrics as read
 
 TEXT = {
     "empty": {"ja": "学習ランを選んでください（損失曲線を重ねて表示します）。",

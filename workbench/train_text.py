@@ -67,7 +67,7 @@ TIPS: dict[str, Text] = {
     "shorter": {"ja": "より短い系列長", "en": "shorter sequences"},
     "gpu": {"ja": "メモリの大きいGPU", "en": "a GPU with more memory"},
 }
-# The estimate's memory parts (pipelines.train_estimate keys) and its notes, by their start.
+# The estimate's memory parts (pipelines.training.estimate keys) and its notes, by their start.
 MEMORY: dict[str, str] = {
     "base weights (4-bit NF4)": "ベースの重み（4ビット NF4）", "embeddings, norms (fp32)": "埋め込み・正規化層（fp32）",
     "base weights (bf16)": "ベースの重み（bf16）", "base weights (fp32)": "ベースの重み（fp32）",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import traceback
 from pathlib import Path
 
-from pipelines import audit, auth
+from pipelines.core import audit, auth
 
 LOCAL = "local"
 USER_ENV = "JMEDLORA_USER"         # jobs started from the UI read their user from it
@@ -40,7 +40,7 @@ _STOP_ACTIONS = {"datagen": "generate", "train": "train", "eval-batch": "evaluat
 
 def record_stop(root, user: str, run_dir) -> None:
     """A stop asked for from the page, naming who asked and who had started the job (they may differ)."""
-    from pipelines import jobs
+    from pipelines.core import jobs
     st = jobs.read_json(Path(run_dir) / "status.json")
     record(root, user, _STOP_ACTIONS.get(st.get("kind"), "admin"), f"job:{Path(run_dir).resolve()}",
            phase="stop requested", started_by=st.get("started_by") or "?")
@@ -48,7 +48,7 @@ def record_stop(root, user: str, run_dir) -> None:
 
 class LiveSessions(dict):
     """Gradio's table of sessions (login token -> user name), checked against the current user list at
-    every look-up: a user removed with ``python -m pipelines.auth remove`` loses every open session at
+    every look-up: a user removed with ``jmedlora auth remove`` loses every open session at
     their next request, instead of keeping it until the workbench restarts. Installed by launch.py
     in place of the plain dict Gradio keeps (``App.tokens``), which every request resolves its user
     through."""

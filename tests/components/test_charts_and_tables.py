@@ -3,7 +3,7 @@ import math
 import pandas as pd
 
 from components import metric_chart, metric_table, run_monitor
-from pipelines import paper_table as pt
+from pipelines.evaluation import paper_table as pt
 
 
 def long_frame():

@@ -66,26 +66,26 @@ data.write_text("".join(json.dumps({"instruction": q, "input": "", "output": a},
                         for q, a in PAIRS), encoding="utf-8")
 
 port = free_port()
-server = background("-m", "pipelines.serve", "--model", str(model), "--port", str(port), "--model-id", "tiny",
+server = background("-m", "pipelines.models.server", "--model", str(model), "--port", str(port), "--model-id", "tiny",
                     log="serve.log")
 try:
     models = json.loads(wait_http(f"http://127.0.0.1:{port}/v1/models", server))
     assert models["data"][0]["id"] == "tiny", models
-    step("datagen", "-m", "pipelines.datagen", "--docs", str(docs), "--dataset", "demo", "--model", "tiny",
+    step("datagen", "-m", "pipelines.data.generate", "--docs", str(docs), "--dataset", "demo", "--model", "tiny",
          "--base-url", f"http://127.0.0.1:{port}/v1", "--pairs", "2", "--chunk-size", "3", "--max-tokens", "24")
 finally:
     server.terminate()
     server.wait(30)
 # A random tiny model writes no parseable pairs: the records to curate come in as an import.
-step("import", "-m", "pipelines.curate", "import", "--jsonl", str(data), "--dataset", "demo")
-step("curate", "-m", "pipelines.curate", "filter", "--dataset", "demo", "--min-answer-chars", "1")
-step("export", "-m", "pipelines.curate", "export", "--dataset", "demo", "--format", "alpaca", "--out", "demo.jsonl")
+step("import", "-m", "pipelines.data.curate", "import", "--jsonl", str(data), "--dataset", "demo")
+step("curate", "-m", "pipelines.data.curate", "filter", "--dataset", "demo", "--min-answer-chars", "1")
+step("export", "-m", "pipelines.data.curate", "export", "--dataset", "demo", "--format", "alpaca", "--out", "demo.jsonl")
 exported = ws / "exports" / "demo.jsonl"
-step("train", "-m", "pipelines.train", "--model", str(model), "--data", str(exported), "--out", str(work / "run"),
+step("train", "-m", "pipelines.training.launch", "--model", str(model), "--data", str(exported), "--out", str(work / "run"),
      "--run-name", "offline", "--max-steps", "2", "--save-steps", "1", "--batch-size", "2",
      "--max-prompt-length", "32", "--max-target-length", "32")
 for ckpt in ("offline@1", "offline@2"):
-    step(f"evaluate {ckpt}", "-m", "pipelines.evaluate", "--model", ckpt, "--out", str(work / f"ev-{ckpt}"),
+    step(f"evaluate {ckpt}", "-m", "pipelines.evaluation.evaluator", "--model", ckpt, "--out", str(work / f"ev-{ckpt}"),
          "--data", str(REPO / "assets/questions/sample_ja.jsonl"), "--limit", "1", "--max-new-tokens", "4")
     assert json.loads((work / f"ev-{ckpt}" / "summary.json").read_text())["by_shots"]["0"]["n"] == 1
 

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from pipelines import audit
+from pipelines.core import audit
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def test_writers_in_several_processes_keep_one_chain(tmp_path):
 
 def test_cli_verify_exit_codes(tmp_path):
     path = _log(tmp_path, 3)
-    run = lambda: subprocess.run([sys.executable, "-m", "pipelines.audit", "verify", "--workspace", str(tmp_path)],
+    run = lambda: subprocess.run([sys.executable, "-m", "pipelines.core.audit", "verify", "--workspace", str(tmp_path)],
                                  cwd=REPO, capture_output=True, text=True)
     ok = run()
     assert ok.returncode == 0 and "intact: 3 entries" in ok.stdout

@@ -1,5 +1,5 @@
 """The access log against an auditor: every way to cut, forge, delete or tear it is named by
-``python -m pipelines.audit verify`` (exit 1, no traceback), an interrupted write is told apart
+``jmedlora audit verify`` (exit 1, no traceback), an interrupted write is told apart
 from tampering and repaired by the next append, and one huge login name cannot bloat the log."""
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import audit
-from pipelines.errors import UserError
+from pipelines.core import audit
+from pipelines.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ def _write(path: Path, lines: list[bytes]) -> None:
 
 
 def _cli(root) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.audit", "verify", "--workspace", str(root)],
+    return subprocess.run([sys.executable, "-m", "pipelines.core.audit", "verify", "--workspace", str(root)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import audit, auth
-from pipelines.errors import UserError
+from pipelines.core import audit, auth
+from pipelines.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_bad_users_refused(tmp_path, name, pw, msg):
 
 def test_cli_add_list_remove(tmp_path):
     def run(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "pipelines.auth", *args, "--workspace", str(tmp_path)],
+        return subprocess.run([sys.executable, "-m", "pipelines.core.auth", *args, "--workspace", str(tmp_path)],
                               cwd=REPO, capture_output=True, text=True, input=stdin)
     assert run("add", "nurse1", "--password-stdin", stdin="long enough pw\n").returncode == 0
     assert "nurse1\tuser" in run("list").stdout

@@ -2,20 +2,22 @@
 chosen from the model reference alone, and the free-form prompt works through any of them."""
 import pytest
 
-from pipelines import evaluate, freeform, loglik
-from pipelines.backends import Backend, BackendInfo, check_loglik, open_backend
-from pipelines.errors import UserError
-from pipelines.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
-from pipelines.igakuqa import load_questions
-from pipelines.models import resolve_model
-from pipelines.prompts import load_template
+from pipelines.core.errors import UserError
+from pipelines.evaluation import evaluator as evaluate
+from pipelines.evaluation import freeform
+from pipelines.models import loglik
+from pipelines.models.backends import Backend, BackendInfo, check_loglik, open_backend
+from pipelines.models.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
+from pipelines.models.references import resolve_model
+from pipelines.tasks.igakuqa import load_questions
+from pipelines.tasks.prompts import load_template
 from tests.conftest import SAMPLE_QUESTIONS
 from tests.pipelines.fake_openai_server import FakeOpenAIServer
 
 
 @pytest.fixture(scope="module")
 def tiny_backend(tiny_llama_dir, tmp_path_factory):
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
     return open_backend(str(tiny_llama_dir), Workspace.resolve(tmp_path_factory.mktemp("backend_ws")))
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from pipelines import cli
+from pipelines.core import cli
 
 
 @dataclass
@@ -50,7 +50,7 @@ def test_hidden_alias_and_common_help():
     text = cli.config_parser("demo", DemoConfig, "Demo.").format_help()
     assert "--max-tokens" not in text and "--max-new-tokens" in text
     assert "most tokens generated per answer (default: 256)" in text
-    assert "usage: python -m pipelines.demo" in text
+    assert "usage: jmedlora demo" in text
     assert "{generate,loglik}" in text and "(default: generate)" in text
     assert "--secret" not in text
 

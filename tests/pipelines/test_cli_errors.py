@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pipelines.core import commands
 from tests.conftest import SAMPLE_QUESTIONS
 
 
@@ -47,13 +48,13 @@ BAD = {
     "train: non-finite value": ("train", lambda t: ["--learning-rate", "inf"], "learning_rate"),
     "train: unknown run to stop": ("train", lambda t: ["--stop", "no-such-run"], "no-such-run"),
     "train: unknown preset": ("train", lambda t: ["--preset", "nope", "--estimate"], "nope"),
-    "train_estimate: no shape": ("train_estimate", lambda t: ["--model", str(t / "absent")], "known shape"),
+    "estimate: no shape": ("estimate", lambda t: ["--model", str(t / "absent")], "known shape"),
     "datagen: wrong type": ("datagen", lambda t: ["--docs", "d", "--dataset", "x", "--model", "m", "--pairs", "x"],
                             "--pairs"),
     "serve: wrong type": ("serve", lambda t: ["--port", "http"], "--port"),
     "models: unknown model": ("models", lambda t: ["resolve", str(t / "absent")], "not found"),
     "igakuqa: missing file": ("igakuqa", lambda t: [str(t / "none.jsonl")], "does not exist"),
-    "paper_table: wrong flag": ("paper_table", lambda t: ["--refrence"], "--refrence"),
+    "table: wrong flag": ("table", lambda t: ["--refrence"], "--refrence"),
 }
 
 
@@ -61,7 +62,7 @@ BAD = {
 def test_user_errors_exit_non_zero_with_a_fix_and_no_traceback(case, workspace, tmp_path, capsys):
     module, argv, mention = BAD[case]
     with pytest.raises(SystemExit) as exc:      # the workspace fixture is the environment's default
-        importlib.import_module(f"pipelines.{module}").main(argv(tmp_path))
+        importlib.import_module(commands.COMMANDS[module]).main(argv(tmp_path))
     err = capsys.readouterr().err
     assert exc.value.code not in (0, None), err
     assert "error: " in err and "\n  Fix: " in err, err
@@ -69,7 +70,7 @@ def test_user_errors_exit_non_zero_with_a_fix_and_no_traceback(case, workspace, 
 
 
 def test_significance_compares_like_with_like(tmp_path, capsys):
-    from pipelines import significance
+    from pipelines.evaluation import significance
     ll = loglik_run(tmp_path)
     assert significance.load_metric(ll, "ll_accuracy", 0)        # its own metric is there
     significance.main([ll, ll, "--metric", "ll_accuracy", "--json"])
@@ -77,7 +78,7 @@ def test_significance_compares_like_with_like(tmp_path, capsys):
 
 
 def test_a_question_file_with_bad_lines_fails(tmp_path, capsys):
-    from pipelines import igakuqa
+    from pipelines.tasks import igakuqa
     bad = tmp_path / "q.jsonl"
     bad.write_text(SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()[0] + "\n{not json\n", encoding="utf-8")
     with pytest.raises(SystemExit) as exc:

@@ -44,7 +44,7 @@ PROMPT_S = 20        # well under the 60 s a slow request takes: the exit did no
 
 def test_ctrl_c_stops_evaluate_keeps_answers_and_a_rerun_resumes(tiny_llama_dir, workspace, tmp_path):
     out = tmp_path / "eval"
-    args = ["pipelines.evaluate", "--model", str(tiny_llama_dir), "--data", str(SAMPLE_QUESTIONS), "--out", str(out),
+    args = ["pipelines.evaluation.evaluator", "--model", str(tiny_llama_dir), "--data", str(SAMPLE_QUESTIONS), "--out", str(out),
             "--batch-size", "1", "--max-new-tokens", "96", "--limit", "46", "--temperature", "0",
             "--workspace", str(workspace.root)]
     # 46 questions one at a time, up to 96 tokens each: the run is far from done when the first answer lands,
@@ -55,7 +55,7 @@ def test_ctrl_c_stops_evaluate_keeps_answers_and_a_rerun_resumes(tiny_llama_dir,
     code, err, seconds = interrupt(proc)
     assert code == 130, err
     assert seconds < PROMPT_S, f"Ctrl-C took {seconds:.1f} s"
-    assert "Traceback" not in err and "Resume: python -m pipelines.evaluate" in err
+    assert "Traceback" not in err and "Resume: jmedlora evaluate" in err
     kept = lines(out / "results.jsonl")
     assert 1 <= kept < total, kept
     again = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -68,7 +68,7 @@ def test_ctrl_c_stops_datagen_promptly_and_a_rerun_resumes(workspace, tmp_path):
     docs.mkdir()
     (docs / "a.txt").write_text("\n".join(f"心不全の第{i}の知見。" for i in range(40)), encoding="utf-8")
     reply = "'instruction': 心不全とは何か？, 'output': 心臓のポンプ機能の低下である。"
-    args = ["pipelines.datagen", "--docs", str(docs), "--dataset", "d", "--model", "fake-model", "--pairs", "1",
+    args = ["pipelines.data.generate", "--docs", str(docs), "--dataset", "d", "--model", "fake-model", "--pairs", "1",
             "--chunk-size", "4", "--chunk-overlap", "0", "--concurrency", "2", "--workspace", str(workspace.root)]
     # 10 chunks, 2 at a time; the first two answer at once, the rest take 60 s (a slow endpoint),
     # so an exit that waited for the requests in flight would take a minute.
@@ -83,11 +83,11 @@ def test_ctrl_c_stops_datagen_promptly_and_a_rerun_resumes(workspace, tmp_path):
         assert code == 130, err
         assert seconds < PROMPT_S, f"Ctrl-C took {seconds:.1f} s: it waited for the 60 s requests in flight"
         assert "Traceback" not in err and "terminate called" not in err
-        assert "Resume: python -m pipelines.datagen" in err
+        assert "Resume: jmedlora datagen" in err
         sent = srv.requests
         srv.latency = 0.0
         again = subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr
-    from pipelines import datastore
+    from pipelines.data import store as datastore
     assert datastore.count_records(workspace, "d") >= 10
     assert srv.requests < sent + 10          # answers saved before Ctrl-C were not asked for again

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import pytest
 
-from pipelines import curate, datastore
-from pipelines.curate import CurateConfig, ExportConfig
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
+from pipelines.data import curate
+from pipelines.data import store as datastore
+from pipelines.data.curate import CurateConfig, ExportConfig
 
 RECORDS = [
     {"instruction": "心不全の定義を説明してください。", "output": "心臓のポンプ機能が低下し、症状が出る臨床症候群です。"},   # 1 clean
@@ -170,7 +170,7 @@ def test_cli_round_trip(workspace, tmp_path, capsys):
     with pytest.raises(SystemExit):
         curate.main(["import", "--dataset", "c", "--jsonl", str(bad), *w])
     # The command-line import is in the access log, as the page's is (it was not), and a refused one is not.
-    from pipelines import audit
+    from pipelines.core import audit
     imports = [e for e in audit.entries(workspace.root) if e["action"] == "import"]
     assert [(e["object"], e["detail"]["records"], e["detail"]["path"]) for e in imports] == \
         [("dataset:c", 3, str(src.resolve()))]

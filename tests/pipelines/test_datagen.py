@@ -7,11 +7,12 @@ import re
 
 import pytest
 
-from pipelines import datagen, datastore
-from pipelines.curate import dataset_stats
-from pipelines.datagen import DatagenConfig, PrivacyBlocked, load_prompt_template, render_prompt
-from pipelines.errors import UserError
-from pipelines.locality import Pinned
+from pipelines.core.errors import UserError
+from pipelines.core.locality import Pinned
+from pipelines.data import generate as datagen
+from pipelines.data import store as datastore
+from pipelines.data.curate import dataset_stats
+from pipelines.data.generate import DatagenConfig, PrivacyBlocked, load_prompt_template, render_prompt
 from tests.pipelines.fake_openai_server import FakeOpenAIServer
 
 PAPER_PROMPT = """### Instructions:
@@ -201,7 +202,7 @@ def test_a_name_judged_local_is_connected_to_at_the_address_that_was_judged(plan
 
 
 def test_pinning_keeps_literals_names_https_apart():
-    from pipelines.locality import pin
+    from pipelines.core.locality import pin
     assert pin("http://127.0.0.1:8000/v1") == Pinned("http://127.0.0.1:8000/v1", local=True)
     assert pin("http://192.0.2.1/v1") == Pinned("http://192.0.2.1/v1", local=False)
     assert pin("http://localhost:8000/v1") == Pinned("http://127.0.0.1:8000/v1", True, {"Host": "localhost:8000"})
@@ -240,19 +241,19 @@ def test_cli(docs, workspace, tmp_path, capsys):
     assert exc.value.code == 2
 
 
-# -- as a job (pipelines.jobs), the way the Data tab starts it ------------------------------
+# -- as a job (pipelines.core.jobs), the way the Data tab starts it ------------------------------
 
 def _start_job(cfg, run_dir, **env):
-    from pipelines import jobs
-    return jobs.start(run_dir, jobs.python_module("pipelines.datagen", *datagen.command_args(cfg)),
+    from pipelines.core import jobs
+    return jobs.start(run_dir, jobs.command("datagen", *datagen.command_args(cfg)),
                       kind="datagen", env=env)
 
 
 def test_job_privacy_refusal_carries_the_findings(planted, workspace, tmp_path):
-    from pipelines import jobs
+    from pipelines.core import jobs
     cfg = config(planted, workspace, FakeOpenAIServer(), base_url="http://192.0.2.1/v1")
     job = _start_job(cfg, tmp_path / "job", OPENAI_API_KEY="sk-test")
-    assert job.cli.startswith("python -m pipelines.datagen --docs ")
+    assert job.cli.startswith("jmedlora datagen --docs ")
     final = jobs.follow(job.run_dir, poll_s=0.1)
     assert final["status"] == "failed" and final["end"]["event"] == "error"
     assert {f["kind"] for f in final["end"]["findings"]} == {"record_number", "name"}
@@ -261,7 +262,7 @@ def test_job_privacy_refusal_carries_the_findings(planted, workspace, tmp_path):
 
 
 def test_job_stops_gracefully_keeping_what_was_answered(docs, workspace, tmp_path):
-    from pipelines import jobs
+    from pipelines.core import jobs
     with FakeOpenAIServer(pairs_reply, latency=0.3) as srv:
         cfg = config(docs, workspace, srv, concurrency=1)
         job = _start_job(cfg, tmp_path / "job")
@@ -294,7 +295,7 @@ def test_pairs_are_asked_for_as_json_with_a_schema(docs, workspace):
 
 
 def test_each_chunk_is_sent_with_its_own_reproducible_seed(docs, tmp_path):
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
     sent = []
     for name, seed in (("a", 0), ("b", 0), ("c", 5)):      # fresh workspaces: nothing is read from a cache
         with FakeOpenAIServer(json_reply) as srv:

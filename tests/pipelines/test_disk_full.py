@@ -3,17 +3,21 @@ job's events (not only the terminal), and what was saved before stays whole."""
 from __future__ import annotations
 
 import errno
-import os
 import json
+import os
 import sqlite3
 
 import pytest
 
-from pipelines import audit, curate, datagen, datastore, jobs
-from pipelines.curate import ExportConfig
-from pipelines.errors import UserError
+from pipelines.core import audit, jobs
+from pipelines.core.errors import UserError
+from pipelines.data import curate
+from pipelines.data import generate as datagen
+from pipelines.data import store as datastore
+from pipelines.data.curate import ExportConfig
 from tests.pipelines.fake_openai_server import FakeOpenAIServer
-from tests.pipelines.test_datagen import config as datagen_config, docs, pairs_reply  # noqa: F401 (fixture)
+from tests.pipelines.test_datagen import config as datagen_config  # noqa: F401 (fixture)
+from tests.pipelines.test_datagen import docs, pairs_reply
 
 
 def test_sqlite_full_during_datagen_is_an_error_event_naming_the_registry(docs, workspace, tmp_path,  # noqa: F811
@@ -109,7 +113,7 @@ def test_a_merge_saving_onto_a_really_full_disk_says_so_and_leaves_no_partial_mo
                    encoding="utf-8")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    script = ('mount -t tmpfs -o size=3m tmpfs "$1" && "$2" -m pipelines.merge --inputs "$3" "$3" --base "$3" '
+    script = ('mount -t tmpfs -o size=3m tmpfs "$1" && "$2" -m pipelines.merging.evolve --inputs "$3" "$3" --base "$3" '
               '--method task_arithmetic --dev "$4" --budget 4 --population 4 --out "$1/m" --workspace "$5"; '
               'echo "exit=$?"; ls "$1/m"')
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(mnt), sys.executable, str(tiny_llama_dir),
@@ -149,7 +153,7 @@ def test_datagen_filling_a_really_full_disk_names_the_registry_and_its_free_spac
     ws = tmp_path / "ws"
     ws.mkdir()
     cmd = ('mount -t tmpfs -o size=600k tmpfs "$1" && "$2" "$3" "$4" "$1"; echo "exit=$?"; '
-           '"$2" -m pipelines.audit verify --workspace "$1"; echo "verify=$?"')
+           '"$2" -m pipelines.core.audit verify --workspace "$1"; echo "verify=$?"')
     proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd, "sh", str(ws), sys.executable, str(script), str(docs)],
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                           timeout=600)
@@ -170,7 +174,7 @@ def test_training_onto_a_really_full_disk_says_disk_full_not_out_of_memory(tiny_
     from tests.conftest import REPO
     run = tmp_path / "run"
     run.mkdir()
-    cmd = ('mount -t tmpfs -o size=400k tmpfs "$1" && "$2" -m pipelines.train --preset cpu-tiny-lora --model "$3" '
+    cmd = ('mount -t tmpfs -o size=400k tmpfs "$1" && "$2" -m pipelines.training.launch --preset cpu-tiny-lora --model "$3" '
            '--data "$4" --max-steps 4 --save-steps 2 --out "$1/r" --workspace "$5"; echo "exit=$?"')
     proc = subprocess.run(["unshare", "-m", "sh", "-c", cmd, "sh", str(run), sys.executable, str(tiny_llama_dir),
                            str(REPO / "assets" / "sample_instructions.jsonl"), str(workspace.root)],

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.documents import (approx_token_spans, chunk_document, chunk_documents, hf_token_spans,
-                                 load_document, load_documents)
-from pipelines.errors import UserError
+from pipelines.core.errors import UserError
+from pipelines.data.documents import (
+    approx_token_spans,
+    chunk_document,
+    chunk_documents,
+    hf_token_spans,
+    load_document,
+    load_documents,
+)
 
 
 def _lines(n: int) -> str:

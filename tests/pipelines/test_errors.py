@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from pipelines.errors import Interrupted, UserError, cli_guard, disk_full
+from pipelines.core.errors import Interrupted, UserError, cli_guard, disk_full
 
 
 def _run(exc, capsys):
@@ -25,8 +25,8 @@ def test_disk_full_names_the_path_and_free_space(tmp_path, capsys):
 
 
 def test_ctrl_c_exits_130_with_the_resume_hint(capsys):
-    code, err = _run(Interrupted("python -m pipelines.evaluate ... (same command)"), capsys)
-    assert code == 130 and "Resume: python -m pipelines.evaluate" in err
+    code, err = _run(Interrupted("jmedlora evaluate ... (same command)"), capsys)
+    assert code == 130 and "Resume: jmedlora evaluate" in err
     code, err = _run(KeyboardInterrupt(), capsys)
     assert code == 130 and "interrupted" in err
 

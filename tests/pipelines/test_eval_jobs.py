@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from pipelines import eval_jobs, jobs
+from pipelines.core import jobs
+from pipelines.evaluation import batches as eval_jobs
 
 
 def test_eval_dirs_are_stable_per_settings_and_commands_match_the_cli(tmp_path):
@@ -15,10 +16,10 @@ def test_eval_dirs_are_stable_per_settings_and_commands_match_the_cli(tmp_path):
     assert a.name.startswith("run@10-ja-q-")
     cmd = eval_jobs.command_for("default", "q.jsonl", a, shots=(0, 1), template="ja", limit=2,
                                 max_new_tokens=8, workspace=tmp_path)
-    from pipelines.evaluate import build_parser
+    from pipelines.evaluation.evaluator import build_parser
     args = build_parser().parse_args(cmd[3:])
     assert (args.model, args.shots, args.limit, args.max_new_tokens, args.out) == ("default", [0, 1], 2, 8, str(a))
-    assert eval_jobs.shell_line(cmd).startswith("python -m pipelines.evaluate --model default")
+    assert eval_jobs.shell_line(cmd).startswith("jmedlora evaluate --model default")
 
 
 def test_error_from_log_prefers_the_engines_message():

@@ -7,10 +7,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pipelines.errors import UserError
-from pipelines.evaluate import EvalConfig, build_prompt, read_results, run, shuffled
-from pipelines.igakuqa import load_questions
-from pipelines.prompts import load_template
+from pipelines.core.errors import UserError
+from pipelines.evaluation.evaluator import EvalConfig, build_prompt, read_results, run, shuffled
+from pipelines.tasks.igakuqa import load_questions
+from pipelines.tasks.prompts import load_template
 from tests.conftest import REPO, SAMPLE_QUESTIONS
 
 SHOTS = str(REPO / "assets/questions/shots_ja.jsonl")
@@ -121,8 +121,8 @@ def test_resume_with_other_settings_is_refused(workspace, tiny_llama_dir, tmp_pa
 
 def test_loglik_batched_equals_one_by_one(workspace, tiny_neox_dir, tmp_path):
     """GPT-NeoX (OpenCALM's architecture), log-likelihood scoring: padding must not change scores."""
-    from pipelines import loglik
-    from pipelines.models import load_model, resolve_model
+    from pipelines.models import loglik
+    from pipelines.models.references import load_model, resolve_model
 
     model, tok = load_model(resolve_model(str(tiny_neox_dir), None, workspace))
     reqs = [("### 応答:\n", "ACE阻害薬"), ("短い", "インスリンとβ刺激薬"), ("問題文がもっと長い場合の文脈", "甘草")]
@@ -136,8 +136,8 @@ def test_loglik_batched_equals_one_by_one(workspace, tiny_neox_dir, tmp_path):
 
 
 def test_batched_greedy_generation_matches_single(workspace, tiny_llama_dir):
-    from pipelines.generation import GenerationSettings, LocalGenerator
-    from pipelines.models import load_model, resolve_model
+    from pipelines.models.generation import GenerationSettings, LocalGenerator
+    from pipelines.models.references import load_model, resolve_model
 
     model, tok = load_model(resolve_model(str(tiny_llama_dir), None, workspace))
     qs = load_questions(SAMPLE_QUESTIONS, limit=4).questions
@@ -167,7 +167,7 @@ def test_shuffle_keeps_the_right_answer_text():
 def test_missing_model_is_a_clear_error(workspace, tmp_path):
     with pytest.raises(UserError, match="not found"):
         run(config(tmp_path / "no-such-model", tmp_path / "ev"))
-    proc = subprocess.run([sys.executable, "-m", "pipelines.evaluate", "--model", str(tmp_path / "nope"),
+    proc = subprocess.run([sys.executable, "-m", "pipelines.evaluation.evaluator", "--model", str(tmp_path / "nope"),
                            "--data", str(SAMPLE_QUESTIONS), "--out", str(tmp_path / "ev2"),
                            "--workspace", str(workspace.root)], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 2
@@ -230,7 +230,7 @@ def test_real_embedded_model_end_to_end(workspace_with_default, tmp_path):
 
 
 def test_batches_respect_row_and_token_budgets():
-    from pipelines.generation import LocalGenerator
+    from pipelines.models.generation import LocalGenerator
 
     gen = LocalGenerator.__new__(LocalGenerator)
     gen.batch_size, gen.max_batch_tokens, gen.first_batch = 3, 1000, 3
@@ -241,7 +241,7 @@ def test_batches_respect_row_and_token_budgets():
 
 
 def test_the_first_batch_is_small_so_first_answers_come_quickly():
-    from pipelines.generation import LocalGenerator
+    from pipelines.models.generation import LocalGenerator
 
     gen = LocalGenerator.__new__(LocalGenerator)
     gen.batch_size, gen.max_batch_tokens, gen.first_batch = 4, 10_000, 1
@@ -292,7 +292,7 @@ def test_batches_fit_the_key_value_cache_budget(tiny_llama_dir, monkeypatch):
     """The fixed token bound is also capped by what the model's KV cache costs per token."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipelines import generation
+    from pipelines.models import generation
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     gen = generation.LocalGenerator(model, AutoTokenizer.from_pretrained(tiny_llama_dir), max_batch_tokens=16384)
     c = model.config

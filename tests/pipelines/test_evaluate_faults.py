@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from pipelines import audit, evaluate, run_lock
-from pipelines.errors import UserError
-from pipelines.evaluate import drop_torn_tail, read_results, run
+from pipelines.core import audit, run_lock
+from pipelines.core.errors import UserError
+from pipelines.evaluation import evaluator as evaluate
+from pipelines.evaluation.evaluator import drop_torn_tail, read_results, run
 from tests.pipelines.test_evaluate import config
 
 
@@ -96,7 +97,7 @@ def test_fewer_answers_than_planned_is_never_finished(workspace, tiny_llama_dir,
 
 
 def test_prompt_over_the_context_is_reported_per_question(workspace, tiny_llama_dir, tmp_path, monkeypatch):
-    from pipelines.generation import LocalGenerator
+    from pipelines.models.generation import LocalGenerator
     monkeypatch.setattr(LocalGenerator, "context_length", lambda self: 40)
     events = []
     run(config(tiny_llama_dir, tmp_path / "ev", limit=2, shots=(0,)), events.append)

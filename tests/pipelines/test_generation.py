@@ -1,7 +1,7 @@
 """An answer cut at the token limit ends at a whole character and says where it was cut."""
 from transformers import AutoTokenizer
 
-from pipelines.generation import decode_whole_chars
+from pipelines.models.generation import decode_whole_chars
 
 
 def test_a_cut_inside_a_character_drops_the_partial_character(tokenizer_dir):

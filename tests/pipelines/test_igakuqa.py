@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from pipelines.errors import UserError
-from pipelines.igakuqa import format_choices, load_questions
+from pipelines.core.errors import UserError
+from pipelines.tasks.igakuqa import format_choices, load_questions
 
 
 def write(path, lines):
@@ -93,8 +93,8 @@ def test_shipped_questions_are_valid_and_original_pool_separate():
 
 
 def test_official_corrections_accept_either_answer_and_blank_ids_are_rejected(tmp_path):
-    from pipelines.igakuqa import parse_question
-    from pipelines.scoring import score_choice_logprobs, score_response
+    from pipelines.evaluation.scoring import score_choice_logprobs, score_response
+    from pipelines.tasks.igakuqa import parse_question
     base = {"problem_text": "どれか。", "choices": ["りんご", "みかん", "ぶどう", "もも", "なし"]}
     q, errs = parse_question({**base, "problem_id": "1", "answer": ["a or d"]}, "f", 1)
     assert not errs and q.answer == ["a"] and q.accepted == [["a"], ["d"]]
@@ -113,8 +113,8 @@ def test_official_corrections_accept_either_answer_and_blank_ids_are_rejected(tm
 
 
 def test_shuffling_keeps_accepted_alternatives_pointing_at_the_same_texts():
-    from pipelines.evaluate import shuffled
-    from pipelines.igakuqa import parse_question
+    from pipelines.evaluation.evaluator import shuffled
+    from pipelines.tasks.igakuqa import parse_question
     q, _ = parse_question({"problem_id": "9", "problem_text": "t", "choices": ["A", "B", "C", "D", "E"],
                            "answer": ["a or d"]}, "f", 1)
     s, _ = shuffled(q, seed=3)
@@ -124,7 +124,8 @@ def test_shuffling_keeps_accepted_alternatives_pointing_at_the_same_texts():
 def test_sidecars_with_wrong_types_are_named_and_ignored_not_a_traceback(tmp_path):
     """A metadata line with kinki 7 crashed the loader; kinki "abc" counted as three letters."""
     import json
-    from pipelines.igakuqa import load_questions
+
+    from pipelines.tasks.igakuqa import load_questions
     from tests.conftest import SAMPLE_QUESTIONS
     first = json.loads(SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()[0])
     data = tmp_path / "q.jsonl"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from pipelines import jobs
+from pipelines.core import jobs
 
 
 def _start(run_dir, *args):
@@ -147,7 +147,7 @@ def test_a_late_reaper_leaves_the_restarted_job_alone(tmp_path, monkeypatch):
 def test_a_job_that_died_on_a_full_disk_says_so_not_killed_or_out_of_memory(tmp_path, monkeypatch):
     """On a full disk the worker cannot even write why it failed: the silent end is read as the disk,
     when the disk holding the run has next to no room, instead of "killed, out of memory"."""
-    from pipelines import train_runs
+    from pipelines.training import runs as train_runs
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     jobs.update_status(tmp_path, status="running", pid=proc.pid, pid_start=jobs.process_start_time(proc.pid))
     proc.wait()

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from pipelines import igakuqa
-from pipelines.errors import UserError
-from pipelines.jsonl import read_jsonl
+from pipelines.core.errors import UserError
+from pipelines.core.jsonl import read_jsonl
+from pipelines.tasks import igakuqa
 
 
 def test_an_oversized_line_is_a_bad_line_and_the_rest_still_loads(tmp_path):

@@ -3,8 +3,8 @@ import ipaddress
 
 import pytest
 
-from pipelines import locality
-from pipelines.models import ModelRef
+from pipelines.core import locality
+from pipelines.models.references import ModelRef
 
 
 @pytest.mark.parametrize("url,local", [
@@ -37,10 +37,11 @@ def test_administrator_allow_list(monkeypatch):
 
 def test_credentials_in_an_endpoint_url_are_refused_everywhere_it_enters(tmp_path):
     import pytest
-    from pipelines import datagen
-    from pipelines.errors import UserError
-    from pipelines.locality import endpoint_url
-    from pipelines.models import resolve_model
+
+    from pipelines.core.errors import UserError
+    from pipelines.core.locality import endpoint_url
+    from pipelines.data import generate as datagen
+    from pipelines.models.references import resolve_model
     url = "https://dr:s3cret-key@llm.example.org/v1"
     for make in (lambda: endpoint_url(url), lambda: resolve_model(f"openai:gpt-4o@{url}"),
                  lambda: datagen.DatagenConfig(docs=str(tmp_path), dataset="d", model="m", base_url=url)):
@@ -52,8 +53,9 @@ def test_credentials_in_an_endpoint_url_are_refused_everywhere_it_enters(tmp_pat
 
 def test_a_malformed_endpoint_url_is_a_clear_error_not_a_traceback():
     import pytest
-    from pipelines.errors import UserError
-    from pipelines.locality import endpoint_url
+
+    from pipelines.core.errors import UserError
+    from pipelines.core.locality import endpoint_url
     for bad in ("http://[::1", "ftp://host/v1", "http:///v1", "http://host:99999/v1"):
         with pytest.raises(UserError) as err:
             endpoint_url(bad)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines import loglik
-from pipelines.igakuqa import Question
-from pipelines.models import load_model, resolve_model
+from pipelines.models import loglik
+from pipelines.models.references import load_model, resolve_model
+from pipelines.tasks.igakuqa import Question
 
 # prompts of different lengths in one batch; 5, 6 and 8 choices; one-token continuations
 QUESTIONS = [

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipelines.errors import UserError
-from pipelines.merge import MergeConfig, run
-from pipelines.merge_models import Mixer, plan_merge
-from pipelines.merge_search import SearchSpace, best_so_far, read_candidates
+from pipelines.core.errors import UserError
+from pipelines.merging.evolve import MergeConfig, run
+from pipelines.merging.inputs import Mixer, plan_merge
+from pipelines.merging.search import SearchSpace, best_so_far, read_candidates
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "assets" / "questions" / "sample_ja.jsonl"
@@ -128,12 +128,12 @@ def small_questions(path: Path, n: int) -> Path:
 def _dev_file_the_first_model_aces(model_dir: Path, path: Path, n: int = 8) -> Path:
     """Sample questions with each answer replaced by the model's log-likelihood choice:
     that input is clearly the best on these questions."""
-    from pipelines.evaluate import build_prompt
-    from pipelines.generation import LocalGenerator
-    from pipelines.igakuqa import load_questions
-    from pipelines.models import load_tokenizer
-    from pipelines.prompts import load_template
-    from pipelines.scoring import score_choice_logprobs
+    from pipelines.evaluation.evaluator import build_prompt
+    from pipelines.evaluation.scoring import score_choice_logprobs
+    from pipelines.models.generation import LocalGenerator
+    from pipelines.models.references import load_tokenizer
+    from pipelines.tasks.igakuqa import load_questions
+    from pipelines.tasks.prompts import load_template
     qs = load_questions(small_questions(path.with_name("src.jsonl"), n)).questions
     template = load_template("ja")
     backend = LocalGenerator(_load(model_dir), load_tokenizer(str(model_dir)), batch_size=4)
@@ -170,28 +170,28 @@ def test_search_keeps_the_best_input_when_no_merge_beats_it_and_registers_it(wor
     assert {e["event"] for e in events} >= {"start", "candidate", "generation", "finish"}
     reg = workspace.model(report["registered_as"])
     assert reg["kind"] == "merged" and report["registered_as"] == "merge-1"
-    from pipelines.models import resolve_model
+    from pipelines.models.references import resolve_model
     assert resolve_model("merge-1", None, workspace).path == str((tmp_path / "m" / "model").resolve())
-    from pipelines import audit
+    from pipelines.core import audit
     assert [e["detail"]["phase"] for e in audit.entries(workspace.root) if e["action"] == "merge"] == ["start", "finish"]
 
 
 def test_resume_after_sigkill_rescores_nothing(workspace, adapters, tmp_path):
     out = tmp_path / "m"
-    cmd = [sys.executable, "-m", "pipelines.merge", "--inputs", str(adapters[0]), str(adapters[1]),
+    cmd = [sys.executable, "-m", "pipelines.merging.evolve", "--inputs", str(adapters[0]), str(adapters[1]),
            "--dev", str(small_questions(tmp_path / "dev.jsonl", 4)), "--test-fraction", "0.5", "--budget", "4",
            "--population", "4", "--batch-size", "4", "--out", str(out),
            "--workspace", str(workspace.root)]
     # The child holds after its third candidate is on disk, so the kill lands mid-search however
     # fast the machine is (polling alone let a quiet machine finish all six first).
-    hold = ("import threading, runpy, sys; import pipelines.merge_search as ms\n"
+    hold = ("import threading, runpy, sys; import pipelines.merging.search as ms\n"
             "real, n = ms.append_candidate, [0]\n"
             "def held(path, record):\n"
             "    real(path, record); n[0] += 1\n"
             "    if n[0] == 3: threading.Event().wait()\n"
             "ms.append_candidate = held\n"
-            "sys.argv = ['pipelines.merge'] + sys.argv[1:]\n"
-            "runpy.run_module('pipelines.merge', run_name='__main__', alter_sys=True)\n")
+            "sys.argv = ['pipelines.merging.evolve'] + sys.argv[1:]\n"
+            "runpy.run_module('pipelines.merging.evolve', run_name='__main__', alter_sys=True)\n")
     proc = subprocess.Popen([sys.executable, "-c", hold] + cmd[3:], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     path = out / "candidates.jsonl"
@@ -243,8 +243,8 @@ def test_bad_inputs_are_refused_with_clear_messages(workspace, tiny_llama_dir, t
 
 
 def test_overlap_by_text_under_another_id_is_refused(tmp_path):
-    from pipelines.merge_data import check_disjoint
-    from pipelines.igakuqa import load_questions
+    from pipelines.merging.data import check_disjoint
+    from pipelines.tasks.igakuqa import load_questions
     qs = load_questions(SAMPLE).questions
     renamed = [type(q)(**{**q.__dict__, "problem_id": "X" + q.problem_id,
                           "problem_text": " " + q.problem_text.replace("。", "。 ")}) for q in qs[:1]]
@@ -262,8 +262,8 @@ def test_overlap_by_text_under_another_id_is_refused(tmp_path):
 def test_a_second_merge_into_the_same_folder_is_refused_while_the_first_runs(workspace, adapters, tmp_path):
     """Two merges with one --out scored every candidate twice and the second crashed: the folder is
     locked like an evaluation's (the first merge is stood in for by holding its lock)."""
-    from pipelines import run_lock
-    from pipelines.errors import UserError
+    from pipelines.core import run_lock
+    from pipelines.core.errors import UserError
     out = tmp_path / "m"
     out.mkdir()
     config = MergeConfig(inputs=(str(adapters[0]), str(adapters[1])), dev=str(small_questions(tmp_path / "dev.jsonl", 4)),

@@ -5,16 +5,16 @@ import time
 
 import pytest
 
-from pipelines import jobs
-from pipelines.errors import UserError
-from pipelines.merge import MergeConfig
-from pipelines.merge_jobs import command_for, merge_status, start_merge
+from pipelines.core import jobs
+from pipelines.core.errors import UserError
+from pipelines.merging.evolve import MergeConfig
+from pipelines.merging.jobs import command_for, merge_status, start_merge
 from tests.pipelines.test_merge import make_adapter, small_questions
 
 
 def test_command_names_only_what_differs_from_the_defaults():
     cmd = command_for(MergeConfig(inputs=("a@1", "a@2"), dev="d.jsonl", budget=3, out="o"))
-    assert cmd[1:] == ["-m", "pipelines.merge", "--inputs", "a@1", "a@2", "--dev", "d.jsonl", "--budget", "3",
+    assert cmd[1:] == ["-m", "pipelines.merging.evolve", "--inputs", "a@1", "a@2", "--dev", "d.jsonl", "--budget", "3",
                        "--out", "o"]
 
 

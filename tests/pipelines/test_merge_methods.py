@@ -7,8 +7,16 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipelines.merge_methods import (SafetensorsModel, dare_drop, layer_group, merge_deltas, merge_tensor,
-                                     stream_merge, tensor_generator, trim_magnitude)
+from pipelines.merging.methods import (
+    SafetensorsModel,
+    dare_drop,
+    layer_group,
+    merge_deltas,
+    merge_tensor,
+    stream_merge,
+    tensor_generator,
+    trim_magnitude,
+)
 
 BASE = torch.full((4,), 10.0)
 D1 = torch.tensor([1.0, -2.0, 3.0, 0.5])
@@ -117,7 +125,7 @@ def test_stream_merge_of_two_saved_models_writes_the_expected_tensors_shard_by_s
 
 
 def test_a_model_without_safetensors_is_refused(tmp_path):
-    from pipelines.errors import UserError
+    from pipelines.core.errors import UserError
     (tmp_path / "m").mkdir()
     with pytest.raises(UserError, match="no safetensors"):
         SafetensorsModel(tmp_path / "m")

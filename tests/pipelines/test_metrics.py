@@ -5,10 +5,11 @@ import json
 import pytest
 
 from components import side_by_side
-from pipelines import evaluate, metrics, paper_table, scoring, significance
-from pipelines.errors import UserError
-from pipelines.eval_summary import EvalSummary
-from pipelines.igakuqa import load_questions
+from pipelines.core.errors import UserError
+from pipelines.evaluation import evaluator as evaluate
+from pipelines.evaluation import metrics, paper_table, scoring, significance
+from pipelines.evaluation.summary import EvalSummary
+from pipelines.tasks.igakuqa import load_questions
 from tests.conftest import SAMPLE_QUESTIONS
 
 ROWS = [

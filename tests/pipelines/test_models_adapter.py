@@ -1,8 +1,8 @@
 """An adapter trained for another base model is refused with a message naming both."""
 import pytest
 
-from pipelines.errors import UserError
-from pipelines.models import ModelRef, load_model
+from pipelines.core.errors import UserError
+from pipelines.models.references import ModelRef, load_model
 from tests.workbench.conftest import make_adapter
 
 

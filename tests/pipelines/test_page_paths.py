@@ -1,4 +1,4 @@
-"""What a page may make the server read (pipelines/page_paths.py): the workspace, the sample assets,
+"""What a page may make the server read (pipelines/core/page_paths.py): the workspace, the sample assets,
 folders the administrator allows; nothing else, links followed."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from pipelines.errors import UserError
-from pipelines.page_paths import ASSETS, ENV_VAR, readable, readable_reference
+from pipelines.core.errors import UserError
+from pipelines.core.page_paths import ASSETS, ENV_VAR, readable, readable_reference
 
 
 @pytest.fixture

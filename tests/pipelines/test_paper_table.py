@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from pipelines import paper_table as pt
+from pipelines.evaluation import paper_table as pt
 
 
 def summary(acc0, acc1=None, n=10):

@@ -1,5 +1,5 @@
 """A planted pickle in any file the workbench reads is refused with a clear message, never executed
-(pipelines/safe_load.py): the training state a resume reads (scheduler and optimizer), a checkpoint's
+(pipelines/core/safe_load.py): the training state a resume reads (scheduler and optimizer), a checkpoint's
 weights an evaluation reads, an adapter a merge reads. Each plant would create a marker file if its
 code ran; every test checks the marker is absent and the message names the file."""
 from __future__ import annotations
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import safe_load, train, train_runs
+from pipelines.core import safe_load
+from pipelines.training import launch as train
+from pipelines.training import runs as train_runs
 from tests.conftest import REPO, SAMPLE_QUESTIONS
 from tests.pipelines.test_merge import small_questions
 from tests.pipelines.test_train_runs import _long_config, _wait_end, alpaca, run_to_end
@@ -83,7 +85,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_planted_pickle_as_checkpoint_weights_is_refused_by_evaluate(tiny_llama_dir, workspace, tmp_path):
     marker = tmp_path / "ran"
     model = _planted_model(tiny_llama_dir, tmp_path / "model", marker)
-    proc = cli("pipelines.evaluate", "--model", str(model), "--data", str(SAMPLE_QUESTIONS), "--limit", "1",
+    proc = cli("pipelines.evaluation.evaluator", "--model", str(model), "--data", str(SAMPLE_QUESTIONS), "--limit", "1",
                "--out", str(tmp_path / "ev"), "--workspace", str(workspace.root))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out and "could run code" in out, out
@@ -96,7 +98,7 @@ def test_a_planted_pickle_as_a_merge_input_is_refused(tiny_llama_dir, workspace,
     bad = make_adapter(tiny_llama_dir, tmp_path / "bad")
     (bad / "adapter_model.safetensors").unlink()
     plant(bad / "adapter_model.bin", marker)
-    proc = cli("pipelines.merge", "--inputs", str(good), str(bad), "--dev", str(small_questions(tmp_path / "dev.jsonl", 4)),
+    proc = cli("pipelines.merging.evolve", "--inputs", str(good), str(bad), "--dev", str(small_questions(tmp_path / "dev.jsonl", 4)),
                "--test-fraction", "0.5", "--budget", "4", "--population", "4", "--batch-size", "4",
                "--out", str(tmp_path / "m"), "--workspace", str(workspace.root))
     out = proc.stdout + proc.stderr

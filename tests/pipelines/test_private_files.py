@@ -12,7 +12,7 @@ def _modes(tmp_path, env_extra):
     env = {**os.environ, "JMEDLORA_WORKSPACE": str(tmp_path / "ws"), **env_extra}
     # The usual umask of a login shell: what the opt-out leaves in force (the test process's own
     # may already be 077 after an in-process CLI call).
-    subprocess.run([sys.executable, "-m", "pipelines.auth", "add", "u1", "--password-stdin"], input="long password\n",
+    subprocess.run([sys.executable, "-m", "pipelines.core.auth", "add", "u1", "--password-stdin"], input="long password\n",
                    text=True, cwd=REPO, env=env, check=True, capture_output=True, preexec_fn=lambda: os.umask(0o022))
     ws = tmp_path / "ws"
     return {p.name: stat.S_IMODE(p.stat().st_mode) for p in [ws / "registry.sqlite", ws / "audit" / "audit.jsonl", ws]}

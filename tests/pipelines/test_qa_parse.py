@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.qa_parse import parse_pairs
+from pipelines.data.qa_parse import parse_pairs
 
 
 def one(text: str) -> tuple[str, str]:

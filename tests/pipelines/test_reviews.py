@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines import reviews as br
+from pipelines.evaluation import reviews as br
 
 
 def cands():

@@ -6,11 +6,15 @@ import time
 
 import pytest
 
-from pipelines import curate, datastore, reviews, schema, train_runs
-from pipelines.errors import UserError
-from pipelines.workspace import Workspace
+from pipelines.core import schema
+from pipelines.core.errors import UserError
+from pipelines.core.workspace import Workspace
+from pipelines.data import curate
+from pipelines.data import store as datastore
+from pipelines.evaluation import reviews
+from pipelines.training import runs as train_runs
 
-# Version 0, copied from the code before pipelines/schema.py existed (workspace.py, datastore.py,
+# Version 0, copied from the code before pipelines/core/schema.py existed (workspace.py, datastore.py,
 # train_runs.py, components/blind_review.py): each module created its tables on first use.
 V0_REGISTRY = """
 CREATE TABLE IF NOT EXISTS models (

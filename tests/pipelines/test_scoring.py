@@ -1,8 +1,8 @@
 """Metric definitions against hand-computed values (Ratcliff/Obershelp: ratio = 2·M / T)."""
 import pytest
 
-from pipelines.igakuqa import Question
-from pipelines.scoring import normalize, score_response, similarity, top_k
+from pipelines.evaluation.scoring import normalize, score_response, similarity, top_k
+from pipelines.tasks.igakuqa import Question
 
 
 def q5(answer=("e",), kinki=(), points=1.0):

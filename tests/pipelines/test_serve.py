@@ -8,8 +8,9 @@ import urllib.request
 import openai
 import pytest
 
-from pipelines import datagen, datastore
-from pipelines.serve import ServeConfig, start_server
+from pipelines.data import generate as datagen
+from pipelines.data import store as datastore
+from pipelines.models.server import ServeConfig, start_server
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,8 @@ TOKEN = "t0ken-for-tests-0123456789"
 
 
 def test_an_open_bind_without_a_token_is_refused_before_any_model_loads(monkeypatch):
-    from pipelines.serve import TOKEN_ENV
-    from pipelines.errors import UserError
+    from pipelines.core.errors import UserError
+    from pipelines.models.server import TOKEN_ENV
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     for host in ("0.0.0.0", "::", "192.0.2.7", "myhost.example"):
         with pytest.raises(UserError) as err:
@@ -120,10 +121,11 @@ def test_the_cli_refuses_an_open_bind_without_a_token(tmp_path):
     import os
     import subprocess
     import sys
-    from pipelines.serve import TOKEN_ENV
+
+    from pipelines.models.server import TOKEN_ENV
     from tests.conftest import REPO
     env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-    proc = subprocess.run([sys.executable, "-m", "pipelines.serve", "--host", "0.0.0.0", "--port", "0",
+    proc = subprocess.run([sys.executable, "-m", "pipelines.models.server", "--host", "0.0.0.0", "--port", "0",
                            "--workspace", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in out and TOKEN_ENV in out, out
@@ -133,7 +135,8 @@ def test_the_cli_refuses_an_open_bind_without_a_token(tmp_path):
 def guarded(tiny_llama_dir):
     """A server bound to every interface, with a token (reached over loopback)."""
     import os
-    from pipelines.serve import TOKEN_ENV
+
+    from pipelines.models.server import TOKEN_ENV
     os.environ[TOKEN_ENV] = TOKEN
     try:
         handle = start_server(ServeConfig(model=str(tiny_llama_dir), host="0.0.0.0", port=0, max_tokens=8))

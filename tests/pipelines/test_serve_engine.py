@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipelines.serve_engine import ApiError, ChatEngine
+from pipelines.models.server_engine import ApiError, ChatEngine
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_unknown_response_format_is_a_400(engine):
 
 
 def test_token_bytes_read_the_byte_level_vocabulary(engine):
-    from pipelines import structured
+    from pipelines.models import structured
     table = structured.token_bytes(engine.tokenizer)
     text = "2型糖尿病 HbA1c≥6.5% と心不全\n"
     ids = engine.tokenizer.encode(text, add_special_tokens=False)
@@ -160,7 +160,8 @@ def test_japanese_text_can_be_written_token_by_token_inside_a_string(engine):
     """Every token of a Japanese answer (most are pieces of a character's UTF-8 bytes) is allowed
     at its step, and the document may end after it: Japanese is not excluded by the grammar."""
     import torch
-    from pipelines import structured
+
+    from pipelines.models import structured
     schema = {"type": "object", "required": ["a"], "properties": {"a": {"type": "string", "minLength": 30}}}
     fn = structured.constraint(engine.tokenizer, {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}})
     ids = engine.tokenizer.encode("日本語で")

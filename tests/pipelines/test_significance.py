@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.significance import bootstrap_ci, mcnemar_exact, paired_comparison
+from pipelines.evaluation.significance import bootstrap_ci, mcnemar_exact, paired_comparison
 
 
 def test_bootstrap_ci_brackets_mean_and_is_seeded():

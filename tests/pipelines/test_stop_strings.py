@@ -1,6 +1,6 @@
 """Stop strings derived from the templates: a response is the answer only, the raw text is kept."""
-from pipelines.generation import LocalGenerator, cut_at_stop
-from pipelines.prompts import load_template
+from pipelines.models.generation import LocalGenerator, cut_at_stop
+from pipelines.tasks.prompts import load_template
 
 
 def test_alpaca_templates_stop_at_their_next_block():

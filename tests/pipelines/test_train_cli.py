@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from pipelines import train, train_runs
-from pipelines.errors import UserError
-from pipelines.serve import trained_format
-from pipelines.train_estimate import model_shape
+from pipelines.core.errors import UserError
+from pipelines.models.server import trained_format
+from pipelines.training import launch as train
+from pipelines.training import runs as train_runs
+from pipelines.training.estimate import model_shape
 
 
 def fake_checkpoint(run_dir, step: int, template: str = "ja"):

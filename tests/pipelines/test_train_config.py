@@ -9,10 +9,13 @@ import time
 
 import pytest
 
-from pipelines import train, train_config, train_data, train_runs
-from pipelines.errors import UserError
-from pipelines.train_config import TrainConfig, make_config
-from pipelines.train_metrics import MetricsWriter, read_metrics
+from pipelines.core.errors import UserError
+from pipelines.training import config as train_config
+from pipelines.training import data as train_data
+from pipelines.training import launch as train
+from pipelines.training import runs as train_runs
+from pipelines.training.config import TrainConfig, make_config
+from pipelines.training.metrics import MetricsWriter, read_metrics
 
 
 def write_alpaca(path, n=12):
@@ -31,7 +34,7 @@ def test_every_shipped_preset_loads_validates_and_explains_its_fields(name):
     config.validate()
     assert preset["description"]["ja"] and preset["description"]["en"] and preset["notes"]
     assert all(note["ja"] and note["en"] for note in preset["notes"].values())
-    assert preset["command"].startswith(f"python -m pipelines.train --preset {name}")
+    assert preset["command"].startswith(f"jmedlora train --preset {name}")
     fields = {f for f in TrainConfig.__dataclass_fields__}
     assert set(preset["notes"]) - fields <= {"training_hours"}
     # every tuned setting says what it trades off (model/method excepted when obvious)
@@ -143,8 +146,8 @@ def test_launch_checks_tokenize_only_a_sample(workspace, tiny_llama_dir, tmp_pat
 
 
 def test_config_estimate_and_worker_do_not_import_the_launcher():
-    code = ("import sys, pipelines.train_config, pipelines.train_estimate, pipelines.train_worker; "
-            "print('pipelines.train' in sys.modules)")
+    code = ("import sys, pipelines.training.config, pipelines.training.estimate, pipelines.training.worker; "
+            "print('pipelines.training.launch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=train_config.REPO).stdout
     assert out.strip() == "False"
@@ -161,8 +164,8 @@ def test_existing_run_dir_is_not_overwritten(workspace, tmp_path):
 # -- data ------------------------------------------------------------------------------
 
 def test_sft_tokens_use_the_eval_template_and_mask_the_prompt(tiny_llama_dir, tmp_path, workspace):
-    from pipelines.models import load_tokenizer
-    from pipelines.prompts import load_template
+    from pipelines.models.references import load_tokenizer
+    from pipelines.tasks.prompts import load_template
     tok = load_tokenizer(str(tiny_llama_dir), padding_side="right")
     src = train_data.resolve_data(str(write_alpaca(tmp_path / "d.jsonl", 4)), workspace)
     recs = train_data.read_sft_records(src)

@@ -1,8 +1,8 @@
 """Memory/time estimate: counts match real models; the paper's 70B QLoRA question gets a plain answer."""
 from __future__ import annotations
 
-from pipelines.train_config import make_config
-from pipelines.train_estimate import estimate, model_shape, named_gpu
+from pipelines.training.config import make_config
+from pipelines.training.estimate import estimate, model_shape, named_gpu
 
 
 def test_70b_qlora_fits_one_80gb_gpu_but_not_a_24gb_one_and_bf16_lora_does_not():

@@ -7,9 +7,11 @@ import math
 
 import pytest
 
-from pipelines import audit, train_runs, train_worker
-from pipelines.errors import UserError
-from pipelines.train_config import TrainConfig
+from pipelines.core import audit
+from pipelines.core.errors import UserError
+from pipelines.training import runs as train_runs
+from pipelines.training import worker as train_worker
+from pipelines.training.config import TrainConfig
 
 
 @pytest.mark.parametrize("field, value, says", [

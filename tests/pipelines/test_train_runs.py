@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import jobs, train, train_runs
-from pipelines.train_config import TrainConfig
-from pipelines.train_metrics import read_metrics
+from pipelines.core import jobs
+from pipelines.training import launch as train
+from pipelines.training import runs as train_runs
+from pipelines.training.config import TrainConfig
+from pipelines.training.metrics import read_metrics
 
 KEYS = {"step", "epoch", "loss", "lr", "grad_norm", "tokens", "tokens_total", "tokens_per_s", "step_time_s",
         "elapsed_s", "eta_s", "peak_mem_mb", "mem_kind", "time"}
@@ -27,7 +29,7 @@ def alpaca(path: Path, n: int = 24) -> Path:
 
 def run_to_end(config: TrainConfig, timeout: float = 240) -> tuple[dict, list[dict]]:
     launched = train.launch(config)
-    assert launched.command[:3] != ["python", "-m", "pipelines.train"]
+    assert launched.command[:3] != ["python", "-m", "pipelines.training.launch"]
     deadline = time.time() + timeout
     while train_runs.run_status(launched.run_dir)["status"] in train_runs.ACTIVE:
         assert time.time() < deadline, (Path(launched.run_dir) / "train.log").read_text()[-3000:]
@@ -74,7 +76,7 @@ def test_lora_run_checkpoints_reload_and_change_the_model(fixture, targets, batc
     assert model.peft_config["default"].r == 4
     assert not torch.allclose(outputs_of(base), outputs_of(base, adapter))
 
-    from pipelines.models import resolve_model
+    from pipelines.models.references import resolve_model
     ref = resolve_model("run@3", None, workspace)                   # how evaluation finds a checkpoint
     assert ref.path == str(base) and ref.adapter == str(tmp_path / "run" / "checkpoints" / "step-3")
 
@@ -122,7 +124,7 @@ def test_continual_pretraining_makes_a_new_base_model(mode, kind, tiny_llama_dir
     AutoModelForCausalLM.from_pretrained(reg["path"])                 # a normal HF model directory
     assert not torch.allclose(outputs_of(tiny_llama_dir), outputs_of(reg["path"]))
     # SFT can start from it by name
-    from pipelines.models import resolve_model
+    from pipelines.models.references import resolve_model
     assert resolve_model("cpt", None, workspace).path == reg["path"]
 
 

@@ -8,8 +8,8 @@ import signal
 import sys
 import time
 
-from pipelines import jobs
-from pipelines.errors import UserError, cli_guard
+from pipelines.core import jobs
+from pipelines.core.errors import UserError, cli_guard
 
 
 @cli_guard

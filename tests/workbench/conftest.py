@@ -41,7 +41,7 @@ def make_adapter(base_dir: Path, out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def app_workspace(tmp_path_factory, default_model_dir, tiny_llama_dir):
-    from pipelines.workspace import Workspace
+    from pipelines.core.workspace import Workspace
     ws = Workspace.resolve(tmp_path_factory.mktemp("app_ws"))
     (ws.root / "models").mkdir(exist_ok=True)
     os.symlink(default_model_dir, ws.root / "models" / "default")
@@ -59,7 +59,7 @@ def app_url(app_workspace, tmp_path_factory):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "app.log", "w")
     # The tests' scratch folders (documents, dev sets) are outside the workspace: allowed as an
-    # administrator allows a share (pipelines/page_paths.py); everything else stays refused.
+    # administrator allows a share (pipelines/core/page_paths.py); everything else stays refused.
     env = {**os.environ, "JMEDLORA_WORKSPACE": str(app_workspace.root),
            "JMEDLORA_READ_DIRS": str(tmp_path_factory.getbasetemp())}
     # --no-auth: these tests drive the pages; login itself is tested in test_launch.py.

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
-from pipelines import evaluate
-from pipelines.eval_summary import EvalSummary
+from pipelines.evaluation import evaluator as evaluate
+from pipelines.evaluation.summary import EvalSummary
 
 
 def result_row(pid: str, shots: int, predicted: list[str], *, correct: str = "a", response: str = "",

@@ -1,7 +1,7 @@
 """The administrators' audit view: entries newest first with the chain's verdict; nobody else sees them."""
 from types import SimpleNamespace
 
-from pipelines import audit, auth
+from pipelines.core import audit, auth
 from workbench import audit_view
 from workbench.state import AppState
 

@@ -25,7 +25,7 @@ FORMAT_KEYS = {"instruction", "input", "output", "answer", "choices", "points"}
 @pytest.fixture(autouse=True)
 def corpus_is_readable(monkeypatch):
     """The corpus lies outside any workspace: the administrator allows its folder, as a hospital would
-    allow a share (pipelines/page_paths.py), so what is tested is the files' own problems."""
+    allow a share (pipelines/core/page_paths.py), so what is tested is the files' own problems."""
     monkeypatch.setenv("JMEDLORA_READ_DIRS", str(CORPUS))
 
 
@@ -97,8 +97,8 @@ def test_bad_other_settings_json_is_refused(workspace, lang):
 def test_a_preset_given_as_a_path_names_a_run_inside_the_workspace(workspace, tmp_path):
     """The default run folder takes the preset file's stem: a path never leads the run out of
     WORKSPACE/runs (it once landed beside the preset file)."""
-    from pipelines import train
-    from pipelines.train_config import PRESET_DIR, make_config
+    from pipelines.training import launch as train
+    from pipelines.training.config import PRESET_DIR, make_config
     own = tmp_path / "my-preset.json"
     own.write_text((PRESET_DIR / "cpu-tiny-lora.json").read_text(encoding="utf-8"), encoding="utf-8")
     config = make_config(str(own), workspace=str(workspace.root))

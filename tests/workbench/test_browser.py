@@ -4,7 +4,6 @@ a clear message, and a full Compare → Charts flow works on two tiny checkpoint
 Screenshots land in tests/artifacts/ (look at them)."""
 from __future__ import annotations
 
-
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -75,7 +74,7 @@ def test_bad_input_in_the_compare_form_shows_a_clear_message(page, app_workspace
     text = p.locator("#compare-status").inner_text()
     assert missing in text and "IgakuQA" in text
     page.shot("compare_bad_input")
-    # A file outside what a page may read (pipelines/page_paths.py): refused, in Japanese.
+    # A file outside what a page may read (pipelines/core/page_paths.py): refused, in Japanese.
     data.fill("/etc/passwd")
     data.press("Enter")
     p.locator("#compare-run").click()
@@ -108,7 +107,7 @@ def test_evaluate_two_checkpoints_side_by_side_then_charts(page):
     assert p.locator("#compare-status .runmon.finished").count() == 2
     p.get_by_text("実行されるコマンド").click()
     p.locator("#compare-command").wait_for(timeout=10_000)
-    assert "python -m pipelines.evaluate" in p.locator("#compare-command").inner_text()
+    assert "jmedlora evaluate" in p.locator("#compare-command").inner_text()
     page.shot("compare_side_by_side")
 
     # Filter: a search that matches nothing, then clears.
@@ -166,7 +165,7 @@ def test_train_tab_rejects_bad_input_then_launches_a_tiny_run_with_a_moving_loss
     p.locator("#train-run-name textarea, #train-run-name input").first.fill("ui-run")
     p.locator("#train-launch").click()
     p.locator("#train-message .notice.ok").wait_for(timeout=60_000)
-    assert "python -m pipelines.train --preset cpu-tiny-lora" in p.locator("#train-command").inner_text()
+    assert "jmedlora train --preset cpu-tiny-lora" in p.locator("#train-command").inner_text()
     # The loss curve gets points as the run logs steps, then the run finishes with checkpoints.
     try:
         p.wait_for_function("document.querySelectorAll('#train-curves .scatterlayer .trace:first-child .point')"

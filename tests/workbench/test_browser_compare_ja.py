@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from pipelines.evaluate import EvalConfig
-from pipelines.igakuqa import load_questions
+from pipelines.evaluation.evaluator import EvalConfig
+from pipelines.tasks.igakuqa import load_questions
 from tests.workbench.conftest import ARTIFACTS
 from tests.workbench.fake_results import record, result_row
 from tests.workbench.test_browser import open_tab

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import jobs, train_runs
-from pipelines.merge import MergeConfig
-from pipelines.merge_search import append_candidate
+from pipelines.core import jobs
+from pipelines.merging.evolve import MergeConfig
+from pipelines.merging.search import append_candidate
+from pipelines.training import runs as train_runs
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "artifacts"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -236,7 +236,7 @@ def test_privacy_guard_refuses_a_remote_endpoint_and_shows_the_findings(page, do
         assert "case.txt" in findings
         page.shot("data_privacy_refused")
         assert trap.hits == [], f"requests reached the remote endpoint: {trap.hits}"
-        from pipelines import datastore
+        from pipelines.data import store as datastore
         assert datastore.count_records(app_workspace, "ui-remote") == 0
         assert page.errors == [] and page.outbound == []
     finally:

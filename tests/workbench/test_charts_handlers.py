@@ -1,7 +1,7 @@
 """The Charts tab's handlers, called directly on a workspace with fake evaluation results:
 Table 1 shows n and intervals, marks the best only within one question set, names a trained
 adapter by its run, speaks the page language, and exports CSV that Excel reads (BOM)."""
-from pipelines import audit
+from pipelines.core import audit
 from tests.workbench.fake_results import record, result_row
 from workbench import tab_charts
 from workbench.state import AppState

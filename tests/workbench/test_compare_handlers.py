@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines import audit, auth, reviews
+from pipelines.core import audit, auth
+from pipelines.evaluation import reviews
 from tests.workbench.fake_results import record, result_row
 from workbench import compare_eval, compare_review, compare_view, i18n, tab_compare
 from workbench.state import AppState

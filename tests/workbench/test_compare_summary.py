@@ -2,7 +2,7 @@
 chosen runs have, headed in the page language, and the exam totals."""
 import copy
 
-from pipelines import metrics
+from pipelines.evaluation import metrics
 from tests.pipelines.test_metrics import SUMMARY_BEFORE
 from workbench import tab_compare
 from workbench.state import AppState

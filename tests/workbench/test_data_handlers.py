@@ -4,8 +4,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines import audit, datastore, jobs
-from pipelines.errors import UserError
+from pipelines.core import audit, jobs
+from pipelines.core.errors import UserError
+from pipelines.data import store as datastore
 from workbench import data_handlers as h
 from workbench import field_errors
 from workbench.data_text import FIELDS
@@ -137,7 +138,7 @@ def test_csv_export_has_a_bom_follows_the_scope_and_never_overwrites_unasked(cur
 def test_generation_job_carries_the_user_and_stop_knows_when_nothing_runs(curated, monkeypatch):
     started = {}
     monkeypatch.setattr(h.jobs, "start", lambda run_dir, cmd, **kw: started.update(kw) or
-                        SimpleNamespace(run_dir=run_dir, cli="python -m pipelines.datagen …"))
+                        SimpleNamespace(run_dir=run_dir, cli="jmedlora datagen …"))
     monkeypatch.setattr(h.jobs, "status", lambda run_dir: {"status": "queued", "dataset": "d"})
     assert "実行中の生成はありません" in h.stop(curated, "ja")
     form = [str(curated.workspace.root), "d", "default", "", curate_template(), 1, 64, 0, False, "ja"]
@@ -147,7 +148,7 @@ def test_generation_job_carries_the_user_and_stop_knows_when_nothing_runs(curate
 
 
 def curate_template() -> str:
-    from pipelines import datagen
+    from pipelines.data import generate as datagen
     return datagen.DatagenConfig.template
 
 

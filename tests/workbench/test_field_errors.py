@@ -8,8 +8,8 @@ import re
 import string
 from pathlib import Path
 
-from pipelines import jobs
-from pipelines.errors import UserError, disk_full
+from pipelines.core import jobs
+from pipelines.core.errors import UserError, disk_full
 from workbench import field_errors, messages_ja
 
 LABELS = {"max_steps": {"ja": "最大ステップ数", "en": "Max steps"}}
@@ -24,13 +24,13 @@ CLI_ONLY = {("audit.py", "main"), ("auth.py", "main"), ("auth.py", "_ask_passwor
 DERIVED = {"reason", "free", "lines", "problem", "path"}
 # Helpers that raise a UserError for their caller: (module, name) -> code prefix. A call passes the
 # code's last part third (or as code=) and the parameters as keywords.
-HELPERS = {("train_config.py", "bad"): "config."}
+HELPERS = {("config.py", "bad"): "config."}   # pipelines/training/config.py
 
 
 def user_errors():
     """(module, function, call node) for every UserError built in pipelines/: ``UserError(...)`` and a
     subclass's ``super().__init__(...)``."""
-    for f in sorted(PIPELINES.glob("*.py")):
+    for f in sorted(PIPELINES.rglob("*.py")):
         tree = ast.parse(f.read_text(encoding="utf-8"))
         subclasses = {c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
                       and any(getattr(b, "id", None) == "UserError" for b in c.bases)}
@@ -133,7 +133,11 @@ def _raised(fn, *args, **kwargs) -> UserError:
 
 
 def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspace):
-    from pipelines import datagen, documents, evaluate, freeform, train_estimate
+    from pipelines.data import documents
+    from pipelines.data import generate as datagen
+    from pipelines.evaluation import evaluator as evaluate
+    from pipelines.evaluation import freeform
+    from pipelines.training import estimate as train_estimate
     labels = {"out": {"ja": "出力フォルダ", "en": "Output folder"},
               "chunk_size": {"ja": "断片の長さ", "en": "Chunk size"}}
     said = {
@@ -155,13 +159,13 @@ def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspa
 
 
 def test_every_privacy_kind_has_japanese():
-    from pipelines import privacy
+    from pipelines.data import privacy
     assert set(messages_ja.PRIVACY_KINDS) == set(privacy.KINDS)
 
 
 def status_messages():
     """(module, code, keyword names) for every ``say(code, text, **params)`` in pipelines/."""
-    for f in sorted(PIPELINES.glob("*.py")):
+    for f in sorted(PIPELINES.rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and (getattr(node.func, "attr", None) == "say"
                                                or getattr(node.func, "id", None) == "say"):

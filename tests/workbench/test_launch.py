@@ -20,7 +20,7 @@ def test_a_password_on_the_command_line_is_refused(tmp_path):
     proc = subprocess.run([sys.executable, "launch.py", "--auth", "dr:abc", "--workspace", str(tmp_path)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "ps" in proc.stderr and "python -m pipelines.auth add" in proc.stderr and "abc" not in proc.stderr
+    assert "ps" in proc.stderr and "jmedlora auth add" in proc.stderr and "abc" not in proc.stderr
 
 
 def test_refuses_to_listen_beyond_this_machine_without_login(tmp_path):
@@ -60,8 +60,8 @@ def test_login_is_the_default_and_the_login_page_leaks_nothing(tmp_path):
     import urllib.parse
     import urllib.request
 
-    from pipelines import audit
-    from pipelines.workspace import Workspace
+    from pipelines.core import audit
+    from pipelines.core.workspace import Workspace
     from tests.workbench.conftest import free_port
 
     ws = Workspace.resolve(tmp_path / "ws")
@@ -127,7 +127,7 @@ def test_login_is_the_default_and_the_login_page_leaks_nothing(tmp_path):
         assert upload(1_000) == 200
         assert upload(11 * 2 ** 20) == 413
         # A user removed while logged in loses the open session at the next request.
-        from pipelines import auth
+        from pipelines.core import auth
         auth.set_user(ws.root, "other", "another-long-password", by="admin")
         auth.remove_user(ws.root, "admin", by="other")
         with pytest.raises(urllib.error.HTTPError) as err:

@@ -6,8 +6,8 @@ import dataclasses
 import json
 import re
 
-from pipelines.merge import MergeConfig
-from pipelines.merge_search import append_candidate
+from pipelines.merging.evolve import MergeConfig
+from pipelines.merging.search import append_candidate
 from workbench import tab_merge
 from workbench.state import AppState
 
@@ -16,7 +16,7 @@ FORM = (["a@1", "a@2"], "", "linear", tab_merge.SAMPLE, "", 0.3, "ll_accuracy", 
 
 def test_the_command_shown_is_the_one_started(workspace):
     line = tab_merge.command_preview(AppState(workspace=workspace), *FORM, "/tmp/m")
-    assert line.startswith("python -m pipelines.merge --inputs a@1 a@2 --dev ")
+    assert line.startswith("jmedlora merge --inputs a@1 a@2 --dev ")
     assert "--budget 2 --out /tmp/m" in line and "--workspace" not in line
 
 
@@ -90,7 +90,7 @@ def test_estimate_times_the_real_inputs_and_leaves_no_folder(workspace, tiny_lla
 
 
 def test_the_command_box_shows_the_loaded_merge_and_resume_follows_its_state(tmp_path):
-    from pipelines import jobs
+    from pipelines.core import jobs
     out = tmp_path / "m"
     assert tab_merge.loaded_command(str(out)) is None and tab_merge.loaded_command("") is None
     assert tab_merge.resume_button(str(out))["interactive"] is False
@@ -98,10 +98,10 @@ def test_the_command_box_shows_the_loaded_merge_and_resume_follows_its_state(tmp
     config = MergeConfig(inputs=("a@1", "a@2"), dev="d.jsonl", budget=3, out=str(out))
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
     # Run from a terminal (no job status): its own settings, not the form's.
-    assert tab_merge.loaded_command(str(out)).startswith("python -m pipelines.merge --inputs a@1 a@2 --dev d.jsonl")
+    assert tab_merge.loaded_command(str(out)).startswith("jmedlora merge --inputs a@1 a@2 --dev d.jsonl")
     assert "--budget 3" in tab_merge.loaded_command(str(out))
     assert tab_merge.resume_button(str(out))["interactive"] is True          # stopped part-way
-    status = {"status": "stopped", "cli": "python -m pipelines.merge --resume " + str(out), "pid": None}
+    status = {"status": "stopped", "cli": "jmedlora merge --resume " + str(out), "pid": None}
     (out / "status.json").write_text(json.dumps(status))
     assert tab_merge.loaded_command(str(out)) == status["cli"]
     assert tab_merge.resume_button(str(out))["interactive"] is True

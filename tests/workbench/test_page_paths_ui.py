@@ -1,5 +1,5 @@
 """The round-two reproductions through the page's handlers: a logged-in user cannot make the server
-read outside the workspace, the samples and the administrator's folders (pipelines/page_paths.py),
+read outside the workspace, the samples and the administrator's folders (pipelines/core/page_paths.py),
 and a privacy scan of documents is in the access log."""
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipelines import audit, datastore
-from pipelines.page_paths import ASSETS, ENV_VAR
+from pipelines.core import audit
+from pipelines.core.page_paths import ASSETS, ENV_VAR
+from pipelines.data import store as datastore
 from workbench import compare_eval, data_handlers, tab_merge, train_handlers
 from workbench.state import AppState
 

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from pipelines import audit, train, train_runs
+from pipelines.core import audit
+from pipelines.training import launch as train
+from pipelines.training import runs as train_runs
 from workbench import app
 from workbench import train_handlers as h
 from workbench.state import AppState
@@ -40,7 +42,7 @@ def form(preset: str, **changes) -> list:
 
 def test_presets_read_in_either_language_with_their_command_and_field_labels():
     ja, en = h.preset_text("cpu-tiny-lora", "ja"), h.preset_text("cpu-tiny-lora", "en")
-    assert "約2分" in ja and "**学習率**" in ja and "`python -m pipelines.train --preset cpu-tiny-lora`" in ja
+    assert "約2分" in ja and "**学習率**" in ja and "`jmedlora train --preset cpu-tiny-lora`" in ja
     assert "two minutes" in en and "**Learning rate**" in en and "同梱" not in en
     values, description = h.on_preset("opencalm-7b-lora", "ja")[:-2], h.on_preset("opencalm-7b-lora", "ja")[-1]
     assert values[h.FORM.index("learning_rate")] == 5e-5 and "論文" in description
@@ -62,7 +64,7 @@ def test_estimate_is_written_in_japanese(workspace, tiny_llama_dir):
                           *form("cpu-tiny-lora", model=str(tiny_llama_dir)), "ja")
     assert "notice info" in msg and "1台あたりのメモリ" in msg and "活性化" in msg and "ステップで約" in msg, msg
     # The command box, hidden while empty, shows with the command in it.
-    assert "Memory per device" not in msg and cli["value"].startswith("python -m pipelines.train") and cli["visible"]
+    assert "Memory per device" not in msg and cli["value"].startswith("jmedlora train") and cli["visible"]
     assert h.command_box("")["visible"] is False
 
 
@@ -76,7 +78,7 @@ def test_launch_from_the_page_runs_as_the_user_and_the_monitor_speaks_japanese(w
     values = form("cpu-tiny-lora", model=str(tiny_llama_dir), max_steps=2, save_steps="2", run_name="ui-run")
     msg, cli, choice, runs, stop_btn = h.launch(state, "cpu-tiny-lora", *values, "ja", request=REQUEST)
     assert "学習を開始しました：ui-run" in msg and stop_btn["interactive"], msg
-    assert cli["visible"] and cli["value"].startswith("python -m pipelines.train")
+    assert cli["visible"] and cli["value"].startswith("jmedlora train")
     assert envs[-1]["JMEDLORA_USER"] == "dr-sato"
     run_dir = choice["value"]
     deadline = time.time() + 240

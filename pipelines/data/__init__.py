@@ -1,0 +1,5 @@
+"""Instruction data from medical documents: load and chunk (``documents``), the personal-data guard
+(``privacy``), one request per chunk (``chunk_requests``) and the generation run (``generate``),
+parsing a model's Q&A list (``qa_parse``), the database store (``store``), and curation, review
+and export (``curate``, ``curate_cli``).
+"""

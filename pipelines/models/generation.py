@@ -1,0 +1,395 @@
+"""The first two generation backends: a batched local engine and an API endpoint.
+
+Both implement ``pipelines.models.backends.Backend`` (how one is chosen from a model reference, and
+how to add another, is written there): they take ``Prompt`` objects (a plain completion
+prompt, or chat messages) and yield ``(index, Completion)`` as each finishes, so callers can
+persist results incrementally.
+
+The local engine is where evaluation time goes. What makes it fast on a CPU or a GPU:
+* prompts sorted by token length and batched under a token budget (rows × (longest prompt
+  + max_new_tokens)), so padding is small and a batch of long prompts stays within memory
+  (left padding, since decoder-only models continue from the right end);
+* a static KV cache, allocated once per batch: each new token costs one position, not the
+  whole prompt, and no step copies the cache (the default dynamic cache concatenates it at
+  every step: with 12 prompts of ~700 tokens that copy was a quarter of the decode time here);
+* stop strings ("###": the Alpaca template's next section) end a sequence as soon as the
+  answer is over instead of running to ``max_new_tokens``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+from urllib.parse import urlparse
+
+from pipelines.core.errors import UserError
+from pipelines.models import loglik
+from pipelines.models.device_memory import working_bytes
+from pipelines.tasks.igakuqa import Question
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The paper's decoding defaults (JMedLoRA, section 4)."""
+    temperature: float = 0.1
+    top_p: float = 0.9
+    repetition_penalty: float = 1.05
+    max_new_tokens: int = 256
+    seed: int = 0
+    stop: tuple[str, ...] = ("###",)
+
+
+@dataclass
+class Prompt:
+    text: str | None = None                     # completion-style prompt
+    messages: list[dict] | None = None          # chat-style prompt (role/content dicts)
+    seed: int | None = None                     # sampling seed of this prompt alone (None: the settings' seed)
+
+
+@dataclass
+class Completion:
+    text: str
+    n_tokens: int
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What a backend is, for logs and the UI."""
+    kind: str           # 'local' (in-process Hugging Face model) | 'endpoint' (OpenAI-compatible API) | …
+    label: str          # the model, as the user referred to it
+    device: str         # 'cpu', 'cuda:0' …; an endpoint's base URL
+    local: bool         # True when nothing leaves this machine
+
+    @property
+    def where(self) -> str:
+        """Short: the device, or the endpoint's host and port."""
+        return urlparse(self.device).netloc or self.device
+
+
+def loglik_refused(label: str) -> UserError:
+    return UserError(f"Log-likelihood scoring needs the model's token probabilities; {label} is an API "
+                     "endpoint, which gives only text.",
+                     "Use --method generate for endpoint models (loglik and both need a local model).",
+                     code="loglik.endpoint", params={"label": label})
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    cut = len(text)
+    for s in stops:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut].strip()
+
+
+def decode_whole_chars(tokenizer, ids: list[int], cut: bool) -> str:
+    """Decoded text; when generation stopped at the token limit, without the partial character
+    a byte-level tokenizer leaves at the cut (decoded as U+FFFD, shown as "�")."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return text.rstrip("\ufffd") if cut else text
+
+
+PREFILL_CHUNK = 512
+KV_CACHE_MB = 384       # a batch's key/value cache on a CPU: bounded RSS on an 8 GB hospital PC
+
+
+def prefill_kwargs(model, width: int) -> dict:
+    """``generate`` arguments that read a long prompt in chunks of 512 tokens on a CPU.
+
+    The CPU's attention kernel materialises (rows × heads × width²) scores for a padded batch:
+    4 prompts of 2,733 tokens with the embedded model peaked at 2.4 GB, chunked at 1.7 GB and in
+    half the time (same tokens out, greedy, checked). A GPU's fused kernels do not need it.
+    """
+    if width <= PREFILL_CHUNK or getattr(model.device, "type", "cpu") != "cpu":
+        return {}
+    return {"prefill_chunk_size": PREFILL_CHUNK}
+
+
+class LocalGenerator:
+    """The local Hugging Face engine: a loaded model and tokenizer, in this process."""
+
+    supports_loglik = True
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 16, max_batch_tokens: int = 16384,
+                 static_cache: bool = True, label: str | None = None, first_batch: int = 2):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.label = label or getattr(model, "name_or_path", "") or type(model).__name__
+        self.batch_size = max(1, batch_size)
+        self.max_batch_tokens = max_batch_tokens
+        self.static_cache = static_cache
+        # The first batch is small so the first answers (and an honest rate) come within seconds.
+        self.first_batch = max(1, first_batch)
+        self.tokenizer.padding_side = "left"
+
+    def chat_stops(self) -> tuple[str, ...]:
+        """The chat template's end of an assistant turn (e.g. ``<|im_end|>``) and the next turn's start."""
+        try:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}], tokenize=False)
+        except Exception:  # a template that needs other roles: the EOS token still ends generation
+            return ()
+        end = text[text.rfind("A") + 1:].strip()
+        return tuple(s for s in (end, self.tokenizer.eos_token) if s)
+
+    def prompt_text(self, prompt: Prompt) -> str:
+        if prompt.messages is not None:
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise UserError("This model has no chat template, so --template chat cannot be used.",
+                                "Use --template ja or --template en (the paper's Alpaca formats).",
+                                code="template.no_chat")
+            return self.tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
+        return prompt.text or ""
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(kind="local", label=self.label, device=str(self.model.device), local=True)
+
+    def score_choices(self, questions: list[Question], prompts: list[Prompt]
+                      ) -> list[tuple[dict[str, float], dict[str, float]]]:
+        """Per question: (sum log-prob per letter, per character per letter); see pipelines.models.loglik."""
+        texts = [self.prompt_text(p) for p in prompts]
+        return loglik.score_questions(self.model, self.tokenizer, questions, texts, batch_size=self.batch_size)
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
+                 on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
+        """``on_tokens(n)`` is called at every decoding step with the rows generated in it."""
+        texts = [self.prompt_text(p) for p in prompts]
+        chat = [p.messages is not None for p in prompts]
+        if any(chat):
+            settings = dataclasses.replace(settings, stop=tuple(dict.fromkeys(settings.stop + self.chat_stops())))
+        lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
+        # Longest first: the slowest batch runs while memory is freshest, and lengths within
+        # a batch are close, so little compute goes to padding.
+        context = self.context_length()
+        fits = []
+        for i, n in enumerate(lengths):
+            if context and n + settings.max_new_tokens > context:
+                # Not generated: a position past the model's context crashes or answers garbage.
+                yield i, Completion(text="", n_tokens=0, seconds=0.0,
+                                    info={"context_overflow": {"prompt_tokens": n, "context": context,
+                                                               "max_new_tokens": settings.max_new_tokens}})
+            else:
+                fits.append(i)
+        order = sorted(fits, key=lambda i: -lengths[i])
+        for b, idx in enumerate(self._batches(order, lengths, settings.max_new_tokens)):
+            t0 = time.perf_counter()
+            seeds = [prompts[i].seed for i in idx]
+            outs = self._generate_batch([texts[i] for i in idx], chat[idx[0]], settings, seed=settings.seed + b,
+                                        row_seeds=seeds if None not in seeds else None, on_tokens=on_tokens)
+            dt = (time.perf_counter() - t0) / len(idx)
+            for i, (text, raw, n) in zip(idx, outs):
+                cut = {"cut_at_tokens": n} if n >= settings.max_new_tokens else {}
+                yield i, Completion(text=text, n_tokens=n, seconds=dt, info={"raw": raw, **cut})
+
+    def context_length(self) -> int | None:
+        """Positions the model can attend to (None: not stated by its config)."""
+        cfg = getattr(self.model, "config", None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def token_budget(self) -> int:
+        """Rows × (prompt + new tokens) per batch: ``max_batch_tokens``, and no more than the
+        key/value cache of ``KV_CACHE_MB`` (CPU; on a GPU a quarter of its free memory) holds.
+
+        The cache is allocated whole (static cache): 16,384 tokens of the embedded model are
+        755 MB, of a 7B model in float32 16 GB. With 384 MB the embedded model's 1-shot
+        evaluation peaked at 1.76 GB instead of 2.23 GB (``bench/bench_first_hour.py``).
+        """
+        cfg = getattr(getattr(self, "model", None), "config", None)
+        if cfg is None:
+            return self.max_batch_tokens
+        text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        try:
+            heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+            head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+            per_token = text.num_hidden_layers * 2 * heads * head_dim * self.model.dtype.itemsize
+        except (AttributeError, TypeError, ZeroDivisionError):      # an unusual config: the fixed bound alone
+            return self.max_batch_tokens
+        budget = working_bytes(self.model.device, KV_CACHE_MB)
+        return max(1, min(self.max_batch_tokens, budget // per_token))
+
+    def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
+        """Consecutive runs of the length-sorted order, each within the row and token budgets."""
+        batch: list[int] = []
+        rows, budget = min(self.batch_size, self.first_batch), self.token_budget()
+        for i in order:
+            # The first (longest) prompt of a batch sets its padded width.
+            width = (lengths[batch[0]] if batch else lengths[i]) + max_new_tokens
+            if batch and (len(batch) >= rows or (len(batch) + 1) * width > budget):
+                yield batch
+                batch, rows = [], self.batch_size
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int,
+                        row_seeds: list[int] | None = None, on_tokens: Callable[[int], None] | None = None):
+        import torch
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        class Steps(LogitsProcessor):
+            def __call__(self, ids, scores):
+                on_tokens(ids.shape[0])
+                return scores
+
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
+        enc = {k: v.to(self.model.device) for k, v in enc.items()}
+        sample = settings.temperature > 0
+        kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sample, use_cache=True,
+                      repetition_penalty=settings.repetition_penalty,
+                      pad_token_id=self.tokenizer.pad_token_id)
+        processors = LogitsProcessorList([Steps()] if on_tokens is not None else [])
+        if sample and row_seeds is not None:
+            # Each row samples from its own generator, so an answer depends on its prompt and
+            # seed only, not on which batch it fell in (a resumed run answers as an unbroken one).
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            processors.append(RowSeededSampler(row_seeds, settings.temperature, settings.top_p, self.model.device,
+                                               top_k=sampling_top_k(self.model)))
+        elif sample:
+            kwargs.update(temperature=settings.temperature, top_p=settings.top_p, top_k=sampling_top_k(self.model) or 0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if settings.stop:
+            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+        if self.static_cache:
+            kwargs["cache_implementation"] = "static"
+        kwargs.update(prefill_kwargs(self.model, enc["input_ids"].shape[1]))
+        if processors:
+            kwargs["logits_processor"] = processors
+        torch.manual_seed(seed)
+        try:
+            with torch.inference_mode():
+                try:
+                    out = self.model.generate(**enc, **kwargs)
+                except ValueError as exc:
+                    if "static" not in str(exc).lower():
+                        raise
+                    # An architecture without static-cache support: dynamic cache, same results.
+                    self.static_cache = False
+                    kwargs.pop("cache_implementation")
+                    out = self.model.generate(**enc, **kwargs)
+        except torch.OutOfMemoryError as exc:
+            raise UserError("Out of GPU memory during generation.",
+                            "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.",
+                            code="gpu.oom") from exc
+        new = out[:, enc["input_ids"].shape[1]:]
+        results = []
+        for row in new:
+            ids = [t for t in row.tolist() if t != self.tokenizer.pad_token_id]
+            raw = self.tokenizer.decode(ids, skip_special_tokens=False)
+            text = decode_whole_chars(self.tokenizer, ids, cut=len(ids) >= settings.max_new_tokens)
+            results.append((cut_at_stop(text, settings.stop), raw, len(ids)))
+        return results
+
+
+def sampling_top_k(model) -> int | None:
+    """The top-k to sample with: the model's own generation config's, else none. (transformers
+    samples from the top 50 when nothing says otherwise; OpenAI's API and vLLM have no such cut.)"""
+    return getattr(getattr(model, "generation_config", None), "top_k", None) or None
+
+
+class RowSeededSampler:
+    """A logits processor that samples each row with its own seeded generator (temperature,
+    ``top_k``, then nucleus ``top_p``, as ``generate`` does) and leaves only the drawn token,
+    which greedy decoding then takes."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device, top_k: int | None = None):
+        import torch
+
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        scores = scores.float()
+        if self.top_k and self.top_k < scores.shape[-1]:
+            kth = torch.topk(scores, self.top_k, dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        probs = torch.softmax(scores / self.temperature, dim=-1)
+        sorted_p, sorted_i = torch.sort(probs, descending=True, dim=-1)
+        keep = sorted_p.cumsum(-1) - sorted_p < self.top_p          # the nucleus, at least one token
+        sorted_p = sorted_p * keep
+        out = torch.full_like(scores, float("-inf"))
+        for row, gen in enumerate(self.generators):
+            pick = torch.multinomial(sorted_p[row] / sorted_p[row].sum(), 1, generator=gen)
+            out[row, sorted_i[row, pick]] = 0.0
+        return out
+
+
+class EndpointGenerator:
+    """Any OpenAI-compatible chat endpoint (ChatGPT, the workbench's own server, vLLM …)."""
+
+    supports_loglik = False   # chat completions give text, not the probability of a given choice
+
+    def __init__(self, base_url: str, model_name: str, *, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 4, timeout: float = 120.0, is_local: bool = False):
+        from openai import OpenAI
+
+        key = os.environ.get(api_key_env)
+        if not key and not is_local:
+            raise UserError(f"No API key for {base_url}: the environment variable {api_key_env} is empty.",
+                            f"export {api_key_env}=... (the key is read from the environment only, never stored).",
+                            code="endpoint.no_key", params={"url": base_url, "env": api_key_env})
+        self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=5)
+        self.base_url, self.model_name, self.is_local = base_url, model_name, is_local
+        self.concurrency = max(1, concurrency)
+
+    def describe(self) -> BackendInfo:
+        return BackendInfo(kind="endpoint", label=f"{self.model_name} @ {self.base_url}", device=self.base_url,
+                           local=self.is_local)
+
+    def score_choices(self, questions: list[Question], prompts: list[Prompt]) -> list:
+        raise loglik_refused(self.describe().label)
+
+    def _one(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
+        import openai
+
+        messages = prompt.messages or [{"role": "user", "content": prompt.text or ""}]
+        t0 = time.perf_counter()
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model_name, messages=messages, temperature=settings.temperature,
+                top_p=settings.top_p, max_tokens=settings.max_new_tokens,
+                seed=settings.seed if prompt.seed is None else prompt.seed,
+                stop=list(settings.stop) or None)
+        except openai.AuthenticationError as exc:
+            raise UserError(f"The endpoint rejected the API key: {exc.message}",
+                            "Check the key in the environment variable.",
+                            code="endpoint.bad_key", params={"detail": exc.message}) from exc
+        except openai.NotFoundError as exc:
+            raise UserError(f"The endpoint does not know model {self.model_name!r}: {exc.message}",
+                            "Check the model name (GET /v1/models lists them).",
+                            code="endpoint.unknown_model",
+                            params={"model": self.model_name, "detail": exc.message}) from exc
+        except openai.APIConnectionError as exc:
+            raise UserError(f"Cannot reach the endpoint: {exc}", "Check the base URL and that the server runs.",
+                            code="endpoint.unreachable", params={"detail": str(exc)}) from exc
+        except openai.APIError as exc:
+            raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.",
+                            code="endpoint.failed", params={"detail": str(exc)}) from exc
+        text = resp.choices[0].message.content or ""
+        usage = resp.usage.model_dump() if resp.usage else {}
+        n = usage.get("completion_tokens", 0)
+        cut = {"cut_at_tokens": n or settings.max_new_tokens} if resp.choices[0].finish_reason == "length" else {}
+        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=n,
+                          seconds=time.perf_counter() - t0, info={"usage": usage, "raw": text, **cut})
+
+    def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
+                 on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
+        """``on_tokens(n)``: an answer of n tokens has come back (an endpoint reports no finer)."""
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            futures = {pool.submit(self._one, p, settings): i for i, p in enumerate(prompts)}
+            for fut in as_completed(futures):
+                comp = fut.result()
+                if on_tokens is not None:
+                    on_tokens(comp.n_tokens)
+                yield futures[fut], comp
