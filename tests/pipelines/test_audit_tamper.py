@@ -1,31 +1,19 @@
 """The access log against an auditor: every way to cut, forge, delete or tear it is named by
-``jmedlora audit verify`` (exit 1, no traceback), an interrupted write is told apart
-from tampering and repaired by the next append, and one huge login name cannot bloat the log."""
+``jmedlora audit verify`` (exit 1, no traceback), and one huge login name cannot bloat the log.
+What an interrupted write leaves (a full disk, a crash) is in ``test_audit_interrupted.py``."""
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import subprocess
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from pipelines.core import audit
 from pipelines.core.errors import UserError
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _log(root, n=5) -> Path:
-    for i in range(n):
-        audit.record(root, f"user{i % 2}", "view", f"eval:{i}", page=i)
-    return root / "audit" / "audit.jsonl"
+from tests.pipelines.audit_logs import make_log, verify_cli
 
 
 def _lines(path: Path) -> list[bytes]:
@@ -34,11 +22,6 @@ def _lines(path: Path) -> list[bytes]:
 
 def _write(path: Path, lines: list[bytes]) -> None:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
-
-
-def _cli(root) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipelines.core.audit", "verify", "--workspace", str(root)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def _sign(key: bytes, entry: dict) -> str:
@@ -137,16 +120,16 @@ def _torn_line_in_the_middle(root, path):
     (_torn_line_in_the_middle, "line 3: not a JSON entry"),
 ], ids=lambda x: getattr(x, "__name__", "")[1:] if callable(x) else "")
 def test_cli_names_each_kind_of_tampering(tmp_path, tamper, named):
-    path = _log(tmp_path)
+    path = make_log(tmp_path)
     tamper(tmp_path, path)
-    out = _cli(tmp_path)
+    out = verify_cli(tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "TAMPERED" in out.stdout and named in out.stdout, out.stdout
     assert "Traceback" not in out.stdout + out.stderr
 
 
 def test_a_cut_tail_with_a_rewritten_head_is_not_laundered_by_later_appends(tmp_path):
-    path = _log(tmp_path)
+    path = make_log(tmp_path)
     _truncate_and_rewrite_head(tmp_path, path)
     assert "audit/head is not signed" in str(audit.verify(tmp_path))
     audit.record(tmp_path, "dr_sato", "login")                   # the next login signs a fresh head...
@@ -156,7 +139,7 @@ def test_a_cut_tail_with_a_rewritten_head_is_not_laundered_by_later_appends(tmp_
 
 
 def test_a_deleted_log_stays_visible_after_the_next_append(tmp_path):
-    path = _log(tmp_path)
+    path = make_log(tmp_path)
     _delete_log_and_head(tmp_path, path)
     audit.record(tmp_path, "dr_sato", "login")
     v = audit.verify(tmp_path)
@@ -169,114 +152,12 @@ def test_verifying_a_fresh_workspace_creates_nothing(tmp_path):
     assert not (tmp_path / "audit" / "key").exists() and audit.entries(tmp_path) == []
 
 
-# -- a full disk and a torn last line --------------------------------------------------------------
-
-
-def _disk_fills_halfway(monkeypatch):
-    real = os.write
-
-    def write(fd, data):
-        if b'"prev"' not in data:            # the head and anything else: written whole
-            return real(fd, data)
-        real(fd, data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(os, "write", write)
-
-
-def test_disk_full_during_an_append_leaves_the_log_as_it_was(tmp_path, monkeypatch):
-    path = _log(tmp_path, 3)
-    before = path.read_bytes()
-    _disk_fills_halfway(monkeypatch)
-    with pytest.raises(UserError) as exc:
-        audit.record(tmp_path, "dr_sato", "export", "dataset:demo")
-    monkeypatch.undo()
-    assert exc.value.code == "audit.disk_full" and exc.value.params["path"] == str(path)
-    assert "disk is full" in str(exc.value) and "Fix:" in str(exc.value)
-    assert isinstance(exc.value, OSError)        # callers that log a failed audit write and go on still do
-    assert path.read_bytes() == before
-    v = audit.verify(tmp_path)
-    assert v.ok and v.checked == 3, str(v)
-    audit.record(tmp_path, "dr_sato", "export", "dataset:demo")
-    assert audit.verify(tmp_path).ok
-
-
-def test_disk_full_on_the_very_first_append_leaves_a_verifiable_empty_log(tmp_path, monkeypatch):
-    _disk_fills_halfway(monkeypatch)
-    with pytest.raises(UserError):
-        audit.record(tmp_path, "dr_sato", "login")
-    monkeypatch.undo()
-    v = audit.verify(tmp_path)
-    assert v.ok and v.checked == 0, str(v)
-
-
-def test_a_torn_tail_from_a_crash_is_reported_as_such_and_repaired_by_the_next_append(tmp_path):
-    path = _log(tmp_path, 3)
-    torn = b'{"seq": 4, "time": "2026-11-25T21:03:11.204Z", "user": "dr_s'     # killed mid-write
-    with open(path, "ab") as fh:
-        fh.write(torn)
-    v = audit.verify(tmp_path)
-    assert not v.ok and "torn write at the end (a write interrupted, e.g. disk full): repaired on the next append" \
-        in str(v), str(v)
-    assert "TAMPERED" not in str(v) and "contents changed" not in str(v)
-    out = _cli(tmp_path)
-    assert out.returncode == 1 and "torn write" in out.stdout and "Traceback" not in out.stderr
-    audit.record(tmp_path, "dr_sato", "view", "eval:9")
-    v = audit.verify(tmp_path)
-    assert v.ok and v.checked == 5, str(v)
-    repair, last = audit.entries(tmp_path)[-2:]
-    assert (repair["action"], repair["object"], repair["detail"]) == \
-        ("admin", "audit", {"repaired": "torn tail", "bytes": len(torn)})
-    assert (last["user"], last["object"]) == ("dr_sato", "eval:9")
-
-
-def test_a_cut_that_leaves_half_a_line_is_not_repaired_away(tmp_path):
-    path = _log(tmp_path)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) - 40])           # the last entry cut mid-line, the head left alone
-    v = audit.verify(tmp_path)
-    assert not v.ok and "TAMPERED" in str(v) and "the newest entries were deleted" in str(v), str(v)
-    audit.record(tmp_path, "dr_sato", "login")
-    v = audit.verify(tmp_path)
-    assert not v.ok and "line 5: not a JSON entry" in str(v), str(v)     # kept as evidence, not cut off
-    assert "repaired" not in json.dumps(audit.entries(tmp_path))
-
-
-def _append_many(root):
-    for _ in range(15):
-        audit.record(root, "p", "view", "x")
-
-
-def test_verify_while_other_processes_append_never_sees_a_cut(tmp_path):
-    audit.record(tmp_path, "p", "view", "x")
-    verdicts = []
-    with ProcessPoolExecutor(2) as pool:
-        jobs = [pool.submit(_append_many, tmp_path) for _ in range(2)]
-        while not all(j.done() for j in jobs):
-            verdicts.append(audit.verify(tmp_path))
-        [j.result() for j in jobs]
-    bad = [str(v) for v in verdicts if not v.ok]
-    assert not bad, bad[:3]
-    assert audit.verify(tmp_path).checked == 31
-
-
-def test_a_head_left_behind_by_a_crash_is_not_tampering_and_is_caught_up(tmp_path):
-    _log(tmp_path, 2)
-    head = (tmp_path / "audit" / "head").read_bytes()
-    audit.record(tmp_path, "dr_sato", "login")
-    (tmp_path / "audit" / "head").write_bytes(head)       # killed after the line, before the head
-    v = audit.verify(tmp_path)
-    assert not v.ok and "the head is 1 entry behind the log" in str(v) and "TAMPERED" not in str(v), str(v)
-    audit.record(tmp_path, "dr_sato", "logout")
-    v = audit.verify(tmp_path)
-    assert v.ok and v.checked == 4, str(v)
-
-
 # -- malformed files give a verdict, never a traceback ---------------------------------------------
 
 
 @pytest.mark.parametrize("line", [b"[1,2]", b'"x"', b"42", b"null", b'{"seq": 3}', b"{}", b"\xff\xfe{}"])
 def test_a_line_that_is_no_entry_is_named_not_a_traceback(tmp_path, line):
-    path = _log(tmp_path, 4)
+    path = make_log(tmp_path, 4)
     lines = _lines(path)
     lines.insert(2, line)
     _write(path, lines)
@@ -288,14 +169,14 @@ def test_a_line_that_is_no_entry_is_named_not_a_traceback(tmp_path, line):
 
 @pytest.mark.parametrize("key", [b"", b"not hex at all", b"abcd", b"\xff" * 64, b"00" * 33])
 def test_a_malformed_key_is_a_clear_error(tmp_path, key):
-    _log(tmp_path, 2)
+    make_log(tmp_path, 2)
     (tmp_path / "audit" / "key").write_bytes(key)
     v = audit.verify(tmp_path)
     assert not v.ok and "audit/key is malformed" in str(v) and "restore it from a backup" in str(v)
     with pytest.raises(UserError) as exc:
         audit.record(tmp_path, "dr_sato", "login")
     assert exc.value.code == "audit.bad_key"
-    out = _cli(tmp_path)
+    out = verify_cli(tmp_path)
     assert out.returncode == 1 and "audit/key is malformed" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
 
@@ -303,25 +184,25 @@ def test_a_malformed_key_is_a_clear_error(tmp_path, key):
 @pytest.mark.parametrize("head", [b"", b"{not json", b"[1, 2]", b'{"seq": "3", "hash": 1}', b"\xff\xfe",
                                   b'{"seq": 2, "hash": "00", "mac": 7}'])
 def test_a_malformed_head_is_tampering_not_a_traceback(tmp_path, head):
-    _log(tmp_path, 2)
+    make_log(tmp_path, 2)
     (tmp_path / "audit" / "head").write_bytes(head)
     v = audit.verify(tmp_path)
     assert not v.ok and "audit/head" in str(v) and "TAMPERED" in str(v), str(v)
-    out = _cli(tmp_path)
+    out = verify_cli(tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
 
 
 def test_a_non_utf8_byte_in_the_log_is_named(tmp_path):
-    path = _log(tmp_path, 3)
+    path = make_log(tmp_path, 3)
     data = bytearray(path.read_bytes())
     data[data.index(b"user1")] = 0xFF
     path.write_bytes(bytes(data))
-    out = _cli(tmp_path)
+    out = verify_cli(tmp_path)
     assert out.returncode == 1 and "line 2" in out.stdout and "Traceback" not in out.stdout + out.stderr
 
 
 def test_the_key_missing_under_a_log_is_named_and_not_replaced(tmp_path):
-    path = _log(tmp_path, 2)
+    path = make_log(tmp_path, 2)
     before = path.read_bytes()
     (tmp_path / "audit" / "key").unlink()
     v = audit.verify(tmp_path)
