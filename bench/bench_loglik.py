@@ -90,7 +90,8 @@ def build_job(args) -> tuple[dict, dict, list]:
     from dataclasses import asdict
 
     from pipelines.core.workspace import Workspace
-    from pipelines.evaluation.evaluator import ASSETS, build_prompt, pick_example
+    from pipelines.core.repo import ASSETS
+    from pipelines.evaluation.prompting import build_prompt, pick_example
     from pipelines.models import loglik
     from pipelines.models.references import pick_device, resolve_model
     from pipelines.tasks.igakuqa import load_questions

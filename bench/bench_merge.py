@@ -78,7 +78,7 @@ def adapter(src: Path, out: Path, seed: int) -> Path:
 
 
 def seconds_per_candidate(inputs: list[str], n_questions: int, n_candidates: int, ws) -> dict:
-    from pipelines.evaluation.evaluator import build_prompt
+    from pipelines.evaluation.prompting import build_prompt
     from pipelines.merging.data import score_questions_with
     from pipelines.merging.inputs import Mixer, plan_merge
     from pipelines.models.generation import LocalGenerator

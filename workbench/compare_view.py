@@ -15,7 +15,8 @@ import pandas as pd
 from components import answer_card, notice, side_by_side
 from pipelines.core.errors import UserError
 from pipelines.evaluation import metrics
-from pipelines.evaluation.evaluator import EvalConfig, read_results
+from pipelines.evaluation.evaluator import EvalConfig
+from pipelines.evaluation.results import read_results
 from pipelines.evaluation.summary import EvalSummary
 from pipelines.tasks.igakuqa import load_questions
 from workbench import users

@@ -1,4 +1,5 @@
-"""Evaluation on IgakuQA-format exams: the run (``evaluator``), answer scoring (``scoring``), every
+"""Evaluation on IgakuQA-format exams: the run (``evaluator``), how a question is put to the model
+(``prompting``), results on disk and resuming (``results``), answer scoring (``scoring``), every
 metric defined once (``metrics``), intervals and paired tests (``significance``), the typed summary
 (``summary``), batches of checkpoints as one job (``batches``), the paper's Table 1
 (``paper_table``), free-form prompts (``freeform``) and blind review (``reviews``).

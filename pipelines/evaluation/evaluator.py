@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
-import os
-import random
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -31,19 +28,19 @@ from pipelines.core import audit, cli, jobs, run_lock
 from pipelines.core.errors import Interrupted, UserError, cli_guard, disk_full, same_command
 from pipelines.core.repo import ASSETS
 from pipelines.core.workspace import Workspace
-from pipelines.evaluation import metrics, scoring
-from pipelines.evaluation.summary import EvalSummary, ShotSummary
+from pipelines.evaluation import metrics, results, scoring
+from pipelines.evaluation.prompting import build_prompt, pick_example, question_seed, shuffled
+from pipelines.evaluation.summary import EvalSummary
 from pipelines.models.backends import BackendSettings, check_loglik, open_backend
-from pipelines.models.generation import GenerationSettings, Prompt
+from pipelines.models.generation import GenerationSettings
 from pipelines.models.references import ModelRef, resolve_model
-from pipelines.tasks.igakuqa import LETTERS, Question, format_choices, load_questions
+from pipelines.tasks.igakuqa import Question, load_questions
 from pipelines.tasks.prompts import PromptTemplate, load_template
 
+# How each question is asked: pipelines/evaluation/prompting.py; what OUT holds and how a run
+# resumes over it: pipelines/evaluation/results.py. This file plans the run and drives the backend.
+
 SHOTS_POOL = ASSETS / "questions" / "shots_ja.jsonl"
-# Settings that change what a result line means: a resumed run must match them.
-_IDENTITY = ("model", "adapter", "data", "template", "scoring", "method", "question_lang",
-             "shuffle_choices", "max_new_tokens", "temperature", "top_p", "repetition_penalty",
-             "seed", "shots_file", "stop")
 
 
 @dataclass
@@ -104,138 +101,7 @@ class EvalConfig:
                                   max_new_tokens=self.max_new_tokens, seed=self.seed, stop=tuple(self.stop))
 
 
-# -- prompts --------------------------------------------------------------------
-
-def shuffled(q: Question, seed: int) -> tuple[Question, list[str]]:
-    """The question with its choices permuted (deterministic per question and seed)."""
-    if q.is_numeric:
-        return q, []
-    perm = list(range(len(q.choices)))
-    random.Random(f"shuffle:{seed}:{q.problem_id}").shuffle(perm)
-    new_letter = {LETTERS[old]: LETTERS[new] for new, old in enumerate(perm)}
-    copy = Question(**{**q.__dict__})
-    copy.choices = [q.choices[old] for old in perm]
-    copy.answer = sorted(new_letter[a] for a in q.answer)
-    copy.alternatives = [sorted(new_letter[a] for a in alt) for alt in q.alternatives]
-    copy.kinki = sorted(new_letter[k] for k in q.kinki)
-    return copy, [LETTERS[old] for old in perm]
-
-
-def pick_example(q: Question, pool: list[Question], seed: int) -> Question:
-    """One solved example for a 1-shot prompt: never the question itself."""
-    candidates = [e for e in pool if e.problem_id != q.problem_id and e.problem_text != q.problem_text]
-    if not candidates:
-        raise UserError("The 1-shot example pool has no question other than the one asked.",
-                        "Use a separate --shots-file of solved examples.",
-                        code="eval.shot_pool", params={"field": "shots_file"})
-    return random.Random(f"shot:{seed}:{q.problem_id}").choice(candidates)
-
-
-def build_prompt(q: Question, template: PromptTemplate, example: Question | None) -> Prompt:
-    body = template.render(q.problem_text, format_choices(q))
-    if template.uses_chat_template:
-        messages = []
-        if example is not None:
-            messages += [{"role": "user", "content": template.render(example.problem_text, format_choices(example))},
-                         {"role": "assistant", "content": example.answer_text}]
-        return Prompt(messages=messages + [{"role": "user", "content": body}])
-    if example is not None:
-        shot = template.render(example.problem_text, format_choices(example)) + example.answer_text
-        body = shot + "\n\n" + body
-    return Prompt(text=body)
-
-
-def question_seed(seed: int, problem_id: str, shots: int) -> int:
-    """The sampling seed of one question: the same whichever batch or run answers it."""
-    digest = hashlib.sha256(f"{seed}:{problem_id}:{shots}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-# -- results ----------------------------------------------------------------------
-
-def question_hash(q) -> str:
-    """What a saved answer was given for: the question as asked and scored (text, choices, answer, points)."""
-    return hashlib.sha256(json.dumps(q.to_dict(), ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def read_results(out: Path) -> list[dict]:
-    """The complete rows, one per (question, shots): a later row for the same key wins."""
-    path = out / "results.jsonl"
-    if not path.exists():
-        return []
-    rows: dict[tuple, dict] = {}
-    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-            rows[(row["problem_id"], row["shots"])] = row
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue  # a line cut short by a kill: that question is simply redone
-    return list(rows.values())
-
-
-def drop_torn_tail(path: Path) -> int:
-    """Cut an incomplete last line (a kill or a full disk mid-write) so the next append starts
-    on a line of its own; returns the bytes dropped."""
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if size == 0:
-            return 0
-        fh.seek(max(0, size - 1))
-        if fh.read(1) == b"\n":
-            return 0
-        keep, pos = 0, size
-        while pos > 0:                        # the last newline, read backwards in blocks
-            start = max(0, pos - 65536)
-            fh.seek(start)
-            i = fh.read(pos - start).rfind(b"\n")
-            if i != -1:
-                keep = start + i + 1
-                break
-            pos = start
-        fh.truncate(keep)
-        return size - keep
-
-
-def summarize(rows: list[dict], seed: int = 0) -> dict[int, ShotSummary]:
-    """Per shot setting, every metric of ``pipelines/evaluation/metrics.py`` aggregated as it says."""
-    return {shots: ShotSummary.from_rows([r for r in rows if r["shots"] == shots], seed)
-            for shots in sorted({r["shots"] for r in rows})}
-
-
-def format_table(summary: EvalSummary, label: str) -> str:
-    """Rows: metric × shots, as in the paper's Table 1; one column for this model."""
-    rows: list[tuple[str, str]] = []
-    for shots, s in summary.by_shots.items():
-        for m in metrics.mean_metrics():
-            if m.key in s.means:
-                v = s.means[m.key]
-                rows.append((f"{m.label['en']} ({shots}-shot)",
-                             f"{v.mean:.3f}  [{v.ci_low:.3f}, {v.ci_high:.3f}]"))
-        ex = s.exam
-        if ex.score_rate is not None:
-            names = metrics.labels("en", only=metrics.sum_metrics())
-            parts = [f"{ex.sums.get('points_earned', 0):g}/{ex.points_total:g} points"]
-            parts += [f"{names.get(k, k)}: {v:g}" for k, v in ex.sums.items() if k != "points_earned"]
-            rows.append((f"Exam score ({shots}-shot)", f"{ex.score_rate:.3f}  ({', '.join(parts)})"))
-        rows.append((f"n ({shots}-shot)", str(s.n)))
-    width = max([24] + [len(name) for name, _ in rows])
-    return "\n".join([f"{'':{width}s} {label}"] + [f"{name:{width}s} {value}" for name, value in rows])
-
-
 # -- run --------------------------------------------------------------------------
-
-def _check_resume(out: Path, identity: dict) -> None:
-    cfg = out / "config.json"
-    if cfg.exists():
-        old = json.loads(cfg.read_text())
-        diff = {k: (old.get(k), v) for k, v in identity.items() if old.get(k) != v}
-        if diff:
-            raise UserError(f"{out} holds results of a different evaluation (differs in {sorted(diff)}).",
-                            "Use another --out directory, or delete that one to start over.",
-                            code="eval.out_differs", params={"path": str(out), "diff": ", ".join(sorted(diff))})
-
 
 def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
         workspace: Workspace | None = None, stop: threading.Event | None = None) -> dict:
@@ -267,18 +133,16 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
 
 def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: Path, stop: threading.Event,
          qset, template: PromptTemplate, pool: list[Question], ref: ModelRef) -> dict:
-    identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items() if k in _IDENTITY}
-    _check_resume(out, identity)
-    jobs.write_json(out / "config.json", {**identity, "shots": list(config.shots), "model_ref": ref.to_dict(),
-                                          "label": ref.label, "chat_template": template.uses_chat_template})
-    torn = drop_torn_tail(out / "results.jsonl")
+    identity = results.identity(config)
+    torn = results.prepare(out, identity, {"shots": list(config.shots), "model_ref": ref.to_dict(),
+                                           "label": ref.label, "chat_template": template.uses_chat_template})
     if torn:
         emit({"event": "warning", "message": f"dropped an incomplete last line ({torn} bytes) of "
                                              f"{out / 'results.jsonl'}; that question is answered again"})
     ws.record_evaluation(str(out.resolve()), model=config.model, adapter=config.adapter, data=config.data,
                          config=identity, status="running")
 
-    previous = {(r["problem_id"], r["shots"]): r.get("question_hash") for r in read_results(out)}
+    previous = {(r["problem_id"], r["shots"]): r.get("question_hash") for r in results.read_results(out)}
     questions = []
     for q in qset.questions:
         q = q.in_language(config.question_lang)
@@ -294,7 +158,7 @@ def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: P
     # changed since is answered and scored again (its old row and score were kept before). Rows written
     # before question_hash existed (None) are kept as they are.
     stale = [(q.problem_id, s) for q, _, s in planned
-             if previous.get((q.problem_id, s), "") not in ("", None, question_hash(q))]
+             if previous.get((q.problem_id, s), "") not in ("", None, results.question_hash(q))]
     todo = [(q, order, s) for q, order, s in planned
             if (q.problem_id, s) not in previous or (q.problem_id, s) in stale]
     total = len(planned)
@@ -321,10 +185,10 @@ def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: P
             return {"label": ref.label, "stopped": True, "done": answered, "total": total, "message": message}
     elapsed = time.perf_counter() - t0
     keys = {(q.problem_id, s) for q, _, s in planned}
-    rows = [r for r in read_results(out) if (r["problem_id"], r["shots"]) in keys]
+    rows = [r for r in results.read_results(out) if (r["problem_id"], r["shots"]) in keys]
     summary = EvalSummary(label=ref.label, model=config.model, adapter=config.adapter, data=config.data,
                           template=template.name, chat_template=template.uses_chat_template, scoring=config.scoring,
-                          method=config.method, by_shots=summarize(rows, config.seed),
+                          method=config.method, by_shots=results.summarize(rows, config.seed),
                           skipped_not_text_only=qset.skipped_not_text_only, data_problems=len(qset.problems),
                           seconds=round(elapsed, 2),
                           questions_per_s=round(len(todo) / elapsed, 3) if todo and elapsed > 0 else None).to_dict()
@@ -344,7 +208,8 @@ def _run(config: EvalConfig, emit: Callable[[dict], None], ws: Workspace, out: P
 
 def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate, pool: list[Question],
               out: Path, emit, *, done: int, total: int, stop: threading.Event) -> int:
-    """Answers ``todo`` into ``results.jsonl``; returns how many of ``total`` are done."""
+    """Answers ``todo`` into ``results.jsonl`` (rows as ``results.answer_row`` makes them); returns how many
+    of ``total`` are done."""
     backend = open_backend(ref, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens,
                            concurrency=config.concurrency)
     items = []
@@ -356,41 +221,20 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
     ll_scores: dict[int, tuple] = {}
     mc = [i for i, it in enumerate(items) if not it[0].is_numeric] if config.method in ("loglik", "both") else []
 
-    with open(out / "results.jsonl", "a", encoding="utf-8") as fh:
+    with results.ResultsWriter(out) as writer:
         def write(i: int, response: str | None, n_tokens: int, seconds: float, info: dict | None = None):
             nonlocal done
             q, order, shots, example, prompt = items[i]
-            rec = {"problem_id": q.problem_id, "question_hash": question_hash(q), "shots": shots,
-                   "response": response,
-                   "answer": q.answer, "accepted": q.accepted, "answer_text": q.answer_text, "points": q.points,
-                   "kinki": q.kinki,
-                   "category": q.category, "example_id": example.problem_id if example else None,
-                   "choice_order": order or None, "scoring": config.scoring,
-                   "prompt": prompt.text if prompt.text is not None else prompt.messages,
-                   "n_tokens": n_tokens, "seconds": round(seconds, 3),
-                   "raw_response": (info or {}).get("raw")}     # before stop strings cut it: for audit
-            cut_at_tokens = (info or {}).get("cut_at_tokens")
-            if cut_at_tokens:       # stopped by the token limit, not by the model: the card says so
-                rec["cut_at_tokens"] = cut_at_tokens
             overflow = (info or {}).get("context_overflow")
             if overflow:
-                rec["context_overflow"] = overflow
                 emit({"event": "warning", "problem_id": q.problem_id, "shots": shots, "context_overflow": overflow,
                       "message": f"{q.problem_id} ({shots}-shot): the prompt is {overflow['prompt_tokens']} tokens; "
                                  f"with {overflow['max_new_tokens']} new tokens it exceeds the model's context of "
                                  f"{overflow['context']}: not answered (scored as wrong)"})
-            if response is not None:
-                rec.update(scoring.score_response(q, response, config.scoring))
-            if overflow:      # not answered: never the paper's tie-break letter for an empty response
-                rec.update(predicted=[], accuracy=0.0, points_earned=0.0, kinki_picked=0)
-            if i in ll_scores:
-                rec.update(scoring.score_choice_logprobs(q, *ll_scores[i]))
-                if response is None:  # loglik only: the likelihood choice is the answer
-                    rec.update(predicted=rec["ll_predicted"], accuracy=rec["ll_accuracy"],
-                               points_earned=q.points * rec["ll_accuracy"],
-                               kinki_picked=len(set(rec["ll_predicted"]) & set(q.kinki)))
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            fh.flush()
+            rec = results.answer_row(q, shots, order=order, example=example, prompt=prompt, mode=config.scoring,
+                                     response=response, n_tokens=n_tokens, seconds=seconds, info=info,
+                                     loglik=ll_scores.get(i))
+            writer.append(rec)
             done += 1
             emit({"event": "progress", "done": done, "total": total, "problem_id": q.problem_id, "shots": shots,
                   "accuracy": rec.get("accuracy")})
@@ -469,6 +313,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = cli.config_parser("evaluate", EvalConfig, __doc__)
     cli.add_common(p, "json")
     return p
+
+
+def format_table(summary: EvalSummary, label: str) -> str:
+    """Rows: metric × shots, as in the paper's Table 1; one column for this model."""
+    rows: list[tuple[str, str]] = []
+    for shots, s in summary.by_shots.items():
+        for m in metrics.mean_metrics():
+            if m.key in s.means:
+                v = s.means[m.key]
+                rows.append((f"{m.label['en']} ({shots}-shot)",
+                             f"{v.mean:.3f}  [{v.ci_low:.3f}, {v.ci_high:.3f}]"))
+        ex = s.exam
+        if ex.score_rate is not None:
+            names = metrics.labels("en", only=metrics.sum_metrics())
+            parts = [f"{ex.sums.get('points_earned', 0):g}/{ex.points_total:g} points"]
+            parts += [f"{names.get(k, k)}: {v:g}" for k, v in ex.sums.items() if k != "points_earned"]
+            rows.append((f"Exam score ({shots}-shot)", f"{ex.score_rate:.3f}  ({', '.join(parts)})"))
+        rows.append((f"n ({shots}-shot)", str(s.n)))
+    width = max([24] + [len(name) for name, _ in rows])
+    return "\n".join([f"{'':{width}s} {label}"] + [f"{name:{width}s} {value}" for name, value in rows])
 
 
 @cli_guard

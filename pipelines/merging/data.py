@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipelines.core.errors import UserError
 from pipelines.evaluation import metrics, scoring
-from pipelines.evaluation.evaluator import build_prompt
+from pipelines.evaluation.prompting import build_prompt
 from pipelines.models.generation import GenerationSettings, Prompt
 from pipelines.tasks.igakuqa import Question, load_questions
 from pipelines.tasks.prompts import load_template

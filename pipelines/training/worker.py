@@ -19,21 +19,22 @@ import contextlib
 import json
 import math
 import os
-import shutil
-import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.core import audit, cli, jobs, safe_load
+from pipelines.core import audit, cli, jobs
 from pipelines.core.errors import UserError, disk_full
 from pipelines.core.workspace import Workspace
+from pipelines.training import checkpoints as train_checkpoints
 from pipelines.training import data as train_data
 from pipelines.training import runs as train_runs
 from pipelines.training.config import TrainConfig
 from pipelines.training.metrics import MetricsWriter, peak_memory_mb
+
+# What a saved checkpoint holds, how it is written and read back, published and evaluated:
+# pipelines/training/checkpoints.py. This file is the loop that decides when.
 
 
 class Recipe:
@@ -44,8 +45,7 @@ class Recipe:
         self.resolved = saved["resolved"]
         self.ws = Workspace.resolve(self.cfg.workspace)
         self.step, self.cursor, self.elapsed, self.tokens_total = 0, 0, 0.0, 0
-        self.eval_queue: list[tuple[int, str]] = []
-        self.eval_thread: threading.Thread | None = None
+        self.evals = train_checkpoints.Evaluations(run_dir, self.ws, self.cfg)
         self.events = jobs.EventWriter(run_dir)      # written by the main process only
 
     # -- setup ------------------------------------------------------------------------
@@ -169,24 +169,20 @@ class Recipe:
             if cfg.uses_lora:
                 model.enable_input_require_grads()
         if cfg.uses_lora:
-            from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+            from peft import LoraConfig, get_peft_model
             targets = "all-linear" if cfg.target_modules == ["all-linear"] else cfg.target_modules
             model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
                                                      lora_dropout=cfg.lora_dropout, target_modules=targets,
                                                      task_type="CAUSAL_LM"))
             if self.resume_point:
-                from safetensors.torch import load_file
-                set_peft_model_state_dict(model, load_file(str(self.resume_point[1] / "adapter_model.safetensors")))
+                train_checkpoints.load_adapter(model, self.resume_point[1])
         if not on_gpu:
             model.to(self.acc.device)
         model.train()
         return model
 
     def _load_state(self, point: Path) -> None:
-        # Weights-only reads (pipelines/core/safe_load.py): a planted pickle in a run folder is refused, not run.
-        safe_load.torch_state_folder(point / "state", lambda: self.acc.load_state(str(point / "state")))
-        self.scheduler.load_state_dict(safe_load.torch_state(point / "state" / "scheduler.pt"))
-        state = safe_load.json_file(point / "state" / train_runs.STATE_MARKER, "training state")
+        state = train_checkpoints.load_state(self.acc, self.scheduler, point)
         self.step, self.cursor = state["step"], state["cursor"]
         self.elapsed, self.tokens_total = state["elapsed_s"], state["tokens_total"]
 
@@ -310,117 +306,40 @@ class Recipe:
         flag = torch.tensor(float((self.run_dir / train_runs.STOP_FILE).exists()), device=self.acc.device)
         return bool(self.acc.reduce(flag, "sum") > 0) if self.acc.num_processes > 1 else bool(flag)
 
-    # -- saving ---------------------------------------------------------------------------
+    # -- saving (pipelines/training/checkpoints.py) ---------------------------------------
     def save(self, checkpoints: bool) -> None:
         """A checkpoint (published, registered) or the rolling resume point; atomic either way."""
-        import torch
-
-        acc = self.acc
         final = train_runs.checkpoint_dir(self.run_dir, self.step) if checkpoints else self.run_dir / "resume"
-        tmp = final.with_name(final.name + ".tmp")
-        if self.main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        acc.wait_for_everyone()
-        unwrapped = acc.unwrap_model(self.model)
-        if any(not torch.isfinite(p).all() for p in unwrapped.parameters() if p.requires_grad):
-            raise UserError(f"Training diverged: weights hold NaN or inf at step {self.step}; not saved.",
-                            "Lower --learning-rate and keep --max-grad-norm at 1.0, then resume from the last "
-                            "checkpoint.",
-                            code="train.diverged_weights", params={"step": self.step})
-        if self.main:
-            unwrapped.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
-            if self.cfg.uses_lora:          # PeftModel.from_pretrained finds the base by this path
-                ac = json.loads((tmp / "adapter_config.json").read_text())
-                ac["base_model_name_or_path"] = self.resolved["base_model_path"]
-                (tmp / "adapter_config.json").write_text(json.dumps(ac, indent=2))
-        acc.save_state(str(tmp / "state"))
-        if self.main:
-            torch.save(self.scheduler.state_dict(), tmp / "state" / "scheduler.pt")
-            # Written last: its presence marks a complete, resumable state.
-            train_runs.write_json(tmp / "state" / train_runs.STATE_MARKER, {
-                "step": self.step, "cursor": self.cursor, "elapsed_s": self.elapsed,
-                "tokens_total": self.tokens_total, "num_processes": acc.num_processes, "saved_at": time.time()})
-            old = final.with_name(final.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            if final.exists():
-                os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-            if checkpoints:
-                self._publish(final)
-        acc.wait_for_everyone()
+        train_checkpoints.save(self.acc, self.model, self.tokenizer, self.scheduler, final, step=self.step,
+                               cursor=self.cursor, elapsed=self.elapsed, tokens_total=self.tokens_total,
+                               adapter_base=self.resolved["base_model_path"] if self.cfg.uses_lora else None)
+        if self.main and checkpoints:
+            self._publish(final)
+        self.acc.wait_for_everyone()
 
     def _publish(self, ckpt: Path) -> None:
-        cfg = self.cfg
-        name = f"{cfg.run_name}@{self.step}"
-        full = cfg.method == "cpt" and cfg.cpt_mode == "full"
-        info = {"name": name, "step": self.step, "path": str(ckpt), "kind": "base" if full else "adapter",
-                "train_hours": self.elapsed / 3600, "run_id": self.resolved["run_id"], "saved_at": time.time(),
-                "template": cfg.template}           # serve and evaluate default to the format it learned
-        train_runs.write_json(ckpt / "checkpoint.json", info)
-        self.ws.register_model(name, info["kind"], str(ckpt), base_model=cfg.model, step=self.step,
-                               train_hours=info["train_hours"], run_id=self.resolved["run_id"],
-                               meta={"method": cfg.method, "run_dir": str(self.run_dir), "data_hash": self.resolved["data_hash"]})
+        name = train_checkpoints.publish(self.ws, self.run_dir, ckpt, self.cfg, self.resolved, step=self.step,
+                                         elapsed=self.elapsed)
         self.events({"event": "checkpoint", "name": name, "step": self.step, "path": str(ckpt)})
-        if cfg.eval_data:
-            self._queue_eval(name)
-
-    # -- evaluate each checkpoint ---------------------------------------------------------
-    def _queue_eval(self, name: str) -> None:
-        """Evaluate in a child process, one checkpoint at a time, without holding up training."""
-        self.eval_queue.append((self.step, name))
-        if self.eval_thread is None or not self.eval_thread.is_alive():
-            self.eval_thread = threading.Thread(target=self._eval_worker, daemon=True)
-            self.eval_thread.start()
-
-    def _eval_worker(self) -> None:
-        cfg = self.cfg
-        while self.eval_queue:
-            step, name = self.eval_queue.pop(0)
-            out = self.run_dir / "evals" / f"step-{step}"
-            out.mkdir(parents=True, exist_ok=True)
-            cmd = jobs.command("evaluate", "--model", name, "--data", cfg.eval_data,
-                               "--shots", "0", "--template", cfg.eval_template or cfg.template,
-                               "--limit", str(cfg.eval_limit), "--out", str(out), "--workspace", str(self.ws.root))
-            # In the run's process group: stopping the run stops its evaluation too.
-            jobs.start(out, cmd, kind="evaluate", own_session=False).wait()
+        if self.cfg.eval_data:
+            self.evals.add(self.step, name)
 
     def _wait_for_evals(self) -> None:
-        if self.main and self.eval_thread is not None:
-            train_runs.update_status(self.run_dir, **jobs.say("train.waiting_evals", "waiting for checkpoint evaluations"))
-            self.eval_thread.join()
+        if self.main:
+            self.evals.wait()
 
     # -- end --------------------------------------------------------------------------------
     def cleanup(self) -> None:
         cfg = self.cfg
         if self.main and cfg.method == "cpt":
-            self._publish_new_base()
+            train_checkpoints.publish_new_base(self.ws, self.run_dir, cfg, self.resolved, self.tokenizer,
+                                               step=self.step, elapsed=self.elapsed, dtype=self.compute_dtype)
         self._wait_for_evals()
         if self.main:
             took = f"{int(self.elapsed // 3600)}:{time.strftime('%M:%S', time.gmtime(self.elapsed))}"     # h:mm:ss
             said = jobs.say("train.finished", f"finished {self.step} steps in {took}", steps=self.step, took=took)
             train_runs.update_status(self.run_dir, status="finished", step=self.step, **said)
             self.events({"event": "finish", "step": self.step, **said})
-
-    def _publish_new_base(self) -> None:
-        """cpt: register the result under the run name as a base model that SFT can start from."""
-        cfg = self.cfg
-        final_ckpt = train_runs.checkpoint_dir(self.run_dir, self.step)
-        if cfg.cpt_mode == "full":
-            path, kind = final_ckpt, "base"
-        else:
-            from peft import PeftModel
-            from transformers import AutoModelForCausalLM
-            base = AutoModelForCausalLM.from_pretrained(self.resolved["base_model_path"], dtype=self.compute_dtype)
-            merged = PeftModel.from_pretrained(base, str(final_ckpt)).merge_and_unload()
-            path, kind = self.run_dir / "model", "merged"
-            merged.save_pretrained(path, safe_serialization=True)
-            self.tokenizer.save_pretrained(path)
-        self.ws.register_model(cfg.run_name, kind, str(path), base_model=cfg.model, step=self.step,
-                               train_hours=self.elapsed / 3600, run_id=self.resolved["run_id"],
-                               meta={"method": "cpt", "cpt_mode": cfg.cpt_mode, "run_dir": str(self.run_dir)})
 
 
 @dataclass

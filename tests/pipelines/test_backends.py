@@ -5,6 +5,7 @@ import pytest
 from pipelines.core.errors import UserError
 from pipelines.evaluation import evaluator as evaluate
 from pipelines.evaluation import freeform
+from pipelines.evaluation.prompting import build_prompt
 from pipelines.models import loglik
 from pipelines.models.backends import Backend, BackendInfo, check_loglik, open_backend
 from pipelines.models.generation import EndpointGenerator, GenerationSettings, LocalGenerator, Prompt
@@ -81,7 +82,7 @@ def test_an_endpoint_refuses_log_likelihoods_and_says_why(workspace, fake_server
 
 def test_local_log_likelihoods_are_the_loglik_module_s(tiny_backend):
     qs = [q for q in load_questions(SAMPLE_QUESTIONS, limit=4).questions if not q.is_numeric]
-    prompts = [evaluate.build_prompt(q, load_template("ja"), None) for q in qs]
+    prompts = [build_prompt(q, load_template("ja"), None) for q in qs]
     got = tiny_backend.score_choices(qs, prompts)
     want = loglik.score_questions(tiny_backend.model, tiny_backend.tokenizer, qs, [p.text for p in prompts])
     assert len(got) == len(qs) and set(got[0][0]) == set(qs[0].letters)

@@ -8,7 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipelines.core.errors import UserError
-from pipelines.evaluation.evaluator import EvalConfig, build_prompt, read_results, run, shuffled
+from pipelines.evaluation.evaluator import EvalConfig, run
+from pipelines.evaluation.prompting import build_prompt, shuffled
+from pipelines.evaluation.results import read_results
 from pipelines.tasks.igakuqa import load_questions
 from pipelines.tasks.prompts import load_template
 from tests.conftest import REPO, SAMPLE_QUESTIONS

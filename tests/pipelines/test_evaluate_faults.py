@@ -11,7 +11,9 @@ import pytest
 from pipelines.core import audit, run_lock
 from pipelines.core.errors import UserError
 from pipelines.evaluation import evaluator as evaluate
-from pipelines.evaluation.evaluator import drop_torn_tail, read_results, run
+from pipelines.evaluation import results
+from pipelines.evaluation.evaluator import run
+from pipelines.evaluation.results import drop_torn_tail, read_results
 from tests.pipelines.test_evaluate import config
 
 
@@ -122,7 +124,7 @@ def test_disk_full_while_answering_names_the_path_and_keeps_earlier_answers(work
         if isinstance(obj, dict) and "response" in obj:
             raise OSError(errno.ENOSPC, "No space left on device", str(out / "results.jsonl"))
         return real_dumps(obj, *a, **kw)
-    monkeypatch.setattr(evaluate.json, "dumps", full)
+    monkeypatch.setattr(results.json, "dumps", full)
     with pytest.raises(UserError, match="disk is full") as err:
         run(config(tiny_llama_dir, out, limit=2, shots=(0,)))
     assert "results.jsonl" in str(err.value) and "MB free" in str(err.value)
@@ -148,5 +150,5 @@ def test_current_user_defaults_to_the_os_user(monkeypatch):
 def test_accepted_alternatives_are_counted_in_the_summary():
     rows = [{"problem_id": "a", "shots": 0, "points": 1, "accuracy": 1.0, "accepted": [["a"], ["d"]]},
             {"problem_id": "b", "shots": 0, "points": 1, "accuracy": 0.0, "accepted": [["b"]]}]
-    exam = evaluate.summarize(rows)[0].exam.to_dict()
+    exam = results.summarize(rows)[0].exam.to_dict()
     assert exam["questions_with_alternatives"] == 1

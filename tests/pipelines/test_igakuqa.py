@@ -113,7 +113,7 @@ def test_official_corrections_accept_either_answer_and_blank_ids_are_rejected(tm
 
 
 def test_shuffling_keeps_accepted_alternatives_pointing_at_the_same_texts():
-    from pipelines.evaluation.evaluator import shuffled
+    from pipelines.evaluation.prompting import shuffled
     from pipelines.tasks.igakuqa import parse_question
     q, _ = parse_question({"problem_id": "9", "problem_text": "t", "choices": ["A", "B", "C", "D", "E"],
                            "answer": ["a or d"]}, "f", 1)

@@ -128,7 +128,7 @@ def small_questions(path: Path, n: int) -> Path:
 def _dev_file_the_first_model_aces(model_dir: Path, path: Path, n: int = 8) -> Path:
     """Sample questions with each answer replaced by the model's log-likelihood choice:
     that input is clearly the best on these questions."""
-    from pipelines.evaluation.evaluator import build_prompt
+    from pipelines.evaluation.prompting import build_prompt
     from pipelines.evaluation.scoring import score_choice_logprobs
     from pipelines.models.generation import LocalGenerator
     from pipelines.models.references import load_tokenizer

@@ -7,7 +7,7 @@ import pytest
 from components import side_by_side
 from pipelines.core.errors import UserError
 from pipelines.evaluation import evaluator as evaluate
-from pipelines.evaluation import metrics, paper_table, scoring, significance
+from pipelines.evaluation import metrics, paper_table, results, scoring, significance
 from pipelines.evaluation.summary import EvalSummary
 from pipelines.tasks.igakuqa import load_questions
 from tests.conftest import SAMPLE_QUESTIONS
@@ -22,7 +22,7 @@ ROWS = [
     {"problem_id": "q1", "shots": 1, "accuracy": 0.0, "exact_match": 0.0, "gestalt": 0.125, "points": 1,
      "points_earned": 0.0, "kinki_picked": 0, "kinki": []},
 ]
-# What evaluate.summarize wrote for ROWS before the registry existed (printed by that code).
+# What results.summarize wrote for ROWS before the registry existed (printed by that code).
 BY_SHOTS_BEFORE = (
     '{"0": {"n": 3, "accuracy": {"mean": 0.6666666666666666, "ci_low": 0.0, "ci_high": 1.0}, "exact_match": '
     '{"mean": 0.3333333333333333, "ci_low": 0.0, "ci_high": 1.0}, "gestalt": {"mean": 0.5833333333333334, '
@@ -43,7 +43,7 @@ def by_shots_json(summaries) -> str:
 
 
 def test_summarize_writes_what_it_wrote_before_the_registry():
-    assert by_shots_json(evaluate.summarize(ROWS)) == BY_SHOTS_BEFORE
+    assert by_shots_json(results.summarize(ROWS)) == BY_SHOTS_BEFORE
 
 
 def test_existing_summary_json_round_trips_byte_for_byte():
@@ -94,7 +94,7 @@ def test_a_new_metric_is_one_registry_entry(monkeypatch, tmp_path):
     monkeypatch.setattr(metrics, "REGISTRY", metrics.REGISTRY + (brevity, flags))
     rows = [{**r, "brevity": 0.1 * (i + 1), "flags": i} for i, r in enumerate(ROWS)]
 
-    by_shots = evaluate.summarize(rows)
+    by_shots = results.summarize(rows)
     assert by_shots[0].means["brevity"].mean == pytest.approx(0.2)
     assert by_shots[0].exam.sums["flags"] == 3
     summary = EvalSummary(label="tiny", by_shots=by_shots)

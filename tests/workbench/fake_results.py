@@ -1,9 +1,9 @@
 """Fake evaluation results for handler tests: a results.jsonl and a summary computed by
-``evaluate.summarize``, recorded in a workspace as a finished evaluation."""
+``results.summarize``, recorded in a workspace as a finished evaluation."""
 import json
 from pathlib import Path
 
-from pipelines.evaluation import evaluator as evaluate
+from pipelines.evaluation import results
 from pipelines.evaluation.summary import EvalSummary
 
 
@@ -21,7 +21,7 @@ def record(ws, out_dir: Path, model: str, rows: list[dict], data: str = "q.jsonl
     with open(out_dir / "results.jsonl", "w", encoding="utf-8") as fh:
         for r in rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    summary = EvalSummary(by_shots=evaluate.summarize(rows)).to_dict()
+    summary = EvalSummary(by_shots=results.summarize(rows)).to_dict()
     ws.record_evaluation(str(out_dir), model=model, adapter=adapter, data=data, config={"template": "ja"},
                          status="finished", summary=summary)
     return str(out_dir)
