@@ -9,6 +9,8 @@ page), what is shown of finished evaluations in ``compare_view``, the blind revi
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 
 from components import answer_card
@@ -110,11 +112,12 @@ def ask(state: AppState, models, instr, inp, fmt, tokens, lang: str, request: gr
     yield answer_card.free_answers(done)
 
 
-# -- the tab ------------------------------------------------------------------------------
+# -- the tab: its sections, then the tab as their outline and wiring ------------------------
+# Each section builds its part of the page in place and returns, by name, the components the
+# wiring needs (the order of the calls is the order on the page).
 
-def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
-    d = EvalConfig()
-    t.make(gr.Markdown, L["intro"])
+def evaluation_form(state: AppState, t: Labels, d: EvalConfig) -> SimpleNamespace:
+    """What to evaluate: checkpoints, shots, prompt template, question file and limits."""
     # Open only while there is nothing to look at: afterwards the results come first on the screen.
     with t.make(gr.Accordion, L["form"], open=not state.workspace.evaluations(), elem_id="compare-form") as form:
         with gr.Row():
@@ -133,15 +136,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                     limit = t.make(gr.Number, L["limit"], value=0, precision=0, minimum=0, elem_id="compare-limit")
                     max_new = t.make(gr.Number, L["max_new"], value=d.max_new_tokens, precision=0,
                                      elem_id="compare-max-new")
-    with gr.Row():
-        run_btn = t.make(gr.Button, L["run"], variant="primary", elem_id="compare-run")
-        stop_btn = t.make(gr.Button, L["stop"], variant="stop", elem_id="compare-stop",
-                          interactive=compare_eval.stop_button(state)["interactive"])
-    status = gr.HTML(elem_id="compare-status")
-    with t.make(gr.Accordion, L["command"], open=False):
-        command = gr.Code(language="shell", elem_id="compare-command")
-    timer = gr.Timer(1.0, active=False)
+    return SimpleNamespace(form=form, ckpts=ckpts, refresh=refresh, shots=shots, template=template, data=data,
+                           limit=limit, max_new=max_new)
 
+
+def results_view(state: AppState, t: Labels) -> SimpleNamespace:
+    """The finished evaluations shown: their summary, filters, answer cards and CSV download."""
     shown = t.make(gr.Dropdown, L["shown"], choices=evaluation_choices(state, t.lang), multiselect=True,
                    elem_id="compare-shown")
     summary = t.make(gr.Dataframe, L["summary"], headers=summary_headers(t.lang), interactive=False,
@@ -154,7 +154,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     count = gr.Markdown(elem_id="compare-count")
     cards = gr.HTML(elem_id="compare-cards")
     download = t.make(gr.DownloadButton, L["download"], size="sm", elem_id="compare-download")
+    return SimpleNamespace(shown=shown, summary=summary, disagree=disagree, wrong=wrong, search=search,
+                           page_no=page_no, count=count, cards=cards, download=download)
 
+
+def free_form_section(t: Labels, d: EvalConfig) -> SimpleNamespace:
+    """One free-form prompt, sent to every chosen checkpoint."""
     with t.make(gr.Accordion, L["free_title"], open=False, elem_id="free-accordion"):
         with gr.Row():
             instruction = t.make(gr.Textbox, L["instruction"], value=FREE_DEFAULT[0], lines=2, scale=3,
@@ -167,7 +172,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                                  elem_id="free-tokens")
             send = t.make(gr.Button, L["send"], variant="primary", scale=1, elem_id="free-send")
         free_out = gr.HTML(elem_id="free-out")
+    return SimpleNamespace(instruction=instruction, input=free_input, fmt=free_fmt, tokens=free_tokens, send=send,
+                           out=free_out)
 
+
+def blind_review_section(t: Labels) -> SimpleNamespace:
+    """The blind review: one answer at a time, rated without knowing its checkpoint."""
     with t.make(gr.Accordion, L["blind_title"], open=False, elem_id="blind-accordion"):
         with gr.Row():
             start_review = t.make(gr.Button, L["start_review"], elem_id="blind-start")
@@ -182,40 +192,62 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             skip_btn = t.make(gr.Button, L["skip"], elem_id="blind-skip")
         review_summary = t.make(gr.Dataframe, L["review_summary"], interactive=False, visible=False,
                                 elem_id="blind-summary")
+    return SimpleNamespace(start=start_review, back=back_btn, reveal=reveal_btn, msg=review_msg, card=review_card,
+                           rate_btns=rate_btns, skip=skip_btn, summary=review_summary)
+
+
+def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
+    d = EvalConfig()
+    t.make(gr.Markdown, L["intro"])
+    settings = evaluation_form(state, t, d)
+    with gr.Row():
+        run_btn = t.make(gr.Button, L["run"], variant="primary", elem_id="compare-run")
+        stop_btn = t.make(gr.Button, L["stop"], variant="stop", elem_id="compare-stop",
+                          interactive=compare_eval.stop_button(state)["interactive"])
+    status = gr.HTML(elem_id="compare-status")
+    with t.make(gr.Accordion, L["command"], open=False):
+        command = gr.Code(language="shell", elem_id="compare-command")
+    timer = gr.Timer(1.0, active=False)
+    results = results_view(state, t)
+    free = free_form_section(t, d)
+    review = blind_review_section(t)
     review_queue, review_done = gr.State([]), gr.State([])
 
     # -- wiring ------------------------------------------------------------------------
+    ckpts, shown, form = settings.ckpts, results.shown, settings.form
     view = bind(compare_view.render_view, state)
-    view_inputs = [shown, disagree, wrong, search, page_no, lang]
-    view_outputs = [cards, count, summary, download]
+    view_inputs = [shown, results.disagree, results.wrong, results.search, results.page_no, lang]
+    view_outputs = [results.cards, results.count, results.summary, results.download]
 
     def lists(lang_):
         return (gr.update(choices=state.model_choices()), gr.update(choices=evaluation_choices(state, lang_)),
                 gr.update(choices=data_choices(state, lang_)))
 
-    refresh.click(lists, [lang], [ckpts, shown, data])
-    run_btn.click(bind(compare_eval.start, state), [ckpts, shots, template, data, limit, max_new, lang],
+    settings.refresh.click(lists, [lang], [ckpts, shown, settings.data])
+    run_btn.click(bind(compare_eval.start, state),
+                  [ckpts, settings.shots, settings.template, settings.data, settings.limit, settings.max_new, lang],
                   [status, command, timer, form]).then(bind(compare_eval.stop_button, state), None, [stop_btn])
     timer.tick(bind(compare_eval.poll, state), [lang, shown], [status, timer, shown]).then(
         bind(compare_eval.stop_button, state), None, [stop_btn])
     stop_btn.click(bind(compare_eval.stop, state), [lang], [status])
     shown.change(view, view_inputs, view_outputs)
-    for c in (disagree, wrong, page_no):
+    for c in (results.disagree, results.wrong, results.page_no):
         c.change(view, view_inputs, view_outputs)
-    search.submit(view, view_inputs, view_outputs)
+    results.search.submit(view, view_inputs, view_outputs)
     # A language switch re-renders what the handlers wrote: cards, summary, progress, choices.
     lang.change(view, view_inputs, view_outputs).then(bind(compare_eval.status_now, state), [lang], [status])
-    lang.change(lambda lang_: lists(lang_)[1:], [lang], [shown, data])
+    lang.change(lambda lang_: lists(lang_)[1:], [lang], [shown, settings.data])
 
-    send.click(bind(ask, state), [ckpts, instruction, free_input, free_fmt, free_tokens, lang], [free_out])
+    free.send.click(bind(ask, state), [ckpts, free.instruction, free.input, free.fmt, free.tokens, lang], [free.out])
 
-    review_out = [review_queue, review_done, review_card, review_summary, review_msg]
-    start_review.click(bind(compare_review.begin, state), [shown, lang], review_out)
-    for btn, r in zip(rate_btns, reviews.RATINGS):
-        btn.click(bind(compare_review.rate, state, r), [review_queue, review_done, shown, lang], review_out)
-    skip_btn.click(bind(compare_review.rate, state, None), [review_queue, review_done, shown, lang], review_out)
-    back_btn.click(bind(compare_review.back, state), [review_queue, review_done, shown, lang], review_out)
-    reveal_btn.click(bind(compare_review.reveal, state), [shown, lang], [review_summary, review_msg])
+    review_in = [review_queue, review_done, shown, lang]
+    review_out = [review_queue, review_done, review.card, review.summary, review.msg]
+    review.start.click(bind(compare_review.begin, state), [shown, lang], review_out)
+    for btn, r in zip(review.rate_btns, reviews.RATINGS):
+        btn.click(bind(compare_review.rate, state, r), review_in, review_out)
+    review.skip.click(bind(compare_review.rate, state, None), review_in, review_out)
+    review.back.click(bind(compare_review.back, state), review_in, review_out)
+    review.reveal.click(bind(compare_review.reveal, state), [shown, lang], [review.summary, review.msg])
 
     return {"checkpoints": ckpts, "shown": shown, "view": (view, view_inputs, view_outputs), "status": status,
             "on_load": (bind(compare_eval.reattach, state), [lang], [status, command, timer, form])}

@@ -8,6 +8,7 @@ command, reads its ``status.json`` / ``events.jsonl``, and re-attaches after a r
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -93,9 +94,13 @@ def choices_for(lang: str):
             gr.update(choices=scope_choices(lang)), gr.update(choices=format_choices(lang)))
 
 
-def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
-    ws, lg = state.workspace, t.lang
-    t.make(gr.Markdown, L["intro"])
+# -- the tab: its three steps, then the tab as their outline and wiring ----------------------
+# Each step builds its part of the page in place and returns, by name, the components the wiring
+# needs (the order of the calls is the order on the page).
+
+def generate_section(t: Labels) -> SimpleNamespace:
+    """1. Generate: documents and model, the privacy check, the generation job, importing a file."""
+    lg = t.lang
     with t.make(gr.Accordion, L["gen"], open=True):
         with gr.Row():
             docs = t.make(gr.Textbox, FIELDS["docs"], value=str(REPO / "assets" / "docs"), scale=3, elem_id="data-docs")
@@ -127,7 +132,16 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                                  scale=3, elem_id="data-import-path")
             import_btn = t.make(gr.Button, L["import_btn"], scale=1, elem_id="data-import")
         gen_timer = gr.Timer(1.0, active=False)
+    # What a scan and a generation read, in the handlers' order (the page's language goes last).
+    form = [docs, dataset, gen_model, base_url, template, pairs, max_tokens, max_req, allow_pii]
+    return SimpleNamespace(form=form, dataset=dataset, scan_btn=scan_btn, generate_btn=gen_btn, stop_btn=stop_btn,
+                           msg=gen_msg, findings=findings, command=command, import_path=import_path,
+                           import_btn=import_btn, timer=gen_timer)
 
+
+def curate_section(state: AppState, t: Labels) -> SimpleNamespace:
+    """2. Curate: the dataset's records, filtered and searched, one at a time edited and judged."""
+    lg = t.lang
     with t.make(gr.Accordion, L["curate"], open=True):
         with gr.Row():
             ds = t.make(gr.Dropdown, L["ds"], choices=h.dataset_names(state), scale=2, elem_id="data-ds")
@@ -153,7 +167,14 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         rec_msg = gr.HTML(elem_id="data-rec-msg")
         hist = t.make(gr.Dataframe, L["history"], value=pd.DataFrame(columns=header(HISTORY_COLS, lg)),
                       interactive=False, elem_id="data-history")
+    return SimpleNamespace(ds=ds, filters_btn=filters_btn, status=status, flag=flag, search=search, page=page,
+                           count=count, table=table, rid=rid, edit=[e_instr, e_input, e_output], save_btn=save_btn,
+                           accept_btn=accept_btn, reject_btn=reject_btn, msg=rec_msg, history=hist)
 
+
+def export_section(t: Labels) -> SimpleNamespace:
+    """3. Statistics and export: the dataset's charts, and its records written out in a format."""
+    lg = t.lang
     with t.make(gr.Accordion, L["stats"], open=True):
         stats_plot = gr.Plot(show_label=False, elem_id="data-stats")
         with gr.Row():
@@ -168,37 +189,49 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
             export_btn = t.make(gr.Button, L["export"], scale=1, elem_id="data-export")
         export_msg = gr.HTML(elem_id="data-export-msg")
         download = t.make(gr.File, L["download"], visible=False, interactive=False, elem_id="data-download")
+    return SimpleNamespace(stats=stats_plot, fmt=fmt, scope=scope, path=out_path, overwrite=overwrite,
+                           export_btn=export_btn, msg=export_msg, download=download)
+
+
+def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
+    t.make(gr.Markdown, L["intro"])
+    gen = generate_section(t)
+    cur = curate_section(state, t)
+    out = export_section(t)
 
     # -- wiring ------------------------------------------------------------------------------
-    gen_inputs = [docs, dataset, gen_model, base_url, template, pairs, max_tokens, max_req, allow_pii, lang]
-    scan_btn.click(bind(h.scan, state), gen_inputs, [gen_msg, findings])
-    gen_btn.click(bind(h.generate, state), gen_inputs, [gen_msg, gen_timer, findings, command, stop_btn])
-    gen_timer.tick(bind(h.poll, state), [lang], [gen_msg, gen_timer, ds, findings, stop_btn])
-    stop_btn.click(bind(h.stop, state), [lang], [gen_msg])
-    import_btn.click(bind(h.import_jsonl, state), [import_path, dataset, lang], [gen_msg, ds])
+    gen_inputs = [*gen.form, lang]
+    gen.scan_btn.click(bind(h.scan, state), gen_inputs, [gen.msg, gen.findings])
+    gen.generate_btn.click(bind(h.generate, state), gen_inputs,
+                           [gen.msg, gen.timer, gen.findings, gen.command, gen.stop_btn])
+    gen.timer.tick(bind(h.poll, state), [lang], [gen.msg, gen.timer, cur.ds, gen.findings, gen.stop_btn])
+    gen.stop_btn.click(bind(h.stop, state), [lang], [gen.msg])
+    gen.import_btn.click(bind(h.import_jsonl, state), [gen.import_path, gen.dataset, lang], [gen.msg, cur.ds])
 
-    list_in, list_out = [ds, status, flag, search, page, lang], [count, table, stats_plot]
+    ds, status, rid = cur.ds, cur.status, cur.rid
+    list_in, list_out = [ds, status, cur.flag, cur.search, cur.page, lang], [cur.count, cur.table, out.stats]
     listing = bind(h.listing, state)
-    for c in (ds, status, flag, page):
+    for c in (ds, status, cur.flag, cur.page):
         c.change(listing, list_in, list_out)
-    search.submit(listing, list_in, list_out)
+    cur.search.submit(listing, list_in, list_out)
     # The export's name and scope follow the dataset and the status filter the user is looking at.
-    ds.change(h.default_name, [ds, fmt], [out_path])
-    fmt.change(h.default_name, [ds, fmt], [out_path])
-    status.change(h.default_scope, [status], [scope])
-    filters_btn.click(bind(h.run_filters, state), [ds, lang], [rec_msg]).then(listing, list_in, list_out)
+    ds.change(h.default_name, [ds, out.fmt], [out.path])
+    out.fmt.change(h.default_name, [ds, out.fmt], [out.path])
+    status.change(h.default_scope, [status], [out.scope])
+    cur.filters_btn.click(bind(h.run_filters, state), [ds, lang], [cur.msg]).then(listing, list_in, list_out)
 
     def pick(frame: pd.DataFrame, evt: gr.SelectData):
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
         return int(frame.iloc[row, 0])
 
-    table.select(pick, [table], [rid])
-    rid.change(bind(h.load_record, state), [rid, lang], [e_instr, e_input, e_output, hist, rec_msg])
-    save_btn.click(bind(h.save_edit, state), [rid, e_instr, e_input, e_output, lang], [rec_msg, hist]).then(
+    cur.table.select(pick, [cur.table], [rid])
+    rid.change(bind(h.load_record, state), [rid, lang], [*cur.edit, cur.history, cur.msg])
+    cur.save_btn.click(bind(h.save_edit, state), [rid, *cur.edit, lang], [cur.msg, cur.history]).then(
         listing, list_in, list_out)
-    for btn, new in ((accept_btn, "accepted"), (reject_btn, "rejected")):
-        btn.click(bind(h.set_status, state, new), [rid, lang], [rec_msg, hist]).then(listing, list_in, list_out)
-    export_btn.click(bind(h.export, state), [ds, fmt, out_path, scope, overwrite, lang], [export_msg, download])
+    for btn, new in ((cur.accept_btn, "accepted"), (cur.reject_btn, "rejected")):
+        btn.click(bind(h.set_status, state, new), [rid, lang], [cur.msg, cur.history]).then(listing, list_in, list_out)
+    out.export_btn.click(bind(h.export, state), [ds, out.fmt, out.path, out.scope, out.overwrite, lang],
+                         [out.msg, out.download])
 
     def rerender(lang_, record_id, *listing_args):
         """Everything on the tab that holds words, in the new language."""
@@ -210,7 +243,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     return {
         # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
-        "on_load": (bind(h.on_load, state), [lang], [ds, gen_msg, gen_timer, command, stop_btn]),
-        "rerender": (rerender, [lang, rid, ds, status, flag, search, page],
-                     [status, flag, scope, fmt, count, table, stats_plot, gen_msg, findings, hist]),
+        "on_load": (bind(h.on_load, state), [lang], [ds, gen.msg, gen.timer, gen.command, gen.stop_btn]),
+        "rerender": (rerender, [lang, rid, ds, status, cur.flag, cur.search, cur.page],
+                     [status, cur.flag, out.scope, out.fmt, cur.count, cur.table, out.stats, gen.msg,
+                      gen.findings, cur.history]),
     }

@@ -2,8 +2,9 @@
 
 Errors users can fix (``errors``), command lines generated from config dataclasses (``cli``) and
 the ``jmedlora`` command (``commands``), JSONL and safe loading (``jsonl``, ``safe_load``), file
-locks and owner-only files (``run_lock``, ``private_files``), background jobs (``jobs``), the
-workspace and its database (``workspace``, ``schema``), the access log and users (``audit``,
+locks and owner-only files (``run_lock``, ``private_files``), background jobs (``jobs``, with what
+a job writes about itself in ``job_events`` and its status file in ``job_status``), the workspace
+and its database (``workspace``, ``schema``), the access log and users (``audit``,
 ``auth``), what is local (``locality``) and which paths a page may read or write (``page_paths``,
 ``exports``), the repository's own folders (``repo``), quiet library logs (``quiet``).
 """

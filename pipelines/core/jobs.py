@@ -18,11 +18,14 @@ Event names: ``start``, ``progress``, ``finish``, ``stop``, ``error`` (the last 
 finished, stopped, failed); jobs add their own (``retry``, ``budget``, ``checkpoint``, …).
 A job learns its directory from ``$JMEDLORA_JOB_DIR`` (:meth:`EventWriter.from_env`), so the
 command line the UI shows is the one a researcher would type.
+
+This module is the launcher (start, follow, stop) and the one name callers use: ``jobs.X`` for
+everything about jobs. What a job writes about itself lives in :mod:`pipelines.core.job_events`
+and the status file in :mod:`pipelines.core.job_status`; both are re-exported here.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shlex
 import signal
@@ -35,245 +38,49 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines.core import commands
+from pipelines.core.job_events import (
+    END_EVENTS,
+    EVENTS,
+    JOB_DIR_ENV,
+    STOP_FILE,
+    EventWriter,
+    last_events,
+    read_events,
+    reporting,
+    stop_event,
+    tee,
+)
+from pipelines.core.job_status import (
+    ACTIVE,
+    DEAD,
+    DEAD_DISK_FULL,
+    DISK_FULL_BYTES,
+    died_silently,
+    free_bytes,
+    is_alive,
+    list_jobs,
+    process_start_time,
+    read_json,
+    say,
+    status,
+    update_status,
+    write_json,
+)
 from pipelines.core.repo import REPO
 
-JOB_DIR_ENV = "JMEDLORA_JOB_DIR"
-STOP_FILE = "STOP"
-EVENTS = "events.jsonl"
-ACTIVE = ("queued", "running")
-END_EVENTS = {"finish": "finished", "stop": "stopped", "error": "failed"}
+__all__ = [
+    # the job directory's files and events (job_events)
+    "JOB_DIR_ENV", "STOP_FILE", "EVENTS", "END_EVENTS", "EventWriter", "tee", "reporting", "stop_event",
+    "read_events", "last_events",
+    # status.json and what it means now (job_status)
+    "ACTIVE", "DEAD", "DISK_FULL_BYTES", "DEAD_DISK_FULL", "write_json", "read_json", "say", "update_status",
+    "process_start_time", "is_alive", "status", "free_bytes", "list_jobs",
+    # starting, following, stopping (here)
+    "python_module", "command", "shell_line", "Job", "start", "follow", "stop",
+]
 # Held while a job's status is handed from one process to the next in this process's threads
 # (a start, a reaper): a late reaper must not write over a restarted job.
 _OWNER = threading.Lock()
-DEAD = "the process ended without reporting (killed, out of memory, or machine restarted)"
-
-
-# -- files ------------------------------------------------------------------------------
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomic: readers see the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def say(code: str, text: str, /, **params) -> dict:
-    """Status fields for a message: the English ``text`` (CLIs, logs) and a ``code`` + ``params``
-    a UI renders in its own language (workbench/messages_ja.py ``STATUS``)."""
-    return {"message": text, "message_code": code, "message_params": params}
-
-
-def update_status(run_dir: str | os.PathLike, **fields) -> dict:
-    """Merge ``fields`` into ``status.json``; a new message without a code drops the old code."""
-    if "message" in fields and "message_code" not in fields:
-        fields.update(message_code=None, message_params=None)
-    path = Path(run_dir) / "status.json"
-    status = read_json(path)
-    status.update(fields, updated_at=time.time())
-    write_json(path, status)
-    return status
-
-
-# -- processes ----------------------------------------------------------------------------
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot, None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()   # the command name may hold spaces
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def is_alive(pid: int | None, start_time: int | None) -> bool:
-    if not pid:
-        return False
-    current = process_start_time(pid)
-    return current is not None and (start_time is None or current == start_time)
-
-
-# -- events -------------------------------------------------------------------------------
-
-class EventWriter:
-    """Appends events to ``RUN/events.jsonl``; usable as an ``on_event`` callback."""
-
-    def __init__(self, run_dir: str | os.PathLike):
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-
-    @classmethod
-    def from_env(cls) -> EventWriter | None:
-        """The writer of the job this process runs as, or None when started by hand."""
-        path = os.environ.get(JOB_DIR_ENV)
-        return cls(path) if path else None
-
-    def __call__(self, event: dict) -> None:
-        line = json.dumps({**event, "time": event.get("time", time.time())}, ensure_ascii=False, default=str)
-        with self._lock, open(self.run_dir / EVENTS, "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
-
-    def stop_requested(self) -> bool:
-        return (self.run_dir / STOP_FILE).exists()
-
-
-def tee(*callbacks: Callable[[dict], None] | None) -> Callable[[dict], None]:
-    """One on_event that calls each given callback (None ones are left out)."""
-    live = [c for c in callbacks if c is not None]
-
-    def emit(event: dict) -> None:
-        for c in live:
-            c(event)
-    return emit
-
-
-@contextlib.contextmanager
-def reporting(events: EventWriter | None):
-    """Write an ``error`` event when the job fails, so its status says why (and not just 'died')."""
-    try:
-        yield
-    except KeyboardInterrupt:                 # Ctrl-C: what finished is saved, as on a stop request
-        if events is not None:
-            events({"event": "stop", "message": "interrupted; what finished is saved"})
-        raise
-    except BaseException as exc:
-        if events is not None and not isinstance(exc, SystemExit):
-            from pipelines.core.errors import disk_full
-            exc = disk_full(exc) or exc if isinstance(exc, Exception) else exc
-            problem, fix = getattr(exc, "problem", None), getattr(exc, "fix", None)
-            events({"event": "error", "message": str(exc) or type(exc).__name__, "problem": problem, "fix": fix,
-                    "code": getattr(exc, "code", None), "params": getattr(exc, "params", None),
-                    "kind": type(exc).__name__, **getattr(exc, "event_fields", {})})
-        raise
-
-
-def stop_event(events: EventWriter | None) -> threading.Event:
-    """Set when the job is asked to stop: a STOP file in its directory, or SIGTERM."""
-    flag = threading.Event()
-    if events is None:
-        return flag
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: flag.set())
-
-    def watch():
-        while not flag.wait(0.5):
-            if events.stop_requested():
-                flag.set()
-    threading.Thread(target=watch, daemon=True, name="stop-watch").start()
-    return flag
-
-
-def read_events(run_dir: str | os.PathLike, offset: int = 0) -> tuple[list[dict], int]:
-    """Complete events after byte ``offset``, and the offset to read from next time."""
-    path = Path(run_dir) / EVENTS
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1                   # a line still being written waits for the next read
-    events = []
-    for line in data[:end].splitlines():
-        with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError):
-            events.append(json.loads(line))
-    return events, offset + end
-
-
-def last_events(run_dir: str | os.PathLike, tail_bytes: int = 1 << 16) -> list[dict]:
-    """The events in the file's tail (enough for the latest progress and the end), read again
-    from further back while the tail holds no whole event (a long list of privacy findings)."""
-    path = Path(run_dir) / EVENTS
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return []
-    while True:
-        events, _ = read_events(run_dir, max(0, size - tail_bytes))
-        if size <= tail_bytes:
-            return events
-        if len(events) > 1:
-            return events[1:]                 # the first may be cut in half
-        tail_bytes *= 4
-
-
-# -- status ---------------------------------------------------------------------------------
-
-def status(run_dir: str | os.PathLike) -> dict:
-    """The job's status: ``status.json``, its end taken from the events, a dead process's
-    ``running`` corrected to failed (or stopped, if a stop was asked for). ``progress`` is
-    the latest progress (or start) event of this start, ``end`` the event that ended it."""
-    run_dir = Path(run_dir)
-    st = read_json(run_dir / "status.json")
-    if not st:
-        return {"status": "failed", **say("job.no_status", "no status.json: not a job directory or never started")}
-    since = st.get("started_at", 0)
-    for e in reversed(last_events(run_dir)):
-        if e.get("time", 0) < since:
-            break
-        if e.get("event") in ("progress", "start") and "progress" not in st:
-            st["progress"] = e
-        if e.get("event") in END_EVENTS and "end" not in st:
-            st["end"] = e
-    end = st.get("end")
-    if st.get("status") in ACTIVE and end:
-        st["status"] = END_EVENTS[end["event"]]
-        if end.get("message") and end.get("message") != st.get("message"):
-            st.update(message=end["message"], message_code=end.get("message_code"),
-                      message_params=end.get("message_params"))
-    if st.get("status") in ACTIVE and not is_alive(st.get("pid"), st.get("pid_start")):
-        if st.get("status") == "queued" and not st.get("pid"):
-            return st                             # written, start not yet attempted
-        stopped = (run_dir / STOP_FILE).exists()
-        free = free_bytes(run_dir)
-        if stopped:
-            st.update(status="stopped", **say("job.stopped", "stopped by the user"))
-        elif free is not None and free < DISK_FULL_BYTES:
-            # A full disk also kills the report of the failure (status.json cannot be written): say
-            # what is likely, rather than "killed or out of memory".
-            st.update(status="failed", **say("job.dead_disk_full", DEAD_DISK_FULL.format(
-                path=run_dir, free=f"{free / 1e6:.1f} MB"), path=str(run_dir), free=f"{free / 1e6:.1f} MB"))
-        else:
-            st.update(status="failed", **say("job.dead", DEAD))
-    return st
-
-
-def _died_silently(st: dict) -> bool:
-    return st.get("message") == DEAD or st.get("message_code") in ("job.dead", "job.dead_disk_full")
-
-
-DISK_FULL_BYTES = 16 * 2 ** 20
-DEAD_DISK_FULL = ("the process ended without reporting, and the disk holding {path} is full ({free} free): "
-                  "free space (old runs, checkpoints, exports), then resume")
-
-
-def free_bytes(path: str | os.PathLike) -> int | None:
-    """Bytes a non-root writer can still use on the disk holding ``path`` (None if unknown)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return None
-    return st.f_bavail * st.f_frsize
-
-
-def list_jobs(root: str | os.PathLike, kind: str | None = None) -> list[dict]:
-    """Job directories under ``root`` (newest first), each status with its ``run_dir``."""
-    out = []
-    for path in Path(root).glob("*/status.json"):
-        st = status(path.parent)
-        if kind is None or st.get("kind") == kind:
-            out.append({**st, "run_dir": str(path.parent)})
-    return sorted(out, key=lambda s: s.get("started_at") or 0, reverse=True)
 
 
 # -- starting ----------------------------------------------------------------------------------
@@ -363,7 +170,7 @@ def _record_end(run_dir: Path, code: int, log_name: str) -> None:
     st = status(run_dir)
     fields: dict = {"exit_code": code}
     if read_json(run_dir / "status.json").get("status") in ACTIVE:
-        if st["status"] in ACTIVE or _died_silently(st):
+        if st["status"] in ACTIVE or died_silently(st):
             stopped = (run_dir / STOP_FILE).exists()
             st["status"] = "stopped" if stopped else "finished" if code == 0 else "failed"
             st.update(say("job.stopped", "stopped by the user") if stopped else say("job.finished", "")
@@ -419,6 +226,6 @@ def stop(run_dir: str | os.PathLike, *, grace_s: float = 60.0, force: bool = Fal
             os.killpg(pgid, signal.SIGKILL)
     if read_json(run_dir / "status.json").get("status") in ACTIVE and not is_alive(pid, start_time):
         now = status(run_dir)
-        if now["status"] == "stopped" or _died_silently(now):
+        if now["status"] == "stopped" or died_silently(now):
             update_status(run_dir, status="stopped", **say("job.stopped", "stopped by the user"))
     return status(run_dir)

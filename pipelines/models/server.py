@@ -42,7 +42,7 @@ from pipelines.core import cli
 from pipelines.core.errors import UserError, cli_guard
 from pipelines.core.locality import is_local
 from pipelines.core.workspace import Workspace
-from pipelines.models.server_engine import PROMPT_FORMATS, ApiError, ChatEngine
+from pipelines.models.server_engine import PROMPT_FORMATS, ApiError, ChatEngine, Job
 
 __all__ = ["ApiError", "ChatEngine", "PROMPT_FORMATS", "ServeConfig", "start_server", "load_engine", "run", "main"]
 
@@ -82,7 +82,77 @@ def serve_token(host: str) -> str | None:
     return token
 
 
+# -- requests and answers: what the handler below reads and writes, apart from HTTP ----------------
+
+CHAT_ROUTES = ("/v1/chat/completions", "/chat/completions")
+MODEL_ROUTES = ("/v1/models", "/models")
+HEALTH_ROUTES = ("/health", "")
+
+
+def route(raw_path: str) -> str:
+    """The path a request names, without its query or a trailing slash."""
+    return raw_path.split("?")[0].rstrip("/")
+
+
+def chat_request(raw: bytes, aliases: set[str], model_id: str) -> dict:
+    """The body of a chat completion request, checked; an ApiError says what a client got wrong."""
+    try:
+        req = json.loads(raw or b"{}")
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"The request body is not valid JSON ({exc.msg}).") from None
+    if not isinstance(req, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    if req.get("model") not in aliases:
+        raise ApiError(404, f"The model {req.get('model')!r} does not exist; this server serves "
+                            f"{model_id!r}.", code="model_not_found")
+    if (req.get("n") or 1) != 1:
+        raise ApiError(400, "Only n=1 is supported.")
+    return req
+
+
+def token_usage(n_prompt: int, n_new: int) -> dict:
+    return {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}
+
+
+def completion(engine: ChatEngine, req: dict) -> dict:
+    """The whole answer as one ``chat.completion`` object (generated before it returns)."""
+    text, n_prompt, n_new, reason = engine.complete(req)
+    return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": engine.model_id,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}],
+            "usage": token_usage(n_prompt, n_new)}
+
+
+def write_event_stream(wfile, engine: ChatEngine, req: dict, job: Job) -> None:
+    """A submitted job's answer as server-sent ``chat.completion.chunk`` events, as it is generated
+    (the headers are already sent): a role, the pieces, the finish reason, usage if asked, [DONE]."""
+    cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+    def send(delta: dict, reason=None, **extra):
+        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra}
+        wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
+        wfile.flush()
+
+    send({"role": "assistant", "content": ""})
+    for piece in engine.follow(job):
+        if piece is None:           # queued behind other requests: the engine is moving
+            wfile.write(b": progress\n\n")
+            wfile.flush()
+        else:
+            send({"content": piece})
+    _, n_prompt, n_new, reason = engine.result(job)
+    send({}, reason)
+    if (req.get("stream_options") or {}).get("include_usage"):
+        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
+                 "choices": [], "usage": token_usage(n_prompt, n_new)}
+        wfile.write(f"data: {json.dumps(chunk)}\n\n".encode("utf-8"))
+    wfile.write(b"data: [DONE]\n\n")
+    wfile.flush()
+
+
 def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None) -> type[BaseHTTPRequestHandler]:
+    """The request handler class for one engine: routes, the token check, JSON and SSE answers."""
     expected = f"Bearer {token}".encode() if token else None
 
     class Handler(BaseHTTPRequestHandler):
@@ -120,11 +190,11 @@ def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None
         def do_GET(self):
             if not self._authorized():
                 return
-            path = self.path.split("?")[0].rstrip("/")
-            if path in ("/v1/models", "/models"):
+            path = route(self.path)
+            if path in MODEL_ROUTES:
                 self._json(200, {"object": "list", "data": [
                     {"id": engine.model_id, "object": "model", "created": int(time.time()), "owned_by": "local"}]})
-            elif path in ("/health", ""):
+            elif path in HEALTH_ROUTES:
                 self._json(200, {"status": "ok", "model": engine.model_id})
             else:
                 self._error(ApiError(404, f"No route GET {path}.", code="not_found"))
@@ -132,42 +202,24 @@ def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None
         def do_POST(self):
             if not self._authorized():
                 return
-            path = self.path.split("?")[0].rstrip("/")
+            path = route(self.path)
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                if path not in ("/v1/chat/completions", "/chat/completions"):
+                if path not in CHAT_ROUTES:
                     raise ApiError(404, f"No route POST {path}; this server offers /v1/chat/completions.",
                                    code="not_found")
-                try:
-                    req = json.loads(raw or b"{}")
-                except json.JSONDecodeError as exc:
-                    raise ApiError(400, f"The request body is not valid JSON ({exc.msg}).") from None
-                if not isinstance(req, dict):
-                    raise ApiError(400, "The request body must be a JSON object.")
-                if req.get("model") not in aliases:
-                    raise ApiError(404, f"The model {req.get('model')!r} does not exist; this server serves "
-                                        f"{engine.model_id!r}.", code="model_not_found")
-                if (req.get("n") or 1) != 1:
-                    raise ApiError(400, "Only n=1 is supported.")
+                req = chat_request(raw, aliases, engine.model_id)
                 if req.get("stream"):
                     self._stream(req)
                 else:
-                    self._complete(req)
+                    self._json(200, completion(engine, req))
             except (BrokenPipeError, ConnectionResetError):  # the client went away; its job still finishes
                 self.close_connection = True
             except ApiError as err:
                 self._error(err)
             except Exception as exc:  # a bug or out of memory: the client gets a 500, the server lives on
                 self._error(ApiError(500, f"{type(exc).__name__}: {exc}", "server_error"))
-
-        def _complete(self, req: dict) -> None:
-            text, n_prompt, n_new, reason = engine.complete(req)
-            self._json(200, {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                "model": engine.model_id,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}],
-                "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new, "total_tokens": n_prompt + n_new}})
 
         def _stream(self, req: dict) -> None:
             job = engine.submit(req)         # errors in the request surface here, before any header
@@ -177,33 +229,12 @@ def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-
-            def send(delta: dict, reason=None, **extra):
-                chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": reason}], **extra}
-                self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8"))
-                self.wfile.flush()
-
-            send({"role": "assistant", "content": ""})
-            for piece in engine.follow(job):
-                if piece is None:           # queued behind other requests: the engine is moving
-                    self.wfile.write(b": progress\n\n")
-                    self.wfile.flush()
-                else:
-                    send({"content": piece})
-            _, n_prompt, n_new, reason = engine.result(job)
-            send({}, reason)
-            if (req.get("stream_options") or {}).get("include_usage"):
-                chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": engine.model_id,
-                         "choices": [], "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_new,
-                                                  "total_tokens": n_prompt + n_new}}
-                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode("utf-8"))
-            self.wfile.write(b"data: [DONE]\n\n")
-            self.wfile.flush()
+            write_event_stream(self.wfile, engine, req, job)
 
     return Handler
 
+
+# -- serving ---------------------------------------------------------------------------------------
 
 @dataclass
 class ServerHandle:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from pipelines.core import jobs
+from pipelines.core import job_status, jobs
 
 
 def _start(run_dir, *args):
@@ -151,11 +151,12 @@ def test_a_job_that_died_on_a_full_disk_says_so_not_killed_or_out_of_memory(tmp_
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     jobs.update_status(tmp_path, status="running", pid=proc.pid, pid_start=jobs.process_start_time(proc.pid))
     proc.wait()
-    monkeypatch.setattr(jobs, "free_bytes", lambda path: 200_000)
+    # status() reads the disk where it lives (job_status); jobs.free_bytes is the same function, re-exported.
+    monkeypatch.setattr(job_status, "free_bytes", lambda path: 200_000)
     st = train_runs.run_status(tmp_path)
     assert st["status"] == "failed" and st["message_code"] == "job.dead_disk_full", st
     assert "disk" in st["message"] and "0.2 MB" in st["message"] and "out of memory" not in st["message"]
-    monkeypatch.setattr(jobs, "free_bytes", lambda path: 50 * 2 ** 30)
+    monkeypatch.setattr(job_status, "free_bytes", lambda path: 50 * 2 ** 30)
     assert "out of memory" in train_runs.run_status(tmp_path)["message"]         # room left: the old reading
     monkeypatch.undo()
     assert jobs.free_bytes(tmp_path) > 0 and jobs.free_bytes(tmp_path / "no such folder") is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipelines.core import jobs
 from pipelines.core.errors import UserError, disk_full
-from workbench import field_errors, messages_ja
+from workbench import field_errors, messages_ja, messages_ja_data, messages_ja_models
 
 LABELS = {"max_steps": {"ja": "最大ステップ数", "en": "Max steps"}}
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
@@ -90,6 +90,11 @@ def test_every_user_error_in_the_pipelines_has_a_code_with_japanese():
             for template in filter(None, messages_ja.MESSAGES[code]):
                 wanted = {name for _, name, _, _ in string.Formatter().parse(template) if name}
                 assert wanted <= given, (m, fn, code, wanted - given)
+
+
+def test_the_catalog_parts_share_no_code():
+    """The catalog is in two files by subject; a code in both would have one Japanese text hide the other."""
+    assert set(messages_ja_data.ERRORS) & set(messages_ja_models.ERRORS) == set()
 
 
 def test_a_coded_error_is_japanese_and_an_uncoded_one_is_marked():
