@@ -2,5 +2,8 @@
 (``prompting``), results on disk and resuming (``results``), answer scoring (``scoring``), every
 metric defined once (``metrics``), intervals and paired tests (``significance``), the typed summary
 (``summary``), batches of checkpoints as one job (``batches``), the paper's Table 1
-(``paper_table``), free-form prompts (``freeform``) and blind review (``reviews``).
+(``paper_table``), free-form prompts (``freeform``) and blind review (``reviews``). Generated
+radiology reports: BLEU/METEOR/ROUGE-L on MeCab tokens with bootstrap intervals and paired
+comparisons (``report_metrics``), and CheXpert findings labelled in Japanese reports with finding
+F1 (``findings``, vocabulary in ``assets/findings/chexpert_ja.json``).
 """

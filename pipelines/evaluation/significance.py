@@ -5,6 +5,10 @@ Table 1 moves by ±0.03 between checkpoints). Every summary metric carries a boo
 interval, and two result sets on the same questions can be compared pairwise:
 
     jmedlora significance DIR_A DIR_B [--metric accuracy] [--shots 0] [--json]
+
+Statistics that are not a plain mean but a function of per-item sums (corpus BLEU from n-gram
+counts, F1 from TP/FP/FN) resample with ``resampled_sums`` and report with ``percentile_interval``
+(used by ``pipelines/evaluation/report_metrics.py`` and ``findings.py``).
 """
 from __future__ import annotations
 
@@ -49,8 +53,7 @@ def paired_comparison(a: dict[str, float], b: dict[str, float], *, seed: int = 0
     diff = np.array([b[k] - a[k] for k in common], dtype=float)
     rng = np.random.default_rng(seed)
     boots = diff[rng.integers(0, diff.size, size=(n_boot, diff.size))].mean(axis=1)
-    # Two-sided p: how often the resampled difference falls on the other side of zero.
-    p_boot = min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean()))
+    p_boot = bootstrap_p_value(boots)
     out = {"n": len(common), "mean_a": float(np.mean([a[k] for k in common])),
            "mean_b": float(np.mean([b[k] for k in common])), "diff": float(diff.mean()),
            "ci_low": float(np.quantile(boots, 0.025)), "ci_high": float(np.quantile(boots, 0.975)),
@@ -61,6 +64,48 @@ def paired_comparison(a: dict[str, float], b: dict[str, float], *, seed: int = 0
         out.update({"b_only_correct": only_b, "a_only_correct": only_a,
                     "p_mcnemar": mcnemar_exact(only_a, only_b)})
     return out
+
+
+def bootstrap_p_value(boots) -> float:
+    """Two-sided p of a resampled difference: how often it falls on the other side of zero."""
+    boots = np.asarray(boots, dtype=float)
+    return float(min(1.0, 2 * min((boots <= 0).mean(), (boots >= 0).mean())))
+
+
+# Resampling rows per chunk: (chunk × n) counts stay small for thousands of items, and the draws
+# equal one (n_boot × n) draw from the same seed (numpy's integers consume the stream in order).
+_CHUNK = 1000
+
+
+def resampled_sums(stats, *, seed: int = 0, n_boot: int = N_BOOT) -> np.ndarray:
+    """Column sums of ``stats`` (items × k) over ``n_boot`` resamples of its rows: (n_boot × k).
+
+    For statistics that are a function of per-item sums (a mean, corpus BLEU from n-gram counts,
+    F1 from TP/FP/FN) this is the whole bootstrap: each resample recomputes the statistic from its
+    sums. Items are drawn as ``bootstrap_ci`` draws them, so a mean here matches it for one seed.
+    """
+    stats = np.asarray(stats, dtype=float)
+    n = stats.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, stats.shape[1]))
+    for start in range(0, n_boot, _CHUNK):
+        rows = min(_CHUNK, n_boot - start)
+        picks = rng.integers(0, n, size=(rows, n))
+        counts = np.bincount((picks + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n)
+        out[start:start + rows] = counts.reshape(rows, n) @ stats
+    return out
+
+
+def percentile_interval(point: float | None, boots, level: float = 0.95) -> dict:
+    """``{"mean", "ci_low", "ci_high"}``: the statistic on all items and its percentile interval
+    (resamples where the statistic is undefined, NaN, are left out)."""
+    boots = np.asarray(boots, dtype=float)
+    boots = boots[~np.isnan(boots)]
+    if point is None or (isinstance(point, float) and math.isnan(point)) or boots.size == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None}
+    alpha = (1 - level) / 2
+    return {"mean": float(point), "ci_low": float(np.quantile(boots, alpha)),
+            "ci_high": float(np.quantile(boots, 1 - alpha))}
 
 
 def mcnemar_exact(n01: int, n10: int) -> float:
