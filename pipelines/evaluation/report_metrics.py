@@ -200,7 +200,7 @@ def _report_statistics(rows: list[dict], uncertain: str) -> np.ndarray:
         if missing:
             raise UserError(f"Report row {i + 1} has no {', '.join(missing)}.",
                             "Score each report with score_report (or re-run the report evaluation) "
-                            "before summarising.", code="report.missing_scores",
+                            "before summarising.", code="report_scores.missing_scores",
                             params={"row": i + 1, "fields": ", ".join(missing)})
         out[i, :10] = row["bleu_stats"]
         out[i, 10:12] = row["meteor"], row["rouge_l"]
@@ -251,11 +251,11 @@ def _by_id(rows: list[dict], id_key: str, side: str) -> dict:
         if rid is None:
             raise UserError(f"Report row {i + 1} of system {side} has no {id_key!r}.",
                             f"Give every report row an {id_key!r} so the two systems' reports can be paired.",
-                            code="report.missing_id", params={"row": i + 1, "side": side, "key": id_key})
+                            code="report_scores.missing_id", params={"row": i + 1, "side": side, "key": id_key})
         if rid in out:
             raise UserError(f"System {side} has two reports with {id_key} {rid!r}.",
                             "Keep one row per report (the same ids in both systems).",
-                            code="report.duplicate_id", params={"side": side, "key": id_key, "id": str(rid)})
+                            code="report_scores.duplicate_id", params={"side": side, "key": id_key, "id": str(rid)})
         out[rid] = row
     return out
 
@@ -271,7 +271,7 @@ def compare_reports(rows_a: list[dict], rows_b: list[dict], *, id_key: str = "id
     if not common:
         raise UserError("The two systems share no report.",
                         "Compare report evaluations run on the same studies (the same report ids).",
-                        code="report.no_shared")
+                        code="report_scores.no_shared")
     stats_a = _report_statistics([a[k] for k in common], uncertain)
     stats_b = _report_statistics([b[k] for k in common], uncertain)
     sums = significance.resampled_sums(np.hstack([stats_a, stats_b]), seed=seed, n_boot=resamples)

@@ -142,16 +142,16 @@ def test_report_user_errors():
     a = rows_with_ids()
     with pytest.raises(UserError) as err:
         rm.compare_reports(a, [{**a[0], "id": "other"}])
-    assert err.value.code == "report.no_shared"
+    assert err.value.code == "report_scores.no_shared"
     with pytest.raises(UserError) as err:
         rm.compare_reports(a, [a[0], a[0]])
-    assert err.value.code == "report.duplicate_id" and err.value.params["id"] == "s0"
+    assert err.value.code == "report_scores.duplicate_id" and err.value.params["id"] == "s0"
     with pytest.raises(UserError) as err:
         rm.compare_reports(a, [{k: v for k, v in a[0].items() if k != "id"}])
-    assert err.value.code == "report.missing_id" and err.value.params == {"row": 1, "side": "B", "key": "id"}
+    assert err.value.code == "report_scores.missing_id" and err.value.params == {"row": 1, "side": "B", "key": "id"}
     with pytest.raises(UserError) as err:
         rm.summarize_reports([a[0], {"id": "x", "rouge_l": 0.5}])
-    assert err.value.code == "report.missing_scores" and err.value.params["row"] == 2
+    assert err.value.code == "report_scores.missing_scores" and err.value.params["row"] == 2
     assert "bleu_stats" in err.value.params["fields"]
 
 
