@@ -29,6 +29,7 @@ GROUPS: dict[str, dict[str, str]] = {
         "privacy": "pipelines.data.privacy",
         "datagen": "pipelines.data.generate",
         "curate": "pipelines.data.curate",
+        "reports": "pipelines.data.report_import",
     },
     "training": {
         "train": "pipelines.training.launch",
