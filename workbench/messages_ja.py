@@ -17,17 +17,18 @@ from __future__ import annotations
 import errno as errnos
 import math
 
-from workbench import messages_ja_data, messages_ja_models
+from workbench import messages_ja_data, messages_ja_models, messages_ja_reports
 
-# code -> (problem, fix or None), in two parts by subject
-MESSAGES: dict[str, tuple[str, str | None]] = {**messages_ja_data.ERRORS, **messages_ja_models.ERRORS}
+# code -> (problem, fix or None), in parts by subject
+PARTS = (messages_ja_data.ERRORS, messages_ja_models.ERRORS, messages_ja_reports.ERRORS)
+MESSAGES: dict[str, tuple[str, str | None]] = {code: text for part in PARTS for code, text in part.items()}
 # Words inside parameters (pipelines/data/privacy.py KINDS, job states, what diverged).
 PRIVACY_KINDS = {"name": "患者氏名", "record_number": "患者ID・カルテ番号", "date_of_birth": "生年月日",
                  "date": "完全な日付（和暦）", "phone": "電話番号", "address": "住所", "email": "メールアドレス",
                  "my_number": "マイナンバー（個人番号）"}
 WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradient norm": "勾配ノルム",
          # what a file is, in files.* and paths.* messages
-         "import file": "取り込むファイル", "document folder": "文書フォルダ", "question file": "問題ファイル",
+         "import file": "取り込むファイル", "image file": "画像ファイル", "CSV file": "CSV ファイル", "document folder": "文書フォルダ", "question file": "問題ファイル",
          "training data": "学習データ", "evaluation data": "評価データ", "dev questions": "開発セットの問題",
          "test questions": "テストセットの問題", "training state": "学習の途中状態", "model weights": "モデルの重み",
          "adapter weights": "アダプタの重み", "adapter configuration": "アダプタの設定",

@@ -143,7 +143,7 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "serve.no_chat": ("このモデルのトークナイザにはチャットテンプレートがありません。", "プロンプト形式を ja か en にしてください。"),
     "serve.no_lmfe": ("構造化出力には lm-format-enforcer パッケージが必要です。",
                       "管理者に pip install -r requirements.txt（または make run）の実行を依頼してください。"),
-    # evaluation (pipelines/evaluation/evaluator.py) and paired comparison (significance.py)
+    # evaluation (pipelines/evaluation/evaluator.py, prompting.py, results.py) and paired comparison (significance.py)
     "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
     "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),
     "eval.shots": ("shot 設定 {value} には対応していません。", "0、1、または 0 と 1 の両方にしてください。"),
