@@ -18,7 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines import curate, datagen, datastore  # noqa: E402
+from pipelines import datagen, datastore  # noqa: E402
+from pipelines.data import dataset_export, filters  # noqa: E402
 from pipelines.core.workspace import Workspace  # noqa: E402
 from tests.pipelines.fake_openai_server import FakeOpenAIServer  # noqa: E402
 
@@ -55,14 +56,14 @@ def bench_curation(n: int) -> dict:
         datastore.add_records(ws, "bench", synthetic_records(n))
         t_insert = time.perf_counter() - t0
         t0 = time.perf_counter()
-        near = curate.run(curate.CurateConfig(dataset="bench", filters=["near_duplicate"], workspace=tmp), workspace=ws)
+        near = filters.run(filters.CurateConfig(dataset="bench", filters=["near_duplicate"], workspace=tmp), workspace=ws)
         t_near = time.perf_counter() - t0
         t0 = time.perf_counter()
-        every = curate.run(curate.CurateConfig(dataset="bench", workspace=tmp), workspace=ws)
+        every = filters.run(filters.CurateConfig(dataset="bench", workspace=tmp), workspace=ws)
         t_all = time.perf_counter() - t0
         t0 = time.perf_counter()
-        curate.export(curate.ExportConfig(dataset="bench", format="alpaca", out=f"{tmp}/out.jsonl", workspace=tmp),
-                      workspace=ws)
+        dataset_export.export(dataset_export.ExportConfig(dataset="bench", format="alpaca", out=f"{tmp}/out.jsonl",
+                                                          workspace=tmp), workspace=ws)
         t_export = time.perf_counter() - t0
     return {"records": n, "insert_s": t_insert, "near_dup_s": t_near, "near_dups": near["near_duplicate"],
             "all_filters_s": t_all, "flagged": every["flagged"], "export_s": t_export}

@@ -17,7 +17,7 @@ from components import metric_chart, notice
 from components.run_monitor import progress_html
 from pipelines.core import exports, jobs, page_paths
 from pipelines.core.errors import UserError
-from pipelines.data import curate
+from pipelines.data import chunk_prompts, curate, dataset_export, endpoint, filters
 from pipelines.data import generate as datagen
 from pipelines.data import store as datastore
 from workbench import users
@@ -39,7 +39,7 @@ from workbench.state import AppState
 
 PAGE = 25
 SCOPES = ("accepted", "exportable")          # what an export holds: accepted only, or all not rejected/flagged
-FORMATS = ("csv", *curate.FORMATS)
+FORMATS = ("csv", *dataset_export.FORMATS)
 
 
 def dataset_names(state: AppState) -> list[str]:
@@ -91,7 +91,7 @@ def job_html(st: dict | None, lang: str) -> str:
 
 
 def findings_frame(found: list[dict], lang: str = "en") -> pd.DataFrame:
-    """Privacy-guard findings (``datagen.privacy_findings`` / ``PrivacyBlocked.findings``) as table rows."""
+    """Privacy-guard findings (``endpoint.privacy_findings`` / ``PrivacyBlocked.findings``) as table rows."""
     def kind(f: dict) -> str:
         if lang == "ja" and f.get("kind") in PRIVACY_KINDS:
             return PRIVACY_KINDS[f["kind"]]
@@ -117,10 +117,10 @@ def scan(state: AppState, docs, dataset, model, url, template, pairs, max_tokens
     values = [docs, dataset, model, url, template, pairs, max_tokens, max_req, pii]
     try:
         config = make_config(state, *values)
-        chunks = datagen.prepare_chunks(config)
+        chunks = chunk_prompts.prepare_chunks(config)
     except UserError as exc:
         return error_html(exc, FIELDS, lang), findings_frame([], lang)
-    found = datagen.privacy_findings(chunks)
+    found = endpoint.privacy_findings(chunks)
     users.record(state.workspace.root, users.current_user(request), "view", f"documents:{config.docs}",
                  purpose="privacy scan", chunks=len(chunks), findings=len(found))
     if not found:
@@ -229,8 +229,8 @@ def listing(state: AppState, name, status, flag, search, page, lang):
 def run_filters(state: AppState, name: str, lang: str):
     if not name:
         return notice.error(MSG["no_dataset"][lang], lang=lang)
-    counts = curate.run(curate.CurateConfig(dataset=name, workspace=str(state.workspace.root)),
-                        workspace=state.workspace)
+    counts = filters.run(filters.CurateConfig(dataset=name, workspace=str(state.workspace.root)),
+                         workspace=state.workspace)
     text = ", ".join(f"{word(FILTER_WORDS, k, lang)} {v}" for k, v in counts.items())
     return notice.notice("ok", MSG["filtered"][lang].format(counts=text))
 
@@ -299,7 +299,7 @@ def default_name(dataset: str | None, fmt: str) -> str:
 def _export_csv(state: AppState, name: str, out: str, only_accepted: bool, overwrite: bool) -> dict:
     """The exportable records as a spreadsheet: UTF-8 with a BOM, so Excel on Japanese Windows reads it."""
     ws = state.workspace
-    keep = set(curate._exportable_ids(ws, name, only_accepted))
+    keep = set(datastore.exportable_ids(ws, name, only_accepted))
     rows = [r for r in datastore.list_records(ws, name, limit=-1) if r["id"] in keep]
     if not rows:
         raise UserError(f"Dataset {name!r} has no records to export.", MSG["review_first"]["en"])
@@ -328,15 +328,16 @@ def export(state: AppState, name, fmt, out, scope, overwrite, lang, request: gr.
         if fmt == "csv":
             res = _export_csv(state, name, out, only_accepted, bool(overwrite))
         else:
-            res = curate.export(curate.ExportConfig(dataset=name, format=fmt, out=out, only_accepted=only_accepted,
-                                                    overwrite=bool(overwrite), workspace=str(state.workspace.root)),
-                                workspace=state.workspace, user=users.current_user(request))
+            res = dataset_export.export(
+                dataset_export.ExportConfig(dataset=name, format=fmt, out=out, only_accepted=only_accepted,
+                                            overwrite=bool(overwrite), workspace=str(state.workspace.root)),
+                workspace=state.workspace, user=users.current_user(request))
     except UserError as exc:
         return error_html(exc, FIELDS, lang), gr.update(value=None, visible=False)
     except OSError as exc:
         traceback.print_exc()
         return notice.error(f"{out}: {exc.strerror}", MSG["check_path"][lang], lang), gr.update(visible=False)
-    if fmt == "csv":      # the other formats go through curate.export, which records the export itself
+    if fmt == "csv":      # the other formats go through dataset_export.export, which records the export itself
         users.record(state.workspace.root, users.current_user(request), "export", name, format=fmt,
                      path=res["path"], records=res["n_records"], only_accepted=only_accepted)
     text = MSG["exported"][lang].format(n=res["n_records"], path=res["path"], scope=MSG[f"scope_{scope}"][lang])

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from pipelines.data import curate
+from pipelines.data import chunk_prompts, filters
 from pipelines.data import generate as datagen
 from pipelines.data import store as datastore
 from workbench import data_handlers as h
@@ -77,7 +77,7 @@ def status_choices(lang: str) -> list[tuple[str, str]]:
 
 def flag_choices(lang: str) -> list[tuple[str, str]]:
     all_ = {"ja": "（すべて）", "en": "(all)"}[lang]
-    return [(all_, ""), *((FILTER_WORDS[f][lang], f) for f in ("any", "clean", *curate.FILTERS))]
+    return [(all_, ""), *((FILTER_WORDS[f][lang], f) for f in ("any", "clean", *filters.FILTERS))]
 
 
 def scope_choices(lang: str) -> list[tuple[str, str]]:
@@ -108,7 +108,7 @@ def generate_section(t: Labels) -> SimpleNamespace:
         with gr.Row():
             gen_model = t.make(gr.Textbox, FIELDS["model"], value="default", scale=2, elem_id="data-gen-model")
             base_url = t.make(gr.Textbox, FIELDS["base_url"], value="", scale=2, elem_id="data-base-url")
-            template = t.make(gr.Dropdown, FIELDS["template"], choices=datagen.available_templates(),
+            template = t.make(gr.Dropdown, FIELDS["template"], choices=chunk_prompts.available_templates(),
                               value=datagen.DatagenConfig.template, scale=1)
             # The form starts on the embedded model, so its sizes are ones that finish in minutes on a CPU;
             # the hints give the paper's (for an endpoint such as ChatGPT).

@@ -1,4 +1,4 @@
-"""One chunk's request to an OpenAI-compatible endpoint, for ``pipelines.data.generate``.
+"""One chunk's request to an OpenAI-compatible endpoint, sent by ``pipelines.data.chunk_dispatch``.
 
 Pairs are asked for as JSON with a schema (``pairs_format``); an endpoint that refuses
 ``response_format`` gets the paper's free-text prompt from then on. Rate limits, 5xx and

@@ -1,7 +1,7 @@
 """The ``jmedlora curate`` subcommands' configs (their flags are generated from them
 by ``pipelines.core.cli``), record printing, and the dataset check that makes a typo an error rather
-than "0 matching record(s)". ``pipelines/data/curate.py`` owns the curation and its ``main``
-(``filter`` and ``export`` use its CurateConfig and ExportConfig).
+than "0 matching record(s)". ``pipelines/data/curate.py`` owns the command's ``main``
+(``filter`` and ``export`` use CurateConfig and ExportConfig, from ``filters`` and ``dataset_export``).
 """
 from __future__ import annotations
 

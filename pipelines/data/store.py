@@ -169,6 +169,17 @@ def count_records(ws: Workspace, dataset: str, *, status: str | None = None, fla
     return ws.query(f"SELECT COUNT(*) AS n FROM dg_records r WHERE {where}", tuple(params))[0]["n"]
 
 
+def exportable_ids(ws: Workspace, dataset: str, only_accepted: bool) -> list[int]:
+    """The records an export takes: the accepted ones, or (``only_accepted=False``) every record
+    not rejected and not flagged, a flagged one only if a reviewer accepted it."""
+    if only_accepted:
+        sql = "SELECT id FROM dg_records WHERE dataset = ? AND status = 'accepted' ORDER BY id"
+    else:
+        sql = ("SELECT r.id FROM dg_records r WHERE r.dataset = ? AND r.status != 'rejected' AND (r.status = 'accepted'"
+               " OR NOT EXISTS (SELECT 1 FROM dg_flags f WHERE f.record_id = r.id)) ORDER BY r.id")
+    return [r["id"] for r in ws.query(sql, (dataset,))]
+
+
 def get_record(ws: Workspace, record_id: int) -> dict[str, Any]:
     rows = ws.query("SELECT * FROM dg_records WHERE id = ?", (record_id,))
     if not rows:

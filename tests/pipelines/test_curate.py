@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.core.errors import UserError
-from pipelines.data import curate
+from pipelines.data import curate, dataset_export, filters
 from pipelines.data import store as datastore
-from pipelines.data.curate import CurateConfig, ExportConfig
+from pipelines.data.dataset_export import ExportConfig
+from pipelines.data.filters import CurateConfig
 
 RECORDS = [
     {"instruction": "心不全の定義を説明してください。", "output": "心臓のポンプ機能が低下し、症状が出る臨床症候群です。"},   # 1 clean
@@ -36,7 +37,7 @@ def flagged(ws, name):
 
 
 def test_each_filter_flags_what_it_should(ws):
-    counts = curate.run(CurateConfig(dataset="d", keywords=["DOAC"], workspace=str(ws.root)))
+    counts = filters.run(CurateConfig(dataset="d", keywords=["DOAC"], workspace=str(ws.root)))
     assert flagged(ws, "exact_duplicate") == [2]
     assert flagged(ws, "near_duplicate") == [3]
     assert flagged(ws, "copies_question") == [4]
@@ -53,18 +54,18 @@ def test_each_filter_flags_what_it_should(ws):
 
 
 def test_filters_can_be_chosen_and_turned_off(ws):
-    counts = curate.run(CurateConfig(dataset="d", min_japanese_share=0, filters=["not_japanese", "too_long"],
+    counts = filters.run(CurateConfig(dataset="d", min_japanese_share=0, filters=["not_japanese", "too_long"],
                                      workspace=str(ws.root)))
     assert counts["not_japanese"] == 0 and counts["too_long"] == 1 and counts["exact_duplicate"] == 0
     with pytest.raises(UserError, match="Unknown filter"):
-        curate.run(CurateConfig(dataset="d", filters=["spelling"], workspace=str(ws.root)))
+        filters.run(CurateConfig(dataset="d", filters=["spelling"], workspace=str(ws.root)))
     with pytest.raises(UserError, match="no records"):
-        curate.run(CurateConfig(dataset="nothing", workspace=str(ws.root)))
+        filters.run(CurateConfig(dataset="nothing", workspace=str(ws.root)))
 
 
 def test_accepted_record_is_the_one_kept_among_duplicates(ws):
     datastore.set_status(ws, [3], "accepted", who="dr_a")
-    curate.run(CurateConfig(dataset="d", workspace=str(ws.root)))
+    filters.run(CurateConfig(dataset="d", workspace=str(ws.root)))
     assert 3 not in flagged(ws, "near_duplicate") and 1 in flagged(ws, "near_duplicate")
 
 
@@ -89,7 +90,7 @@ def test_review_and_edit_keep_the_original_and_an_audit_trail(ws):
 
 
 def test_bulk_review_by_filter_and_counts(ws):
-    curate.run(CurateConfig(dataset="d", workspace=str(ws.root)))
+    filters.run(CurateConfig(dataset="d", workspace=str(ws.root)))
     assert curate.review_where(ws, "d", "rejected", flag="any", who="dr_a") == 7
     assert datastore.count_records(ws, "d", status="rejected") == 7
     assert datastore.count_records(ws, "d", search="心不全") == 4
@@ -100,26 +101,26 @@ def test_bulk_review_by_filter_and_counts(ws):
 
 
 def test_export_formats_split_and_registration(ws, tmp_path):
-    curate.run(CurateConfig(dataset="d", workspace=str(ws.root)))
+    filters.run(CurateConfig(dataset="d", workspace=str(ws.root)))
     datastore.set_status(ws, [6], "accepted")          # a reviewer keeps a flagged record: it is exported
     datastore.set_status(ws, [9], "rejected")
     exports = ws.root / "exports"
-    out = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(ws.root)))
+    out = dataset_export.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(ws.root)))
     lines = [json.loads(l) for l in (exports / "d.jsonl").read_text().splitlines()]
     assert [l["instruction"] for l in lines] == [RECORDS[i]["instruction"] for i in (0, 5, 7)]
     assert set(lines[0]) == {"instruction", "input", "output"} and out["n_records"] == 3
-    again = curate.export(ExportConfig(dataset="d", format="alpaca", out=str(exports / "d2.jsonl"), workspace=str(ws.root)))
+    again = dataset_export.export(ExportConfig(dataset="d", format="alpaca", out=str(exports / "d2.jsonl"), workspace=str(ws.root)))
     assert again["version"] == out["version"]                                  # same content, same version
     datastore.edit_record(ws, 1, output="変更した回答です。")
     with pytest.raises(UserError, match="already exists"):       # never replaced without asking
-        curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(ws.root)))
-    changed = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
+        dataset_export.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(ws.root)))
+    changed = dataset_export.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
                                          workspace=str(ws.root)))
     assert changed["version"] != out["version"]
     registered = {(r["name"], r["version"], r["kind"]) for r in ws.datasets()}
     assert ("d", out["version"], "alpaca") in registered and ("d", changed["version"], "alpaca") in registered
 
-    text = curate.export(ExportConfig(dataset="d", format="text", out="corpus.txt", workspace=str(ws.root)))
+    text = dataset_export.export(ExportConfig(dataset="d", format="text", out="corpus.txt", workspace=str(ws.root)))
     assert (exports / "corpus.txt").read_text().split("\n\n")[0] == RECORDS[0]["instruction"] + "\n変更した回答です。"
     assert text["n_records"] == 3
 
@@ -129,7 +130,7 @@ def test_hf_export_has_a_seeded_split(workspace, tmp_path):
     datastore.add_records(workspace, "big", [{"instruction": f"質問{i}は何ですか？", "output": f"回答{i}です。"}
                                              for i in range(200)])
     def split(seed, name):
-        res = curate.export(ExportConfig(dataset="big", format="hf", out=name, eval_fraction=0.1,
+        res = dataset_export.export(ExportConfig(dataset="big", format="hf", out=name, eval_fraction=0.1,
                                          seed=seed, workspace=str(workspace.root)))
         dd = load_from_disk(str(workspace.root / "exports" / name))
         return res, sorted(dd["eval"]["id"]), dd
@@ -143,9 +144,9 @@ def test_hf_export_has_a_seeded_split(workspace, tmp_path):
 
 def test_export_errors(ws, tmp_path):
     with pytest.raises(UserError, match="format"):
-        curate.export(ExportConfig(dataset="d", format="csv", out=str(tmp_path / "x"), workspace=str(ws.root)))
+        dataset_export.export(ExportConfig(dataset="d", format="csv", out=str(tmp_path / "x"), workspace=str(ws.root)))
     with pytest.raises(UserError, match="none accepted"):
-        curate.export(ExportConfig(dataset="d", format="alpaca", out=str(tmp_path / "x.jsonl"), only_accepted=True,
+        dataset_export.export(ExportConfig(dataset="d", format="alpaca", out=str(tmp_path / "x.jsonl"), only_accepted=True,
                                    workspace=str(ws.root)))
 
 
@@ -197,19 +198,19 @@ def test_exports_stay_inside_the_exports_folder(ws, tmp_path, monkeypatch):
     for bad, msg in ((str(other / "registry.sqlite"), "only inside"), ("../other_ws/registry.sqlite", "'..'"),
                      ("/etc/passwd", "only inside")):
         with pytest.raises(UserError, match=msg):
-            curate.export(cfg(bad, overwrite=True))
+            dataset_export.export(cfg(bad, overwrite=True))
     assert (other / "registry.sqlite").read_text() == "precious"
     (ws.root / "exports").mkdir(exist_ok=True)
     (ws.root / "exports" / "link").symlink_to(other)
     with pytest.raises(UserError, match="symbolic link"):
-        curate.export(cfg("link/registry.sqlite", overwrite=True))
+        dataset_export.export(cfg("link/registry.sqlite", overwrite=True))
     with pytest.raises(UserError, match="writes a folder"):
-        curate.export(ExportConfig(dataset="d", format="hf", out="x.jsonl", workspace=str(ws.root)))
+        dataset_export.export(ExportConfig(dataset="d", format="hf", out="x.jsonl", workspace=str(ws.root)))
     assert not (ws.root / "exports" / "x.jsonl").exists()
     monkeypatch.setenv("JMEDLORA_EXPORT_DIRS", str(tmp_path / "shared"))
-    res = curate.export(cfg(str(tmp_path / "shared" / "d.jsonl")))
+    res = dataset_export.export(cfg(str(tmp_path / "shared" / "d.jsonl")))
     assert res["path"] == str(tmp_path / "shared" / "d.jsonl")
-    assert curate.export(cfg(""))["path"] == str(ws.root / "exports" / "d.jsonl")   # default name
+    assert dataset_export.export(cfg(""))["path"] == str(ws.root / "exports" / "d.jsonl")   # default name
 
 
 @pytest.mark.parametrize("fmt, name", [("alpaca", "d.jsonl"), ("hf", "d_hf")])
@@ -219,7 +220,7 @@ def test_a_planted_link_at_the_old_temporary_name_is_not_followed(fmt, name, ws,
     victim.write_text("precious")
     (ws.root / "exports").mkdir(exist_ok=True)
     (ws.root / "exports" / f"{name}.tmp").symlink_to(victim)
-    res = curate.export(ExportConfig(dataset="d", format=fmt, out=name, workspace=str(ws.root)))
+    res = dataset_export.export(ExportConfig(dataset="d", format=fmt, out=name, workspace=str(ws.root)))
     assert victim.read_text() == "precious"
     assert res["path"] == str(ws.root / "exports" / name) and not Path(res["path"]).is_symlink()
     assert (ws.root / "exports" / f"{name}.tmp").is_symlink()               # left alone, never written through

@@ -9,10 +9,13 @@ import pytest
 
 from pipelines.core.errors import UserError
 from pipelines.core.locality import Pinned
+from pipelines.data import chunk_dispatch, endpoint
 from pipelines.data import generate as datagen
 from pipelines.data import store as datastore
+from pipelines.data.chunk_prompts import load_prompt_template, render_prompt
 from pipelines.data.curate import dataset_stats
-from pipelines.data.generate import DatagenConfig, PrivacyBlocked, load_prompt_template, render_prompt
+from pipelines.data.endpoint import PrivacyBlocked
+from pipelines.data.generate import DatagenConfig
 from tests.pipelines.fake_openai_server import FakeOpenAIServer
 
 PAPER_PROMPT = """### Instructions:
@@ -167,7 +170,7 @@ def test_privacy_override_and_loopback(planted, workspace, monkeypatch):
         monkeypatch.delenv("OPENAI_API_KEY", raising=False)
         assert datagen.run(config(planted, workspace, srv, dataset="local"))["done"] == 6
         # The same server treated as remote: blocked, then allowed by the explicit override.
-        monkeypatch.setattr(datagen, "pin", lambda url: Pinned(url, local=False))
+        monkeypatch.setattr(endpoint, "pin", lambda url: Pinned(url, local=False))
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         with pytest.raises(PrivacyBlocked):
             datagen.run(config(planted, workspace, srv, dataset="remote", model="other-model"))
@@ -212,7 +215,7 @@ def test_pinning_keeps_literals_names_https_apart():
 
 def test_remote_endpoint_needs_a_key_from_the_environment(docs, workspace, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr(datagen, "pin", lambda url: Pinned(url, local=False))
+    monkeypatch.setattr(endpoint, "pin", lambda url: Pinned(url, local=False))
     with FakeOpenAIServer(pairs_reply) as srv:
         with pytest.raises(UserError, match="OPENAI_API_KEY"):
             datagen.run(config(docs, workspace, srv))
@@ -307,7 +310,7 @@ def test_each_chunk_is_sent_with_its_own_reproducible_seed(docs, tmp_path):
 
 
 def test_progress_follows_answers_while_they_stream_in(docs, workspace, monkeypatch):
-    monkeypatch.setattr(datagen, "RECEIVING_EVERY_S", 0.0)
+    monkeypatch.setattr(chunk_dispatch, "RECEIVING_EVERY_S", 0.0)
     events = []
     with FakeOpenAIServer(json_reply, stream_pieces=6, piece_delay=0.05) as srv:
         summary = datagen.run(config(docs, workspace, srv, concurrency=2), events.append)

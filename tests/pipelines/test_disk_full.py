@@ -11,10 +11,10 @@ import pytest
 
 from pipelines.core import audit, jobs
 from pipelines.core.errors import UserError
-from pipelines.data import curate
+from pipelines.data import dataset_export
 from pipelines.data import generate as datagen
 from pipelines.data import store as datastore
-from pipelines.data.curate import ExportConfig
+from pipelines.data.dataset_export import ExportConfig
 from tests.pipelines.fake_openai_server import FakeOpenAIServer
 from tests.pipelines.test_datagen import config as datagen_config  # noqa: F401 (fixture)
 from tests.pipelines.test_datagen import docs, pairs_reply
@@ -44,7 +44,7 @@ def test_sqlite_full_during_datagen_is_an_error_event_naming_the_registry(docs, 
 def test_export_on_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial_one(workspace, monkeypatch):
     datastore.add_records(workspace, "d", [{"instruction": "心不全の定義を説明してください。", "input": "",
                                             "output": "心臓のポンプ機能が低下した臨床症候群です。"}])
-    first = curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(workspace.root)))
+    first = dataset_export.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", workspace=str(workspace.root)))
     target = workspace.root / "exports" / "d.jsonl"
     before = target.read_bytes()
 
@@ -68,7 +68,7 @@ def test_export_on_a_full_disk_keeps_the_earlier_file_and_leaves_no_partial_one(
         return FullFile(f) if "w" in mode else f
     monkeypatch.setattr(os, "fdopen", full_fdopen)
     with pytest.raises(UserError, match="The disk is full") as err:
-        curate.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
+        dataset_export.export(ExportConfig(dataset="d", format="alpaca", out="d.jsonl", overwrite=True,
                                    workspace=str(workspace.root)))
     monkeypatch.undo()
     assert str(target) in err.value.problem and "MB free" in err.value.problem

@@ -9,7 +9,7 @@ import pytest
 from pipelines.core import schema
 from pipelines.core.errors import UserError
 from pipelines.core.workspace import Workspace
-from pipelines.data import curate
+from pipelines.data import curate, filters
 from pipelines.data import store as datastore
 from pipelines.evaluation import reviews
 from pipelines.training import runs as train_runs
@@ -187,7 +187,7 @@ def test_opening_migrates_once_and_reading_never_writes(tmp_path, sql_writes):
         store = reviews.ReviewStore(ws)
         store.ratings(), store.rated_keys("dr-a")
         datastore.list_datasets(ws), datastore.list_records(ws, "d"), datastore.count_records(ws, "d")
-        curate.filter_counts(ws, "d"), curate.dataset_stats(ws, "d")
+        filters.filter_counts(ws, "d"), curate.dataset_stats(ws, "d")
 
     assert sql_writes == []
     assert file_state() == before

@@ -142,7 +142,7 @@ def _raised(fn, *args, **kwargs) -> UserError:
 
 def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspace):
     from pipelines.data import documents
-    from pipelines.data import generate as datagen
+    from pipelines.data import endpoint
     from pipelines.evaluation import evaluator as evaluate
     from pipelines.evaluation import freeform
     from pipelines.training import estimate as train_estimate
@@ -154,7 +154,7 @@ def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspa
         "empty": field_errors.message(_raised(freeform.build_prompt, "  "), labels, "ja"),
         # An error wrapped in another says the inner one in Japanese too.
         "shape": field_errors.message(_raised(train_estimate.shape_config, "no-such-model", workspace), labels, "ja"),
-        "privacy": field_errors.message(datagen.PrivacyBlocked("https://api.example.com/v1", [
+        "privacy": field_errors.message(endpoint.PrivacyBlocked("https://api.example.com/v1", [
             {"chunk_id": "c1", "kind": "phone", "label": "phone number", "text": "090-1234-5678"}]), labels, "ja"),
     }
     assert said["out"] == ("出力フォルダが指定されていません。", "「出力フォルダ」を指定してください。")
