@@ -193,6 +193,37 @@ def test_every_module_lives_in_a_folder():
         assert doc, f"pipelines/{folder}/__init__.py says nothing about what lives there"
 
 
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 100
+
+
+def _too_long(path: Path) -> list[str]:
+    source = path.read_text(encoding="utf-8")
+    name = path.relative_to(REPO) if path.is_relative_to(REPO) else path.name
+    out = []
+    if (n := len(source.splitlines())) > MAX_FILE_LINES:
+        out.append(f"{name}: {n} lines")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if (n := node.end_lineno - node.lineno + 1) > MAX_FUNCTION_LINES:
+                out.append(f"{name}:{node.lineno} {node.name}(): {n} lines")
+    return out
+
+
+def test_the_size_rule_finds_what_it_should(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(100))
+    (tmp_path / "long.py").write_text(f"def f():\n{body}\n" + "\n" * 300, encoding="utf-8")
+    (tmp_path / "fine.py").write_text(f"def f():\n{body[:-len('    x99 = 99')]}\n", encoding="utf-8")
+    assert _too_long(tmp_path / "long.py") == ["long.py: 401 lines", "long.py:1 f(): 101 lines"]
+    assert _too_long(tmp_path / "fine.py") == []
+
+
+def test_no_file_over_400_lines_no_function_over_100():
+    files = [p for d in (*PACKAGES, "bench", "tests") for p in (REPO / d).rglob("*.py")] + [REPO / "launch.py"]
+    found = [msg for p in sorted(files) for msg in _too_long(p)]
+    assert not found, "split where a file holds two ideas (and say so in each docstring): " + "; ".join(found)
+
+
 def test_cycle_detector_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
