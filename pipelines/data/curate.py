@@ -91,23 +91,6 @@ def dataset_stats(ws: Workspace, dataset: str) -> dict:
     }
 
 
-
-    """Add the Alpaca records of a JSONL file to ``dataset``; returns how many were added. Audited here,
-    as export is, so the command line and the page leave the same entry (``user``: who, from the page)."""
-    records = []
-    for lineno, rec in read_jsonl(path):
-        if not isinstance(rec.get("instruction"), str) or not isinstance(rec.get("output"), str):
-            raise UserError(f"{path}:{lineno}: expected {{\"instruction\": ..., \"output\": ...}}.",
-                            "Each line must be an Alpaca record (instruction, optional input, output).",
-                            code="alpaca.not_a_record", params={"path": str(path), "line": lineno})
-        records.append({"instruction": rec["instruction"], "input": rec.get("input") or "",
-                        "output": rec["output"], "source_doc": Path(path).name})
-    n = datastore.add_records(ws, dataset, records, source=f"import:{Path(path).name}")
-    audit.record(ws.root, user or audit.current_user(), "import", f"dataset:{dataset}",
-                 path=str(Path(path).resolve()), records=n)
-    return n
-
-
 # -- CLI (the subcommands' configs: pipelines/data/curate_cli.py) --------------------------
 
 COMMANDS = {
