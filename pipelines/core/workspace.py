@@ -152,8 +152,9 @@ class Workspace:
                  status, now, now),
             )
 
-    def evaluations(self) -> list[dict[str, Any]]:
-        """Every evaluation; a ``running`` one whose process is gone (killed, machine restarted)
+    def evaluations(self, task: str | None = "exam") -> list[dict[str, Any]]:
+        """The evaluations of one task (``exam`` questions by default, ``report`` generation from
+        images; None: all); a ``running`` one whose process is gone (killed, machine restarted)
         reads as ``failed`` with a ``message``: its folder's lock says so, nothing is written."""
         from pipelines.core import run_lock
         rows = self.query("SELECT * FROM evaluations ORDER BY created_at")
@@ -164,7 +165,8 @@ class Workspace:
                 r["status"] = "failed"
                 r["message"] = ("the evaluation ended without reporting (killed, out of memory, or machine "
                                 "restarted); run it again to resume")
-        return rows
+        # Evaluations from before reports carry no task: they are exams.
+        return [r for r in rows if task is None or r["config"].get("task", "exam") == task]
 
 
 def add_workspace_argument(parser: argparse.ArgumentParser) -> None:
