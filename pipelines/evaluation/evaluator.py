@@ -31,7 +31,7 @@ from pipelines.core.workspace import Workspace
 from pipelines.evaluation import metrics, results, scoring
 from pipelines.evaluation.prompting import build_prompt, pick_example, question_seed, shuffled
 from pipelines.evaluation.summary import EvalSummary
-from pipelines.models.backends import BackendSettings, check_loglik, open_backend
+from pipelines.models.backends import BackendSettings, check_loglik, check_text_model, open_backend
 from pipelines.models.generation import GenerationSettings
 from pipelines.models.references import ModelRef, resolve_model
 from pipelines.tasks.igakuqa import Question, load_questions
@@ -113,6 +113,7 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     template = load_template(config.template)
     pool = load_questions(config.shots_file).questions if 1 in config.shots else []
     ref = resolve_model(config.model, config.adapter, ws)
+    check_text_model(ref)
     if config.method != "generate":
         check_loglik(ref)
     out = Path(config.out)

@@ -12,8 +12,12 @@ prompt all open their model here, so a new engine is usable everywhere at once. 
                 (base model, adapter on top), batched; log-likelihoods via ``pipelines.models.loglik``
   ``endpoint``  ``pipelines.models.generation.EndpointGenerator``: an OpenAI-compatible chat API
                 (``openai:MODEL[@URL]``), N requests in flight; no log-likelihoods
+  ``vision``    ``pipelines.models.vision.VisionGenerator``: an image-text-to-text model in this
+                process; ``generate_reports(images, prompt, settings)``. Open it with
+                ``open_vision_backend``, which refuses a text model; text prompts are refused
+                (``check_text_model`` says so before anything loads)
 
-Adding a backend (e.g. vLLM for GPU evaluation at scale, or an image+text model):
+Adding a backend (e.g. vLLM for GPU evaluation at scale):
 1. write a class with the ``Backend`` methods below; ``generate`` yields ``(index, Completion)``
    in any order, as each finishes; ``score_choices`` raises a ``UserError`` if it cannot score
    (``supports_loglik = False``); ``describe`` says what it is;
@@ -40,11 +44,13 @@ from pipelines.models.generation import (
     Prompt,
     loglik_refused,
 )
+from pipelines.models.modality import VISION, text_model_refused, vision_model_refused
 from pipelines.models.references import ModelRef, load_model, resolve_model
+from pipelines.models.vision import VisionGenerator
 from pipelines.tasks.igakuqa import Question
 
 __all__ = ["Backend", "BackendInfo", "BackendSettings", "Completion", "GenerationSettings", "Prompt",
-           "BACKENDS", "backend_type", "check_loglik", "open_backend"]
+           "BACKENDS", "backend_type", "check_loglik", "check_text_model", "open_backend", "open_vision_backend"]
 
 
 @runtime_checkable
@@ -75,6 +81,7 @@ class BackendSettings:
     device: str | None = None           # local: cpu | cuda | cuda:1 …; None = a GPU if there is one
     concurrency: int = 4                # endpoint: requests in flight
     timeout: float = 120.0              # endpoint: seconds per request
+    trust_remote_code: bool = False     # vision: may run Python shipped with the model (the caller records it)
 
 
 def _open_local(ref: ModelRef, settings: BackendSettings) -> LocalGenerator:
@@ -89,10 +96,16 @@ def _open_endpoint(ref: ModelRef, settings: BackendSettings) -> EndpointGenerato
                              is_local=ref.is_local_endpoint)
 
 
+def _open_vision(ref: ModelRef, settings: BackendSettings) -> VisionGenerator:
+    return VisionGenerator.load(ref, device=settings.device, trust_remote_code=settings.trust_remote_code,
+                                batch_size=settings.batch_size, max_batch_tokens=settings.max_batch_tokens)
+
+
 # ModelRef.kind → (the implementation, how to open it from a reference)
 BACKENDS: dict[str, tuple[type, Callable[[ModelRef, BackendSettings], Backend]]] = {
     "local": (LocalGenerator, _open_local),
     "endpoint": (EndpointGenerator, _open_endpoint),
+    VISION: (VisionGenerator, _open_vision),
 }
 
 
@@ -105,8 +118,15 @@ def backend_type(ref: ModelRef) -> type:
     return BACKENDS[ref.kind][0]
 
 
+def check_text_model(ref: ModelRef) -> None:
+    """Refuse a vision model early, before it loads, where text prompts will be sent."""
+    if ref.kind == VISION:
+        raise vision_model_refused(ref.label)
+
+
 def check_loglik(ref: ModelRef) -> None:
     """Refuse log-likelihood scoring early, before a model loads, when the backend cannot do it."""
+    check_text_model(ref)
     if not backend_type(ref).supports_loglik:
         raise loglik_refused(ref.label)
 
@@ -121,3 +141,12 @@ def open_backend(ref_or_spec: ModelRef | str, workspace: Workspace | None = None
     ref = ref_or_spec if isinstance(ref_or_spec, ModelRef) else resolve_model(ref_or_spec, adapter, workspace)
     backend_type(ref)
     return BACKENDS[ref.kind][1](ref, BackendSettings(**settings))
+
+
+def open_vision_backend(ref_or_spec: ModelRef | str, workspace: Workspace | None = None, *,
+                        adapter: str | None = None, **settings) -> VisionGenerator:
+    """``open_backend`` for callers that send images: a text model is refused before it loads."""
+    ref = ref_or_spec if isinstance(ref_or_spec, ModelRef) else resolve_model(ref_or_spec, adapter, workspace)
+    if ref.kind != VISION:
+        raise text_model_refused(ref.label)
+    return open_backend(ref, **settings)

