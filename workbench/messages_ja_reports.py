@@ -35,6 +35,26 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "image.dicom_compressed": ("{path} は {syntax} で圧縮されており、ここでは復号できませんでした"
                                "（対応するデコーダーが入っていないか、データが壊れています）。",
                                "非圧縮で保存し直すか（例：`gdcmconv --raw 入力 出力`、`dcmdjpeg 入力 出力`）、PNG にしてください。"),
+    # image-text-to-text models (pipelines/models/vision.py, modality.py)
+    "vision.text_caller": ("{label} は画像とテキストを扱うモデル（視覚言語モデル）です。画像から文章を書くためのもので、"
+                           "テキストだけのプロンプトへの回答や選択肢の採点はできません。",
+                           "ここではテキストのモデル（default、登録済みのチェックポイント、モデルのフォルダ）を使ってください。"
+                           "視覚言語モデルは画像を入力とする機能（画像からのレポート作成）で使ってください。"),
+    "vision.text_model": ("{label} はテキスト専用のモデルで、画像を読めません。",
+                          "画像とテキストを扱うモデルを指定してください：demo-vlm（jmedlora models prepare-demo-vlm で作成）か、"
+                          "そのようなモデルのフォルダ（LLaVA、LLaVA-NeXT、Idefics3/SmolVLM、Qwen2-VL、PaliGemma）。"),
+    "vision.remote_code": ("{path} のモデルは transformers に含まれないコードを使います。読み込むと、そのフォルダにある Python "
+                           "ファイルが実行されます。",
+                           "transformers が標準で対応するモデル（LLaVA、LLaVA-NeXT、Idefics3/SmolVLM、Qwen2-VL、PaliGemma）を"
+                           "使ってください。そのコードを読んで信頼できる場合に限り、--trust-remote-code を指定できます。"),
+    "vision.unsupported": ("{path} は画像からテキストを生成するモデル（image-text-to-text）として読み込めません：{detail}",
+                           "transformers がそのように読み込めるモデル（LLaVA、LLaVA-NeXT、Idefics3/SmolVLM、Qwen2-VL、PaliGemma）を"
+                           "使ってください。独自のコードでしか動かないモデル（Bunny など）には対応していません。"),
+    "vision.no_processor": ("{path} に使える画像プロセッサがありません：{detail}",
+                            "モデルのプロセッサのファイル（processor_config.json または preprocessor_config.json、トークナイザの"
+                            "ファイル、chat_template.jinja）をそのフォルダにコピーしてください。"),
+    "vision.no_chat_template": ("{label} にはチャットテンプレートがないため、プロンプトの中に画像を置けません。",
+                                "モデルの chat_template.jinja（または chat_template.json）をそのフォルダにコピーしてください。"),
     # report files (pipelines/tasks/reports.py)
     "reports.missing": ("所見ファイル {path} がありません。",
                         "所見の JSONL を指定するか（例：assets/reports/sample_ja.jsonl）、`jmedlora reports import` で作成してください。"),
@@ -82,7 +102,9 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "report_import.nothing_written": ("{path} から取り込める行が1行もありません。", "上に挙げた問題を確認し、行を直してください。"),
     "report_import.row_width": ("値が {got} 個ありますが、列は {expected} 個です", None),
     "report_import.image_not_found": ("画像が見つかりません（探した場所：{looked}）", None),
-    # scoring reports (pipelines/evaluation/report_metrics.py)
+    # evaluating reports (pipelines/evaluation/evaluator.py, report_run.py) and scoring them (report_metrics.py)
+    "eval.report_method": ("レポート生成は生成した文章で採点します。--task report には --method {value} を使えません。",
+                           "--method を指定しないでください（generate になります）。"),
     "report_scores.no_shared": ("2つのシステムに共通のレポートがありません。",
                                 "同じ検査（同じレポート ID）で評価したレポートどうしを比べてください。"),
     "report_scores.duplicate_id": ("システム {side} に {key} が {id} のレポートが2件あります。",

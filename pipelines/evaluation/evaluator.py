@@ -28,7 +28,7 @@ from pipelines.core import audit, cli, jobs, run_lock
 from pipelines.core.errors import Interrupted, UserError, cli_guard, disk_full, same_command
 from pipelines.core.repo import ASSETS
 from pipelines.core.workspace import Workspace
-from pipelines.evaluation import metrics, results, scoring
+from pipelines.evaluation import metrics, report_run, results, scoring
 from pipelines.evaluation.prompting import build_prompt, pick_example, question_seed, shuffled
 from pipelines.evaluation.summary import EvalSummary
 from pipelines.models.backends import BackendSettings, check_loglik, check_text_model, open_backend
@@ -46,7 +46,8 @@ SHOTS_POOL = ASSETS / "questions" / "shots_ja.jsonl"
 @dataclass
 class EvalConfig:
     model: str = "default"              # default | model dir | adapter dir | registered name | openai:MODEL[@URL]
-    data: str = str(ASSETS / "questions" / "sample_ja.jsonl")  # IgakuQA-format JSONL
+    data: str = str(ASSETS / "questions" / "sample_ja.jsonl")  # IgakuQA-format JSONL (report: a report JSONL)
+    task: Literal["exam", "report"] = "exam"  # exam questions | image → report (pipelines/evaluation/report_run.py)
     out: str = field(default="", metadata=cli.required())  # output directory (resumes a run of the same config)
     adapter: str | None = None          # PEFT adapter directory applied on top of --model
     shots: tuple[int, ...] = field(default=(0,), metadata=cli.choices(0, 1))  # 0 and/or 1 solved examples
@@ -67,6 +68,8 @@ class EvalConfig:
     concurrency: int = BackendSettings.concurrency            # requests in flight for API endpoints
     shots_file: str = str(SHOTS_POOL)   # pool of solved examples for 1-shot prompts
     on_error: Literal["stop", "skip"] = "stop"  # bad lines in the question file: stop or skip them
+    image_size: int = 512               # report: images resized to this square, as JRadiEvo did
+    trust_remote_code: bool = False     # report: let a model run Python shipped in its folder (logged)
     workspace: str | None = None
 
     def validate(self) -> None:
@@ -89,6 +92,9 @@ class EvalConfig:
                             code="eval.at_least_one",
                             params={"fields": ["max_new_tokens", "batch_size"],
                                     "tokens": GenerationSettings.max_new_tokens, "batch": BackendSettings.batch_size})
+        if self.task == "report" and self.method != "generate":
+            raise UserError("Reports are scored on generated text: --method loglik does not apply to --task report.",
+                            "Leave --method out (generate).", code="eval.report_method", params={"value": self.method})
         if not 0 <= self.temperature <= 5 or not 0 < self.top_p <= 1:
             raise UserError("temperature must be in [0, 5] and top_p in (0, 1].",
                             "The paper used temperature 0.1 and top_p 0.9.",
@@ -108,6 +114,10 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     """Evaluate and summarise; ``stop`` ends early with the answers so far saved (a rerun resumes)."""
     config.validate()
     ws = workspace or Workspace.resolve(config.workspace)
+    if config.task == "report":
+        if config.data == EvalConfig.data:
+            config = dataclasses.replace(config, data=str(ASSETS / "reports" / "sample_ja.jsonl"))
+        return report_run.run(config, on_event or (lambda e: None), ws, stop or threading.Event())
     # Everything that can be refused is checked before the first file is written.
     qset = load_questions(config.data, on_error=config.on_error, limit=config.limit)
     template = load_template(config.template)
@@ -375,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
+    elif summary.get("task") == "report":
+        print(report_run.format_table(summary))
     else:
         print(format_table(EvalSummary.from_dict(summary), summary["label"]))
     if summary.get("incomplete"):

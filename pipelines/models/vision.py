@@ -66,7 +66,8 @@ def load_vision_model(ref: ModelRef, *, device: str | None = None, dtype=None, t
         raise UserError(f"{ref.path} holds a model whose code is not part of transformers: loading it would run "
                         "Python files shipped in that folder.",
                         "Use a model transformers supports natively (LLaVA, LLaVA-NeXT, Idefics3/SmolVLM, Qwen2-VL, "
-                        "PaliGemma), or, if you have read and trust that code, pass trust_remote_code=True.",
+                        "PaliGemma), or, if you have read and trust that code, pass --trust-remote-code "
+                        "(trust_remote_code=True from Python).",
                         code="vision.remote_code", params={"path": str(ref.path)})
     import torch
 

@@ -17,35 +17,8 @@ from pipelines.models.vision import VisionGenerator, load_vision_model, rgb
 
 PROMPT = "この画像の所見を書いてください。"
 GREEDY = GenerationSettings(temperature=0, max_new_tokens=6, stop=())
-IMAGE, PATCH = 32, 8          # 16 patches: 16 image tokens (CLIP's class token is dropped)
-
-
-@pytest.fixture(scope="module")
-def tiny_vlm_dir(tmp_path_factory, tokenizer_dir):
-    """A 2-layer CLIP vision tower (32×32 images, 8×8 patches), a projector and a 2-layer Llama, random,
-    with the embedded tokenizer plus ``<image>`` and a processor that places the image in a chat turn."""
-    import torch
-    from transformers import (AutoTokenizer, CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
-
-    from pipelines.models.demo_vlm import CHAT_TEMPLATE
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    vision = CLIPVisionConfig(image_size=IMAGE, patch_size=PATCH, hidden_size=32, intermediate_size=64,
-                              num_hidden_layers=2, num_attention_heads=2)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
-                         vision_feature_select_strategy="default", vision_feature_layer=-1)
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("tiny_vlm")
-    LlavaForConditionalGeneration(config).save_pretrained(out)
-    size = {"height": IMAGE, "width": IMAGE}
-    LlavaProcessor(image_processor=CLIPImageProcessorPil(size={"shortest_edge": IMAGE}, crop_size=size),
-                   tokenizer=tok, patch_size=PATCH, vision_feature_select_strategy="default",
-                   num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE).save_pretrained(out)
-    return out
+from tests.conftest import TINY_VLM_IMAGE as IMAGE
+from tests.conftest import TINY_VLM_PATCH as PATCH
 
 
 @pytest.fixture(scope="module")
