@@ -1,5 +1,5 @@
 """The workbench app: a header (workspace, embedded-model status, language switch) over the
-Data, Train, Compare and Charts tabs. ``build_app`` makes the Blocks; ``launch.py`` serves it.
+Data, Train, Compare, Charts, Merge and Reports tabs. ``build_app`` makes the Blocks; ``launch.py`` serves it.
 """
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import html
 
 import gradio as gr
 
-from components import answer_card, metric_table, run_monitor
-from workbench import audit_view, tab_charts, tab_compare, tab_data, tab_merge, tab_train, users
+from components import answer_card, metric_table, notice, report_view, run_monitor
+from workbench import audit_view, tab_charts, tab_compare, tab_data, tab_merge, tab_reports, tab_train, users
 from workbench.i18n import LANGS, Labels
 from workbench.state import AppState
 
@@ -30,7 +30,7 @@ STATUS = {
     "workspace": {"ja": "ワークスペース", "en": "Workspace"},
     "user": {"ja": "利用者", "en": "User"},
 }
-CSS = answer_card.CSS + metric_table.CSS + run_monitor.CSS + """
+CSS = answer_card.CSS + metric_table.CSS + run_monitor.CSS + notice.CSS + report_view.CSS + """
 #wb-status{font-size:13px}
 .notice{margin:4px 0}
 footer{display:none !important}
@@ -71,6 +71,8 @@ def build_app(state: AppState) -> gr.Blocks:
                 charts = tab_charts.create_charts_tab(state, t, lang)
             with t.tab(tab_merge.L["tab"], id="merge", elem_id="tab-merge") as merge_tab:
                 tab_merge.create_merge_tab(state, t, lang, compare=compare, tab=merge_tab)
+            with t.tab(tab_reports.TAB, id="reports", elem_id="tab-reports") as reports_tab:
+                tab_reports.create_reports_tab(state, t, lang, tab=reports_tab)
 
         def poll_status(lang_, request: gr.Request):
             return (status_html(state, lang_, users.current_user(request)),

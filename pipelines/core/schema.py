@@ -157,11 +157,19 @@ INSERT INTO review_history (eval_dir, checkpoint, problem_id, shots, rating, rev
     ORDER BY created_at;
 """
 
+# Version 3: a rating can flag harm apart from how right the answer is (a report that reads well
+# but misses a pneumothorax is "partly correct" *and* harmful); 0 for every earlier rating.
+REVIEW_HARM = """
+ALTER TABLE workbench_reviews ADD COLUMN harm INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE review_history ADD COLUMN harm INTEGER NOT NULL DEFAULT 0;
+"""
+
 # STEPS[i] brings a database from version i to version i + 1. Step 1 uses IF NOT EXISTS because
 # a version 0 workspace holds whichever tables its modules had created, with these definitions.
 STEPS: list[str] = [
     REGISTRY + DATAGEN + TRAIN_RUNS + REVIEWS,
     REVIEW_HISTORY,
+    REVIEW_HARM,
 ]
 VERSION = len(STEPS)
 

@@ -62,8 +62,8 @@ def question_hash(q) -> str:
 
 
 def read_results(out: Path) -> list[dict]:
-    """The complete rows, one per (question, shots) of an exam or per image of a report evaluation
-    (``report_run``): a later row for the same key wins."""
+    """The complete rows, one per (question, shots), or per ``id`` for a report evaluation's rows
+    (one per image, no shots): a later row for the same key wins."""
     path = out / "results.jsonl"
     if not path.exists():
         return []
@@ -71,7 +71,8 @@ def read_results(out: Path) -> list[dict]:
     for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
-            rows[(row["problem_id"], row["shots"]) if "problem_id" in row else ("report", row["id"])] = row
+            key = (row["problem_id"], row["shots"]) if "problem_id" in row else ("report", str(row["id"]))
+            rows[key] = row
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # a line cut short by a kill: that question is simply redone
     return list(rows.values())

@@ -5,6 +5,10 @@ current rating per answer and reviewer in ``workbench_reviews`` and every rating
 ``review_history``, so a changed rating keeps what it replaced. The reviewer is the logged-in
 user, never a typed name (one person cannot rate as another). The per-checkpoint summary is
 for after a batch: ``batch_done`` says when a reviewer has rated every answer of it.
+
+A rating may also flag harm (``harm``), apart from how right the answer is: a generated
+radiology report that reads well but misses a pneumothorax is "partly correct" and harmful.
+Report ratings use ``REPORT_RATINGS`` with the flag; exam answers keep "harmful" as a rating.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ import pandas as pd
 from pipelines.core.workspace import Workspace
 
 RATINGS = ("correct", "partly", "wrong", "harmful")
+# A generated report: how right it is, with harm a separate flag (``ReviewStore.rate(harm=...)``).
+REPORT_RATINGS = ("correct", "partly", "wrong")
 
 
 @dataclass(frozen=True)
@@ -38,20 +44,23 @@ class ReviewStore:
     def __init__(self, workspace: Workspace):
         self.ws = workspace
 
-    def rate(self, c: Candidate, rating: str, reviewer: str, note: str = "") -> None:
-        """Set ``reviewer``'s rating of ``c`` (replacing an earlier one) and append it to the history."""
+    def rate(self, c: Candidate, rating: str, reviewer: str, note: str = "", harm: bool = False) -> None:
+        """Set ``reviewer``'s rating of ``c`` (replacing an earlier one) and append it to the history;
+        ``harm`` flags the answer as one that could hurt a patient, whatever the rating."""
         if rating not in RATINGS:
             raise ValueError(f"rating must be one of {RATINGS}, not {rating!r}")
         if not (reviewer or "").strip():
             raise ValueError("a rating needs the reviewer (the logged-in user)")
-        row = (c.eval_dir, c.checkpoint, c.problem_id, c.shots, rating, reviewer.strip(), note, time.time())
+        row = (c.eval_dir, c.checkpoint, c.problem_id, c.shots, rating, reviewer.strip(), (note or "").strip(),
+               int(bool(harm)), time.time())
         with self.ws.transaction() as conn:
             conn.execute(
                 "INSERT INTO workbench_reviews (eval_dir, checkpoint, problem_id, shots, rating, reviewer, note,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (eval_dir, problem_id, shots, reviewer)"
-                " DO UPDATE SET rating=excluded.rating, note=excluded.note, created_at=excluded.created_at", row)
+                " harm, created_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (eval_dir, problem_id, shots, reviewer)"
+                " DO UPDATE SET rating=excluded.rating, note=excluded.note, harm=excluded.harm,"
+                " created_at=excluded.created_at", row)
             conn.execute("INSERT INTO review_history (eval_dir, checkpoint, problem_id, shots, rating, reviewer,"
-                         " note, created_at) VALUES (?,?,?,?,?,?,?,?)", row)
+                         " note, harm, created_at) VALUES (?,?,?,?,?,?,?,?,?)", row)
 
     def ratings(self, reviewer: str | None = None, eval_dirs: list[str] | None = None) -> list[dict]:
         """Current ratings, oldest first; of one reviewer and/or of some evaluations only."""
@@ -63,14 +72,19 @@ class ReviewStore:
         return rows
 
     def rating_of(self, c: Candidate, reviewer: str) -> str | None:
-        rows = self.ws.query("SELECT rating FROM workbench_reviews WHERE eval_dir=? AND problem_id=? AND shots=?"
-                             " AND reviewer=?", (c.eval_dir, c.problem_id, c.shots, reviewer.strip()))
-        return rows[0]["rating"] if rows else None
+        current = self.current(c, reviewer)
+        return current["rating"] if current else None
+
+    def current(self, c: Candidate, reviewer: str) -> dict | None:
+        """``reviewer``'s current rating of ``c``: ``{"rating", "harm" (bool), "note"}``, or None."""
+        rows = self.ws.query("SELECT rating, harm, note FROM workbench_reviews WHERE eval_dir=? AND problem_id=?"
+                             " AND shots=? AND reviewer=?", (c.eval_dir, c.problem_id, c.shots, reviewer.strip()))
+        return {**rows[0], "harm": bool(rows[0]["harm"])} if rows else None
 
     def history(self, c: Candidate, reviewer: str) -> list[dict]:
         """Every rating ``reviewer`` gave ``c``, oldest first."""
-        return self.ws.query("SELECT rating, note, created_at FROM review_history WHERE eval_dir=? AND problem_id=?"
-                             " AND shots=? AND reviewer=? ORDER BY created_at, id",
+        return self.ws.query("SELECT rating, harm, note, created_at FROM review_history WHERE eval_dir=?"
+                             " AND problem_id=? AND shots=? AND reviewer=? ORDER BY created_at, id",
                              (c.eval_dir, c.problem_id, c.shots, reviewer.strip()))
 
     def rated_keys(self, reviewer: str = "") -> set[tuple[str, str, int]]:
@@ -96,9 +110,10 @@ def batch_done(candidates: list[Candidate], rated: set) -> bool:
     return bool(todo) and all(c.key in rated for c in todo)
 
 
-def summarize(ratings: list[dict]) -> pd.DataFrame:
-    """Per checkpoint: number rated and share of each rating (harmful is what matters most)."""
-    cols = ["checkpoint", "n", *[f"{r} %" for r in RATINGS]]
+def summarize(ratings: list[dict], shown: tuple[str, ...] = RATINGS, *, harm: bool = False) -> pd.DataFrame:
+    """Per checkpoint: number rated and share of each rating in ``shown`` (harmful is what matters
+    most); with ``harm``, also the share flagged as harmful (``harm %``)."""
+    cols = ["checkpoint", "n", *[f"{r} %" for r in shown], *(["harm %"] if harm else [])]
     if not ratings:
         return pd.DataFrame(columns=cols)
     df = pd.DataFrame(ratings)
@@ -106,7 +121,9 @@ def summarize(ratings: list[dict]) -> pd.DataFrame:
     for name, g in df.groupby("checkpoint", sort=True):
         counts = g["rating"].value_counts()
         rec = {"checkpoint": name, "n": len(g)}
-        for r in RATINGS:
+        for r in shown:
             rec[f"{r} %"] = round(100 * counts.get(r, 0) / len(g), 1)
+        if harm:
+            rec["harm %"] = round(100 * sum(bool(h) for h in g.get("harm", [])) / len(g), 1)
         out.append(rec)
     return pd.DataFrame(out, columns=cols)

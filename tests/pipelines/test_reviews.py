@@ -56,3 +56,25 @@ def test_summary_per_checkpoint():
     assert df.loc["base", "n"] == 4 and df.loc["base", "correct %"] == 50.0 and df.loc["base", "harmful %"] == 25.0
     assert df.loc["tuned", "partly %"] == 100.0
     assert br.summarize([]).empty
+
+
+def test_a_report_rating_carries_a_harm_flag_and_a_note(workspace):
+    """A report that reads well but misses a pneumothorax: 'partly' and harmful, both kept."""
+    store = br.ReviewStore(workspace)
+    report = br.Candidate("/e/cxr", "demo-vlm", "cxr-0001", 0, "心拡大なし。")
+    other = br.Candidate("/e/cxr", "demo-vlm", "cxr-0002", 0, "異常なし。")
+    store.rate(report, "partly", "dr-a", note="  気胸の見落とし ", harm=True)
+    store.rate(other, "correct", "dr-a")
+    assert store.current(report, "dr-a") == {"rating": "partly", "harm": True, "note": "気胸の見落とし"}
+    assert store.current(other, "dr-a") == {"rating": "correct", "harm": False, "note": ""}
+    assert store.current(report, "dr-b") is None
+    store.rate(report, "wrong", "dr-a", harm=False)               # changed on a second look
+    assert [(h["rating"], h["harm"]) for h in store.history(report, "dr-a")] == [("partly", 1), ("wrong", 0)]
+    df = br.summarize(store.ratings(), br.REPORT_RATINGS, harm=True)
+    assert list(df.columns) == ["checkpoint", "n", "correct %", "partly %", "wrong %", "harm %"]
+    assert df.iloc[0].to_dict() == {"checkpoint": "demo-vlm", "n": 2, "correct %": 50.0, "partly %": 0.0,
+                                    "wrong %": 50.0, "harm %": 0.0}
+    store.rate(other, "correct", "dr-a", harm=True)
+    assert br.summarize(store.ratings(), br.REPORT_RATINGS, harm=True).iloc[0]["harm %"] == 50.0
+    # The exam summary keeps its columns.
+    assert "harm %" not in br.summarize(store.ratings()).columns

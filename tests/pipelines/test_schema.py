@@ -209,3 +209,26 @@ def test_a_version_1_workspace_gets_the_rating_history_with_its_ratings(tmp_path
     c = reviews.Candidate("/e", "base", "q1", 1, "x")
     assert [h["rating"] for h in reviews.ReviewStore(ws).history(c, "dr-b")] == ["wrong"]
     assert layout(ws) == layout(Workspace.resolve(tmp_path / "fresh"))
+
+
+def test_a_version_2_workspace_gets_the_harm_flag_with_its_ratings_unflagged(tmp_path):
+    root = tmp_path / "ws"
+    root.mkdir()
+    conn = sqlite3.connect(root / "registry.sqlite", isolation_level=None)
+    for step in schema.STEPS[:2]:
+        for statement in step.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO workbench_reviews (eval_dir, checkpoint, problem_id, shots, rating, reviewer,"
+                 " created_at) VALUES ('/e', 'base', 'q1', 0, 'harmful', 'dr-b', 1.0)")
+    conn.execute("INSERT INTO review_history (eval_dir, checkpoint, problem_id, shots, rating, reviewer,"
+                 " created_at) VALUES ('/e', 'base', 'q1', 0, 'harmful', 'dr-b', 1.0)")
+    conn.close()
+    ws = Workspace.resolve(root)
+    c = reviews.Candidate("/e", "base", "q1", 0, "x")
+    store = reviews.ReviewStore(ws)
+    assert store.current(c, "dr-b") == {"rating": "harmful", "harm": False, "note": ""}
+    store.rate(c, "partly", "dr-b", harm=True)
+    assert [(h["rating"], h["harm"]) for h in store.history(c, "dr-b")] == [("harmful", 0), ("partly", 1)]
+    assert layout(ws) == layout(Workspace.resolve(tmp_path / "fresh"))
