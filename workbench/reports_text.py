@@ -34,10 +34,10 @@ L: dict[str, Text] = {
 MSG: dict[str, Text] = {
     "none": {"ja": "胸部X線レポートの評価結果がまだありません。次のコマンドで作成できます（このワークスペースで実行すると、ここに表示されます）：\n"
                    "  jmedlora models prepare-demo-vlm\n"
-                   "  jmedlora evaluate --task report --model demo-vlm --data assets/reports/sample_ja.jsonl --out evals/report-demo-vlm",
+                   "  jmedlora evaluate --task report --model demo-vlm --data assets/reports/sample_ja.jsonl --out workspace/evals/report-demo-vlm",
              "en": "No chest X-ray report evaluation yet. Make one with (run in this workspace, it shows here):\n"
                    "  jmedlora models prepare-demo-vlm\n"
-                   "  jmedlora evaluate --task report --model demo-vlm --data assets/reports/sample_ja.jsonl --out evals/report-demo-vlm"},
+                   "  jmedlora evaluate --task report --model demo-vlm --data assets/reports/sample_ja.jsonl --out workspace/evals/report-demo-vlm"},
     "choose": {"ja": "上の「表示する評価結果」でレポートの評価結果を選んでください。",
                "en": "Choose report evaluations under \"Evaluations shown\" above."},
     "too_many": {"ja": "並べて表示できるのは4件までです。最初の4件を表示しています。",
