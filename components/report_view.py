@@ -19,7 +19,7 @@ CSS = """
 .rv-card{border:1px solid #d0d7de;border-radius:10px;padding:10px 12px;background:#fff;color:#1f2328}
 .rv-card.ref{background:#f6f8fa;border-color:#8c959f}
 .rv-card .rv-who{font-weight:700;margin-bottom:4px;display:flex;gap:6px;flex-wrap:wrap;align-items:baseline}
-.rv-card .rv-text{white-space:pre-wrap;font-size:14px;line-height:1.6;margin:6px 0;max-height:14em;overflow:auto}
+.rv-card .rv-text{white-space:pre-wrap;overflow-wrap:anywhere;font-size:14px;line-height:1.6;margin:6px 0;max-height:14em;overflow:auto}
 .rv-card .rv-missing{color:#57606a;font-style:italic}
 .rv-badge{display:inline-block;font-size:12px;font-weight:400;border-radius:8px;padding:0 6px;border:1px solid #d0d7de;background:#fff}
 .rv-chips{display:flex;flex-wrap:wrap;gap:4px;margin-top:4px}
