@@ -102,6 +102,22 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "report_import.nothing_written": ("{path} から取り込める行が1行もありません。", "上に挙げた問題を確認し、行を直してください。"),
     "report_import.row_width": ("値が {got} 個ありますが、列は {expected} 個です", None),
     "report_import.image_not_found": ("画像が見つかりません（探した場所：{looked}）", None),
+    # translating English findings into Japanese (pipelines/data/translate.py)
+    "translate.glossary_missing": ("用語集 {path} を読めません（ないか、ファイルではありません）。",
+                                   "--glossary に存在する用語集の JSON を指定してください（既定は assets/reports/glossary_en_ja.json）。"),
+    "translate.glossary_bad": ("{path} は用語集の JSON になっていません（{detail}）。",
+                               "{{\"name\": ..., \"version\": ..., \"terms\": [{{\"en\": [\"pleural effusion\"], \"ja\": [\"胸水\"]}}]}} "
+                               "の形で書いてください。"),
+    "translate.no_english": ("{path} には findings_en のある行が1行もなく、翻訳する英語がありません。",
+                             "英語の所見ごと取り込むか（`jmedlora reports import --allow-untranslated`）、各行に findings_en を加えてください。"),
+    "translate.out_and_in_place": ("--out と --in-place が両方指定されています。",
+                                   "どちらか一方にしてください（--out FILE は新しいファイルに書き、--in-place は入力を書き換えます）。"),
+    "translate.out_is_input": ("--out {path} は入力ファイルそのものです。",
+                               "別の --out を指定するか、入力を書き換えるなら --in-place を付けてください。"),
+    "translate.out_outside": ("{path} は {source} のフォルダの中にもその上位にもありません。所見ファイルは自分のフォルダとその下の画像しか読みません。",
+                              "--out は入力と同じフォルダ（かその上位）に書き出してください。"),
+    "translate.out_exists": ("{path} はすでにあります。", "置き換えるなら --overwrite を付けるか、別の --out を指定してください。"),
+    "translate.at_least_one": ("--concurrency は1以上にしてください。", "たとえば --concurrency 2 を指定してください。"),
     # evaluating reports (pipelines/evaluation/evaluator.py, report_run.py) and scoring them (report_metrics.py)
     "eval.report_method": ("レポート生成は生成した文章で採点します。--task report には --method {value} を使えません。",
                            "--method を指定しないでください（generate になります）。"),

@@ -2,5 +2,6 @@
 (``privacy``), one request per chunk (``chunk_requests``) and the generation run (``generate``),
 parsing a model's Q&A list (``qa_parse``), the database store (``store``), and curation, review
 and export (``curate``, ``curate_cli``); chest X-ray report files imported from a folder of images and a
-CSV, and validated (``report_import``: ``jmedlora reports``).
+CSV, and validated (``report_import``: ``jmedlora reports``); their English findings translated into
+Japanese through the same endpoint, checked against a radiology glossary (``translate``).
 """

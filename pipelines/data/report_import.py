@@ -2,6 +2,7 @@
 
     jmedlora reports import --images DIR --csv reports.csv [--out DIR/reports.jsonl] [--allow-untranslated]
     jmedlora reports validate DIR/reports.jsonl [--no-check-images] [--json]
+    jmedlora reports translate DIR/reports.jsonl [--out DIR/reports_ja.jsonl] [--base-url URL] [--json]
 
 The report file's format is ``pipelines/tasks/reports.py``'s. The CSV's columns are found by name
 (any case), so the public data sets' files work as they come:
@@ -16,8 +17,9 @@ The report file's format is ``pipelines/tasks/reports.py``'s. The CSV's columns 
 
 Without a ``findings_ja`` column the import stops: the format requires the Japanese. With
 ``--allow-untranslated`` it writes ``findings_ja: ""`` and the English, to translate later (such a file
-loads only with ``require_ja=False``). Bad rows are reported as ``file:line: column: problem``; with
-``--on-error skip`` the good rows are written and the rest counted by reason.
+loads only with ``require_ja=False``); ``translate`` fills it (``pipelines/data/translate.py``).
+Bad rows are reported as ``file:line: column: problem``; with ``--on-error skip`` the good rows are
+written and the rest counted by reason.
 
 The images' own DICOM headers are never read beyond the pixel module, so no patient name or ID can
 reach the report file. The CSV's ``subject_id``, ``study_id`` and ``uid`` are data-set ids, not names,
@@ -38,8 +40,9 @@ from pathlib import Path
 from typing import Literal
 
 from pipelines.core import cli, safe_load
-from pipelines.core.errors import UserError, cli_guard
+from pipelines.core.errors import Interrupted, UserError, cli_guard, same_command
 from pipelines.core.jsonl import DataProblem
+from pipelines.data import translate
 from pipelines.tasks import reports
 from pipelines.tasks.images import IMAGE_SUFFIXES
 
@@ -81,7 +84,8 @@ class ValidateConfig:
 
 
 COMMANDS = {"import": (ImportConfig, "a folder of images and a CSV of reports → a report JSONL"),
-            "validate": (ValidateConfig, "check every line of a report JSONL and its images")}
+            "validate": (ValidateConfig, "check every line of a report JSONL and its images"),
+            "translate": (translate.TranslateConfig, "fill findings_ja from findings_en with a model (local by default)")}
 
 
 def _header_map(header: list[str]) -> dict[str, str]:
@@ -332,6 +336,12 @@ def main(argv: list[str] | None = None) -> None:
                                  keep_ids=a.keep_ids, check_images=a.check_images, on_error=a.on_error,
                                  encoding=a.encoding, overwrite=a.overwrite)
         _print_import(summary, a.json)
+    elif args.command == "translate":
+        try:
+            summary = translate.run(a, translate.print_event)
+        except KeyboardInterrupt:
+            raise Interrupted(same_command("reports", argv) + "   (answers received are not asked for again)") from None
+        translate.print_summary(summary, a.json)
     elif validate(a):
         raise SystemExit(1)
 
