@@ -118,6 +118,9 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                               "--out は入力と同じフォルダ（かその上位）に書き出してください。"),
     "translate.out_exists": ("{path} はすでにあります。", "置き換えるなら --overwrite を付けるか、別の --out を指定してください。"),
     "translate.at_least_one": ("--concurrency は1以上にしてください。", "たとえば --concurrency 2 を指定してください。"),
+    # reviewing translations (pipelines/data/translation_review.py)
+    "translation.empty": ("{id} の日本語の所見を空にはできません。", "修正した訳文を書いてください（行を除くには所見ファイルを編集してください）。"),
+    "translation.no_id": ("{path} に ID {id} の行がありません。", "翻訳の一覧で ID を確認してください。"),
     # evaluating reports (pipelines/evaluation/evaluator.py, report_run.py) and scoring them (report_metrics.py)
     "eval.report_method": ("レポート生成は生成した文章で採点します。--task report には --method {value} を使えません。",
                            "--method を指定しないでください（generate になります）。"),

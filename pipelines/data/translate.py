@@ -311,7 +311,7 @@ def run(config: TranslateConfig, on_event: Callable[[dict], None] | None = None,
         answers.update(asked["answers"])
         kind = "local" if endpoint.local else "remote"
         lines, flagged, empty = _fill(samples, work, answers, glossary, endpoint.model, kind)
-    _write_jsonl(out, source, lines)
+    write_reports(out, source, lines)
     summary = {**base, "out": str(out), "lines": len(samples), "to_translate": len(work),
                "translated": len(answers) - len(empty),
                "asked": len(asked["answers"]), "cached": len(work) - len(to_send),
@@ -351,7 +351,7 @@ def _fill(samples, work: list[Work], answers: dict, glossary: Glossary, model: s
     return lines, flagged, empty
 
 
-def _write_jsonl(out: Path, source: Path, samples: list[reports.ReportSample]) -> None:
+def write_reports(out: Path, source: Path, samples: list[reports.ReportSample]) -> None:
     """Whole or not at all (written beside the target, then renamed over it); image paths are
     rewritten relative to the new file's folder."""
     in_folder, out_folder = source.absolute().parent, out.absolute().parent

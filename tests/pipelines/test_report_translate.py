@@ -220,3 +220,27 @@ def test_a_refused_request_leaves_its_line_untranslated_and_is_asked_again(repor
         assert {s.id: s.findings_ja for s in reports.load_reports(summary["out"], require_ja=False)}["a"] == ""
         again = tr.run(config(report_file, srv, workspace, out=str(report_file.with_name("again.jsonl"))))
         assert srv.requests == 4 and again["asked"] == 1 and again["cached"] == 2 and again["errors"] == []
+
+
+# -- review -------------------------------------------------------------------------------
+
+def test_review_lists_translations_and_saves_a_correction(report_file, workspace):
+    from pipelines.data import translation_review as review
+    with FakeOpenAIServer(reply) as srv:
+        out = tr.run(config(report_file, srv, workspace))["out"]
+    listed = review.list_translations(out)
+    assert [r["id"] for r in listed] == ["a", "b", "d"]            # c was not machine-translated
+    assert [r["id"] for r in review.list_translations(out, only_flagged=True)] == ["a"]
+    assert listed[0]["findings_en"] == "Mild cardiomegaly. No pleural effusion." and listed[0]["model"] == "fake-model"
+    row = review.save_translation(out, "a", " 軽度の心拡大を認める。胸水なし。 ", who="dr-sato")
+    assert row["findings_ja"] == "軽度の心拡大を認める。胸水なし。" and row["edited_by"] == "dr-sato"
+    assert row["glossary_missing"] == [] and row["machine_findings_ja"] == "軽度の心拡大を認める。"
+    row = review.save_translation(out, "a", "心拡大を認める。", who="dr-kato")
+    assert row["machine_findings_ja"] == "軽度の心拡大を認める。" and row["glossary_missing"] == ["pleural effusion"]
+    saved = {s.id: s for s in reports.load_reports(out)}
+    assert saved["a"].findings_ja == "心拡大を認める。" and saved["a"].metadata["translation"]["edited_by"] == "dr-kato"
+    assert saved["b"].findings_ja == "急性の心肺病変なし。" and saved["a"].image == "a.png"
+    for sample_id, text, code in (("a", "  ", "translation.empty"), ("zz", "胸水なし。", "translation.no_id")):
+        with pytest.raises(UserError) as info:
+            review.save_translation(out, sample_id, text)
+        assert info.value.code == code
