@@ -99,6 +99,28 @@ PREFILL_CHUNK = 512
 KV_CACHE_MB = 384       # a batch's key/value cache on a CPU: bounded RSS on an 8 GB hospital PC
 
 
+def generate_once(model, enc: dict, kwargs: dict):
+    """``model.generate`` for one batch, shared by the text and image engines: (the output, whether
+    the static cache worked). An architecture without static-cache support falls back to the
+    dynamic cache (same results; the caller stops asking for it); running out of GPU memory is a
+    UserError saying what to lower."""
+    import torch
+
+    try:
+        with torch.inference_mode():
+            try:
+                return model.generate(**enc, **kwargs), True
+            except ValueError as exc:
+                if "static" not in str(exc).lower() or "cache_implementation" not in kwargs:
+                    raise
+                dynamic = {k: v for k, v in kwargs.items() if k != "cache_implementation"}
+                return model.generate(**enc, **dynamic), False
+    except torch.OutOfMemoryError as exc:
+        raise UserError("Out of GPU memory during generation.",
+                        "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.",
+                        code="gpu.oom") from exc
+
+
 def prefill_kwargs(model, width: int) -> dict:
     """``generate`` arguments that read a long prompt in chunks of 512 tokens on a CPU.
 
@@ -258,21 +280,8 @@ class LocalGenerator:
         if processors:
             kwargs["logits_processor"] = processors
         torch.manual_seed(seed)
-        try:
-            with torch.inference_mode():
-                try:
-                    out = self.model.generate(**enc, **kwargs)
-                except ValueError as exc:
-                    if "static" not in str(exc).lower():
-                        raise
-                    # An architecture without static-cache support: dynamic cache, same results.
-                    self.static_cache = False
-                    kwargs.pop("cache_implementation")
-                    out = self.model.generate(**enc, **kwargs)
-        except torch.OutOfMemoryError as exc:
-            raise UserError("Out of GPU memory during generation.",
-                            "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.",
-                            code="gpu.oom") from exc
+        out, static_ok = generate_once(self.model, enc, kwargs)
+        self.static_cache = self.static_cache and static_ok
         new = out[:, enc["input_ids"].shape[1]:]
         results = []
         for row in new:

@@ -44,6 +44,7 @@ from pipelines.models.generation import (
     RowSeededSampler,
     cut_at_stop,
     decode_whole_chars,
+    generate_once,
     sampling_top_k,
 )
 from pipelines.models.modality import VISION, read_config, vision_model_refused
@@ -238,25 +239,11 @@ class VisionGenerator:
 
     def _generate_batch(self, images: list, text: str, settings: GenerationSettings, row_seeds: list[int],
                         on_tokens: Callable[[int], None] | None = None) -> list[tuple[str, str, int]]:
-        import torch
 
         enc = self.encode(images, text)
         kwargs = self._generate_kwargs(settings, row_seeds, on_tokens)
-        try:
-            with torch.inference_mode():
-                try:
-                    out = self.model.generate(**enc, **kwargs)
-                except ValueError as exc:
-                    if "static" not in str(exc).lower():
-                        raise
-                    # An architecture without static-cache support: dynamic cache, same results.
-                    self.static_cache = False
-                    kwargs.pop("cache_implementation")
-                    out = self.model.generate(**enc, **kwargs)
-        except torch.OutOfMemoryError as exc:
-            raise UserError("Out of GPU memory during generation.",
-                            "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.",
-                            code="gpu.oom") from exc
+        out, static_ok = generate_once(self.model, enc, kwargs)
+        self.static_cache = self.static_cache and static_ok
         results = []
         for row in out[:, enc["input_ids"].shape[1]:]:
             ids = [t for t in row.tolist() if t != self.tokenizer.pad_token_id]
