@@ -181,3 +181,19 @@ def test_blind_rating_with_harm_flag_is_stored_audited_and_blind(workspace, pair
     auth.set_user(workspace.root, "chief", "a-long-password-1", role="admin")
     summary, _ = reports_review.reveal(state, pair, "en", as_user("chief"))
     assert summary["visible"] is True and "harmful %" in summary["value"].columns
+
+
+def test_the_dicom_study_shows_pixels_only_no_patient_data(workspace, pair):
+    """The sample DICOM's header holds a made-up patient (assets/reports/make_samples.py): the page gets a
+    JPEG re-encoded from the pixels, and neither it nor any HTML or table names the patient."""
+    import base64
+    import re
+    state = AppState(workspace)
+    image, reports = reports_view.show_study(state, pair, "synthetic-normal-dicom", 1, "ja")
+    (encoded,) = re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", image)
+    jpeg = base64.b64decode(encoded)
+    assert jpeg[:2] == b"\xff\xd8" and len(jpeg) > 1000
+    frames = reports_tables.tables(reports_view.read_shown(state, pair), "ja")[:3]
+    page = image + reports + "".join(f.to_csv() for f in frames)
+    for secret in ("YAMADA", "TARO", "FAKE-0001", "19500101", "FAKEACC01", "SYNTHETIC HOSPITAL"):
+        assert secret.encode() not in jpeg and secret not in page
