@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipelines.core.repo import ASSETS  # noqa: E402
 from pipelines.core.workspace import Workspace  # noqa: E402
 from pipelines.evaluation.prompting import build_prompt  # noqa: E402
-from pipelines.models.generation import GenerationSettings, LocalGenerator, cut_at_stop  # noqa: E402
+from pipelines.models.decoding import cut_at_stop  # noqa: E402
+from pipelines.models.generation import GenerationSettings, LocalGenerator  # noqa: E402
 from pipelines.models.references import load_model, resolve_model  # noqa: E402
 from pipelines.tasks.igakuqa import load_questions  # noqa: E402
 from pipelines.tasks.prompts import load_template  # noqa: E402

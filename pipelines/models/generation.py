@@ -27,6 +27,17 @@ from urllib.parse import urlparse
 
 from pipelines.core.errors import UserError
 from pipelines.models import loglik
+from pipelines.models.decoding import (
+    KV_CACHE_MB,
+    RowSeededSampler,
+    cut_at_stop,
+    decode_whole_chars,
+    generate_once,
+    length_batches,
+    prefill_kwargs,
+    sampling_top_k,
+    token_steps,
+)
 from pipelines.models.device_memory import kv_cache_tokens
 from pipelines.tasks.igakuqa import Question
 
@@ -77,60 +88,6 @@ def loglik_refused(label: str) -> UserError:
                      "endpoint, which gives only text.",
                      "Use --method generate for endpoint models (loglik and both need a local model).",
                      code="loglik.endpoint", params={"label": label})
-
-
-def cut_at_stop(text: str, stops: tuple[str, ...]) -> str:
-    cut = len(text)
-    for s in stops:
-        i = text.find(s)
-        if i != -1:
-            cut = min(cut, i)
-    return text[:cut].strip()
-
-
-def decode_whole_chars(tokenizer, ids: list[int], cut: bool) -> str:
-    """Decoded text; when generation stopped at the token limit, without the partial character
-    a byte-level tokenizer leaves at the cut (decoded as U+FFFD, shown as "�")."""
-    text = tokenizer.decode(ids, skip_special_tokens=True)
-    return text.rstrip("\ufffd") if cut else text
-
-
-PREFILL_CHUNK = 512
-KV_CACHE_MB = 384       # a batch's key/value cache on a CPU: bounded RSS on an 8 GB hospital PC
-
-
-def generate_once(model, enc: dict, kwargs: dict):
-    """``model.generate`` for one batch, shared by the text and image engines: (the output, whether
-    the static cache worked). An architecture without static-cache support falls back to the
-    dynamic cache (same results; the caller stops asking for it); running out of GPU memory is a
-    UserError saying what to lower."""
-    import torch
-
-    try:
-        with torch.inference_mode():
-            try:
-                return model.generate(**enc, **kwargs), True
-            except ValueError as exc:
-                if "static" not in str(exc).lower() or "cache_implementation" not in kwargs:
-                    raise
-                dynamic = {k: v for k, v in kwargs.items() if k != "cache_implementation"}
-                return model.generate(**enc, **dynamic), False
-    except torch.OutOfMemoryError as exc:
-        raise UserError("Out of GPU memory during generation.",
-                        "Lower --batch-size (e.g. 4) or --max-new-tokens, or use a smaller model.",
-                        code="gpu.oom") from exc
-
-
-def prefill_kwargs(model, width: int) -> dict:
-    """``generate`` arguments that read a long prompt in chunks of 512 tokens on a CPU.
-
-    The CPU's attention kernel materialises (rows × heads × width²) scores for a padded batch:
-    4 prompts of 2,733 tokens with the embedded model peaked at 2.4 GB, chunked at 1.7 GB and in
-    half the time (same tokens out, greedy, checked). A GPU's fused kernels do not need it.
-    """
-    if width <= PREFILL_CHUNK or getattr(model.device, "type", "cpu") != "cpu":
-        return {}
-    return {"prefill_chunk_size": PREFILL_CHUNK}
 
 
 class LocalGenerator:
@@ -232,28 +189,13 @@ class LocalGenerator:
         return max(1, min(self.max_batch_tokens, tokens))
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
-        """Consecutive runs of the length-sorted order, each within the row and token budgets."""
-        batch: list[int] = []
-        rows, budget = min(self.batch_size, self.first_batch), self.token_budget()
-        for i in order:
-            # The first (longest) prompt of a batch sets its padded width.
-            width = (lengths[batch[0]] if batch else lengths[i]) + max_new_tokens
-            if batch and (len(batch) >= rows or (len(batch) + 1) * width > budget):
-                yield batch
-                batch, rows = [], self.batch_size
-            batch.append(i)
-        if batch:
-            yield batch
+        return length_batches(order, lengths, max_new_tokens, rows=self.batch_size, first=self.first_batch,
+                              budget=self.token_budget())
 
     def _generate_batch(self, texts: list[str], chat: bool, settings: GenerationSettings, seed: int,
                         row_seeds: list[int] | None = None, on_tokens: Callable[[int], None] | None = None):
         import torch
-        from transformers import LogitsProcessor, LogitsProcessorList
-
-        class Steps(LogitsProcessor):
-            def __call__(self, ids, scores):
-                on_tokens(ids.shape[0])
-                return scores
+        from transformers import LogitsProcessorList
 
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
@@ -261,7 +203,7 @@ class LocalGenerator:
         kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sample, use_cache=True,
                       repetition_penalty=settings.repetition_penalty,
                       pad_token_id=self.tokenizer.pad_token_id)
-        processors = LogitsProcessorList([Steps()] if on_tokens is not None else [])
+        processors = LogitsProcessorList([token_steps(on_tokens)] if on_tokens is not None else [])
         if sample and row_seeds is not None:
             # Each row samples from its own generator, so an answer depends on its prompt and
             # seed only, not on which batch it fell in (a resumed run answers as an unbroken one).
@@ -290,41 +232,6 @@ class LocalGenerator:
             text = decode_whole_chars(self.tokenizer, ids, cut=len(ids) >= settings.max_new_tokens)
             results.append((cut_at_stop(text, settings.stop), raw, len(ids)))
         return results
-
-
-def sampling_top_k(model) -> int | None:
-    """The top-k to sample with: the model's own generation config's, else none. (transformers
-    samples from the top 50 when nothing says otherwise; OpenAI's API and vLLM have no such cut.)"""
-    return getattr(getattr(model, "generation_config", None), "top_k", None) or None
-
-
-class RowSeededSampler:
-    """A logits processor that samples each row with its own seeded generator (temperature,
-    ``top_k``, then nucleus ``top_p``, as ``generate`` does) and leaves only the drawn token,
-    which greedy decoding then takes."""
-
-    def __init__(self, seeds: list[int], temperature: float, top_p: float, device, top_k: int | None = None):
-        import torch
-
-        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
-        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        scores = scores.float()
-        if self.top_k and self.top_k < scores.shape[-1]:
-            kth = torch.topk(scores, self.top_k, dim=-1).values[:, -1:]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores / self.temperature, dim=-1)
-        sorted_p, sorted_i = torch.sort(probs, descending=True, dim=-1)
-        keep = sorted_p.cumsum(-1) - sorted_p < self.top_p          # the nucleus, at least one token
-        sorted_p = sorted_p * keep
-        out = torch.full_like(scores, float("-inf"))
-        for row, gen in enumerate(self.generators):
-            pick = torch.multinomial(sorted_p[row] / sorted_p[row].sum(), 1, generator=gen)
-            out[row, sorted_i[row, pick]] = 0.0
-        return out
 
 
 class EndpointGenerator:

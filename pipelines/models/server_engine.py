@@ -27,7 +27,7 @@ from typing import Iterator
 
 from pipelines.core.errors import UserError
 from pipelines.models import structured
-from pipelines.models.generation import RowSeededSampler, prefill_kwargs, sampling_top_k
+from pipelines.models.decoding import RowSeededSampler, prefill_kwargs, sampling_top_k
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
 # How long the worker waits after a batch's first request for others (seconds): a batch of

@@ -34,19 +34,18 @@ from typing import Callable, Iterator
 
 from pipelines.core import safe_load
 from pipelines.core.errors import UserError
-from pipelines.models.device_memory import kv_cache_tokens
-from pipelines.models.generation import (
+from pipelines.models.decoding import (
     KV_CACHE_MB,
-    BackendInfo,
-    Completion,
-    GenerationSettings,
-    Prompt,
     RowSeededSampler,
     cut_at_stop,
     decode_whole_chars,
     generate_once,
+    length_batches,
     sampling_top_k,
+    token_steps,
 )
+from pipelines.models.device_memory import kv_cache_tokens
+from pipelines.models.generation import BackendInfo, Completion, GenerationSettings, Prompt
 from pipelines.models.modality import VISION, read_config, vision_model_refused
 from pipelines.models.references import ModelRef, apply_adapter, pick_device
 
@@ -200,32 +199,18 @@ class VisionGenerator:
                                     info={"raw": raw, "prompt_tokens": lengths[i], **cut})
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
-        """Consecutive runs of the length-sorted order within the row and token budgets."""
-        batch: list[int] = []
-        rows, budget = min(self.batch_size, self.first_batch), self.token_budget()
-        for i in order:
-            width = (lengths[batch[0]] if batch else lengths[i]) + max_new_tokens
-            if batch and (len(batch) >= rows or (len(batch) + 1) * width > budget):
-                yield batch
-                batch, rows = [], self.batch_size
-            batch.append(i)
-        if batch:
-            yield batch
+        return length_batches(order, lengths, max_new_tokens, rows=self.batch_size, first=self.first_batch,
+                              budget=self.token_budget())
 
     def _generate_kwargs(self, settings: GenerationSettings, row_seeds: list[int],
                          on_tokens: Callable[[int], None] | None) -> dict:
-        from transformers import LogitsProcessor, LogitsProcessorList
-
-        class Steps(LogitsProcessor):
-            def __call__(self, ids, scores):
-                on_tokens(ids.shape[0])
-                return scores
+        from transformers import LogitsProcessorList
 
         # Greedy decoding throughout; sampling is a processor that leaves each row its drawn token.
         kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=False, use_cache=True,
                       temperature=None, top_p=None, top_k=None, repetition_penalty=settings.repetition_penalty,
                       pad_token_id=self.tokenizer.pad_token_id)
-        processors = LogitsProcessorList([Steps()] if on_tokens is not None else [])
+        processors = LogitsProcessorList([token_steps(on_tokens)] if on_tokens is not None else [])
         if settings.temperature > 0:
             processors.append(RowSeededSampler(row_seeds, settings.temperature, settings.top_p, self.model.device,
                                                top_k=sampling_top_k(self.model)))

@@ -3,7 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from pipelines.models.generation import decode_whole_chars
+from pipelines.models.decoding import decode_whole_chars
 
 
 def test_a_cut_inside_a_character_drops_the_partial_character(tokenizer_dir):
@@ -23,7 +23,7 @@ def test_generate_once_falls_back_from_the_static_cache_and_names_out_of_memory(
     import torch
 
     from pipelines.core.errors import UserError
-    from pipelines.models.generation import generate_once
+    from pipelines.models.decoding import generate_once
 
     class Model:
         def __init__(self, error=None):

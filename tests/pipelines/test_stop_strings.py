@@ -1,5 +1,6 @@
 """Stop strings derived from the templates: a response is the answer only, the raw text is kept."""
-from pipelines.models.generation import LocalGenerator, cut_at_stop
+from pipelines.models.decoding import cut_at_stop
+from pipelines.models.generation import LocalGenerator
 from pipelines.tasks.prompts import load_template
 
 
