@@ -112,6 +112,7 @@ def build_app(state: AppState) -> gr.Blocks:
         fn, ins, outs = data["on_load"]
         demo.load(fn, ins, outs)
         data_tab.select(fn, ins, outs)
+        data_tab.select(*data["report_files"])
         fn, ins, outs = compare["on_load"]           # re-attach to an evaluation batch still running
         demo.load(fn, ins, outs)
     # No public API: the page is the interface. Gradio embeds the API description (with every

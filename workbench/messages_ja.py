@@ -32,7 +32,7 @@ WORDS = {"running": "実行中", "queued": "待機中", "loss": "損失", "gradi
          "training data": "学習データ", "evaluation data": "評価データ", "dev questions": "開発セットの問題",
          "test questions": "テストセットの問題", "training state": "学習の途中状態", "model weights": "モデルの重み",
          "adapter weights": "アダプタの重み", "adapter configuration": "アダプタの設定",
-         "model configuration": "モデルの設定", "JSONL file": "JSONL ファイル"}
+         "model configuration": "モデルの設定", "JSONL file": "JSONL ファイル", "report file": "所見ファイル"}
 TYPES = {"list": "配列", "str": "文字列", "int": "整数", "float": "数値", "bool": "真偽値", "NoneType": "null"}
 ERRNO = {errnos.ENOENT: "ファイルがありません", errnos.EACCES: "読み取り権限がありません",
          errnos.EISDIR: "フォルダです", errnos.ENOTDIR: "パスの途中がフォルダではありません"}

@@ -121,6 +121,15 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     # reviewing translations (pipelines/data/translation_review.py)
     "translation.empty": ("{id} の日本語の所見を空にはできません。", "修正した訳文を書いてください（行を除くには所見ファイルを編集してください）。"),
     "translation.no_id": ("{path} に ID {id} の行がありません。", "翻訳の一覧で ID を確認してください。"),
+    "translation.changed": ("{id} の日本語の所見は、あなたが開いた後に別の人が変更しました。",
+                            "一覧を開き直して相手の修正を読んでから、もう一度修正してください。"),
+    "translation.no_file": ("所見ファイルが指定されていません。", "パスを入力するか、一覧から選んでください。"),
+    # a file a page rewrites in place (pipelines/core/exports.py: editable_file)
+    "edit.outside": ("{path}（{what}）は読めますが、この画面からは変更できません。保存できるのは {folder} などワークスペース内の決められたフォルダだけです。",
+                     "ファイルのフォルダ（画像ごと）を {folder} にコピーし、そこで開いてください。"),
+    "edit.symlink": ("{path}（{what}）はシンボリックリンクを通っています。この画面はリンク越しに書き込みません。",
+                     "フォルダを通常のファイルとして {folder} にコピーしてください。"),
+    "edit.not_a_file": ("{path}（{what}）は通常のファイルではありません。", "所見の JSONL ファイルそのものを指定してください。"),
     # evaluating reports (pipelines/evaluation/evaluator.py, report_run.py) and scoring them (report_metrics.py)
     "eval.report_method": ("レポート生成は生成した文章で採点します。--task report には --method {value} を使えません。",
                            "--method を指定しないでください（generate になります）。"),

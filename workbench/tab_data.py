@@ -1,6 +1,7 @@
 """Data tab: documents → privacy check → instruction data (local model or an OpenAI-compatible
 endpoint) → curation (filters, search, accept/reject/edit with an audit trail) → statistics
-→ export. Layout and wiring only: the handlers are ``workbench.data_handlers``.
+→ export; and the review of machine-translated report findings. Layout and wiring only: the
+handlers are ``workbench.data_handlers`` and ``workbench.data_translations``.
 
 Generation runs as a job (``pipelines.core.jobs``: ``jmedlora datagen …`` in its own
 process, which serves a local model itself when no endpoint is given); this tab shows its
@@ -17,6 +18,7 @@ from pipelines.data import chunk_prompts, filters
 from pipelines.data import generate as datagen
 from pipelines.data import store as datastore
 from workbench import data_handlers as h
+from workbench import data_translations as tr
 from workbench.data_text import (
     FIELDS,
     FILTER_WORDS,
@@ -193,11 +195,60 @@ def export_section(t: Labels) -> SimpleNamespace:
                            export_btn=export_btn, msg=export_msg, download=download)
 
 
+def translation_section(state: AppState, t: Labels) -> SimpleNamespace:
+    """4. Report translations: a report file's machine-translated findings, one line at a time corrected."""
+    lg, W = t.lang, tr.L
+    with t.make(gr.Accordion, W["section"], open=False, elem_id="data-translations"):
+        t.make(gr.Markdown, W["intro"])
+        with gr.Row():
+            files = tr.file_choices(state)
+            path = t.make(gr.Dropdown, W["file"], choices=files, value=files[0] if files else None,
+                          allow_custom_value=True, scale=4, elem_id="tr-file")
+            flagged = t.make(gr.Checkbox, W["flagged"], value=False, scale=1, elem_id="tr-flagged")
+            open_btn = t.make(gr.Button, W["open"], scale=1, elem_id="tr-open")
+        count = gr.Markdown(elem_id="tr-count")
+        table = t.make(gr.Dataframe, W["rows"], value=pd.DataFrame(columns=header(tr.COLS, lg)), interactive=False,
+                       wrap=True, max_height=360, elem_id="tr-table",
+                       column_widths=["120px", "30%", "30%", "140px", "110px", "90px"])
+        line = t.make(gr.Textbox, W["id"], interactive=False, elem_id="tr-id")
+        with gr.Row():
+            english = t.make(gr.Textbox, W["en"], lines=4, interactive=False, elem_id="tr-en")
+            machine = t.make(gr.Textbox, W["machine"], lines=4, interactive=False, elem_id="tr-machine")
+            japanese = t.make(gr.Textbox, W["ja"], lines=4, elem_id="tr-ja")
+        notes = gr.HTML(elem_id="tr-notes")
+        save_btn = t.make(gr.Button, W["save"], variant="primary", interactive=False, elem_id="tr-save")
+        msg = gr.HTML(elem_id="tr-msg")
+        opened = gr.State(None)                   # the Japanese as the reviewer opened it (stale-edit check)
+    return SimpleNamespace(path=path, flagged=flagged, open_btn=open_btn, count=count, table=table, line=line,
+                           english=english, machine=machine, japanese=japanese, notes=notes, save_btn=save_btn,
+                           msg=msg, opened=opened)
+
+
+def wire_translations(state: AppState, trs: SimpleNamespace, lang: gr.State) -> None:
+    listing = bind(tr.listing, state)
+    list_in, list_out = [trs.path, trs.flagged, lang], [trs.count, trs.table, trs.save_btn, trs.msg]
+    trs.open_btn.click(listing, list_in, list_out)
+    trs.path.input(listing, list_in, list_out)
+    trs.flagged.change(listing, list_in, list_out)
+
+    def pick(frame: pd.DataFrame, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return str(frame.iloc[row, 0])
+
+    trs.table.select(pick, [trs.table], [trs.line])
+    trs.line.change(bind(tr.open_line, state), [trs.path, trs.line, lang],
+                    [trs.english, trs.machine, trs.japanese, trs.notes, trs.opened, trs.msg])
+    trs.save_btn.click(bind(tr.save, state), [trs.path, trs.line, trs.japanese, trs.opened, lang],
+                       [trs.msg, trs.notes, trs.opened]).then(bind(tr.refresh, state), list_in, list_out[:3])
+
+
 def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     t.make(gr.Markdown, L["intro"])
     gen = generate_section(t)
     cur = curate_section(state, t)
     out = export_section(t)
+    trs = translation_section(state, t)
+    wire_translations(state, trs, lang)
 
     # -- wiring ------------------------------------------------------------------------------
     gen_inputs = [*gen.form, lang]
@@ -238,13 +289,16 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         # The words only: re-rendering in another language is not another view of the record.
         history = h.history_frame(state, int(record_id), lang_) if record_id else \
             pd.DataFrame(columns=header(HISTORY_COLS, lang_))
-        return (*choices_for(lang_), *h.listing(state, *listing_args, lang_), h.poll(state, lang_)[0],
-                pd.DataFrame(columns=header(FINDING_COLS, lang_)), history)
+        return (*choices_for(lang_), *h.listing(state, *listing_args[:5], lang_), h.poll(state, lang_)[0],
+                pd.DataFrame(columns=header(FINDING_COLS, lang_)), history,
+                *tr.relabel(state, *listing_args[5:], lang_))
 
     return {
         # Datasets made elsewhere (a CLI run, another browser tab) appear when the page opens.
         "on_load": (bind(h.on_load, state), [lang], [ds, gen.msg, gen.timer, gen.command, gen.stop_btn]),
-        "rerender": (rerender, [lang, rid, ds, status, cur.flag, cur.search, cur.page],
+        # Report files copied into the workspace since the page was built.
+        "report_files": (bind(tr.refresh_files, state), [trs.path], [trs.path]),
+        "rerender": (rerender, [lang, rid, ds, status, cur.flag, cur.search, cur.page, trs.path, trs.flagged],
                      [status, cur.flag, out.scope, out.fmt, cur.count, cur.table, out.stats, gen.msg,
-                      gen.findings, cur.history]),
+                      gen.findings, cur.history, trs.count, trs.table]),
     }

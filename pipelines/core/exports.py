@@ -63,3 +63,37 @@ def export_path(workspace_root: str | os.PathLike, requested: str | os.PathLike 
                         code="export.exists", params={"path": str(target)})
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
+
+
+# -- files a page rewrites in place ---------------------------------------------------------
+# A reviewed translation is saved into its report file, beside the images the file names (a
+# report file reads images only in its own folder and below), so it cannot move to exports/. The
+# page may rewrite such a file only where the workspace keeps report data (``reports/``), in its
+# exports, or in a folder the administrator listed; a file in the samples or in a read-only share
+# (``JMEDLORA_READ_DIRS``) opens for reading and is refused for saving.
+EDITABLE_SUBDIR = "reports"
+
+
+def editable_dirs(workspace_root: str | os.PathLike) -> list[Path]:
+    return [Path(workspace_root).resolve() / EDITABLE_SUBDIR, *allowed_dirs(workspace_root)]
+
+
+def editable_file(path: str | os.PathLike, workspace_root: str | os.PathLike, what: str) -> Path:
+    """``path`` (an existing file) if a page may rewrite it: a plain file, reached through no link,
+    inside one of :func:`editable_dirs`. Otherwise a UserError naming where it may live instead."""
+    raw = str(path or "").strip()
+    target = Path(os.path.abspath(Path(raw).expanduser()))
+    allowed = editable_dirs(workspace_root)
+    if not any(_inside(target, d) for d in allowed):
+        folders = ", ".join(map(str, allowed))
+        raise UserError(f"{raw} ({what}) can be read here but not changed: the page saves only inside {folders}.",
+                        f"Copy the file's folder (with its images) into {allowed[0]} and open it there.",
+                        code="edit.outside", params={"path": raw, "what": what, "folder": str(allowed[0])})
+    if target.resolve() != target or any(p.is_symlink() for p in [target, *target.parents]):
+        raise UserError(f"{raw} ({what}) is reached through a symbolic link; the page does not write through links.",
+                        f"Copy the file's folder into {allowed[0]} as plain files.",
+                        code="edit.symlink", params={"path": raw, "what": what, "folder": str(allowed[0])})
+    if not target.is_file():
+        raise UserError(f"{raw} ({what}) is not a regular file.", "Choose the report JSONL file itself.",
+                        code="edit.not_a_file", params={"path": raw, "what": what})
+    return target
