@@ -342,6 +342,13 @@ def main(argv: list[str] | None = None) -> None:
         except KeyboardInterrupt:
             raise Interrupted(same_command("reports", argv) + "   (answers received are not asked for again)") from None
         translate.print_summary(summary, a.json)
+        if summary.get("errors"):              # lines left untranslated: a script must not take this for success
+            again = same_command("reports", argv)
+            again += "" if a.overwrite or a.in_place else " --overwrite"      # the file it wrote is there now
+            print(f"{len(summary['errors'])} line(s) were not translated (findings_ja left empty). Run it again "
+                  f"(answers received come from the cache; only those lines are asked for):\n  {again}",
+                  file=sys.stderr)
+            raise SystemExit(1)
     elif validate(a):
         raise SystemExit(1)
 

@@ -3,6 +3,7 @@ and whole runs against a real HTTP server on loopback (canned Japanese), through
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 
 import pytest
@@ -220,6 +221,22 @@ def test_a_refused_request_leaves_its_line_untranslated_and_is_asked_again(repor
         assert {s.id: s.findings_ja for s in reports.load_reports(summary["out"], require_ja=False)}["a"] == ""
         again = tr.run(config(report_file, srv, workspace, out=str(report_file.with_name("again.jsonl"))))
         assert srv.requests == 4 and again["asked"] == 1 and again["cached"] == 2 and again["errors"] == []
+
+
+def test_command_line_exits_1_when_a_line_was_not_translated(report_file, workspace, capsys):
+    with FakeOpenAIServer(reply, errors=[400]) as srv:
+        with pytest.raises(SystemExit) as info:
+            report_import.main(["translate", str(report_file), "--base-url", srv.base_url, "--model", "fake-model",
+                                "--workspace", str(workspace.root), "--concurrency", "1"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "1 line(s) were not translated" in err
+    again = err.split("\n  ")[-1].strip()
+    assert again.startswith("jmedlora reports translate") and again.endswith("--overwrite")
+    with FakeOpenAIServer(reply) as srv:                       # the hint, as given, finishes the file
+        report_import.main(shlex.split(again)[2:-1] + ["--base-url", srv.base_url, "--overwrite"])
+        assert srv.requests == 1
+    assert all(s.findings_ja for s in reports.load_reports(report_file.with_name("reports_ja.jsonl")))
 
 
 # -- review -------------------------------------------------------------------------------
