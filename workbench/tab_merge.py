@@ -89,7 +89,8 @@ MSG = {
 }
 # A short gloss beside each method's name on the Japanese page (the name is what the CLI takes).
 METHOD_JA = {"linear": "重みつき平均", "task_arithmetic": "タスク算術", "ties": "符号の多数決で統合",
-             "dare_linear": "ランダムに間引いて平均", "dare_ties": "ランダムに間引いて符号の多数決"}
+             "dare_linear": "ランダムに間引いて平均", "dare_ties": "ランダムに間引いて符号の多数決",
+             "jradievo": "JRadiEvo 方式：間引き率・各入力の刈り込みと重み・全体の倍率 λ"}
 STATES = {"queued": {"ja": "待機中", "en": "queued"}, "running": {"ja": "実行中", "en": "running"},
           "finished": {"ja": "完了", "en": "finished"}, "stopped": {"ja": "停止", "en": "stopped"},
           "failed": {"ja": "失敗", "en": "failed"}, "none": {"ja": "未開始", "en": "not started"}}

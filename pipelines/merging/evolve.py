@@ -33,7 +33,7 @@ from pipelines.core.workspace import Workspace
 from pipelines.evaluation import metrics
 from pipelines.merging.data import MergeData, load_merge_data, score_questions_with
 from pipelines.merging.inputs import Mixer, plan_merge
-from pipelines.merging.methods import METHODS, SPARSE_METHODS
+from pipelines.merging.methods import METHODS, SCALED_METHODS, SPARSE_METHODS
 from pipelines.merging.report import test_report, write_card
 from pipelines.merging.search import SearchSpace, best_candidate, read_candidates, search
 from pipelines.models.backends import BackendSettings
@@ -50,7 +50,7 @@ _MAY_CHANGE = ("budget", "resume", "estimate", "workspace", "name")
 class MergeConfig:
     inputs: tuple[str, ...] = ()        # two or more model references: adapters of one base, or full models
     base: str | None = None             # the model the inputs derive from (task vectors are relative to it)
-    method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties"] = "linear"  # see merge_methods
+    method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "jradievo"] = "linear"  # merging/methods.py
     dev: str = ""                       # IgakuQA-format JSONL the search scores candidates on (50 questions do)
     test: str | None = None             # held-out questions for the final comparison
     test_fraction: float = 0.3          # without --test: this share of --dev is held out (seeded split)
@@ -177,7 +177,8 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
 def _search_and_report(config: MergeConfig, plan, data: MergeData, ws: Workspace, emit, should_stop) -> dict:
     out = _prepare_out(config)
     stop = should_stop or (lambda: (out / "STOP").exists())
-    space = SearchSpace(len(plan.inputs), config.layer_groups, config.method in SPARSE_METHODS)
+    space = SearchSpace(len(plan.inputs), config.layer_groups, config.method in SPARSE_METHODS,
+                        scaled=config.method in SCALED_METHODS)
 
     mixer = Mixer(plan, device=config.device)
     backend = LocalGenerator(mixer.model, mixer.tokenizer, batch_size=config.batch_size, label="merge candidate")

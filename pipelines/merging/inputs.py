@@ -34,6 +34,7 @@ from pipelines.core import safe_load
 from pipelines.core.errors import UserError
 from pipelines.core.workspace import Workspace
 from pipelines.merging.methods import (
+    DARE_METHODS,
     SafetensorsModel,
     layer_group,
     merge_deltas,
@@ -213,18 +214,19 @@ class Mixer:
 
     def tensor(self, name: str, params: dict, reference: torch.Tensor | None = None) -> torch.Tensor:
         w, d = self.plan.weights_densities(params, name)
-        gen = tensor_generator(self.plan.seed, name) if self.plan.method.startswith("dare") else None
+        gen = tensor_generator(self.plan.seed, name) if self.plan.method in DARE_METHODS else None
+        extra = {"drop": params.get("drop", 0.0), "scale": params.get("scale", 1.0)}
         if self.plan.mode == "full":
             inputs = [s.get(name) for s in self.sources]
             base = self.base_src.get(name) if self.base_src else None
-            return merge_tensor(self.plan.method, inputs, w, d, base=base, generator=gen)
+            return merge_tensor(self.plan.method, inputs, w, d, base=base, generator=gen, **extra)
         if name not in self.deltas:
             return reference
         base = self.originals[name] if reference is None else reference
         method, weights = self.plan.method, w
         if method == "linear":      # θ_base + Σ w_i δ_i / Σ w_i: linear in weight space, same base
             method, weights = "task_arithmetic", [x / (sum(w) or 1.0) for x in w]
-        return base.float() + merge_deltas(method, self.deltas[name], weights, d, generator=gen)
+        return base.float() + merge_deltas(method, self.deltas[name], weights, d, generator=gen, **extra)
 
     @torch.no_grad()
     def apply(self, params: dict) -> None:

@@ -12,6 +12,17 @@ themselves. The definitions follow the papers and mergekit's defaults, so result
   ``dare_linear``      drop each δ_i element with probability 1 − d_i, rescale the rest by
                        1/d_i, then task arithmetic                          (Yu et al. 2024)
   ``dare_ties``        DARE's drop-and-rescale, then TIES's sign election and averaging
+  ``jradievo``         JRadiEvo's DARE + TIES, as its public code computes it: one DARE drop rate p
+                       for every input (δ'_i = drop-and-rescale at density 1 − p), each δ'_i trimmed
+                       to its top-d_i fraction, the sign elected from the *unweighted* Σ δ''_i (an
+                       exact zero takes the tensor's overall sign), the agreeing entries weighted and
+                       divided by how many inputs agree (not by their weights), and the whole scaled
+                       by a global λ: θ = θ_base + λ · Σ_i w_i m_i δ''_i / max(1, Σ_i m_i)
+
+``jradievo`` differs from ``dare_ties`` on purpose, and the two are kept apart so that a merge card
+naming ``dare_ties`` keeps meaning mergekit's arithmetic. It also trims per tensor, as mergekit does,
+where JRadiEvo's code trims over the whole flattened model: per tensor streams (one tensor in memory
+at a time) and keeps every layer's update; the search variables are JRadiEvo's (p, d_i, w_i, λ).
 
 DARE's random masks come from a generator seeded by (seed, tensor name), so the same candidate
 gives the same tensors in memory during the search and in the streamed output directory.
@@ -35,8 +46,10 @@ import torch
 
 from pipelines.core.errors import UserError
 
-METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties")
-SPARSE_METHODS = ("ties", "dare_linear", "dare_ties")   # the ones with a density per input
+METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "jradievo")
+SPARSE_METHODS = ("ties", "dare_linear", "dare_ties", "jradievo")   # the ones with a density per input
+DARE_METHODS = ("dare_linear", "dare_ties", "jradievo")   # the ones that draw random masks
+SCALED_METHODS = ("jradievo",)          # with one DARE drop rate for all inputs and a global scale λ
 _LAYER = re.compile(r"\.(?:layers|h|blocks)\.(\d+)\.")
 
 
@@ -65,14 +78,30 @@ def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator | 
     return delta * keep / density
 
 
+def jradievo_deltas(deltas: Sequence[torch.Tensor], weights: list[float], densities: list[float], *,
+                    drop: float, scale: float, generator: torch.Generator | None) -> torch.Tensor:
+    """JRadiEvo's merged task vector of one tensor (see the module docstring), λ applied."""
+    kept = [trim_magnitude(dare_drop(x, 1.0 - drop, generator), d) for x, d in zip(deltas, densities)]
+    total = torch.stack(kept).sum(0)
+    overall = 1.0 if total.sum() >= 0 else -1.0
+    sign = torch.where(total > 0, 1.0, torch.where(total < 0, -1.0, overall))
+    agree = [(x != 0) & (x.sign() == sign) for x in kept]
+    merged = sum(w * a * x for w, a, x in zip(weights, agree, kept))
+    count = torch.stack(agree).sum(0).clamp(min=1)
+    return scale * merged / count
+
+
 def merge_deltas(method: str, deltas: Sequence[torch.Tensor], weights, densities=1.0, *,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-    """The merged task vector (float32) of one tensor; see the module docstring."""
+                 generator: torch.Generator | None = None, drop: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """The merged task vector (float32) of one tensor; see the module docstring. ``drop`` and
+    ``scale`` (DARE's one drop rate and the global λ) belong to ``jradievo`` only."""
     if method not in METHODS or method == "linear":
         raise ValueError(f"merge_deltas: {method!r} is not a task-vector method")
     n = len(deltas)
     w, d = _as_list(weights, n), _as_list(densities, n)
     deltas = [x.float() for x in deltas]
+    if method == "jradievo":
+        return jradievo_deltas(deltas, w, d, drop=drop, scale=scale, generator=generator)
     if method == "ties":
         deltas = [trim_magnitude(x, di) for x, di in zip(deltas, d)]
     elif method.startswith("dare"):
@@ -92,7 +121,8 @@ def merge_deltas(method: str, deltas: Sequence[torch.Tensor], weights, densities
 
 
 def merge_tensor(method: str, tensors: Sequence[torch.Tensor], weights, densities=1.0, *,
-                 base: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+                 base: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 drop: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     """One merged tensor (float32) from the inputs' full tensors (and the base's)."""
     w = _as_list(weights, len(tensors))
     if method == "linear":
@@ -105,7 +135,8 @@ def merge_tensor(method: str, tensors: Sequence[torch.Tensor], weights, densitie
     if base is None:
         raise ValueError(f"{method} needs the base tensor")
     b = base.float()
-    return b + merge_deltas(method, [t.float() - b for t in tensors], w, densities, generator=generator)
+    return b + merge_deltas(method, [t.float() - b for t in tensors], w, densities, generator=generator,
+                            drop=drop, scale=scale)
 
 
 def tensor_generator(seed: int, name: str) -> torch.Generator:

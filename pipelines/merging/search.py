@@ -1,7 +1,9 @@
 """The search over merge parameters: CMA-ES (the ``cmaes`` package), seeded and bounded.
 
 Parameters per layer group: one weight per input in [0, 1], and for TIES/DARE one density per
-input in [0.1, 1]. Before the search, each input alone (weight 1 for it, 0 for the others,
+input in [0.1, 1]. ``jradievo`` (JRadiEvo's space) adds, once for the whole model, DARE's drop rate
+in [0, 0.95] (at 1 every update would be dropped and the rest rescaled by 1/0) and the global
+scale λ in [0, 2]; its trim densities span [0, 1], as JRadiEvo's trim rates do. Before the search, each input alone (weight 1 for it, 0 for the others,
 density 1) is scored as an ``anchor`` candidate: the search starts knowing what each input is
 worth on the dev set, the report compares against the best of them, and the best candidate
 can never be worse on the dev set than the best input.
@@ -26,6 +28,9 @@ from pipelines.core.errors import Interrupted, UserError
 
 WEIGHT_BOUNDS = (0.0, 1.0)
 DENSITY_BOUNDS = (0.1, 1.0)
+TRIM_BOUNDS = (0.0, 1.0)           # jradievo's densities (JRadiEvo searches trim rates over [0, 1])
+DROP_BOUNDS = (0.0, 0.95)
+SCALE_BOUNDS = (0.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class SearchSpace:
     n_inputs: int
     groups: int = 1
     with_density: bool = False
+    scaled: bool = False            # jradievo: one drop rate and a global λ after the groups
 
     @property
     def per_group(self) -> int:
@@ -40,16 +46,17 @@ class SearchSpace:
 
     @property
     def dim(self) -> int:
-        return self.groups * self.per_group
+        return self.groups * self.per_group + (2 if self.scaled else 0)
 
     def bounds(self) -> np.ndarray:
-        one = [WEIGHT_BOUNDS] * self.n_inputs + ([DENSITY_BOUNDS] * self.n_inputs if self.with_density else [])
-        return np.array(one * self.groups, dtype=float)
+        density = TRIM_BOUNDS if self.scaled else DENSITY_BOUNDS
+        one = [WEIGHT_BOUNDS] * self.n_inputs + ([density] * self.n_inputs if self.with_density else [])
+        return np.array(one * self.groups + ([DROP_BOUNDS, SCALE_BOUNDS] if self.scaled else []), dtype=float)
 
     def start(self) -> np.ndarray:
-        """Equal weights, mid density: the search starts from the plain average."""
+        """Equal weights, mid density (no drop, λ = 1 in between): the search starts from the plain average."""
         one = [0.5] * self.n_inputs + ([0.55] * self.n_inputs if self.with_density else [])
-        return np.array(one * self.groups, dtype=float)
+        return np.array(one * self.groups + ([0.3, 1.0] if self.scaled else []), dtype=float)
 
     def decode(self, x) -> dict:
         x = [float(v) for v in x]
@@ -59,10 +66,17 @@ class SearchSpace:
             weights.append([round(v, 6) for v in chunk[:self.n_inputs]])
             densities.append([round(v, 6) for v in chunk[self.n_inputs:]] if self.with_density
                              else [1.0] * self.n_inputs)
-        return {"weights": weights, "densities": densities}
+        params = {"weights": weights, "densities": densities}
+        if self.scaled:
+            params.update(drop=round(x[-2], 6), scale=round(x[-1], 6))
+        return params
 
     def anchor(self, i: int) -> dict:
+        """Input ``i`` alone. With jradievo the others' updates still vote on signs and count in the
+        divisor at weight 0, so they are trimmed away entirely (density 0) instead."""
         w = [1.0 if j == i else 0.0 for j in range(self.n_inputs)]
+        if self.scaled:
+            return {"weights": [w] * self.groups, "densities": [w] * self.groups, "drop": 0.0, "scale": 1.0}
         return {"weights": [w] * self.groups, "densities": [[1.0] * self.n_inputs] * self.groups}
 
 
@@ -115,8 +129,10 @@ def best_candidate(candidates: list[dict]) -> dict:
 
 def search(space: SearchSpace, score: Callable[[dict], dict], *, budget: int, path: str | Path, seed: int = 0,
            sigma: float = 0.2, population: int | None = None, emit: Callable[[dict], None] = lambda e: None,
-           should_stop: Callable[[], bool] = lambda: False, resume_hint: str | None = None) -> list[dict]:
-    """Score the anchors, then ``budget`` CMA-ES candidates; returns every candidate record.
+           should_stop: Callable[[], bool] = lambda: False, resume_hint: str | None = None,
+           anchors: list[int] | None = None) -> list[dict]:
+    """Score the anchors (every input alone, or those listed), then ``budget`` CMA-ES candidates;
+    returns every candidate record.
 
     ``score(params)`` returns at least ``{"score": float}`` (higher is better).
     """
@@ -153,7 +169,7 @@ def search(space: SearchSpace, score: Callable[[dict], dict], *, budget: int, pa
               "score": rec["score"], "best": state["best"], "seconds": rec["seconds"], "resumed": resumed})
         return rec
 
-    for k in range(space.n_inputs):
+    for k in (range(space.n_inputs) if anchors is None else anchors):
         one(space.anchor(k), "input", 0)
     emit({"event": "generation", "generation": 0, "best": state["best"],
           "scores": [c["score"] for c in done]})

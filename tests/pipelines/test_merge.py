@@ -91,6 +91,27 @@ def test_a_saved_candidate_equals_the_one_mixed_in_memory(workspace, full_models
         assert torch.equal(saved[name], t), name
 
 
+def test_jradievo_space_decodes_to_its_ten_variables_and_anchors_one_input_alone(workspace, full_models,
+                                                                               tiny_llama_dir, tmp_path):
+    space = SearchSpace(4, with_density=True, scaled=True)
+    assert space.dim == 10                                   # JRadiEvo's: p, 4 trims, 4 weights, λ
+    x = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.25, 1.5]
+    assert space.decode(x) == {"weights": [[0.1, 0.2, 0.3, 0.4]], "densities": [[0.5, 0.6, 0.7, 0.8]],
+                               "drop": 0.25, "scale": 1.5}
+    assert space.bounds()[-2:].tolist() == [[0.0, 0.95], [0.0, 2.0]] and space.bounds()[4].tolist() == [0.0, 1.0]
+    plan = plan_merge([str(p) for p in full_models], str(tiny_llama_dir), "jradievo", workspace=workspace)
+    mixer = Mixer(plan)
+    mixer.apply(SearchSpace(2, with_density=True, scaled=True).anchor(1))
+    for name, t in _load(full_models[1]).state_dict().items():
+        assert torch.allclose(mixer.state[name], t, atol=1e-6), name       # θ_b + (θ_1 − θ_b), in float32
+    params = {"weights": [[0.7, 0.4]], "densities": [[0.5, 0.8]], "drop": 0.3, "scale": 1.4}
+    mixer.apply(params)
+    mixer.save(tmp_path / "out", params)
+    saved = _load(tmp_path / "out").state_dict()
+    for name, t in mixer.model.state_dict().items():
+        assert torch.equal(saved[name], t), name
+
+
 def test_peft_cat_merge_is_the_weighted_sum_of_adapter_deltas(workspace, adapters):
     from peft.tuners.lora import LoraLayer
     for method, weights, expect in (("task_arithmetic", [0.3, 1.2], [0.3, 1.2]), ("linear", [1.0, 3.0], [0.25, 0.75])):

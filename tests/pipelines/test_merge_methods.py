@@ -129,3 +129,41 @@ def test_a_model_without_safetensors_is_refused(tmp_path):
     (tmp_path / "m").mkdir()
     with pytest.raises(UserError, match="no safetensors"):
         SafetensorsModel(tmp_path / "m")
+
+
+# -- jradievo: JRadiEvo's DARE + TIES (one drop rate, per-input trim and weight, global λ) ---------
+
+def test_jradievo_without_drop_by_hand():
+    # densities (0.5, 0.5): δ1 → [0, -2, 3, 0], δ2 → [0, 0, 2, -4]; unweighted Σ = [0, -2, 5, -4]:
+    # signs [+ (the tensor's overall sign: Σ = -1 < 0 → -), -, +, -] — the first entry is zero in both,
+    # so nobody agrees there. Weights (2, 0.5): [0, 2·-2 / 1, (2·3 + 0.5·2) / 2, 0.5·-4 / 1]; λ = 1.5.
+    out = merge_deltas("jradievo", [D1, D2], [2.0, 0.5], [0.5, 0.5], drop=0.0, scale=1.5)
+    assert torch.allclose(out, 1.5 * torch.tensor([0.0, -4.0, 3.5, -2.0]))
+    # The divisor counts agreeing inputs, not their weights (TIES's would be 2 + 0.5 at index 2).
+    assert not torch.allclose(out, 1.5 * merge_deltas("ties", [D1, D2], [2.0, 0.5], 0.5))
+
+
+def test_jradievo_zero_sum_entries_take_the_tensors_overall_sign():
+    a, b = torch.tensor([1.0, 5.0]), torch.tensor([-1.0, 1.0])       # Σ = [0, 6]: overall +, so + at index 0
+    out = merge_deltas("jradievo", [a, b], [1.0, 1.0], [1.0, 1.0], drop=0.0, scale=1.0)
+    assert torch.allclose(out, torch.tensor([1.0, 3.0]))
+
+
+def test_jradievo_one_input_alone_is_that_input_exactly():
+    """The anchor that scores an input alone: its weight and density 1, the others' density 0, no drop, λ 1."""
+    out = merge_tensor("jradievo", [BASE + D1, BASE + D2], [1.0, 0.0], [1.0, 0.0], base=BASE, drop=0.0, scale=1.0)
+    assert torch.equal(out, BASE + D1)
+
+
+def test_jradievo_with_drop_by_hand_with_known_masks():
+    gen = tensor_generator(7, "layer.w")
+    keep1 = torch.rand((4,), generator=gen) < 0.6                  # δ1's mask is the first draw, δ2's the second
+    keep2 = torch.rand((4,), generator=gen) < 0.6
+    k1, k2 = D1 * keep1 / 0.6, D2 * keep2 / 0.6
+    total = k1 + k2
+    sign = torch.where(total > 0, 1.0, torch.where(total < 0, -1.0, 1.0 if total.sum() >= 0 else -1.0))
+    a1, a2 = (k1 != 0) & (k1.sign() == sign), (k2 != 0) & (k2.sign() == sign)
+    expected = 0.8 * (0.7 * a1 * k1 + 0.2 * a2 * k2) / (a1.int() + a2.int()).clamp(min=1)
+    out = merge_deltas("jradievo", [D1, D2], [0.7, 0.2], [1.0, 1.0], drop=0.4, scale=0.8,
+                       generator=tensor_generator(7, "layer.w"))
+    assert torch.allclose(out, expected)
