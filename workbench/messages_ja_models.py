@@ -7,6 +7,8 @@ up); templates are as described there.
 """
 from __future__ import annotations
 
+_FIX_TENSORS = "言語部と同じ構造・大きさのモデルをマージしてください。壊れたモデルはコピーし直すか保存し直してください。"
+
 # code -> (problem, fix or None)
 ERRORS: dict[str, tuple[str, str | None]] = {
     # training settings and presets (pipelines/training/config.py)
@@ -201,4 +203,21 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                         "重みのマージに意味があるのは、どの入力でもトークン ID が同じ意味を持つときだけです。"),
     "merge.candidates_differ": ("{path} は候補 {i} でこの探索と一致しません（シード・手法・入力が変わっています）。",
                                 "開始したときの設定で再開するか、別の出力フォルダを使ってください。"),
+    # a VLM's language tower merged with text LLMs (pipelines/merging/towers.py, report_merge.py)
+    "towers.family": ("{model_type} 型のモデルの言語部はマージできません。言語部の配置がわかっている系統ではありません（対応：{supported}）。",
+                      "対応する系統の画像言語モデルを使うか、pipelines/merging/towers.py の FAMILIES にその配置を追加してください（小さなモデルを保存して確認）。"),
+    "towers.not_vlm": ("{path} は画像言語モデル（image-text-to-text）ではありません。config.json の model_type は {model_type} で、視覚部を持ちません。",
+                       "画像言語モデルを VLM に、テキストモデルを LM に指定してください。"),
+    "towers.architecture": ("{path} は {model_type} のモデルですが、画像言語モデルの言語部は {expected} の因果言語モデルです。テンソルが対応しません。",
+                            "{expected} の因果言語モデル（言語部と同じテキストモデルから微調整したもの）をマージしてください。"),
+    "towers.config": ("{path} は画像言語モデルの言語部と大きさが異なります（言語部 vs このモデル：{diff}）。",
+                      "言語部と同じ大きさのモデル（VLM の元になったテキストモデルの微調整版）をマージしてください。"),
+    "towers.vlm_tensors": ("{path} の言語部のテンソルが config.json の記述と合いません：{names}。", _FIX_TENSORS),
+    "towers.missing_tensors": ("{path} に言語部のテンソルがありません：{names}。", _FIX_TENSORS),
+    "towers.tensor_shapes": ("{path} のテンソルの形が言語部と異なります：{names}。", _FIX_TENSORS),
+    "towers.extra_tensors": ("{path} に言語部にないテンソルがあります：{names}。", _FIX_TENSORS),
+    "towers.tokenizer": ("{path} は画像言語モデルと異なるトークナイザを使っています。トークン ID {total} 個のうち同じトークンを表すのは {agree} 個（{percent}%）だけです。",
+                         "VLM と同じトークナイザのモデル（VLM の元になったテキストモデルの微調整版）をマージしてください。別のトークナイザのトークンには埋め込みの行が意味を持ちません。"),
+    "towers.no_tokenizer": ("{path} のトークナイザを読み込めません（{detail}）。",
+                            "トークナイザのファイル（tokenizer.json、tokenizer_config.json）ごとモデルのフォルダをコピーしてください。"),
 }
