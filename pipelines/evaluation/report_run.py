@@ -43,9 +43,11 @@ def identity(config) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items() if k in IDENTITY}
 
 
-def run(config, emit: Callable[[dict], None], ws: Workspace, stop: threading.Event) -> dict:
-    """``config`` is an ``EvalConfig`` with ``task == "report"`` (validated by the caller)."""
-    samples = load_reports(config.data)
+def run(config, emit: Callable[[dict], None], ws: Workspace, stop: threading.Event,
+        samples: list[ReportSample] | None = None) -> dict:
+    """``config`` is an ``EvalConfig`` with ``task == "report"`` (validated by the caller). ``samples``:
+    reports already loaded from ``config.data`` (a merge's held-out part of it) instead of the whole file."""
+    samples = load_reports(config.data) if samples is None else samples
     if config.limit is not None:
         samples = samples[:config.limit]
     ref = resolve_model(config.model, config.adapter, ws)

@@ -5,6 +5,8 @@
     jmedlora merge --inputs /models/ja /models/med --base /models/base --method ties \\
         --dev dev.jsonl --test test.jsonl --out workspace/merges/m2
     jmedlora merge --resume workspace/merges/m1          # after a kill or a stop
+    jmedlora merge --task report --inputs VLM LLM1 LLM2 --base BASE --method jradievo \
+        --dev cxr/dev.jsonl --test cxr/test.jsonl --out workspace/merges/cxr   # JRadiEvo: merging/report_merge.py
 
 Inputs are LoRA checkpoints/adapters of one base, or full models of one architecture (see
 ``pipelines/merging/inputs.py`` for which merges are exact). A seeded CMA-ES proposes weights
@@ -31,6 +33,7 @@ from pipelines.core import audit, cli, jobs, run_lock
 from pipelines.core.errors import UserError, cli_guard, disk_full
 from pipelines.core.workspace import Workspace
 from pipelines.evaluation import metrics
+from pipelines.merging import report_merge
 from pipelines.merging.data import MergeData, load_merge_data, score_questions_with
 from pipelines.merging.inputs import Mixer, plan_merge
 from pipelines.merging.methods import METHODS, SCALED_METHODS, SPARSE_METHODS
@@ -51,10 +54,13 @@ class MergeConfig:
     inputs: tuple[str, ...] = ()        # two or more model references: adapters of one base, or full models
     base: str | None = None             # the model the inputs derive from (task vectors are relative to it)
     method: Literal["linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "jradievo"] = "linear"  # merging/methods.py
-    dev: str = ""                       # IgakuQA-format JSONL the search scores candidates on (50 questions do)
+    task: Literal["exam", "report"] = "exam"  # exam questions | image → report (a VLM's tower: report_merge.py)
+    dev: str = ""                       # IgakuQA-format JSONL the search scores candidates on (report: report JSONL)
     test: str | None = None             # held-out questions for the final comparison
     test_fraction: float = 0.3          # without --test: this share of --dev is held out (seeded split)
     metric: str = field(default="ll_accuracy", metadata=cli.choices(*METRICS))  # dev-set score (pipelines.evaluation.metrics)
+    objective: Literal["rouge_l", "loglik"] = "rouge_l"  # report: dev-set score (ROUGE-L of generated findings | reference log-likelihood)
+    image_size: int = 512               # report: images resized to this square, as JRadiEvo did
     budget: int = 24                    # search candidates scored (besides one per input)
     out: str = ""                       # output directory
     resume: str | None = field(default=None, metadata=cli.metavar("DIR"))  # go on with the search in DIR
@@ -82,6 +88,10 @@ class MergeConfig:
         if self.method not in METHODS:
             raise UserError(f"Unknown merge method {self.method!r}.", f"Use one of {', '.join(METHODS)}.",
                             code="merge.method", params={"value": str(self.method), "known": ", ".join(METHODS)})
+        if self.task == "report" and self.method != "linear" and not self.base:
+            raise UserError(f"{self.method} merges task vectors relative to a base model, and no --base was given.",
+                            "Pass --base (the text model the VLM's tower and the LLMs derive from), or use "
+                            "--method linear.", code="merge.needs_base", params={"method": self.method, "field": "base"})
         if self.metric not in METRICS:
             raise UserError(f"Unknown metric {self.metric!r}.", f"Use one of {', '.join(METRICS)}.",
                             code="merge.metric", params={"value": str(self.metric), "known": ", ".join(METRICS)})
@@ -164,6 +174,13 @@ def run(config: MergeConfig, on_event: Callable[[dict], None] | None = None,
                                                  if getattr(config, k) != getattr(defaults, k)})
     config.validate()
     ws = Workspace.resolve(config.workspace)
+    if config.task == "report":
+        plan, data = report_merge.prepare(config, ws)        # refused here before any model loads in full
+        run_lock.output_folder(config.out, "merge")
+        with run_lock.exclusive(config.out, "merge"):
+            out = _prepare_out(config)
+            return report_merge.search_and_report(config, plan, data, ws, out, emit,
+                                                  should_stop or (lambda: (out / "STOP").exists()))
     data = load_merge_data(config)
     plan = plan_merge(config.inputs, config.base, config.method, layer_groups=config.layer_groups,
                       seed=config.seed, workspace=ws)
@@ -235,8 +252,9 @@ def main(argv: list[str] | None = None) -> None:
             est = e["estimate"]
             print(f"merge ({e['mode']}, {e['method']}) of {', '.join(e['inputs'])}"
                   + (f" on base {e['base']}" if e["base"] else ""), file=sys.stderr)
-            print(f"estimate: {est['candidates']} candidates × {est['dev_questions']} dev questions × "
-                  f"{est['seconds_per_question']:.3f} s + {est['seconds_mixing']:.2f} s mixing = "
+            unit = "reports" if "dev_reports" in est else "questions"
+            print(f"estimate: {est['candidates']} candidates × {est['dev_' + unit]} dev {unit} × "
+                  f"{est['seconds_per_' + unit[:-1]]:.3f} s + {est['seconds_mixing']:.2f} s mixing = "
                   f"{est['seconds_per_candidate']:.1f} s per candidate, ~{est['search_seconds'] / 60:.1f} min search, "
                   f"~{est['test_seconds'] / 60:.1f} min test; memory ~{est['memory_bytes'] / 2 ** 30:.2f} GiB"
                   + (f"; {e['done']} candidates already scored" if e["done"] else ""), file=sys.stderr, flush=True)
@@ -268,9 +286,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result["estimate"], indent=2))
         return
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "table"}, ensure_ascii=False, indent=2, default=str))
+        shown = result if result.get("task") == "report" else {k: v for k, v in result.items() if k != "table"}
+        print(json.dumps(shown, ensure_ascii=False, indent=2, default=str))
         return
-    print(result["table"])
+    print(report_merge.format_table(result) if result.get("task") == "report" else result["table"])
     print(result["verdict"])
 
 
