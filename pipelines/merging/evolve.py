@@ -259,8 +259,11 @@ def main(argv: list[str] | None = None) -> None:
                   f"~{est['test_seconds'] / 60:.1f} min test; memory ~{est['memory_bytes'] / 2 ** 30:.2f} GiB"
                   + (f"; {e['done']} candidates already scored" if e["done"] else ""), file=sys.stderr, flush=True)
         elif e["event"] == "candidate":
+            par = e["params"]
+            extra = (f" drop {par['drop']:.2f} λ {par['scale']:.2f} trim-keep {par['densities']}" if "scale" in par
+                     else "")
             print(f"[{e['i']:3d}] gen {e['generation']} {e['kind']:6s} score {e['score']:.3f} best {e['best']:.3f}"
-                  f" weights {e['params']['weights']}" + (" (recorded)" if e["resumed"] else ""),
+                  f" weights {par['weights']}{extra}" + (" (recorded)" if e["resumed"] else ""),
                   file=sys.stderr, flush=True)
 
     events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory
