@@ -8,7 +8,8 @@ import html
 import gradio as gr
 
 from components import answer_card, metric_table, notice, report_view, run_monitor
-from workbench import audit_view, tab_charts, tab_compare, tab_data, tab_merge, tab_reports, tab_train, users
+from workbench import (audit_view, merge_report, tab_charts, tab_compare, tab_data, tab_merge, tab_reports, tab_train,
+                       users)
 from workbench.i18n import LANGS, Labels
 from workbench.state import AppState
 
@@ -60,7 +61,7 @@ def build_app(state: AppState) -> gr.Blocks:
         status = gr.HTML(status_html(state, state.lang), elem_id="wb-status")
         audit = audit_view.create_audit_view(state, t, lang)
         status_timer = gr.Timer(2.0, active=state.default_status == "preparing")
-        with gr.Tabs(elem_id="tabs"):
+        with gr.Tabs(elem_id="tabs") as tabs:
             with t.tab(L["data"], id="data", elem_id="tab-data") as data_tab:
                 data = tab_data.create_data_tab(state, t, lang)
             with t.tab(L["train"], id="train", elem_id="tab-train"):
@@ -70,9 +71,11 @@ def build_app(state: AppState) -> gr.Blocks:
             with t.tab(L["charts"], id="charts", elem_id="tab-charts") as charts_tab:
                 charts = tab_charts.create_charts_tab(state, t, lang)
             with t.tab(tab_merge.L["tab"], id="merge", elem_id="tab-merge") as merge_tab:
-                tab_merge.create_merge_tab(state, t, lang, compare=compare, tab=merge_tab)
+                merge = tab_merge.create_merge_tab(state, t, lang, compare=compare, tab=merge_tab)
             with t.tab(tab_reports.TAB, id="reports", elem_id="tab-reports") as reports_tab:
-                tab_reports.create_reports_tab(state, t, lang, tab=reports_tab)
+                reports = tab_reports.create_reports_tab(state, t, lang, tab=reports_tab)
+        # A report merge's "open in the Reports view": wired once both tabs exist.
+        merge_report.wire_open_in_reports(state, lang, merge, reports, tabs)
 
         def poll_status(lang_, request: gr.Request):
             return (status_html(state, lang_, users.current_user(request)),

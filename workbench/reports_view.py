@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,19 @@ class Shown:
         return next((rows[study_id] for rows in self.rows.values() if study_id in rows), None)
 
 
-def display_name(ev: dict) -> str:
-    return ev["model"] + (f"+{Path(ev['adapter']).name}" if ev.get("adapter") else "")
+def registered_names(state: AppState) -> dict[str, str]:
+    """Model directory (links followed) -> its registry name."""
+    return {os.path.realpath(m["path"]): m["name"] for m in state.workspace.models() if m.get("path")}
+
+
+def display_name(ev: dict, names: dict[str, str] | None = None) -> str:
+    """The model as the evaluation names it; one given as a directory that ``names`` (from
+    ``registered_names``) knows by its registry name: a report merge's test evaluation of
+    ``OUT/model`` ran before the merge was registered, and shows as ``merge-N``, not a long path."""
+    model = ev["model"]
+    if names and os.sep in model:
+        model = names.get(os.path.realpath(model), model)
+    return model + (f"+{Path(ev['adapter']).name}" if ev.get("adapter") else "")
 
 
 def report_evaluations(state: AppState) -> list[dict]:
@@ -63,12 +75,12 @@ def report_evaluations(state: AppState) -> list[dict]:
 
 def evaluation_choices(state: AppState, lang: str = "ja") -> list[tuple[str, str]]:
     """(label, out_dir) of every report evaluation, newest first."""
-    out = []
+    out, names = [], registered_names(state)
     for ev in reversed(report_evaluations(state)):
         n = (ev.get("summary") or {}).get("n")
         status = STATUS.get(ev["status"], {}).get(lang, ev["status"])
         count = f" · n={n}" if n is not None else ""
-        out.append((f"{display_name(ev)} · {Path(ev['data']).name}{count} ({status})", ev["out_dir"]))
+        out.append((f"{display_name(ev, names)} · {Path(ev['data']).name}{count} ({status})", ev["out_dir"]))
     return out
 
 
@@ -83,12 +95,12 @@ def default_selection(state: AppState) -> list[str]:
 
 def read_shown(state: AppState, out_dirs) -> Shown:
     evs = {e["out_dir"]: e for e in report_evaluations(state)}
-    shown = Shown()
+    shown, names = Shown(), registered_names(state)
     for d in list(out_dirs or [])[:MAX_SHOWN]:
         ev = evs.get(d)
         if ev is None:
             continue
-        name = display_name(ev)
+        name = display_name(ev, names)
         if name in shown.evs:
             name = f"{name} [{Path(d).name}]"
         shown.evs[name] = ev

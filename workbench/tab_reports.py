@@ -121,4 +121,5 @@ def create_reports_tab(state: AppState, t: Labels, lang: gr.State, tab: gr.Tab |
     blind.skip.click(bind(reports_review.rate, state, None), [*review_in, blind.harm, blind.note, lang], review_out)
     blind.back.click(bind(reports_review.back, state), [*review_in, lang], review_out)
     blind.reveal.click(bind(reports_review.reveal, state), [shown, lang], [blind.summary, blind.msg])
-    return {"shown": shown, "study": one.study, "summary": summary}
+    # ``draw``: chains the tables and the study after another tab's event that chose evaluations here.
+    return {"shown": shown, "study": one.study, "summary": summary, "draw": everything}

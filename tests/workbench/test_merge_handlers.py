@@ -15,7 +15,7 @@ FORM = (["a@1", "a@2"], "", "linear", tab_merge.SAMPLE, "", 0.3, "ll_accuracy", 
 
 
 def test_the_command_shown_is_the_one_started(workspace):
-    line = tab_merge.command_preview(AppState(workspace=workspace), *FORM, "/tmp/m")
+    line = tab_merge.command_preview(AppState(workspace=workspace), *FORM, out="/tmp/m")
     assert line.startswith("jmedlora merge --inputs a@1 a@2 --dev ")
     assert "--budget 2 --out /tmp/m" in line and "--workspace" not in line
 
