@@ -140,8 +140,12 @@ def search_and_report(config, plan: towers.TowerPlan, data: ReportMergeData, ws:
             raise
         raise full from None
     del mixer
-    report = test_report(config, best, out, data, ws, emit)
-    report["registered_as"] = write_card(config, plan, best, candidates, report, data, out, ws, est)
+    # Registered before its test evaluation, so the evaluation (and the Reports view) names it merge-N.
+    name = merge_name(config, out, ws)
+    ws.register_model(name, "merged", str((out / "model").resolve()), meta={"task": "report", "method": config.method,
+                                                                           "inputs": list(config.inputs)})
+    report = test_report(config, best, out, data, ws, emit, merge_spec=name)
+    report["registered_as"] = write_card(config, plan, best, candidates, report, data, out, ws, est, name)
     audit.record(ws.root, audit.current_user(), "merge", f"merge:{out.resolve()}", phase="finish",
                  registered_as=report["registered_as"])
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
@@ -162,11 +166,12 @@ def _evaluate(config, spec: str, out: Path, data: ReportMergeData, ws: Workspace
     return results.read_results(out)
 
 
-def test_report(config, best: dict, out: Path, data: ReportMergeData, ws: Workspace, emit) -> dict:
+def test_report(config, best: dict, out: Path, data: ReportMergeData, ws: Workspace, emit, *,
+                merge_spec: str | None = None) -> dict:
     """BLEU-1…4, METEOR, ROUGE-L and finding F1 with intervals for the VLM and the merge on the test
     reports, and the paired comparison (merge − VLM)."""
     rows = {"vlm": _evaluate(config, config.inputs[0], out / "test" / "vlm", data, ws, emit),
-            "merge": _evaluate(config, str(out / "model"), out / "test" / "merge", data, ws, emit)}
+            "merge": _evaluate(config, merge_spec or str(out / "model"), out / "test" / "merge", data, ws, emit)}
     table = {role: report_metrics.summarize_reports(r, seed=config.seed) for role, r in rows.items()}
     paired = report_metrics.compare_reports(rows["vlm"], rows["merge"], seed=config.seed)
     p = paired[VERDICT_METRIC]
@@ -185,12 +190,18 @@ def test_report(config, best: dict, out: Path, data: ReportMergeData, ws: Worksp
             "evaluations": {role: str((out / "test" / role).resolve()) for role in rows}}
 
 
-def write_card(config, plan: towers.TowerPlan, best: dict, candidates: list[dict], report: dict,
-               data: ReportMergeData, out: Path, ws: Workspace, est: dict) -> str:
-    """``merge_card.json`` beside the weights and in OUT; registers the merged VLM."""
+def merge_name(config, out: Path, ws: Workspace) -> str:
+    """--name, else the name a resumed merge already had, else the next merge-N."""
     card_path = out / "merge_card.json"
     previous = json.loads(card_path.read_text()) if card_path.exists() else {}
-    name = config.name or previous.get("name") or next_merge_name(ws)
+    registered = [m["name"] for m in ws.models() if m["path"] == str((out / "model").resolve())]
+    return config.name or previous.get("name") or (registered[0] if registered else next_merge_name(ws))
+
+
+def write_card(config, plan: towers.TowerPlan, best: dict, candidates: list[dict], report: dict,
+               data: ReportMergeData, out: Path, ws: Workspace, est: dict, name: str) -> str:
+    """``merge_card.json`` beside the weights and in OUT; registers the merged VLM with its scores."""
+    card_path = out / "merge_card.json"
     card = {"name": name, "kind": "merged", "task": "report", "mode": "tower", "method": config.method,
             "family": plan.family, "inputs": [{"spec": s, "role": "vlm" if i == 0 else "text"}
                                               for i, s in enumerate(config.inputs)],

@@ -127,8 +127,9 @@ def test_cli_merge_end_to_end(workspace, tiny_vlm_dir, lms, tiny_llama_dir, tmp_
     assert report["verdict_code"] in ("better", "not_better", "no_merge_found") and report["verdict"]
     assert set(report["table"]) == {"vlm", "merge"} and "bleu4" in report["table"]["merge"]
     assert report["paired_vs_vlm"]["rouge_l"]["n"] == card["data"]["test"]
-    listed = {Path(e["out_dir"]).name for e in workspace.evaluations(task="report") if e["status"] == "finished"}
-    assert listed == {"vlm", "merge"}                                     # the Reports view offers both
+    listed = {Path(e["out_dir"]).name: e["model"] for e in workspace.evaluations(task="report")
+              if e["status"] == "finished"}
+    assert listed == {"vlm": str(tiny_vlm_dir), "merge": report["registered_as"]}   # the Reports view offers both
     registered = workspace.model(report["registered_as"])
     assert registered["path"] == str((out / "model").resolve())
     assert json.loads(registered["meta"])["task"] == "report"
