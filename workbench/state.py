@@ -4,6 +4,8 @@ and the backends opened for free-form prompts (evaluation batches are jobs on di
 """
 from __future__ import annotations
 
+import json
+
 import threading
 import time
 import traceback
@@ -78,7 +80,8 @@ class AppState:
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, reference) for every usable checkpoint: base models are step 0."""
-        rows = [m for m in self.workspace.models() if m["kind"] in ("base", "adapter", "merged", "endpoint")]
+        rows = [m for m in self.workspace.models() if m["kind"] in ("base", "adapter", "merged", "endpoint")
+                and not _is_report_merge(m)]       # a merged VLM answers images, not exam questions
         out = [("default (SmolLM2-135M-Instruct · step 0)", "default")]
         for m in rows:
             if m["name"] == "default":
@@ -88,6 +91,13 @@ class AppState:
             base = f" · {m['base_model']}" if m.get("base_model") else ""
             out.append((f"{m['name']}{base}{extra}", m["name"]))
         return out
+
+
+def _is_report_merge(model: dict) -> bool:
+    try:
+        return json.loads(model.get("meta") or "{}").get("task") == "report"
+    except (ValueError, AttributeError):
+        return False
 
 
 def evals_root(ws: Workspace) -> Path:

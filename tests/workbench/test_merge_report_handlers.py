@@ -207,3 +207,11 @@ def test_estimate_of_a_report_merge_counts_reports(workspace, tiny_vlm_dir, tiny
     html = tab_merge.estimate(AppState(workspace=workspace), "ja", *form)
     assert 'class="notice info"' in html and "見積もり：4 候補 × 開発 3 件のレポート" in html, html
     assert not list(workspace.subdir("merges").iterdir())
+
+
+def test_a_merged_vlm_is_not_offered_as_an_exam_checkpoint(workspace, tmp_path):
+    from workbench.state import AppState
+    workspace.register_model("merge-vlm", "merged", str(tmp_path / "vlm"), meta={"task": "report"})
+    workspace.register_model("merge-text", "merged", str(tmp_path / "text"), meta={"method": "ties"})
+    offered = [ref for _, ref in AppState(workspace).model_choices()]
+    assert "merge-text" in offered and "merge-vlm" not in offered
