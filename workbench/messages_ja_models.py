@@ -237,4 +237,6 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "merge.report_vlm_adapter": ("VLM {spec} は VLM 上のアダプタです。統合したモデルをマージしてください。",
                                  "アダプタを VLM に統合（merge_and_unload して保存）し、そのフォルダを指定してください。"),
     "merge.test_stopped": ("テストセットでの評価が最後まで終わらずに止まりました。", "マージを再開してください：jmedlora merge --resume {path}"),
+    "merge.rescore_needs_loglik": ("--rescore-top は、レポートのマージで対数尤度による探索が選んだ上位の候補を ROUGE-L で採点し直すものです。",
+                                   "--task report --objective loglik と一緒に使う（例：--rescore-top 3）か、指定を外してください。"),
 }

@@ -60,6 +60,7 @@ class MergeConfig:
     test_fraction: float = 0.3          # without --test: this share of --dev is held out (seeded split)
     metric: str = field(default="ll_accuracy", metadata=cli.choices(*METRICS))  # dev-set score (pipelines.evaluation.metrics)
     objective: Literal["rouge_l", "loglik"] = "rouge_l"  # report: dev-set score (ROUGE-L of generated findings | reference log-likelihood)
+    rescore_top: int = 0                # report, --objective loglik: the K best re-scored by ROUGE-L, chosen among
     image_size: int = 512               # report: images resized to this square, as JRadiEvo did
     budget: int = 24                    # search candidates scored (besides one per input)
     out: str = ""                       # output directory
@@ -92,6 +93,10 @@ class MergeConfig:
             raise UserError(f"{self.method} merges task vectors relative to a base model, and no --base was given.",
                             "Pass --base (the text model the VLM's tower and the LLMs derive from), or use "
                             "--method linear.", code="merge.needs_base", params={"method": self.method, "field": "base"})
+        if self.rescore_top < 0 or (self.rescore_top and (self.task != "report" or self.objective != "loglik")):
+            raise UserError("--rescore-top re-scores by ROUGE-L what a report merge's log-likelihood search found best.",
+                            "Use it with --task report --objective loglik (e.g. --rescore-top 3), or leave it out.",
+                            code="merge.rescore_needs_loglik", params={"field": "rescore_top"})
         if self.metric not in METRICS:
             raise UserError(f"Unknown metric {self.metric!r}.", f"Use one of {', '.join(METRICS)}.",
                             code="merge.metric", params={"value": str(self.metric), "known": ", ".join(METRICS)})
@@ -264,6 +269,9 @@ def main(argv: list[str] | None = None) -> None:
                      else "")
             print(f"[{e['i']:3d}] gen {e['generation']} {e['kind']:6s} score {e['score']:.3f} best {e['best']:.3f}"
                   f" weights {par['weights']}{extra}" + (" (recorded)" if e["resumed"] else ""),
+                  file=sys.stderr, flush=True)
+        elif e["event"] == "rescore":
+            print(f"[{e['i']:3d}] re-scored: ROUGE-L {e['rouge_l']:.3f} (log-likelihood {e['loglik']:.3f})",
                   file=sys.stderr, flush=True)
 
     events = jobs.EventWriter.from_env()          # started as a job: events.jsonl in its directory

@@ -135,6 +135,43 @@ def test_cli_merge_end_to_end(workspace, tiny_vlm_dir, lms, tiny_llama_dir, tmp_
     assert json.loads(registered["meta"])["task"] == "report"
 
 
+def short_reports(folder: Path) -> Path:
+    """Six studies with one-sentence findings: their log-likelihood fits the tiny VLM's 256-token context."""
+    import shutil
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k, line in enumerate(SAMPLES.read_text(encoding="utf-8").splitlines()):
+        row = json.loads(line)
+        shutil.copy(SAMPLES.parent / row["image"], folder / row["image"])
+        rows.append({"id": row["id"], "image": row["image"], "findings_ja": row["findings_ja"].split("。")[0] + "。"})
+    path = folder / "short.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_loglik_search_then_rouge_rescoring_chooses_by_rouge(workspace, tiny_vlm_dir, lms, tiny_llama_dir, tmp_path):
+    out = tmp_path / "cxr"
+    args = merge_args(tiny_vlm_dir, lms, tiny_llama_dir, out, workspace, "--budget", "4", "--objective", "loglik",
+                      "--rescore-top", "2")
+    args[args.index("--dev") + 1] = str(short_reports(tmp_path / "short"))
+    events = []
+    report = run(MergeConfig(**_config(args)), events.append)
+    candidates = read_candidates(out / "candidates.jsonl")
+    assert all(c["score"] < 0 for c in candidates)                         # log-likelihoods
+    rescored = read_candidates(out / "rescored.jsonl")
+    best_two = sorted((c for c in candidates if c["kind"] == "search"), key=lambda c: (-c["score"], c["i"]))[:2]
+    assert [r["i"] for r in rescored] == [0] + [c["i"] for c in best_two]  # the VLM, then loglik's two best
+    card = json.loads((out / "merge_card.json").read_text())
+    assert card["dev_rouge_l"] == max(r["rouge_l"] for r in rescored) and card["chosen_candidate"] in \
+        [r["i"] for r in rescored if r["rouge_l"] == card["dev_rouge_l"]]
+    assert report["objective"] == "loglik" and [e["i"] for e in events if e["event"] == "rescore"] == \
+        [r["i"] for r in rescored]
+    with pytest.raises(UserError) as info:                                  # ROUGE-L search: nothing to re-score
+        MergeConfig(**{**_config(args), "objective": "rouge_l"}).validate()
+    assert info.value.code == "merge.rescore_needs_loglik"
+
+
 @pytest.mark.slow
 def test_a_kill_mid_search_resumes_without_rescoring(workspace, tiny_vlm_dir, lms, tiny_llama_dir, tmp_path):
     out = tmp_path / "cxr"
