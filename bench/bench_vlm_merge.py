@@ -24,15 +24,15 @@ the image: one forward pass, no generation). This measures both on the same cand
 3. Across candidates (all, and each kind of draw with the VLM): Spearman's rank correlation between
    mean ROUGE-L and mean log-likelihood (ties given their mean rank), whether a ROUGE-L-best
    candidate is in log-likelihood's top 3, and the ROUGE-L of log-likelihood's own pick. When it
-   ranks well, log-likelihood can be a first stage: search with ``--objective loglik``, then score
-   its best few by ROUGE-L.
+   ranks well, log-likelihood can be a first stage: ``jmedlora merge --task report --objective loglik
+   --rescore-top K`` searches by it, then scores its best few by ROUGE-L.
 
 ``--shape small`` and ``8b`` have random weights: their figures are seconds (and, on a GPU, peak
 GPU memory), their rankings mean nothing and are not printed. ``8b`` needs about 65 GB of disk
 for the four models (``--link-base``: 49 GB) and is refused where it is missing, or without CUDA.
-Its mixing runs where ``TowerMixer`` merges, on the CPU in float32 (one 14336×4096 tensor of three
-inputs took 15 s on 2 busy cores; a candidate has about 126 such): build once with ``--work`` and
-expect minutes per candidate. ``--work`` keeps the models and reuses them when built the same way.
+``TowerMixer`` mixes on the VLM's device (on a CPU, one 14336×4096 tensor of three inputs took 15 s
+on 2 busy cores, and a candidate has about 126 such; on the GPU it is the device's work); build once
+with ``--work``, which keeps the models and reuses them when built the same way.
 """
 from __future__ import annotations
 

@@ -74,7 +74,9 @@ def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator | 
         return delta
     if density <= 0.0:
         return torch.zeros_like(delta)
-    keep = torch.rand(delta.shape, generator=generator) < density
+    # Drawn on the CPU (where the seeded generator lives) whatever the tensor's device: the same mask
+    # in the search on a GPU and in the saved model.
+    keep = (torch.rand(delta.shape, generator=generator) < density).to(delta.device)
     return delta * keep / density
 
 
