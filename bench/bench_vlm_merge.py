@@ -235,7 +235,7 @@ def verdict(s: dict) -> str | None:
         return f"{rk['n']} candidates are too few to judge the ranking (it takes {MIN_JUDGED} or more)."
     if rk["spearman"] is not None and rk["spearman"] >= RANKS_WELL and rk["best_in_top_k"]:
         return (f"loglik ranks these candidates well (Spearman ≥ {RANKS_WELL}, the best within its top {TOP_K}): "
-                f"use it as a first stage: search with --objective loglik, then score its best few by ROUGE-L.")
+                f"use it as a first stage: jmedlora merge --task report --objective loglik --rescore-top 3.")
     return (f"loglik does not rank these candidates well enough to filter them (Spearman < {RANKS_WELL} or the "
             f"ROUGE-L best outside its top {TOP_K}): search on ROUGE-L.")
 
