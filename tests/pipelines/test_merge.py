@@ -197,24 +197,27 @@ def test_search_keeps_the_best_input_when_no_merge_beats_it_and_registers_it(wor
     assert [e["detail"]["phase"] for e in audit.entries(workspace.root) if e["action"] == "merge"] == ["start", "finish"]
 
 
+def start_held_merge(args: list[str], *, after: int) -> subprocess.Popen:
+    """``jmedlora merge ARGS`` in a child that holds once ``after`` candidates are on disk, so a kill
+    lands mid-search however fast the machine is (polling alone let a quiet machine finish first)."""
+    hold = ("import threading, runpy, sys; import pipelines.merging.search as ms\n"
+            "real, n = ms.append_candidate, [0]\n"
+            "def held(path, record):\n"
+            f"    real(path, record); n[0] += 1\n    if n[0] == {after}: threading.Event().wait()\n"
+            "ms.append_candidate = held\n"
+            "sys.argv = ['pipelines.merging.evolve'] + sys.argv[1:]\n"
+            "runpy.run_module('pipelines.merging.evolve', run_name='__main__', alter_sys=True)\n")
+    return subprocess.Popen([sys.executable, "-c", hold, *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 def test_resume_after_sigkill_rescores_nothing(workspace, adapters, tmp_path):
     out = tmp_path / "m"
     cmd = [sys.executable, "-m", "pipelines.merging.evolve", "--inputs", str(adapters[0]), str(adapters[1]),
            "--dev", str(small_questions(tmp_path / "dev.jsonl", 4)), "--test-fraction", "0.5", "--budget", "4",
            "--population", "4", "--batch-size", "4", "--out", str(out),
            "--workspace", str(workspace.root)]
-    # The child holds after its third candidate is on disk, so the kill lands mid-search however
-    # fast the machine is (polling alone let a quiet machine finish all six first).
-    hold = ("import threading, runpy, sys; import pipelines.merging.search as ms\n"
-            "real, n = ms.append_candidate, [0]\n"
-            "def held(path, record):\n"
-            "    real(path, record); n[0] += 1\n"
-            "    if n[0] == 3: threading.Event().wait()\n"
-            "ms.append_candidate = held\n"
-            "sys.argv = ['pipelines.merging.evolve'] + sys.argv[1:]\n"
-            "runpy.run_module('pipelines.merging.evolve', run_name='__main__', alter_sys=True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", hold] + cmd[3:], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_held_merge(cmd[3:], after=3)
     path = out / "candidates.jsonl"
     while proc.poll() is None and len(read_candidates(path)) < 3:
         time.sleep(0.2)

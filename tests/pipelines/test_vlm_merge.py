@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from pipelines.merging.evolve import MergeConfig, main, run
 from pipelines.merging.methods import tensor_generator
 from pipelines.merging.search import SearchSpace, read_candidates
 from pipelines.merging.tower_mixer import TowerMixer
-from tests.pipelines.test_merge import perturbed_copy
+from tests.pipelines.test_merge import perturbed_copy, start_held_merge
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = ASSETS / "reports" / "sample_ja.jsonl"
@@ -176,16 +174,7 @@ def test_loglik_search_then_rouge_rescoring_chooses_by_rouge(workspace, tiny_vlm
 def test_a_kill_mid_search_resumes_without_rescoring(workspace, tiny_vlm_dir, lms, tiny_llama_dir, tmp_path):
     out = tmp_path / "cxr"
     args = merge_args(tiny_vlm_dir, lms, tiny_llama_dir, out, workspace, "--budget", "4")
-    hold = ("import threading, runpy, sys; import pipelines.merging.search as ms\n"
-            "real, n = ms.append_candidate, [0]\n"
-            "def held(path, record):\n"
-            "    real(path, record); n[0] += 1\n"
-            "    if n[0] == 3: threading.Event().wait()\n"
-            "ms.append_candidate = held\n"
-            "sys.argv = ['pipelines.merging.evolve'] + sys.argv[1:]\n"
-            "runpy.run_module('pipelines.merging.evolve', run_name='__main__', alter_sys=True)\n")
-    proc = subprocess.Popen([sys.executable, "-c", hold, *args], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = start_held_merge(args, after=3)
     path = out / "candidates.jsonl"
     while proc.poll() is None and len(read_candidates(path)) < 3:
         time.sleep(0.2)
