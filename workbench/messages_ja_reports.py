@@ -121,6 +121,8 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     # reviewing translations (pipelines/data/translation_review.py)
     "translation.empty": ("{id} の日本語の所見を空にはできません。", "修正した訳文を書いてください（行を除くには所見ファイルを編集してください）。"),
     "translation.no_id": ("{path} に ID {id} の行がありません。", "翻訳の一覧で ID を確認してください。"),
+    "translate.changed": ("{path} は翻訳中に変更されました（確認者が修正を保存したか、別の実行が書き込みました）。上書きしていません。",
+                          "同じコマンドをもう一度実行してください。受け取った訳はキャッシュされていて、再び問い合わせません。"),
     "translation.changed": ("{id} の日本語の所見は、あなたが開いた後に別の人が変更しました。",
                             "一覧を開き直して相手の修正を読んでから、もう一度修正してください。"),
     "translation.no_file": ("所見ファイルが指定されていません。", "パスを入力するか、一覧から選んでください。"),

@@ -26,7 +26,6 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import os
 import re
 import sys
 import threading
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from pipelines.core import audit, cli
+from pipelines.core import audit, cli, run_lock
 from pipelines.core.errors import UserError
 from pipelines.core.locality import endpoint_url
 from pipelines.core.repo import ASSETS
@@ -280,6 +279,7 @@ def run(config: TranslateConfig, on_event: Callable[[dict], None] | None = None,
                         code="translate.at_least_one", params={"field": "concurrency"})
     source = Path(config.file)
     samples = reports.load_reports(source, check_images=False, require_ja=False)
+    read_as = reports.fingerprint(source)      # what was read: an --in-place write refuses if the file moved on
     if not any(s.findings_en for s in samples):
         raise UserError(f"No line of {source} has findings_en: there is no English to translate.",
                         "Import the reports with their English findings (`jmedlora reports import "
@@ -311,7 +311,13 @@ def run(config: TranslateConfig, on_event: Callable[[dict], None] | None = None,
         answers.update(asked["answers"])
         kind = "local" if endpoint.local else "remote"
         lines, flagged, empty = _fill(samples, work, answers, glossary, endpoint.model, kind)
-    write_reports(out, source, lines)
+    with run_lock.waiting(reports.lock_path(out)):       # the Data tab's review saves into report files too
+        if out.resolve() == source.resolve() and reports.fingerprint(source) != read_as:
+            raise UserError(f"{source} changed while it was being translated (a reviewer saved a correction, or "
+                            "another run wrote it); it was not overwritten.",
+                            "Run the same command again: the answers received are cached and not asked for again.",
+                            code="translate.changed", params={"path": str(source)})
+        reports.write_reports(out, source, lines)
     summary = {**base, "out": str(out), "lines": len(samples), "to_translate": len(work),
                "translated": len(answers) - len(empty),
                "asked": len(asked["answers"]), "cached": len(work) - len(to_send),
@@ -349,19 +355,6 @@ def _fill(samples, work: list[Work], answers: dict, glossary: Glossary, model: s
         lines.append(dataclasses.replace(s, findings_ja=translation,
                                          metadata={**s.metadata, "translation": provenance}))
     return lines, flagged, empty
-
-
-def write_reports(out: Path, source: Path, samples: list[reports.ReportSample]) -> None:
-    """Whole or not at all (written beside the target, then renamed over it); image paths are
-    rewritten relative to the new file's folder."""
-    in_folder, out_folder = source.absolute().parent, out.absolute().parent
-    partial = out.with_name(out.name + ".partial")
-    with open(partial, "w", encoding="utf-8") as fh:
-        for s in samples:
-            row = s.to_dict()
-            row["image"] = Path(os.path.relpath(in_folder / s.image, out_folder)).as_posix()
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(partial, out)
 
 
 def print_event(event: dict) -> None:

@@ -65,10 +65,6 @@ def list_translations(path: str | Path, *, only_flagged: bool = False) -> list[d
     return rows
 
 
-def lock_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.lock")
-
-
 def save_translation(path: str | Path, sample_id: str, findings_ja: str, *, who: str | None = None,
                      expected: str | None = None, glossary: str | Path = translate.DEFAULT_GLOSSARY) -> dict:
     """Write a corrected ``findings_ja`` for one line; returns the line's review row (as listed).
@@ -79,7 +75,7 @@ def save_translation(path: str | Path, sample_id: str, findings_ja: str, *, who:
         raise UserError(f"The Japanese findings of {sample_id} cannot be empty.",
                         "Write the corrected translation (to drop a line, edit the report file).",
                         code="translation.empty", params={"id": str(sample_id)})
-    with run_lock.waiting(lock_path(path)):
+    with run_lock.waiting(reports.lock_path(path)):
         return _save_locked(path, str(sample_id), text, who, expected, glossary)
 
 
@@ -101,5 +97,5 @@ def _save_locked(path: Path, sample_id: str, text: str, who: str | None, expecte
                 edited_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 glossary_missing=translate.missing_terms(s.findings_en or "", text, translate.load_glossary(glossary)))
     samples[index] = replace(s, findings_ja=text, metadata={**s.metadata, "translation": prov})
-    translate.write_reports(path, path, samples)
+    reports.write_reports(path, path, samples)
     return next(r for r in list_translations(path) if r["id"] == s.id)

@@ -21,11 +21,15 @@ findings section of the report in Japanese, asked with ``REPORT_PROMPT_JA`` (the
   (``impresion_ja``) would otherwise vanish silently from every evaluation. Extra data goes in ``metadata``.
 
 Bad lines are collected and reported together as ``file:line: field: problem`` (as question files are,
-``pipelines/tasks/igakuqa.py``). ``pipelines/data/report_import.py`` writes these files from a CSV.
+``pipelines/tasks/igakuqa.py``). ``pipelines/data/report_import.py`` writes these files from a CSV;
+``write_reports`` rewrites one whole (translation, the Data tab's review), under ``lock_path``'s lock.
 """
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,3 +229,28 @@ def bad_lines(path: str | Path, problems: list[DataProblem], fix: str) -> UserEr
     return UserError(f"{len(problems)} bad line(s) in {path}:\n  {shown}{more}", fix, code="reports.bad_lines",
                      params={"path": str(path), "n": len(problems),
                              "problems": [p.as_params() for p in problems[:10]]})
+
+
+# -- writing a report file (translation, the Data tab's review) -------------------------------
+
+def lock_path(path: Path) -> Path:
+    """The lock a report file's writers hold while they read and rewrite it (translation, review saves)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def fingerprint(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_reports(out: Path, source: Path, samples: list[ReportSample]) -> None:
+    """Whole or not at all (written beside the target, then renamed over it); image paths are
+    rewritten relative to the new file's folder."""
+    in_folder, out_folder = source.absolute().parent, out.absolute().parent
+    partial = out.with_name(out.name + ".partial")
+    with open(partial, "w", encoding="utf-8") as fh:
+        for s in samples:
+            row = s.to_dict()
+            row["image"] = Path(os.path.relpath(in_folder / s.image, out_folder)).as_posix()
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(partial, out)

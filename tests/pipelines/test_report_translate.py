@@ -155,6 +155,30 @@ def test_retranslate_and_in_place(report_file, workspace):
     assert {s.id: s.findings_ja for s in reports.load_reports(report_file)}["c"] == "右下葉に浸潤影を認める。"
 
 
+def test_in_place_never_overwrites_a_correction_saved_meanwhile(report_file, workspace):
+    """A reviewer saves into the file while --in-place translates it: the run refuses to write over
+    that, and the rerun it suggests finishes from the cache, keeping the correction."""
+    from pipelines.data import translation_review as review
+    edited = {"done": False}
+
+    def reply_and_edit(prompt: str) -> str:
+        if not edited["done"]:
+            edited["done"] = True
+            review.save_translation(report_file, "c", "右下葉に浸潤影（確認済み）。", who="dr-sato")
+        return reply(prompt)
+
+    with FakeOpenAIServer(reply_and_edit) as srv:
+        with pytest.raises(UserError) as info:
+            tr.run(config(report_file, srv, workspace, in_place=True, concurrency=1))
+        assert info.value.code == "translate.changed"
+        assert {s.id: s.findings_ja for s in reports.load_reports(report_file, require_ja=False)}["c"] == \
+            "右下葉に浸潤影（確認済み）。"
+        again = tr.run(config(report_file, srv, workspace, in_place=True))
+        assert again["asked"] == 0 and again["cached"] == 3 and srv.requests == 3
+    saved = {s.id: s.findings_ja for s in reports.load_reports(report_file)}
+    assert saved["c"] == "右下葉に浸潤影（確認済み）。" and saved["a"] == "軽度の心拡大を認める。"
+
+
 def test_nothing_to_translate_writes_nothing(report_file, workspace):
     with FakeOpenAIServer(reply) as srv:
         tr.run(config(report_file, srv, workspace, in_place=True))
