@@ -33,6 +33,18 @@ PREFILL_CHUNK = 512
 KV_CACHE_MB = 384       # a batch's key/value cache on a CPU: bounded RSS on an 8 GB hospital PC
 
 
+def within_context(lengths: list[int], context: int | None,
+                   max_new_tokens: int) -> tuple[list[int], dict[int, dict]]:
+    """(the rows whose prompt and new tokens fit the model's context, longest first; row → its
+    ``context_overflow`` facts for the others). Longest first: the slowest batch runs while memory is
+    freshest, and lengths within a batch are close, so little compute goes to padding. A row past the
+    context is not generated: a position beyond it crashes or answers garbage."""
+    overflow = {i: {"prompt_tokens": n, "context": context, "max_new_tokens": max_new_tokens}
+                for i, n in enumerate(lengths) if context and n + max_new_tokens > context}
+    order = sorted((i for i in range(len(lengths)) if i not in overflow), key=lambda i: -lengths[i])
+    return order, overflow
+
+
 def length_batches(order: list[int], lengths: list[int], max_new_tokens: int, *, rows: int, first: int,
                    budget: int) -> Iterator[list[int]]:
     """Consecutive runs of the length-sorted ``order``, each within ``rows`` rows (``first`` for the

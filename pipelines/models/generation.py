@@ -37,6 +37,7 @@ from pipelines.models.decoding import (
     prefill_kwargs,
     sampling_top_k,
     token_steps,
+    within_context,
 )
 from pipelines.models.device_memory import kv_cache_tokens
 from pipelines.tasks.igakuqa import Question
@@ -143,19 +144,9 @@ class LocalGenerator:
         if any(chat):
             settings = dataclasses.replace(settings, stop=tuple(dict.fromkeys(settings.stop + self.chat_stops())))
         lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
-        # Longest first: the slowest batch runs while memory is freshest, and lengths within
-        # a batch are close, so little compute goes to padding.
-        context = self.context_length()
-        fits = []
-        for i, n in enumerate(lengths):
-            if context and n + settings.max_new_tokens > context:
-                # Not generated: a position past the model's context crashes or answers garbage.
-                yield i, Completion(text="", n_tokens=0, seconds=0.0,
-                                    info={"context_overflow": {"prompt_tokens": n, "context": context,
-                                                               "max_new_tokens": settings.max_new_tokens}})
-            else:
-                fits.append(i)
-        order = sorted(fits, key=lambda i: -lengths[i])
+        order, overflow = within_context(lengths, self.context_length(), settings.max_new_tokens)
+        for i, info in overflow.items():
+            yield i, Completion(text="", n_tokens=0, seconds=0.0, info={"context_overflow": info})
         for b, idx in enumerate(self._batches(order, lengths, settings.max_new_tokens)):
             t0 = time.perf_counter()
             seeds = [prompts[i].seed for i in idx]

@@ -43,6 +43,7 @@ from pipelines.models.decoding import (
     length_batches,
     sampling_top_k,
     token_steps,
+    within_context,
 )
 from pipelines.models.device_memory import kv_cache_tokens
 from pipelines.models.generation import BackendInfo, Completion, GenerationSettings, Prompt
@@ -178,16 +179,9 @@ class VisionGenerator:
         # Prompt tokens per image (the image's tokens included): one processor pass each, which is
         # cheap next to generation and exact for processors whose token count depends on the image.
         lengths = [int(self.encode([im], text, to_model=False)["attention_mask"].sum()) for im in images]
-        context = self.context_length()
-        fits = []
-        for i, n in enumerate(lengths):
-            if context and n + settings.max_new_tokens > context:
-                yield i, Completion(text="", n_tokens=0, seconds=0.0,
-                                    info={"context_overflow": {"prompt_tokens": n, "context": context,
-                                                               "max_new_tokens": settings.max_new_tokens}})
-            else:
-                fits.append(i)
-        order = sorted(fits, key=lambda i: -lengths[i])
+        order, overflow = within_context(lengths, self.context_length(), settings.max_new_tokens)
+        for i, info in overflow.items():
+            yield i, Completion(text="", n_tokens=0, seconds=0.0, info={"context_overflow": info})
         for idx in self._batches(order, lengths, settings.max_new_tokens):
             t0 = time.perf_counter()
             outs = self._generate_batch([images[i] for i in idx], text, settings,

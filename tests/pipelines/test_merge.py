@@ -211,19 +211,24 @@ def start_held_merge(args: list[str], *, after: int) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL)
 
 
+def kill_mid_search(args: list[str], path: Path, *, after: int) -> list[dict]:
+    """Run ``jmedlora merge ARGS``, SIGKILL it once ``after`` candidates are in ``path``; those candidates."""
+    proc = start_held_merge(args, after=after)
+    while proc.poll() is None and len(read_candidates(path)) < after:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return read_candidates(path)
+
+
 def test_resume_after_sigkill_rescores_nothing(workspace, adapters, tmp_path):
     out = tmp_path / "m"
     cmd = [sys.executable, "-m", "pipelines.merging.evolve", "--inputs", str(adapters[0]), str(adapters[1]),
            "--dev", str(small_questions(tmp_path / "dev.jsonl", 4)), "--test-fraction", "0.5", "--budget", "4",
            "--population", "4", "--batch-size", "4", "--out", str(out),
            "--workspace", str(workspace.root)]
-    proc = start_held_merge(cmd[3:], after=3)
     path = out / "candidates.jsonl"
-    while proc.poll() is None and len(read_candidates(path)) < 3:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = read_candidates(path)
+    before = kill_mid_search(cmd[3:], path, after=3)
     assert len(before) == 3, before
     events = []
     run(MergeConfig(resume=str(out), workspace=str(workspace.root)), events.append)

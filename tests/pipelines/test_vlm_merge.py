@@ -8,9 +8,6 @@ inputs are refused before anything loads."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +21,7 @@ from pipelines.merging.evolve import MergeConfig, main, run
 from pipelines.merging.methods import tensor_generator
 from pipelines.merging.search import SearchSpace, read_candidates
 from pipelines.merging.tower_mixer import TowerMixer
-from tests.pipelines.test_merge import perturbed_copy, start_held_merge
+from tests.pipelines.test_merge import kill_mid_search, perturbed_copy
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = ASSETS / "reports" / "sample_ja.jsonl"
@@ -174,13 +171,8 @@ def test_loglik_search_then_rouge_rescoring_chooses_by_rouge(workspace, tiny_vlm
 def test_a_kill_mid_search_resumes_without_rescoring(workspace, tiny_vlm_dir, lms, tiny_llama_dir, tmp_path):
     out = tmp_path / "cxr"
     args = merge_args(tiny_vlm_dir, lms, tiny_llama_dir, out, workspace, "--budget", "4")
-    proc = start_held_merge(args, after=3)
     path = out / "candidates.jsonl"
-    while proc.poll() is None and len(read_candidates(path)) < 3:
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = read_candidates(path)
+    before = kill_mid_search(args, path, after=3)
     assert len(before) == 3
     events = []
     run(MergeConfig(resume=str(out), workspace=str(workspace.root)), events.append)
