@@ -12,24 +12,10 @@ from pipelines.core.errors import UserError
 from pipelines.models.references import resolve_model
 from pipelines.models.vision import VisionGenerator, load_vision_model, rgb
 from pipelines.models.vision_loglik import _score_batch, closing_token, reference_logliks
+from tests.pipelines.test_vision import images, vlm  # noqa: F401 (the same tiny VLM and images as the generation tests)
 
 PROMPT = "この画像の所見を書いてください。"
 REFERENCES = ["心拡大を認める。", "両側肺野に明らかな浸潤影や腫瘤影を認めない。両側肋骨横隔膜角は鋭。", "骨折なし。"]
-
-
-@pytest.fixture(scope="module")
-def vlm(tiny_vlm_dir):
-    return VisionGenerator(*load_vision_model(resolve_model(str(tiny_vlm_dir)), device="cpu"), label="tiny-vlm")
-
-
-@pytest.fixture(scope="module")
-def images():
-    import numpy as np
-    from PIL import Image
-    rng = np.random.default_rng(1)
-    return [Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)),
-            Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)),
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))]
 
 
 def _manual(vlm, image, reference):
