@@ -22,7 +22,7 @@ from workbench import messages_ja_data, messages_ja_models, messages_ja_reports
 # code -> (problem, fix or None), in parts by subject
 PARTS = (messages_ja_data.ERRORS, messages_ja_models.ERRORS, messages_ja_reports.ERRORS)
 MESSAGES: dict[str, tuple[str, str | None]] = {code: text for part in PARTS for code, text in part.items()}
-# Words inside parameters (pipelines/data/privacy.py KINDS, job states, what diverged).
+# Words inside parameters (pipelines/core/privacy.py KINDS, job states, what diverged).
 PRIVACY_KINDS = {"name": "患者氏名", "record_number": "患者ID・カルテ番号", "date_of_birth": "生年月日",
                  "date": "完全な日付（和暦）", "phone": "電話番号", "address": "住所", "email": "メールアドレス",
                  "my_number": "マイナンバー（個人番号）"}

@@ -81,6 +81,9 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "privacy.blocked": ("このマシンの外にある {url} へ送る {n} 個の断片に個人情報らしき箇所が見つかりました：\n{lines}",
                         "その箇所を削除または匿名化するか、ローカルのモデルで生成する（URL を空欄に）か、送信の許可を得ている場合に限り"
                         "外部送信の許可にチェックを入れてください。"),
+    "privacy.blocked_prompts": ("このマシンの外にある {url} へ送る {n} 個のプロンプトに個人情報らしき箇所が見つかりました：\n{lines}",
+                                "その箇所を削除または匿名化するか、ローカルのモデルを使うか、送信の許可を得ている場合に限り "
+                                "--allow-remote-pii を指定してください。"),
     "alpaca.not_a_record": ("{path} の {line} 行目：「instruction」と「output」を文字列で持つレコードではありません。",
                             "各行を Alpaca 形式のレコード（instruction、任意の input、output）にしてください。"),
     "curate.unknown_filter": ("知らないフィルタがあります：{names}。", "使えるフィルタ：{known}。"),

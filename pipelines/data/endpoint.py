@@ -13,29 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from pipelines.core import privacy
 from pipelines.core.errors import UserError
 from pipelines.core.locality import Pinned, pin
+from pipelines.core.privacy import PrivacyBlocked  # noqa: F401  (raised here; callers import it from here too)
 from pipelines.core.workspace import Workspace
-from pipelines.data import privacy
-
-
-class PrivacyBlocked(UserError):
-    """Raised before anything is sent; ``findings`` lists what was found, per chunk."""
-
-    def __init__(self, base_url: str, findings: list[dict]):
-        self.findings = findings
-        self.event_fields = {"findings": findings, "base_url": base_url}    # in the job's error event
-        lines = [f"  {f['chunk_id']}: {f['label']} {f['text']!r}" for f in findings[:20]]
-        if len(findings) > 20:
-            lines.append(f"  … and {len(findings) - 20} more")
-        super().__init__(
-            f"Personal data found in {len({f['chunk_id'] for f in findings})} chunk(s) that would be sent to "
-            f"{base_url}, which is not on this machine:\n" + "\n".join(lines),
-            "Remove or de-identify it, generate with a local model (leave out --base-url), or, if you are "
-            "allowed to send it, pass --allow-remote-pii.",
-            code="privacy.blocked",
-            params={"url": base_url, "n": len({f["chunk_id"] for f in findings}), "more": max(0, len(findings) - 20),
-                    "findings": [{k: f.get(k) for k in ("chunk_id", "kind", "text")} for f in findings[:20]]})
 
 
 def privacy_findings(chunks) -> list[dict]:

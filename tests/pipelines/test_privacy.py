@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.data.privacy import is_my_number, my_number_check_digit, redact, scan
+from pipelines.core.privacy import is_my_number, my_number_check_digit, redact, scan
 
 
 def kinds(text: str) -> list[tuple[str, str]]:

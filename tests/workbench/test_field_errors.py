@@ -167,7 +167,7 @@ def test_errors_from_the_pipelines_read_in_japanese_with_the_form_labels(workspa
 
 
 def test_every_privacy_kind_has_japanese():
-    from pipelines.data import privacy
+    from pipelines.core import privacy
     assert set(messages_ja.PRIVACY_KINDS) == set(privacy.KINDS)
 
 
