@@ -1,4 +1,6 @@
-"""Evaluation on IgakuQA-format exams: the run (``evaluator``), how a question is put to the model
+"""Evaluation on IgakuQA-format exams: the run (``evaluator``), its progress between answers
+(``progress``), predictions made elsewhere (IgakuQA's GPT-4, ChatGPT, examinees' majority)
+scored as IgakuQA's evaluate_main.py does (``imported``), how a question is put to the model
 (``prompting``), results on disk and resuming (``results``), answer scoring (``scoring``), every
 metric defined once (``metrics``), intervals and paired tests (``significance``), the typed summary
 (``summary``), batches of checkpoints as one job (``batches``), the paper's Table 1

@@ -11,6 +11,9 @@ as an uninterrupted one), ``OUT/summary.json`` (per shot
 setting: n and every metric with a bootstrap 95% interval) and ``OUT/config.json``, and
 prints a Table-1-style table. Scoring modes are defined in ``pipelines/evaluation/scoring.py``, the
 metrics and how each is summarised in ``pipelines/evaluation/metrics.py``.
+
+``--predictions FILE`` scores answers given elsewhere instead of a model (IgakuQA's published GPT-4,
+ChatGPT and examinees' predictions, or a results.jsonl): ``pipelines/evaluation/imported.py``.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from pipelines.core import audit, cli, jobs, run_lock
 from pipelines.core.errors import Interrupted, UserError, cli_guard, disk_full, same_command
 from pipelines.core.repo import ASSETS
 from pipelines.core.workspace import Workspace
-from pipelines.evaluation import metrics, report_run, results, scoring
+from pipelines.evaluation import imported, metrics, report_run, results, scoring
+from pipelines.evaluation.progress import TokenMeter
 from pipelines.evaluation.prompting import build_prompt, pick_example, question_seed, shuffled
 from pipelines.evaluation.summary import EvalSummary
 from pipelines.models.backends import BackendSettings, check_loglik, check_text_model, open_backend
@@ -70,6 +74,8 @@ class EvalConfig:
     on_error: Literal["stop", "skip"] = "stop"  # bad lines in the question file: stop or skip them
     image_size: int = 512               # report: images resized to this square, as JRadiEvo did
     trust_remote_code: bool = False     # report: let a model run Python shipped in its folder (logged)
+    predictions: str | None = None      # score this predictions file instead of a model (pipelines/evaluation/imported.py)
+    label: str | None = None            # --predictions: the column's name (default: from the file, e.g. GPT-4)
     workspace: str | None = None
 
     def validate(self) -> None:
@@ -114,6 +120,8 @@ def run(config: EvalConfig, on_event: Callable[[dict], None] | None = None, *,
     """Evaluate and summarise; ``stop`` ends early with the answers so far saved (a rerun resumes)."""
     config.validate()
     ws = workspace or Workspace.resolve(config.workspace)
+    if config.predictions:      # answers given elsewhere: scored, no model loaded
+        return imported.run(config, on_event or (lambda e: None), ws)
     if config.task == "report":
         if config.data == EvalConfig.data:
             config = dataclasses.replace(config, data=str(ASSETS / "reports" / "sample_ja.jsonl"))
@@ -270,7 +278,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
         # Stop where the answer ends: the template's next block, besides the configured stops.
         settings = dataclasses.replace(config.settings,
                                        stop=tuple(dict.fromkeys(config.settings.stop + template.stop_strings())))
-        meter = _TokenMeter(emit, todo=len(items), total=total, max_new_tokens=settings.max_new_tokens)
+        meter = TokenMeter(emit, todo=len(items), total=total, max_new_tokens=settings.max_new_tokens)
         for i, comp in backend.generate([it[4] for it in items], settings, on_tokens=meter.tokens):
             meter.answered(comp.n_tokens)
             write(i, comp.text, comp.n_tokens, comp.seconds, comp.info)
@@ -284,38 +292,6 @@ def _chunks(seq: list[int], *, first: int, size: int):
         yield seq[:first]
     for start in range(first, len(seq), size):
         yield seq[start:start + size]
-
-
-class _TokenMeter:
-    """Progress between finished answers: tokens generated, their rate and an ETA from it.
-
-    The first step is reported at once; later ones at most every ``every`` seconds. Until an
-    answer has finished, the remaining work is taken as max_new_tokens per answer (an upper
-    bound); after, as the mean length of the answers so far."""
-
-    def __init__(self, emit, *, todo: int, total: int, max_new_tokens: int, every: float = 1.0):
-        self.emit, self.todo, self.total, self.max_new, self.every = emit, todo, total, max_new_tokens, every
-        self.t0 = time.perf_counter()
-        self.n_tokens = self.finished = self.finished_tokens = 0
-        self.last = None
-
-    def answered(self, n_tokens: int) -> None:
-        self.finished += 1
-        self.finished_tokens += n_tokens
-
-    def tokens(self, n: int) -> None:
-        self.n_tokens += n
-        now = time.perf_counter()
-        if self.last is not None and now - self.last < self.every:
-            return
-        self.last = now
-        elapsed = now - self.t0
-        rate = self.n_tokens / elapsed if elapsed > 0 else 0.0
-        per_answer = self.finished_tokens / self.finished if self.finished else self.max_new
-        remaining = max(0.0, self.todo * per_answer - self.n_tokens)
-        self.emit({"event": "progress", "done": self.total - self.todo + self.finished, "total": self.total,
-                   "tokens": self.n_tokens, "tokens_per_s": round(rate, 2),
-                   "eta_s": round(remaining / rate, 1) if rate > 0 else None, "elapsed_s": round(elapsed, 2)})
 
 
 # -- CLI ---------------------------------------------------------------------------
