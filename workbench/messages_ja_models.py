@@ -145,6 +145,26 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "serve.no_chat": ("このモデルのトークナイザにはチャットテンプレートがありません。", "プロンプト形式を ja か en にしてください。"),
     "serve.no_lmfe": ("構造化出力には lm-format-enforcer パッケージが必要です。",
                       "管理者に pip install -r requirements.txt（または make run）の実行を依頼してください。"),
+    # imported predictions (pipelines/evaluation/imported.py)
+    "predictions.missing": ("予測ファイル {path} がありません。",
+                            "IgakuQA の予測ファイル（EXAM_gpt4.jsonl など）か、評価結果の results.jsonl を指定してください。"),
+    "predictions.empty": ("{path} に予測が1件もありません。", "指定した予測ファイルが正しいか確認してください。"),
+    "predictions.format": ("{path} は予測ファイルではありません：{line} 行目に prediction（IgakuQA の baseline_results）も "
+                           "shots（評価結果の results.jsonl）もありません。",
+                           "IgakuQA の予測ファイル（problem_id と prediction）か、評価結果の results.jsonl を指定してください。"),
+    "predictions.bad_lines": ("{path} に問題のある行が {n} 件あります：\n{lines}",
+                              "該当する行を直すか、その行を除いて続けてください（--on-error skip）。"),
+    "predictions.none_matched": ("{predictions} の予測は、{data} のどの問題とも一致しません（予測 {n_predictions} 件、"
+                                 "問題 {n_questions} 問、共通の problem_id なし）。",
+                                 "予測ファイルは同じ回・同じブロックの問題ファイルと組み合わせてください"
+                                 "（116-A_gpt4.jsonl と 116-A.jsonl など）。"),
+    "predictions.report_task": ("--predictions で採点できるのは試験問題の解答です。--task {value} には使えません。",
+                                "--task を指定しないでください（exam）。"),
+    "predictions.not_text": ("\"a\" や \"a,c\" のような文字列にしてください", None),
+    "predictions.bad_row": ("results.jsonl の行には整数の shots と配列の predicted が必要です", None),
+    "predictions.no_id": ("problem_id がありません", None),
+    "predictions.no_prediction": ("prediction がありません", None),
+    "predictions.duplicate": ("{got} の予測が2つあります（1つ目を使います）", None),
     # evaluation (pipelines/evaluation/evaluator.py, prompting.py, results.py) and paired comparison (significance.py)
     "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
     "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),
