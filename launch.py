@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipelines.core.workspace import Workspace
     from workbench.app import CSS, build_app
     from workbench.state import AppState
+    from workbench.i18n import gradio_i18n
 
     try:
         ws = Workspace.resolve(args.workspace)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     mode = "login required" if gate else "NO LOGIN (--no-auth): anyone with an account on this machine can use it"
     print(f"JMedLoRA Workbench: http://{args.host}:{args.port}  (workspace {ws.root}; {mode})", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, auth=gate, share=False, show_error=True,
-                inbrowser=False, css=CSS, footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
+                inbrowser=False, css=CSS, i18n=gradio_i18n(), footer_links=[], ssr_mode=False, pwa=False, mcp_server=False,
                 enable_monitoring=False, allowed_paths=[str(ws.root / "exports")], prevent_thread_lock=True,
                 # No form uploads a file (paths on the server are read under pipelines/core/page_paths.py), yet
                 # Gradio's upload route takes any size from any logged-in user: 300 MB went in unchecked.

@@ -81,7 +81,7 @@ def build_app(state: AppState) -> gr.Blocks:
             return (status_html(state, lang_, users.current_user(request)),
                     gr.Timer(active=state.default_status == "preparing"))
 
-        status_timer.tick(poll_status, [lang], [status, status_timer])
+        status_timer.tick(poll_status, [lang], [status, status_timer], show_progress="hidden")
 
         registered = t.components
 

@@ -255,7 +255,8 @@ def create_data_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     gen.scan_btn.click(bind(h.scan, state), gen_inputs, [gen.msg, gen.findings])
     gen.generate_btn.click(bind(h.generate, state), gen_inputs,
                            [gen.msg, gen.timer, gen.findings, gen.command, gen.stop_btn])
-    gen.timer.tick(bind(h.poll, state), [lang], [gen.msg, gen.timer, cur.ds, gen.findings, gen.stop_btn])
+    gen.timer.tick(bind(h.poll, state), [lang], [gen.msg, gen.timer, cur.ds, gen.findings, gen.stop_btn],
+                   show_progress="hidden")
     gen.stop_btn.click(bind(h.stop, state), [lang], [gen.msg])
     gen.import_btn.click(bind(h.import_jsonl, state), [gen.import_path, gen.dataset, lang], [gen.msg, cur.ds])
 

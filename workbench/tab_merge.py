@@ -319,7 +319,8 @@ def create_merge_tab(state: AppState, t: Labels, lang: gr.State, compare: dict |
     out.change(shown_command, [out], [command])
     resume_btn.click(lambda lg, o: resume(state, lg, o), [lang, out], [message, command])
     timer.tick(lambda lg, o, k: (*poll(state, lg, o), stop_button(o), resume_button(o), *merge_report.buttons(o, k)),
-               [lang, out, task], [status, chart, table, verdict, stop_btn, resume_btn, compare_btn, reports_btn])
+               [lang, out, task], [status, chart, table, verdict, stop_btn, resume_btn, compare_btn, reports_btn],
+               show_progress="hidden")
     task.input(bind(merge_report.switch_task, state), [task, lang, dev, method, inputs],
                [inputs, base, dev, test, method, metric, objective, max_tokens])
     lang.change(lambda lg, k: (gr.update(choices=method_choices(lg)), gr.update(choices=metric_choices(lg)),

@@ -96,7 +96,7 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                      [message, command, run_sel, runs_table, stop_btn])
     estimate_btn.click(bind(h.estimate, state), [preset, *form, other_box, lang], [message, command])
     monitored = [progress, curves, log, ckpts, stop_btn]
-    timer.tick(bind(h.tick, state), [run_sel, lang], [runs_table, run_sel, *monitored])
+    timer.tick(bind(h.tick, state), [run_sel, lang], [runs_table, run_sel, *monitored], show_progress="hidden")
     run_sel.change(h.monitor, [run_sel, lang], monitored)
     stop_btn.click(bind(h.stop, state), [run_sel, lang], [message])
     resume_btn.click(bind(h.resume, state), [run_sel, lang], [message])

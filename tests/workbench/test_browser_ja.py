@@ -48,10 +48,18 @@ VISIBLE_TEXT = """(args) => {
 }"""
 
 
+# A translation key shown as it is (``common.complete``): a word Gradio's locale lacks. Its
+# namespaces, from Gradio 6's locale files; a key has a dot, so it would pass as a file name below.
+RAW_KEY = re.compile(r"\b(?:common|status|dataframe|upload_text|file|chatbot|errors|blocks|image|image_editor|audio|"
+                     r"video|login|plot|label|number|radio|slider|textbox|checkbox|dropdown|code|color_picker|"
+                     r"annotated_image|highlighted_text|multimodal_textbox)\.[a-z_]+\b")
+
+
 def english_words(text: str) -> set[str]:
     """Latin-letter words that are not names: identifiers (q_proj), paths, file and model names
-    (SmolLM2-135M, ja-demo, demo.csv) and single letters are data, not interface text."""
-    words = set()
+    (SmolLM2-135M, ja-demo, demo.csv) and single letters are data, not interface text; a raw
+    translation key (``common.complete``) is always reported."""
+    words = set(RAW_KEY.findall(text))
     for token in re.findall(r"[A-Za-z0-9_./:@-]*[A-Za-z][A-Za-z0-9_./:@-]*", text):
         if any(c in token for c in "_/.:@-") or re.search(r"\d", token) or len(token) < 2:
             continue
