@@ -100,6 +100,29 @@ def shots_comparison(long: pd.DataFrame, metric: str, *, label: str | None = Non
     return fig
 
 
+def metric_vs_compute(points: pd.DataFrame, x: str = "hours", *, label: str = "accuracy", title: str | None = None,
+                      x_title: str | None = None, empty_message: str = "No evaluations yet") -> go.Figure:
+    """The metric against training compute (``x``: hours or tokens), one line per run or base model
+    and shot setting; published columns (``source`` paper) drawn as open markers."""
+    sel = points[points[x].notna()] if len(points) else points
+    if not len(sel):
+        return empty_figure(empty_message)
+    fig = go.Figure()
+    for (series, shots), g in sel.groupby(["series", "shots"], sort=True):
+        g = g.sort_values(x)
+        paper = (g["source"] == "paper").all()
+        fig.add_trace(go.Scatter(
+            x=g[x], y=g["mean"], mode="lines+markers", name=f"{series} ({shots}-shot)",
+            line=dict(dash="solid" if shots == 0 else "dash"), error_y=_errors(g),
+            marker=dict(symbol="circle-open" if paper else "circle", size=9 if paper else 7),
+            customdata=g[["label"]].values,
+            hovertemplate="%{customdata[0]}<br>%{x:,.4g} → %{y:.3f}<extra>%{fullData.name}</extra>"))
+    fig.update_layout(**_LAYOUT, title=title or f"{label} vs training {x}", xaxis_title=x_title or x, yaxis_title=label)
+    fig.update_xaxes(rangemode="tozero")     # 0 = the base model, no training
+    _value_range(fig, [*sel["mean"], *sel["ci_low"].dropna(), *sel["ci_high"].dropna()])
+    return fig
+
+
 def loss_overlay(curves: dict[str, pd.DataFrame], *, y: str = "loss", title: str = "Training loss",
                  x_title: str = "step", y_title: str | None = None,
                  empty_message: str = "No training runs yet") -> go.Figure:

@@ -8,8 +8,17 @@ import html
 import gradio as gr
 
 from components import answer_card, metric_table, notice, report_view, run_monitor
-from workbench import (audit_view, merge_report, tab_charts, tab_compare, tab_data, tab_merge, tab_reports, tab_train,
-                       users)
+from workbench import (
+    audit_view,
+    merge_report,
+    tab_charts,
+    tab_compare,
+    tab_data,
+    tab_merge,
+    tab_reports,
+    tab_train,
+    users,
+)
 from workbench.i18n import LANGS, Labels
 from workbench.state import AppState
 
@@ -107,8 +116,9 @@ def build_app(state: AppState) -> gr.Blocks:
 
         # Tabs show what is on disk now: lists refresh whenever a tab is opened.
         refresh_lists, update, inputs, outputs, r_in, r_out = charts["refresh"]
-        charts_tab.select(refresh_lists, r_in, r_out).then(update, inputs, outputs)
+        charts_tab.select(refresh_lists, r_in, r_out).then(update, inputs, outputs).then(*charts["compute"])
         demo.load(update, inputs, outputs)
+        demo.load(*charts["compute"])
         compare_tab.select(lambda: (gr.update(choices=state.model_choices()),
                                     gr.update(choices=tab_compare.evaluation_choices(state))),
                            None, [compare["checkpoints"], compare["shown"]])

@@ -94,7 +94,7 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                           "学習で保存したチェックポイントのフォルダ（adapter_config.json があるもの）を指定してください。"),
     "model.adapter_on_endpoint": ("API エンドポイントのモデルにはアダプタを適用できません。",
                                   "アダプタを外すか、ローカルのベースモデルでアダプタを評価してください。"),
-    "model.endpoint_no_name": ("エンドポイントの参照 {spec} にモデル名がありません。", "openai:MODEL か openai:MODEL@URL の形で書いてください。"),
+    "model.endpoint_no_name": ("エンドポイントの参照 {spec} にモデル名がありません。", "openai:MODEL か openai:MODEL@URL（/v1/completions も使うサーバーは openai-completions:MODEL@URL）の形で書いてください。"),
     "model.adapter_twice": ("{spec} はそれ自体がアダプタのフォルダですが、アダプタも別に指定されています。",
                             "ベースモデルとアダプタを別々に指定してください。"),
     "model.adapter_no_base": ("アダプタ {spec} にはベースモデルの記載がありません。", "ベースモデルとアダプタを別々に指定してください。"),
@@ -128,8 +128,18 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                                 "問題と選択肢が入る位置に {{instruction}}（と {{input}}）を書いてください。"),
     "template.no_input_text": ("テンプレート {path} に {{input_text}} の差し込み位置がありません。",
                                "文書の断片が入る位置に {{input_text}} を書いてください。"),
-    "loglik.endpoint": ("対数尤度による採点にはモデルのトークン確率が必要ですが、{label} は API エンドポイントで文章しか返しません。",
-                        "エンドポイントのモデルは評価方法を generate にしてください（loglik と both にはローカルのモデルが必要です）。"),
+    "loglik.endpoint": ("対数尤度による採点にはモデルのトークン確率が必要ですが、{label} はチャットのエンドポイントで文章しか返しません。",
+                        "サーバーがプロンプトの対数確率付きで /v1/completions にも応える場合（vLLM、llama.cpp のサーバー、TGI、jmedlora serve）は "
+                        "openai-completions:MODEL@URL と指定してください。そうでなければ評価方法を generate にしてください。"),
+    "loglik.endpoint_no_logprobs": ("{label} はプロンプトの対数確率を返さなかったため（{detail}）、このサーバーでは選択肢を対数尤度で採点できません。",
+                                    "echo と logprobs 付きの /v1/completions に応えるエンジン（vLLM、llama.cpp のサーバー、TGI、jmedlora serve）で"
+                                    "モデルを立てるか、評価方法を generate にしてください（OpenAI の API のようなチャット専用の API は"
+                                    "プロンプトの対数確率を返しません）。"),
+    "loglik.endpoint_chat": ("{label} を通した対数尤度にはテキストのプロンプトが必要です。チャットテンプレートはサーバーがチャット補完のときだけ適用し、"
+                             "チャット補完は対数確率を返しません。",
+                             "loglik や both ではテンプレートを ja か en（論文の Alpaca 形式）にしてください。"),
+    "loglik.endpoint_empty": ("{problem_id}：プロンプトが空で、選択肢の前に置く文脈がありません。",
+                              "問題文が答えの前に来るプロンプトテンプレートを使ってください。"),
     "loglik.no_head": ("{model} には独立した言語モデルヘッドがないため、対数尤度で選択肢を採点できません。",
                        "このモデルは評価方法を generate にしてください。"),
     "freeform.empty": ("指示が空です。", "モデルに答えさせる内容を入力してください。"),
@@ -165,6 +175,7 @@ ERRORS: dict[str, tuple[str, str | None]] = {
     "predictions.no_id": ("problem_id がありません", None),
     "predictions.no_prediction": ("prediction がありません", None),
     "predictions.duplicate": ("{got} の予測が2つあります（1つ目を使います）", None),
+    "compute.metric": ("指標 {value} はありません。", "次のいずれかを指定してください：{known}。"),
     # evaluation (pipelines/evaluation/evaluator.py, prompting.py, results.py) and paired comparison (significance.py)
     "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
     "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),

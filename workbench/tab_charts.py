@@ -9,13 +9,14 @@ above it, called with the app state (tests call them directly). The frames come 
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 import gradio as gr
 
 from components import metric_chart, notice
 from components.metric_table import table_html
-from pipelines.evaluation import metrics, paper_table
+from pipelines.evaluation import compute, metrics, paper_table
 from workbench import train_runs, users
 from workbench.i18n import Labels
 from workbench.state import AppState
@@ -32,6 +33,7 @@ L = {
     "csv_table": {"ja": "⬇ 表をCSVで保存", "en": "⬇ Table as CSV"},
     "csv_long": {"ja": "⬇ 全データ（信頼区間つき）CSV", "en": "⬇ All points with CIs (CSV)"},
     "runs": {"ja": "学習ラン（損失曲線を重ねて表示）", "en": "Training runs (loss curves overlaid)"},
+    "compute_x": {"ja": "計算量の軸", "en": "Compute axis"},
 }
 MSG = {
     "any": {"ja": "（すべて）", "en": "(all)"},
@@ -53,6 +55,13 @@ CHART = {
     "shots_title": {"ja": "{label}：0-shot と 1-shot", "en": "{label}: 0-shot vs 1-shot"},
 }
 HOURS_LABEL = {"ja": "学習時間（時間）", "en": "Training hours"}
+COMPUTE = {
+    "title": {"ja": "{label}：学習の計算量あたり", "en": "{label} vs training compute"},
+    "hours": {"ja": "学習時間（時間、0＝ベースモデル）", "en": "training hours (0 = base model)"},
+    "tokens": {"ja": "学習トークン数（0＝ベースモデル）", "en": "training tokens (0 = base model)"},
+    "unplaced": {"ja": "学習の記録がないため計算量のグラフに置いていない列：{cols}",
+                 "en": "Not on the compute chart (no training record): {cols}"},
+}
 ANY = "*"
 
 
@@ -132,11 +141,32 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
     return html_out, fig_steps, fig_shots, str(table_csv), str(long_csv)
 
 
+def compute_figure(state: AppState, data: str | None, template: str | None, reference: bool, metric: str, x: str,
+                   lang: str):
+    """(figure, note): the metric against training hours or tokens (``pipelines.evaluation.compute``)."""
+    ws = state.workspace
+    models = ws.models()
+    entries = paper_table.entries_from_registry(ws.evaluations(), models, data=None if data in (None, ANY, "") else data,
+                                                template=None if template in (None, ANY, "") else template)
+    points, unplaced = compute.compute_points(entries, models, metric, reference=reference or not entries)
+    label = metric_name(metrics.get(metric), lang) if metric in metrics.keys() else metric
+    fig = metric_chart.metric_vs_compute(points, x if x in ("hours", "tokens") else "hours", label=label,
+                                         title=COMPUTE["title"][lang].format(label=label),
+                                         x_title=COMPUTE[x if x in ("hours", "tokens") else "hours"][lang],
+                                         empty_message=MSG["none"][lang])
+    note = COMPUTE["unplaced"][lang].format(cols="、".join(unplaced) if lang == "ja" else ", ".join(unplaced))
+    return fig, (f'<p class="t1note" style="font-size:12px;color:#57606a">{html_escape(note)}</p>' if unplaced else "")
+
+
 def refresh_lists(state: AppState, current_data, current_template, lang: str):
     datas, templates = filter_choices(state)
     anyc = (MSG["any"][lang], ANY)
     return (gr.update(choices=[anyc] + datas), gr.update(choices=[anyc] + templates),
             gr.update(choices=train_runs.run_choices(state.workspace)))
+
+
+def compute_choices(lang: str) -> list[tuple[str, str]]:
+    return [(HOURS_LABEL[lang], "hours"), ({"ja": "学習トークン数", "en": "Training tokens"}[lang], "tokens")]
 
 
 def metric_choices(lang: str) -> list[tuple[str, str]]:
@@ -170,6 +200,10 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     with gr.Row():
         fig_steps = gr.Plot(elem_id="charts-steps", show_label=False)
         fig_shots = gr.Plot(elem_id="charts-shots", show_label=False)
+    compute_x = t.make(gr.Radio, L["compute_x"], choices=compute_choices(t.lang), value="hours",
+                       elem_id="charts-compute-x")
+    fig_compute = gr.Plot(elem_id="charts-compute", show_label=False)
+    compute_note = gr.HTML(elem_id="charts-compute-note")
     runs = t.make(gr.Dropdown, L["runs"], choices=train_runs.run_choices(state.workspace), multiselect=True,
                   elem_id="charts-runs")
     fig_loss = gr.Plot(elem_id="charts-loss", show_label=False)
@@ -179,11 +213,19 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     update = bind(build, state)
     for c in (data, template, reference, metric):
         c.change(update, inputs, outputs)
+    by_compute = bind(compute_figure, state)
+    compute_in = [data, template, reference, metric, compute_x, lang]
+    for c in (data, template, reference, metric, compute_x):
+        c.change(by_compute, compute_in, [fig_compute, compute_note])
     lists = bind(refresh_lists, state)
-    refresh.click(lists, [data, template, lang], [data, template, runs]).then(update, inputs, outputs)
+    refresh.click(lists, [data, template, lang], [data, template, runs]).then(update, inputs, outputs).then(
+        by_compute, compute_in, [fig_compute, compute_note])
     runs.change(bind(loss, state), [runs, lang], [fig_loss])
     # The language switch re-renders the table, the chart titles and axes, and the choice names.
     lang.change(bind(relabel, state), [lang, metric, runs], [metric, data, template, fig_loss]).then(
-        update, inputs, outputs)
+        update, inputs, outputs).then(lambda lang_, x: gr.update(choices=compute_choices(lang_), value=x),
+                                      [lang, compute_x], [compute_x]).then(by_compute, compute_in,
+                                                                            [fig_compute, compute_note])
     return {"refresh": (lists, update, inputs, outputs, [data, template, lang], [data, template, runs]),
-            "loss": (bind(loss, state), [runs, lang], [fig_loss])}
+            "loss": (bind(loss, state), [runs, lang], [fig_loss]),
+            "compute": (by_compute, compute_in, [fig_compute, compute_note])}

@@ -39,6 +39,7 @@ GROUPS: dict[str, dict[str, str]] = {
         "evaluate": "pipelines.evaluation.evaluator",
         "significance": "pipelines.evaluation.significance",
         "table": "pipelines.evaluation.paper_table",
+        "compute": "pipelines.evaluation.compute",
         "igakuqa": "pipelines.tasks.igakuqa",
     },
     "merging": {
