@@ -89,7 +89,8 @@ def shots_comparison(long: pd.DataFrame, metric: str, *, label: str | None = Non
     sel = long[long["metric"] == metric].copy() if len(long) else long
     if not len(sel):
         return empty_figure(empty_message)
-    sel["column"] = sel[_series(sel)].astype(str) + " · " + sel["step"].map(lambda s: step_label(None if pd.isna(s) else int(s)))
+    named = sel[_series(sel)].astype(str) + " · " + sel["step"].map(lambda s: step_label(None if pd.isna(s) else int(s)))
+    sel["column"] = sel["column"].fillna(named) if "column" in sel.columns else named   # imported: its label alone
     fig = go.Figure()
     for shots, g in sel.groupby("shots", sort=True):
         fig.add_trace(go.Bar(x=g["column"], y=g["mean"], name=f"{shots}-shot", error_y=_errors(g),

@@ -41,11 +41,13 @@ def _fmt(v, row: str) -> str:
 def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_prefix: str = "paper: ",
                row_labels: dict[str, str] | None = None,
                details: dict[tuple[str, str], tuple[int, float, float]] | None = None,
-               published_note: str = "", reference_cell_note: str = "") -> str:
+               published_note: str = "", reference_cell_note: str = "", imported: frozenset | set = frozenset(),
+               imported_note: str = "") -> str:
     """``marks`` = ``top_two()`` result: per row the best columns, best first (lower may be
     better: the order, not the value, says which is best). ``details``: (row, column) -> (n,
     CI low, CI high), shown under the value; reference columns carry ``published_note`` in
-    their heading and ``reference_cell_note`` where a cell of yours shows n and its interval."""
+    their heading and ``reference_cell_note`` where a cell of yours shows n and its interval;
+    ``imported`` columns (published predictions scored here) carry ``imported_note``."""
     if table.empty:
         return ""
     details = details or {}
@@ -54,6 +56,8 @@ def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_pr
         if str(c).startswith(reference_prefix):
             note = f'<span class="pub">{html.escape(published_note)}</span>' if published_note else ""
             return f'<th class="ref">{html.escape(str(c)[len(reference_prefix):])}{note}</th>'
+        if c in imported and imported_note:
+            return f'<th class="imported">{html.escape(str(c))}<span class="pub">{html.escape(imported_note)}</span></th>'
         return f"<th>{html.escape(str(c))}</th>"
     head = "".join(heading(c) for c in table.columns)
     body = []

@@ -34,6 +34,7 @@ HEAD = {"checkpoint": {"ja": "チェックポイント", "en": "checkpoint"}, "s
 PER_PAGE = 10
 
 
+IMPORTED = {"ja": "取り込んだ予測", "en": "imported predictions"}
 STATUS = {"running": {"ja": "実行中", "en": "running"}, "finished": {"ja": "完了", "en": "finished"},
           "failed": {"ja": "失敗", "en": "failed"}}
 
@@ -47,7 +48,8 @@ def evaluation_choices(state: AppState, lang: str | None = None) -> list[tuple[s
         n = max((s.get("n", 0) for s in (summ.get("by_shots") or {}).values()), default=0)
         shots = "/".join(f"{s}s" for s in (summ.get("by_shots") or {}))
         status = STATUS.get(ev["status"], {}).get(lang, ev["status"])
-        label = f"{ev['model']} · {cfg.get('template', '?')} · {Path(ev['data']).name} · n={n} {shots} ({status})"
+        how = IMPORTED[lang] if cfg.get("imported") else cfg.get("template", "?")   # published predictions: no prompt
+        label = f"{ev['model']} · {how} · {Path(ev['data']).name} · n={n} {shots} ({status})"
         out.append((label, ev["out_dir"]))
     return out
 

@@ -45,6 +45,7 @@ MSG = {
               "en": "⚠ Your columns were scored on different question sets ({sets}), so no value is marked best. Choose one question file to rank them."},
     "published": {"ja": "論文の公表値", "en": "published (paper)"},
     "pub_cell": {"ja": "区間・n 未報告", "en": "CI, n not reported"},
+    "imported": {"ja": "取り込んだ予測（モデルなし・同じ採点）", "en": "imported predictions (no model; scored the same way)"},
     "exported": {"ja": "CSVは UTF-8（BOM付き、Excelでそのまま開けます）で、表示中の絞り込みの結果を書き出します。",
                  "en": "CSV files are UTF-8 with BOM (Excel opens them as they are) and hold what the filters above show."},
 }
@@ -101,7 +102,8 @@ def table_section(table, entries: list[paper_table.Entry], lang: str) -> str:
     marks = paper_table.top_two(table, [e.column for e in entries]) if len(sets) <= 1 else {}
     row_labels = {**row_names(lang), paper_table.HOURS_ROW: HOURS_LABEL[lang]}
     out = table_html(table, marks, row_labels=row_labels, details=paper_table.cell_details(entries),
-                     published_note=MSG["published"][lang], reference_cell_note=MSG["pub_cell"][lang])
+                     published_note=MSG["published"][lang], reference_cell_note=MSG["pub_cell"][lang],
+                     imported={e.column for e in entries if e.imported}, imported_note=MSG["imported"][lang])
     notes = [MSG["legend"][lang]]
     if len(sets) > 1:
         notes.insert(0, MSG["mixed"][lang].format(

@@ -103,6 +103,7 @@ class Entry:
             self.summary = EvalSummary.from_dict(self.summary)
 
     run: str = ""             # a trained adapter's run name: what the user named it, not its base
+    imported: bool = False    # published predictions (pipelines/evaluation/imported.py): no model, no step
 
     @property
     def series(self) -> str:
@@ -111,7 +112,7 @@ class Entry:
 
     @property
     def column(self) -> str:
-        return column_label(self.series, self.step)
+        return self.series if self.imported else column_label(self.series, self.step)
 
 
 def entries_from_registry(evaluations: list[dict], models: list[dict], *, data: str | None = None,
@@ -132,10 +133,14 @@ def entries_from_registry(evaluations: list[dict], models: list[dict], *, data: 
             continue
         if template is not None and (ev.get("config") or {}).get("template") != template:
             continue
-        e = entry_for(ev["model"], ev.get("adapter"), summary, by_name)
+        if (ev.get("config") or {}).get("imported"):
+            e = Entry(base=ev["model"], step=None, summary=summary, label=ev["model"], imported=True)
+        else:
+            e = entry_for(ev["model"], ev.get("adapter"), summary, by_name)
         e.data = ev.get("data") or ""
         chosen[e.column] = e
-    return sorted(chosen.values(), key=lambda e: (e.base, e.step if e.step is not None else -1))
+    # imported predictions last: reference columns beside the checkpoints, not among them
+    return sorted(chosen.values(), key=lambda e: (e.imported, e.base, e.step if e.step is not None else -1))
 
 
 def entry_for(model: str, adapter: str | None, summary: dict, by_name: dict[str, dict]) -> Entry:
@@ -159,10 +164,11 @@ def entries_long(entries: list[Entry]) -> pd.DataFrame:
                 if v is not None:
                     recs.append({"base": e.base, "step": e.step, "shots": shots, "metric": m.key,
                                  "mean": v.mean, "ci_low": v.ci_low, "ci_high": v.ci_high,
-                                 "n": s.n, "train_hours": e.train_hours, "source": "yours",
-                                 "label": e.label, "series": e.series})
+                                 "n": s.n, "train_hours": e.train_hours,
+                                 "source": "imported" if e.imported else "yours",
+                                 "label": e.label, "series": e.series, "column": e.column})
     cols = ["base", "step", "shots", "metric", "mean", "ci_low", "ci_high", "n", "train_hours", "source", "label",
-            "series"]
+            "series", "column"]
     return pd.DataFrame(recs, columns=cols)
 
 

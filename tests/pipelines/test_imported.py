@@ -93,8 +93,9 @@ def test_table1_and_the_workspace_show_the_import_beside_models(workspace, tmp_p
     assert ev["status"] == "finished" and ev["model"] == "GPT-4 (IgakuQA, imported)" and ev["config"]["imported"]
     entries = paper_table.entries_from_registry(workspace.evaluations(), workspace.models())
     table = paper_table.build_table1(entries)
-    col = "GPT-4 (IgakuQA, imported) · 0"
+    col = "GPT-4 (IgakuQA, imported)"           # no step: it is no checkpoint
     assert table.loc["Accuracy (0s)", col] == 4 / 7 and math.isnan(table.loc["Exact match (0s)", col])
+    assert entries[-1].imported and paper_table.entries_long(entries)["source"].eq("imported").all()
 
 
 @pytest.mark.parametrize("name,label", [("116-A_gpt4.jsonl", "GPT-4 (IgakuQA, imported)"),
