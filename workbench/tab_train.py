@@ -1,5 +1,6 @@
 """Train tab: pick a preset (the paper's Table 3 and CPU-sized ones), edit any field, see the
-estimate and the equivalent command, launch; follow runs (loss/lr chart, tokens/s, ETA, log
+estimate and the equivalent command, launch (on several GPUs or machines: the Distributed section,
+``workbench.train_distributed``); follow runs (loss/lr chart, tokens/s, ETA, log
 tail, checkpoints); stop and resume. Layout and wiring only: the handlers are
 ``workbench.train_handlers``."""
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.training import config as train_config
+from workbench import train_distributed as dist
 from workbench import train_handlers as h
 from workbench import train_runs as runs_view
 from workbench.i18n import Labels
@@ -68,6 +70,18 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
         run_name = t.make(gr.Textbox, FIELDS["run_name"], value=v["run_name"], elem_id="train-run-name")
     with t.make(gr.Accordion, L["other"], open=False):
         other_box = gr.Code(other, language="json", elem_id="train-other")
+    with t.make(gr.Accordion, dist.L["title"], open=False):
+        with gr.Row():
+            strategy = t.make(gr.Dropdown, dist.L["strategy"], choices=dist.strategy_choices(lg), value="none",
+                              elem_id="train-dist-strategy")
+            processes = t.make(gr.Number, dist.L["processes"], value=2, precision=0, elem_id="train-dist-processes")
+            machines = t.make(gr.Number, dist.L["machines"], value=1, precision=0, elem_id="train-dist-machines")
+            rank = t.make(gr.Number, dist.L["rank"], value=0, precision=0, elem_id="train-dist-rank")
+            address = t.make(gr.Textbox, dist.L["address"], elem_id="train-dist-address")
+            port = t.make(gr.Number, dist.L["port"], value=29500, precision=0, elem_id="train-dist-port")
+        write_btn = t.make(gr.Button, dist.L["write"], elem_id="train-dist-write")
+        dist_message = gr.HTML(elem_id="train-dist-message")
+        dist_file = t.make(gr.Code, dist.L["file"], language="yaml", visible=False, elem_id="train-dist-file")
     with gr.Row():
         estimate_btn = t.make(gr.Button, L["estimate"], elem_id="train-estimate")
         launch_btn = t.make(gr.Button, L["launch"], variant="primary", elem_id="train-launch")
@@ -95,6 +109,8 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     launch_btn.click(bind(h.launch, state), [preset, *form, other_box, lang],
                      [message, command, run_sel, runs_table, stop_btn])
     estimate_btn.click(bind(h.estimate, state), [preset, *form, other_box, lang], [message, command])
+    write_btn.click(bind(dist.write, state), [strategy, processes, machines, rank, address, port, model, method,
+                                              other_box, lang], [dist_message, dist_file, other_box])
     monitored = [progress, curves, log, ckpts, stop_btn]
     timer.tick(bind(h.tick, state), [run_sel, lang], [runs_table, run_sel, *monitored], show_progress="hidden")
     run_sel.change(h.monitor, [run_sel, lang], monitored)
@@ -103,7 +119,9 @@ def create_train_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     def rerender(lang_, preset_, run_dir):
         """Everything on the tab that holds words, in the new language."""
-        return (gr.update(choices=method_choices(lang_)), h.preset_text(preset_, lang_), h.runs_frame(ws, lang_),
+        return (gr.update(choices=method_choices(lang_)), gr.update(choices=dist.strategy_choices(lang_)),
+                h.preset_text(preset_, lang_), h.runs_frame(ws, lang_),
                 gr.update(choices=runs_view.run_choices(ws, lang_)), *h.monitor(run_dir, lang_))
 
-    return {"rerender": (rerender, [lang, preset, run_sel], [method, description, runs_table, run_sel, *monitored])}
+    return {"rerender": (rerender, [lang, preset, run_sel],
+                         [method, strategy, description, runs_table, run_sel, *monitored])}

@@ -160,7 +160,10 @@ def launch(state: AppState, preset, model, data, method, template, learning_rate
         return fail(exc, lang), gr.update(), gr.update(), gr.update(), gr.update()
     name = display_name(launched.run_dir)
     users.record(ws.root, user, "train", name, run_dir=str(launched.run_dir), preset=preset or "")
-    return (notice.notice("ok", MSG["launched"][lang].format(run=name, dir=launched.run_dir)), command_box(launched.cli),
+    # Several machines: what each other machine runs to join, under the command.
+    joins = "".join(f"\n# rank {k}: {line}" for k, line in enumerate(train.join_commands(config, launched.run_dir), 1))
+    return (notice.notice("ok", MSG["launched"][lang].format(run=name, dir=launched.run_dir)),
+            command_box(launched.cli + joins),
             gr.update(choices=runs_view.run_choices(ws, lang), value=str(launched.run_dir)), runs_frame(ws, lang),
             gr.update(interactive=True))
 

@@ -34,6 +34,7 @@ GROUPS: dict[str, dict[str, str]] = {
     "training": {
         "train": "pipelines.training.launch",
         "estimate": "pipelines.training.estimate",
+        "distributed": "pipelines.training.distributed",
     },
     "evaluation": {
         "evaluate": "pipelines.evaluation.evaluator",

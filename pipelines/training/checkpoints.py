@@ -26,6 +26,7 @@ from pathlib import Path
 from pipelines.core import jobs, safe_load
 from pipelines.core.errors import UserError
 from pipelines.training import runs as train_runs
+from pipelines.training import sharded
 from pipelines.training.config import TrainConfig
 
 
@@ -43,13 +44,14 @@ def save(acc, model, tokenizer, scheduler, final: Path, *, step: int, cursor: in
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
     unwrapped = acc.unwrap_model(model)
-    if any(not torch.isfinite(p).all() for p in unwrapped.parameters() if p.requires_grad):
+    gathered = sharded.full_state_dict(acc, model)        # FSDP / ZeRO-3: the whole weights, on the main process
+    if sharded.any_process(acc, not _finite(unwrapped, gathered)):
         raise UserError(f"Training diverged: weights hold NaN or inf at step {step}; not saved.",
                         "Lower --learning-rate and keep --max-grad-norm at 1.0, then resume from the last "
                         "checkpoint.",
                         code="train.diverged_weights", params={"step": step})
     if main:
-        unwrapped.save_pretrained(tmp, safe_serialization=True)
+        unwrapped.save_pretrained(tmp, safe_serialization=True, **({} if gathered is None else {"state_dict": gathered}))
         tokenizer.save_pretrained(tmp)
         if adapter_base is not None:          # PeftModel.from_pretrained finds the base by this path
             ac = json.loads((tmp / "adapter_config.json").read_text())
@@ -68,6 +70,15 @@ def save(acc, model, tokenizer, scheduler, final: Path, *, step: int, cursor: in
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _finite(model, gathered: dict | None) -> bool:
+    """The trained weights hold no NaN or inf: this process's own parameters, or (sharded) the gathered ones."""
+    import torch
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    values = [p for p in model.parameters() if p.requires_grad] if gathered is None else \
+        [t for n, t in gathered.items() if n in trained] or list(gathered.values())
+    return all(torch.isfinite(t).all() for t in values)
 
 
 def load_state(acc, scheduler, point: Path) -> dict:

@@ -72,7 +72,7 @@ class TrainConfig:
     resume_every: int = 100             # steps between rolling resume points (0: only at checkpoints)
     logging_steps: int = 1              # steps between progress events
     num_processes: int = 1              # processes (GPUs, or CPU workers) training together
-    accelerate_config: str | None = None  # accelerate config file (FSDP, DeepSpeed) for GPU runs
+    accelerate_config: str | None = None  # accelerate config file (DDP, FSDP, DeepSpeed; jmedlora distributed)
     eval_data: str | None = None        # IgakuQA JSONL: evaluate each checkpoint as it is saved
     eval_limit: int = 50                # questions per checkpoint evaluation
     eval_template: str | None = None    # template for those evaluations (default: --template)
@@ -294,14 +294,19 @@ def prepare(config: TrainConfig, ws: Workspace) -> dict:
     from pipelines.models.references import load_tokenizer, resolve_model
     from pipelines.training import data as train_data
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and config.num_processes > torch.cuda.device_count():
-        raise UserError(f"{config.num_processes} processes asked for, {torch.cuda.device_count()} GPU(s) present.",
+    here = config.num_processes                     # processes on this machine (several machines: a share)
+    if config.accelerate_config:
+        from pipelines.training.distributed import check_run
+        here = check_run(config.accelerate_config, num_processes=config.num_processes, method=config.method,
+                         device=device).per_machine
+    if device == "cuda" and here > torch.cuda.device_count():
+        raise UserError(f"{here} processes asked for, {torch.cuda.device_count()} GPU(s) present.",
                         "Lower --num-processes to the number of GPUs.", code="hw.too_many_gpus",
-                        params={"n": config.num_processes, "have": torch.cuda.device_count(), "field": "num_processes"})
-    if device == "cpu" and config.num_processes > (os.cpu_count() or 1):
-        raise UserError(f"{config.num_processes} processes asked for on {os.cpu_count()} CPU cores.",
+                        params={"n": here, "have": torch.cuda.device_count(), "field": "num_processes"})
+    if device == "cpu" and here > (os.cpu_count() or 1):
+        raise UserError(f"{here} processes asked for on {os.cpu_count()} CPU cores.",
                         "Use at most one process per core.", code="hw.too_many_cores",
-                        params={"n": config.num_processes, "have": os.cpu_count(), "field": "num_processes"})
+                        params={"n": here, "have": os.cpu_count(), "field": "num_processes"})
     if config.method == "qlora" and (problem := bnb_4bit_problem(device)):
         raise UserError(f"QLoRA needs 4-bit loading, but {problem}.",
                         "pip install 'bitsandbytes>=0.49', or use --method lora.", code="hw.no_4bit",

@@ -34,6 +34,7 @@ from pipelines.core.errors import Interrupted, UserError, cli_guard
 from pipelines.core.jobs import Job as LaunchedRun
 from pipelines.core.repo import REPO
 from pipelines.core.workspace import Workspace
+from pipelines.training import distributed as train_distributed
 from pipelines.training import runs as train_runs
 from pipelines.training.config import (  # noqa: F401 (re-exported)
     METHODS,
@@ -49,7 +50,12 @@ from pipelines.training.estimate import EstimateOptions, config_from, print_esti
 # -- launching -----------------------------------------------------------------------
 
 def worker_command(config: TrainConfig, run_dir: Path, device: str) -> list[str]:
-    """GPU: accelerate launch (DDP/FSDP/DeepSpeed per its config); several CPU processes: torchrun (gloo)."""
+    """GPU: accelerate launch (DDP/FSDP/DeepSpeed per its config); several CPU processes: torchrun (gloo).
+    With an accelerate config file (``distributed.py``), checked here for launch and resume alike."""
+    if config.accelerate_config:
+        plan = train_distributed.check_run(config.accelerate_config, num_processes=config.num_processes,
+                                           method=config.method, device=device)
+        return train_distributed.machine_command(plan, run_dir)
     worker = ["-m", commands.COMMANDS["train-worker"], str(run_dir)]
     if device == "cpu" and config.num_processes > 1:
         # accelerate launch --cpu starts a single process; torchrun really starts N.
@@ -57,11 +63,9 @@ def worker_command(config: TrainConfig, run_dir: Path, device: str) -> list[str]
                 "--nproc_per_node", str(config.num_processes)] + worker
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(config.num_processes),
            "--num_machines", "1", "--dynamo_backend", "no"]
-    if config.accelerate_config:
-        cmd += ["--config_file", config.accelerate_config]
     if device == "cpu":
         cmd += ["--cpu"]
-    elif config.num_processes > 1 and not config.accelerate_config:
+    elif config.num_processes > 1:
         cmd += ["--multi_gpu"]
     mp = {"bf16": "bf16", "fp16": "fp16"}.get(config.precision, "no")
     return cmd + ["--mixed_precision", mp] + worker
@@ -171,10 +175,19 @@ def resume(run_dir: str | os.PathLike, *, on_exit: Callable[[int], None] | None 
 
 
 def _spawn(config: TrainConfig, run_dir: Path, run_id: str, device: str, on_exit, user: str | None = None) -> LaunchedRun:
-    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // config.num_processes)),
-           **({"JMEDLORA_USER": user} if user else {})}
-    return jobs.start(run_dir, worker_command(config, run_dir, device), kind="train", cli=equivalent_cli(config),
+    command = worker_command(config, run_dir, device)
+    here = train_distributed.read_config(config.accelerate_config).per_machine if config.accelerate_config \
+        else config.num_processes
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // here)), **({"JMEDLORA_USER": user} if user else {})}
+    return jobs.start(run_dir, command, kind="train", cli=equivalent_cli(config),
                       log_name="train.log", env=env, on_exit=on_exit, run_id=run_id)
+
+
+def join_commands(config: TrainConfig, run_dir: str | os.PathLike) -> list[str]:
+    """What each other machine of a several-machine run types to join it (none for one machine)."""
+    if not config.accelerate_config:
+        return []
+    return train_distributed.join_commands(train_distributed.read_config(config.accelerate_config), run_dir)
 
 
 def _run_card(config: TrainConfig, info: dict, run_id: str) -> dict:
@@ -314,6 +327,9 @@ def main(argv: list[str] | None = None) -> None:
         launched = launch(config, workspace=ws)
     print(f"run: {launched.run_dir}\npid: {launched.pid}\ncommand: {launched.command_line}\n"
           f"log: {Path(launched.run_dir) / 'train.log'}", flush=True)
+    saved = TrainConfig(**train_runs.read_json(Path(launched.run_dir) / "config.json")["config"])
+    for line in join_commands(saved, launched.run_dir):
+        print(f"join from the next machine (in the repository, run folder shared): {line}", flush=True)
     if opts.detach:
         print(f"stop it with: jmedlora train --stop {launched.run_dir}")
         return

@@ -15,7 +15,6 @@ vocabulary projection and its memory. Batching (``TrainConfig.batching``) is in 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -30,11 +29,13 @@ from pipelines.core.workspace import Workspace
 from pipelines.training import checkpoints as train_checkpoints
 from pipelines.training import data as train_data
 from pipelines.training import runs as train_runs
+from pipelines.training import sharded
 from pipelines.training.config import TrainConfig
 from pipelines.training.metrics import MetricsWriter, peak_memory_mb
 
 # What a saved checkpoint holds, how it is written and read back, published and evaluated:
-# pipelines/training/checkpoints.py. This file is the loop that decides when.
+# pipelines/training/checkpoints.py. This file is the loop that decides when. What changes when
+# the weights are sharded (FSDP, DeepSpeed ZeRO-3): pipelines/training/sharded.py.
 
 
 class Recipe:
@@ -59,6 +60,7 @@ class Recipe:
         precision = cfg.precision if cfg.precision != "auto" else (
             "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32")
         self.acc = Accelerator(cpu=not on_gpu, mixed_precision={"fp32": "no"}.get(precision, precision))
+        sharded.expect(self.acc, cfg.accelerate_config)      # FSDP / DeepSpeed really applied, or stop now
         self.main = self.acc.is_main_process
         self.compute_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
         if self.main:
@@ -89,6 +91,7 @@ class Recipe:
         # The scheduler stays outside accelerate.prepare: its wrapper would step it once per process.
         self.scheduler = get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=cfg.warmup_steps,
                                        num_training_steps=cfg.max_steps)
+        sharded.before_prepare(self.acc, cfg.micro)
         self.model, self.optimizer = self.acc.prepare(self.model, optimizer)
         # Model weights are saved our way (PEFT adapter or HF model dir), not in accelerate's state.
         self.acc.register_save_state_pre_hook(lambda models, weights, out: weights.clear())
@@ -212,7 +215,7 @@ class Recipe:
             tokens = torch.zeros((), device=acc.device)
             for k, (_, _, idx) in enumerate(mine):
                 sync = k == len(mine) - 1
-                with contextlib.nullcontext() if sync else acc.no_sync(self.model):
+                with sharded.micro_step(acc, self.model, last=sync):
                     batch_loss, n_tok = self._forward([self.examples[j] for j in idx])
                     acc.backward(batch_loss * (world / max(n_targets, 1)))
                 loss_sum += batch_loss.detach()

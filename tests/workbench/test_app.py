@@ -5,13 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from workbench import app, i18n, tab_charts, tab_compare, tab_data, tab_merge, tab_reports, tab_train
+from workbench import (app, i18n, tab_charts, tab_compare, tab_data, tab_merge, tab_reports, tab_train,
+                       train_distributed)
 from workbench.state import AppState
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("module", [app, tab_compare, tab_charts, tab_data, tab_train, tab_merge, tab_reports])
+@pytest.mark.parametrize("module", [app, tab_compare, tab_charts, tab_data, tab_train, tab_merge, tab_reports,
+                                    train_distributed])
 def test_every_label_has_japanese_and_english(module):
     for name in ("L", "MSG", "STATUS", "STATES"):
         for key, text in getattr(module, name, {}).items():
