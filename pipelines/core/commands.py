@@ -39,6 +39,7 @@ GROUPS: dict[str, dict[str, str]] = {
     "evaluation": {
         "evaluate": "pipelines.evaluation.evaluator",
         "significance": "pipelines.evaluation.significance",
+        "insights": "pipelines.evaluation.insights_cli",
         "table": "pipelines.evaluation.paper_table",
         "compute": "pipelines.evaluation.compute",
         "igakuqa": "pipelines.tasks.igakuqa",

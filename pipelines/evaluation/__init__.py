@@ -4,7 +4,11 @@ scored as IgakuQA's evaluate_main.py does (``imported``), how a question is put 
 (``prompting``), results on disk and resuming (``results``), answer scoring (``scoring``), every
 metric defined once (``metrics``), intervals and paired tests (``significance``), the typed summary
 (``summary``), batches of checkpoints as one job (``batches``), the paper's Table 1
-(``paper_table``), free-form prompts (``freeform``) and blind review (``reviews``). Generated
+(``paper_table``), free-form prompts (``freeform``) and blind review (``reviews``). Evaluation that
+explains itself: accuracy per specialty and per band of the examinees' accuracy, wrong answers
+against the examinees' favourite, the questions they found easy that a model missed
+(``insights``), the question × checkpoint flip matrix with McNemar (``flips``), and
+``jmedlora insights`` printing them (``insights_cli``). Generated
 radiology reports: BLEU/METEOR/ROUGE-L on MeCab tokens with bootstrap intervals and paired
 comparisons (``report_metrics``), and CheXpert findings labelled in Japanese reports with finding
 F1 (``findings``, vocabulary in ``assets/findings/chexpert_ja.json``).

@@ -12,6 +12,9 @@ setting: n and every metric with a bootstrap 95% interval) and ``OUT/config.json
 prints a Table-1-style table. Scoring modes are defined in ``pipelines/evaluation/scoring.py``, the
 metrics and how each is summarised in ``pipelines/evaluation/metrics.py``.
 
+``--by category`` also prints accuracy per category (specialty) with its interval and n
+(``pipelines/evaluation/insights.py``; ``jmedlora insights`` for more views).
+
 ``--predictions FILE`` scores answers given elsewhere instead of a model (IgakuQA's published GPT-4,
 ChatGPT and examinees' predictions, or a results.jsonl): ``pipelines/evaluation/imported.py``.
 """
@@ -31,7 +34,7 @@ from pipelines.core import audit, cli, jobs, run_lock
 from pipelines.core.errors import Interrupted, UserError, cli_guard, disk_full, same_command
 from pipelines.core.repo import ASSETS
 from pipelines.core.workspace import Workspace
-from pipelines.evaluation import imported, metrics, report_run, results, scoring
+from pipelines.evaluation import imported, insights, insights_cli, metrics, report_run, results, scoring
 from pipelines.evaluation.progress import TokenMeter
 from pipelines.evaluation.prompting import build_prompt, pick_example, question_seed, shuffled
 from pipelines.evaluation.summary import EvalSummary
@@ -299,6 +302,9 @@ def _chunks(seq: list[int], *, first: int, size: int):
 def build_parser() -> argparse.ArgumentParser:
     p = cli.config_parser("evaluate", EvalConfig, __doc__)
     cli.add_common(p, "json")
+    # How the result is shown, not what is evaluated: a flag here, not an EvalConfig field.
+    p.add_argument("--by", choices=["category"], default=None,
+                   help="also print accuracy per category (specialty) after the summary: jmedlora insights")
     return p
 
 
@@ -320,6 +326,12 @@ def format_table(summary: EvalSummary, label: str) -> str:
         rows.append((f"n ({shots}-shot)", str(s.n)))
     width = max([24] + [len(name) for name, _ in rows])
     return "\n".join([f"{'':{width}s} {label}"] + [f"{name:{width}s} {value}" for name, value in rows])
+
+
+def _categories(config: EvalConfig, summary: dict) -> list[dict]:
+    """``--by category``: the run's accuracy per category, each shot setting (insights.by_category)."""
+    ev = insights.load_evaluation(config.out, data=config.data, label=summary.get("label"))
+    return insights.by_category([ev], seed=config.seed)
 
 
 @cli_guard
@@ -359,12 +371,16 @@ def main(argv: list[str] | None = None) -> None:
     if summary.get("stopped"):
         print(summary["message"], file=sys.stderr)
         return
+    by_category = args.by == "category" and summary.get("task") != "report"
     if args.json:
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        extra = {"by_category": _categories(config, summary)} if by_category else {}
+        print(json.dumps({**summary, **extra}, ensure_ascii=False, indent=2))
     elif summary.get("task") == "report":
         print(report_run.format_table(summary))
     else:
         print(format_table(EvalSummary.from_dict(summary), summary["label"]))
+        if by_category:       # after the summary: a question file without categories still shows it first
+            print("\n" + insights_cli.format_categories(_categories(config, summary)))
     if summary.get("incomplete"):
         print(f"warning: only {summary['answered']} of {summary['planned']} answers; run it again to complete",
               file=sys.stderr)

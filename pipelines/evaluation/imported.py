@@ -39,8 +39,9 @@ from pipelines.core.errors import UserError, disk_full
 from pipelines.core.jsonl import DataProblem, read_jsonl
 from pipelines.core.workspace import Workspace
 from pipelines.evaluation import results, scoring
+from pipelines.evaluation.prompting import original_letters
 from pipelines.evaluation.summary import EvalSummary
-from pipelines.tasks.igakuqa import LETTERS, Question, load_questions
+from pipelines.tasks.igakuqa import Question, load_questions
 
 # evaluate_main.py's two special cases, hard-coded there by problem_id as here.
 ALL_ACCEPTED = {"116A71"}                                # 第116回 A71: any answer counts as correct, even ""
@@ -158,14 +159,6 @@ def read_predictions(path: str | Path) -> PredictionFile:
     return PredictionFile(path, fmt, digest, predictions, problems, saved.get("label"))
 
 
-def _original_letters(letters: list[str], order: list[str] | None) -> list[str]:
-    """Letters of a shuffled-choices run back in the exam file's order (``choice_order[i]`` is the
-    file's letter shown at position i)."""
-    if not order:
-        return letters
-    return sorted(order[LETTERS.index(p)] if p in LETTERS[: len(order)] else p for p in letters)
-
-
 def score_row(q: Question, shots: int, pred: Prediction | None) -> dict:
     """One results.jsonl row for an imported answer (or for a question left unanswered)."""
     rec = {"problem_id": q.problem_id, "question_hash": results.question_hash(q), "shots": shots,
@@ -180,7 +173,7 @@ def score_row(q: Question, shots: int, pred: Prediction | None) -> dict:
         rec.update(scoring.score_response(q, pred.response, mode), scoring=mode)
         predicted = rec["predicted"]
     elif pred and pred.row:
-        predicted = _original_letters(predicted, pred.row.get("choice_order"))
+        predicted = original_letters(predicted, pred.row.get("choice_order"))
     correct = pred is not None and official_correct(q, predicted)
     rec.update(predicted=predicted, accuracy=float(correct), points_earned=q.points * correct,
                kinki_picked=len(set(predicted) & set(q.kinki)))

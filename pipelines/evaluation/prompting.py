@@ -1,4 +1,5 @@
-"""How an exam question is put to a model: its choices permuted (``shuffled``), the solved example
+"""How an exam question is put to a model: its choices permuted (``shuffled``; its letters read back
+in the file's order by ``original_letters``), the solved example
 of a 1-shot prompt (``pick_example``), the prompt itself (``build_prompt``) and the seed its
 answer is sampled with (``question_seed``).
 
@@ -30,6 +31,15 @@ def shuffled(q: Question, seed: int) -> tuple[Question, list[str]]:
     copy.alternatives = [sorted(new_letter[a] for a in alt) for alt in q.alternatives]
     copy.kinki = sorted(new_letter[k] for k in q.kinki)
     return copy, [LETTERS[old] for old in perm]
+
+
+def original_letters(letters: list[str], order: list[str] | None) -> list[str]:
+    """Letters of a shuffled question (a row's ``predicted``, ``accepted``) back in the exam file's
+    order, sorted: ``order[i]`` is the file's letter shown at position i (``shuffled``'s second value).
+    Anything that is not a shown letter (a number, "c, e") is kept as it is."""
+    if not order:
+        return letters
+    return sorted(order[LETTERS.index(p)] if p in LETTERS[: len(order)] else p for p in letters)
 
 
 def pick_example(q: Question, pool: list[Question], seed: int) -> Question:

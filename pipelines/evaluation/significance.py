@@ -6,6 +6,9 @@ interval, and two result sets on the same questions can be compared pairwise:
 
     jmedlora significance DIR_A DIR_B [--metric accuracy] [--shots 0] [--json]
 
+For right/wrong metrics McNemar's test on the questions that flip stands beside the bootstrap
+(``mcnemar``: exact binomial under 25 flips, chi-square with continuity correction from 25 on).
+
 Statistics that are not a plain mean but a function of per-item sums (corpus BLEU from n-gram
 counts, F1 from TP/FP/FN) resample with ``resampled_sums`` and report with ``percentile_interval``
 (used by ``pipelines/evaluation/report_metrics.py`` and ``findings.py``).
@@ -43,7 +46,7 @@ def paired_comparison(a: dict[str, float], b: dict[str, float], *, seed: int = 0
     """Is B better than A on the questions both answered? (keys = question ids)
 
     Paired bootstrap of the mean difference B − A, its two-sided p-value, and for 0/1
-    metrics the exact McNemar test on the discordant pairs.
+    metrics McNemar's test on the discordant pairs (``mcnemar``: which form is in ``mcnemar_method``).
     """
     common = sorted(set(a) & set(b))
     if not common:
@@ -61,8 +64,9 @@ def paired_comparison(a: dict[str, float], b: dict[str, float], *, seed: int = 0
     if all(a[k] in (0.0, 1.0) and b[k] in (0.0, 1.0) for k in common):
         only_b = sum(1 for k in common if b[k] > a[k])
         only_a = sum(1 for k in common if a[k] > b[k])
+        test = mcnemar(only_a, only_b)
         out.update({"b_only_correct": only_b, "a_only_correct": only_a,
-                    "p_mcnemar": mcnemar_exact(only_a, only_b)})
+                    "p_mcnemar": test["p"], "mcnemar_method": test["method"]})
     return out
 
 
@@ -116,6 +120,36 @@ def mcnemar_exact(n01: int, n10: int) -> float:
     k = min(n01, n10)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
     return min(1.0, 2 * tail)
+
+
+# Below this many discordant pairs the exact binomial test; from it on the chi-square with
+# continuity correction, whose approximation is then good (the usual rule, e.g. statsmodels').
+MCNEMAR_EXACT_BELOW = 25
+MCNEMAR_METHODS = {"exact": "exact binomial", "chi2_cc": "chi-square with continuity correction"}
+
+
+def mcnemar(n01: int, n10: int) -> dict:
+    """McNemar's test on the discordant pairs (n01 right only in A, n10 right only in B):
+    ``{"p", "method", "statistic", "discordant"}``.
+
+    Under fewer than ``MCNEMAR_EXACT_BELOW`` discordant pairs ``method`` is "exact" (``mcnemar_exact``,
+    ``statistic`` None); otherwise "chi2_cc": X² = (|n01 − n10| − 1)² / (n01 + n10), p its upper tail
+    with one degree of freedom (erfc(√(X²/2))); X² = 0 when the counts differ by at most 1 (as R's
+    mcnemar.test, which drops the correction then: it would turn no difference into some).
+    """
+    n = n01 + n10
+    if n < MCNEMAR_EXACT_BELOW:
+        return {"p": mcnemar_exact(n01, n10), "method": "exact", "statistic": None, "discordant": n}
+    statistic = max(abs(n01 - n10) - 1, 0) ** 2 / n
+    return {"p": min(1.0, math.erfc(math.sqrt(statistic / 2))), "method": "chi2_cc", "statistic": statistic,
+            "discordant": n}
+
+
+def describe_mcnemar(test: dict) -> str:
+    """'McNemar (exact binomial, 7 discordant): p = 0.453' (the form used named, for a reader)."""
+    stat = f", X² = {test['statistic']:.2f}" if test.get("statistic") is not None else ""
+    return (f"McNemar ({MCNEMAR_METHODS[test['method']]}, {test['discordant']} discordant{stat}): "
+            f"p = {test['p']:.3g}")
 
 
 def load_metric(out_dir: str | Path, metric: str, shots: int) -> dict[str, float]:
@@ -184,6 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps(res, indent=2))
     print(f"{a.metric} ({a.shots}-shot): B − A = {res['diff']:+.3f} "
           f"[95% CI {res['ci_low']:+.3f}, {res['ci_high']:+.3f}] on {res['n']} questions → {verdict}")
+    if "p_mcnemar" in res:       # beside the bootstrap for right/wrong metrics: the test on the questions that flip
+        test = mcnemar(res["a_only_correct"], res["b_only_correct"])
+        print(f"paired bootstrap p = {res['p_bootstrap']:.3g}; {describe_mcnemar(test)} "
+              f"({res['a_only_correct']} right only in A, {res['b_only_correct']} only in B)")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ One JSON object per line: ``problem_id``, ``problem_text``, ``choices`` (a list,
 no choices), ``text_only``, optional ``points``. Real files have quirks this loader takes
 in its stride: ``points`` as "1" or 1.0, 6 or 8 choices, calculation questions without
 choices, 「2つ選べ」 questions with several letters, extra fields (``choices_orig``), and
-``NAME_metadata.jsonl`` (category, ``kinki`` = contraindicated choices, human accuracy) and
+``NAME_metadata.jsonl`` (category, ``kinki`` = contraindicated choices, the examinees' figures) and
 ``NAME_translate.jsonl`` (English text) beside ``NAME.jsonl``.
+
+Examinees' figures, percent strings as IgakuQA publishes them: ``human_accuracy`` ("87.8" = 87.8%
+right; "" when absent), ``breakdown`` (a share per choice in letter order, [] when absent; for a
+「2つ選べ」 question each choice's share alone, so they add up to about 200). Kept in percent.
 
     jmedlora igakuqa FILE.jsonl [--on-error skip|stop]     # validate and summarise
 """
@@ -41,7 +45,8 @@ class Question:
     points: float = 1.0
     category: str | None = None
     kinki: list[str] = field(default_factory=list)
-    human_accuracy: float | None = None
+    human_accuracy: float | None = None     # percent of examinees right (IgakuQA metadata), 0–100
+    breakdown: list[float] | None = None    # percent of examinees picking each choice, in letter order
     translation: dict | None = None  # {"problem_text": .., "choices": [..]} from *_translate.jsonl
     # Official corrections accept either of two answers ("a or d"): every accepted set, sorted;
     # ``answer`` is the first of them (what answer_text and the Gestalt score compare with).
@@ -289,11 +294,7 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
                 kinki = []
             q.category = category
             q.kinki = [k.lower() for k in kinki if isinstance(k, str) and k.lower() in q.letters]
-            try:
-                q.human_accuracy = float(obj["human_accuracy"]) if obj.get("human_accuracy") not in (None, "") else None
-            except (TypeError, ValueError):
-                problems.append(DataProblem(str(meta), line, "human_accuracy", "not a number; ignored",
-                                            "question.accuracy_ignored", {}))
+            _merge_examinees(q, obj, str(meta), line, problems)
     trans = _sidecar(path, "translate")
     if trans.exists():
         for line, obj in read_jsonl(trans, problems):
@@ -308,6 +309,54 @@ def _merge_sidecars(path: Path, questions: list[Question], problems: list[DataPr
                                             "not text; ignored", "question.sidecar_type_ignored", {"expected": "str"}))
                 continue
             q.translation = {"problem_text": text, "choices": choices}
+
+
+def _percent(value) -> float | None:
+    """A number as IgakuQA writes it ("87.8", 87.8); None when absent (""); TypeError/ValueError when not one."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise TypeError(value)
+    return float(value)
+
+
+def _is_share(number: float | None) -> bool:
+    return number is None or (math.isfinite(number) and 0 <= number <= 100)
+
+
+def _merge_examinees(q: Question, obj: dict, file: str, line: int, problems: list[DataProblem]) -> None:
+    """The examinees' figures of one metadata line (percent): a bad value is ignored and reported,
+    never guessed (a band or a 'popular wrong answer' built on it would mislead)."""
+    try:
+        accuracy = _percent(obj.get("human_accuracy"))
+    except (TypeError, ValueError):
+        problems.append(DataProblem(file, line, "human_accuracy", "not a number; ignored",
+                                    "question.accuracy_ignored", {}))
+    else:
+        if _is_share(accuracy):
+            q.human_accuracy = accuracy
+        else:
+            shown = json.dumps(obj.get("human_accuracy"))
+            problems.append(DataProblem(file, line, "human_accuracy", f"a percent from 0 to 100 expected; got {shown}; "
+                                        "ignored", "question.accuracy_range", {"got": shown}))
+    raw = obj.get("breakdown")
+    if raw in (None, "", []):
+        return
+    try:
+        if not isinstance(raw, list):
+            raise TypeError(raw)
+        shares = [_percent(v) for v in raw]
+        if not all(v is not None and _is_share(v) for v in shares):
+            raise ValueError(raw)
+    except (TypeError, ValueError):
+        problems.append(DataProblem(file, line, "breakdown", "not a list of percents from 0 to 100; ignored",
+                                    "question.breakdown_ignored", {}))
+        return
+    if len(shares) != len(q.choices):      # a share for a choice the question lacks would name the wrong option
+        problems.append(DataProblem(file, line, "breakdown", f"{len(shares)} shares for {len(q.choices)} choices; "
+                                    "ignored", "question.breakdown_count", {"got": len(shares), "n": len(q.choices)}))
+        return
+    q.breakdown = shares
 
 
 def format_choices(q: Question) -> str:
