@@ -211,6 +211,16 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                       "主マシンで学習を開始してから、このマシンでは番号 {rank} 用に表示されるコマンドを実行してください。"),
     "dist.not_applied": ("設定ファイルは {strategy} を指定していますが、プロセスは {kind}（{device}）で動いていて、重みが計画どおりに分割されません。",
                          "FSDP と DeepSpeed には、そのファイルで accelerate launch から起動した GPU のプロセスが必要です。GPU のマシンで学習を開始するか、DDP を使ってください。"),
+    # what an evaluation says about itself (pipelines/evaluation/insights.py, flips.py, insights_cli.py)
+    "insights.no_categories": ("問題ファイル（{path}）に分野（category）がありません。分野は試験のメタデータファイルにあります。",
+                               "IgakuQA の data/YEAR/EXAM_metadata.jsonl（github.com/jungokasai/IgakuQA）を、問題ファイルと同じフォルダに NAME_metadata.jsonl として保存するか、メタデータのある問題ファイルを --data で指定してください。"),
+    "insights.no_examinee_data": ("問題ファイル（{path}）に受験者のデータ（正答率 human_accuracy・選択率 breakdown）がありません。これらは試験のメタデータファイルにあります。",
+                                  "IgakuQA の data/YEAR/EXAM_metadata.jsonl（github.com/jungokasai/IgakuQA）を、問題ファイルと同じフォルダに NAME_metadata.jsonl として保存するか、メタデータのある問題ファイルを --data で指定してください。"),
+    "insights.no_shots": ("{path} には {shots}-shot の結果がありません（あるのは {has}）。", "すべての評価にある shot 設定を選んでください。"),
+    "insights.bands": ("難易度の区切りは 0 と 1 の間で増えていく値にしてください（受験者の正答率の割合）。指定：{value}",
+                       "例：--bands 0.5 0.8（50% 未満・50〜80%・80% 以上）"),
+    "insights.not_exam": ("{path} はレポート評価（画像ごとに1行）です。この表示は試験問題の評価用です。", "IgakuQA 形式の問題ファイルで実行した評価を指定してください。"),
+    "insights.no_answers": ("{path} にはまだ解答がありません。", "評価を実行して（または終わるのを待って）から、もう一度開いてください。"),
     # evaluation (pipelines/evaluation/evaluator.py, prompting.py, results.py) and paired comparison (significance.py)
     "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
     "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),
