@@ -19,6 +19,13 @@ lm-eval is a bench-only extra, never a runtime dependency: install it into its o
 and pass its interpreter as --peer-python; without lm-eval the peer is skipped.
 Targets on a 2-core CPU: wall ≥ 3× faster, peak RSS ≤ half, predictions agree on ≥ 95% of
 questions; ours < 2 GB peak on 1-shot prompts with the embedded model.
+
+Endpoint mode: the same questions scored in this process and through a server's
+``/v1/completions`` (``openai-completions:MODEL@URL``, ``pipelines.models.completions_endpoint``)
+with 1, 4 and 8 requests in flight; questions/s of each and the largest per-choice difference:
+
+    python bench/bench_loglik.py --endpoint serve [--model default]     # starts jmedlora serve on the model
+    python bench/bench_loglik.py --endpoint http://gpu-node:8000/v1 --endpoint-model NAME   # vLLM, llama.cpp …
 """
 from __future__ import annotations
 
@@ -89,8 +96,8 @@ def run_worker(python: str, kind: str, job_file: Path) -> dict:
 def build_job(args) -> tuple[dict, dict, list]:
     from dataclasses import asdict
 
-    from pipelines.core.workspace import Workspace
     from pipelines.core.repo import ASSETS
+    from pipelines.core.workspace import Workspace
     from pipelines.evaluation.prompting import build_prompt, pick_example
     from pipelines.models import loglik
     from pipelines.models.references import pick_device, resolve_model
@@ -135,6 +142,12 @@ def accuracy(questions, flat: list[float]):
     return rows, sum(r["ll_accuracy"] for r in rows) / n, sum(r["ll_accuracy_norm"] for r in rows) / n
 
 
+def _job_file(job: dict) -> Path:
+    path = Path(tempfile.mkstemp(suffix=".json")[1])
+    path.write_text(json.dumps(job, ensure_ascii=False))
+    return path
+
+
 def _gpu(res: dict) -> str:
     return f"  peak GPU {res['peak_gpu_mb']:7.0f} MB" if "peak_gpu_mb" in res else ""
 
@@ -153,6 +166,9 @@ def main() -> None:
     ap.add_argument("--peer-batch", default="8", help="the harness's --batch_size (a number or auto)")
     ap.add_argument("--batch-size", type=int, help="ours: most rows per forward pass (LoglikConfig)")
     ap.add_argument("--memory-mb", type=int, help="ours: activation budget per forward pass (LoglikConfig)")
+    ap.add_argument("--endpoint", help="'serve' (start jmedlora serve on --model) or a server's base URL")
+    ap.add_argument("--endpoint-model", help="the model name the server answers to (default: its only model)")
+    ap.add_argument("--in-flight", default="1,4,8", help="endpoint mode: requests in flight to measure")
     ap.add_argument("--worker", choices=["ours", "harness"], help=argparse.SUPPRESS)
     ap.add_argument("--job", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
@@ -170,6 +186,9 @@ def main() -> None:
 
     sys.stdout.reconfigure(line_buffering=True)  # each figure shows as soon as it is measured
     zero, one, questions = build_job(args)
+    if args.endpoint:
+        from loglik_endpoint import endpoint_mode
+        return endpoint_mode(args, zero, questions, lambda: run_worker(sys.executable, "ours", _job_file(zero)))
     has_peer = subprocess.run([args.peer_python, "-c", "import lm_eval"], capture_output=True).returncode == 0
     n_choices = sorted({len(q.choices) for q in questions})
     print(f"questions={len(questions)} (choices per question: {n_choices}) requests={len(zero['requests'])} "

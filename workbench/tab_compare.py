@@ -65,6 +65,19 @@ L = {
     "back": {"ja": "← 直前の評価を変更", "en": "← Change the previous rating"},
     "reveal": {"ja": "結果を開示（管理者）", "en": "Reveal results (administrator)"},
     "form": {"ja": "評価の設定", "en": "Evaluation settings"},
+    "method": {"ja": "採点方法", "en": "Scoring method"},
+    "method_generate": {"ja": "生成（論文の方法）", "en": "Generate (the paper's)"},
+    "method_loglik": {"ja": "対数尤度", "en": "Log-likelihood"},
+    "method_both": {"ja": "両方", "en": "Both"},
+    "server_model": {"ja": "サーバーのモデルを追加（vLLM など）", "en": "Add a server model (vLLM …)"},
+    "import_title": {"ja": "公表された予測を取り込む（GPT-4・ChatGPT・受験者多数派など、API キー不要）",
+                     "en": "Import published predictions (GPT-4, ChatGPT, examinees' majority …; no API key)"},
+    "import_pred": {"ja": "予測ファイル（IgakuQA の baseline_results/…jsonl、または results.jsonl）",
+                    "en": "Predictions file (IgakuQA's baseline_results/…jsonl, or a results.jsonl)"},
+    "import_data": {"ja": "その問題ファイル（IgakuQA形式 JSONL）", "en": "Its question file (IgakuQA JSONL)"},
+    "import_label": {"ja": "表示名（空欄ならファイル名から）", "en": "Label (empty: from the file name)"},
+    "import_btn": {"ja": "⬇ 取り込んで表示", "en": "⬇ Import and show"},
+    "add_server": {"ja": "＋ 追加", "en": "+ Add"},
 }
 MSG = {
     "empty_prompt": {"ja": "「指示」を入力してください。", "en": "Type an instruction first."},
@@ -72,6 +85,12 @@ MSG = {
     "no_ckpt": compare_eval.MSG["no_ckpt"],
     "bad_tokens": compare_eval.MSG["bad_tokens"],
 }
+
+
+def method_choices(lang: str) -> list[tuple[str, str]]:
+    return [(L[f"method_{m}"][lang], m) for m in ("generate", "loglik", "both")]
+
+
 FREE_DEFAULT = ("以下の疾患を持つ患者に行うべき治療について詳細に説明してください。", "深部静脈血栓症")
 
 
@@ -136,8 +155,15 @@ def evaluation_form(state: AppState, t: Labels, d: EvalConfig) -> SimpleNamespac
                     limit = t.make(gr.Number, L["limit"], value=0, precision=0, minimum=0, elem_id="compare-limit")
                     max_new = t.make(gr.Number, L["max_new"], value=d.max_new_tokens, precision=0,
                                      elem_id="compare-max-new")
+                method = t.make(gr.Radio, L["method"], choices=method_choices(t.lang), value="generate", elem_id="compare-method")
+        with gr.Row():
+            server = t.make(gr.Textbox, L["server_model"], placeholder="openai-completions:MODEL@http://gpu-node:8000/v1",
+                            scale=4, elem_id="compare-server-model")
+            add_server = t.make(gr.Button, L["add_server"], size="sm", scale=1, elem_id="compare-add-server")
+        server_msg = gr.HTML(elem_id="compare-server-msg")
     return SimpleNamespace(form=form, ckpts=ckpts, refresh=refresh, shots=shots, template=template, data=data,
-                           limit=limit, max_new=max_new)
+                           limit=limit, max_new=max_new, method=method, server=server, add_server=add_server,
+                           server_msg=server_msg)
 
 
 def results_view(state: AppState, t: Labels) -> SimpleNamespace:
@@ -176,6 +202,18 @@ def free_form_section(t: Labels, d: EvalConfig) -> SimpleNamespace:
                            out=free_out)
 
 
+def import_section(t: Labels) -> SimpleNamespace:
+    """Published predictions scored as a model would be, shown beside the checkpoints."""
+    with t.make(gr.Accordion, L["import_title"], open=False, elem_id="import-accordion"):
+        with gr.Row():
+            pred = t.make(gr.Textbox, L["import_pred"], scale=3, elem_id="import-pred")
+            data = t.make(gr.Textbox, L["import_data"], scale=3, elem_id="import-data")
+            label = t.make(gr.Textbox, L["import_label"], scale=2, elem_id="import-label")
+        btn = t.make(gr.Button, L["import_btn"], size="sm", elem_id="import-run")
+        msg = gr.HTML(elem_id="import-msg")
+    return SimpleNamespace(pred=pred, data=data, label=label, btn=btn, msg=msg)
+
+
 def blind_review_section(t: Labels) -> SimpleNamespace:
     """The blind review: one answer at a time, rated without knowing its checkpoint."""
     with t.make(gr.Accordion, L["blind_title"], open=False, elem_id="blind-accordion"):
@@ -208,6 +246,7 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     with t.make(gr.Accordion, L["command"], open=False):
         command = gr.Code(language="shell", elem_id="compare-command")
     timer = gr.Timer(1.0, active=False)
+    imports = import_section(t)
     results = results_view(state, t)
     free = free_form_section(t, d)
     review = blind_review_section(t)
@@ -225,10 +264,15 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
 
     settings.refresh.click(lists, [lang], [ckpts, shown, settings.data])
     run_btn.click(bind(compare_eval.start, state),
-                  [ckpts, settings.shots, settings.template, settings.data, settings.limit, settings.max_new, lang],
-                  [status, command, timer, form]).then(bind(compare_eval.stop_button, state), None, [stop_btn])
-    timer.tick(bind(compare_eval.poll, state), [lang, shown], [status, timer, shown]).then(
-        bind(compare_eval.stop_button, state), None, [stop_btn])
+                  [ckpts, settings.shots, settings.template, settings.data, settings.limit, settings.max_new, lang,
+                   settings.method], [status, command, timer, form])
+    settings.add_server.click(bind(compare_eval.add_server_model, state), [settings.server, ckpts, lang],
+                              [settings.server_msg, ckpts])
+    imports.btn.click(bind(compare_eval.import_predictions, state), [imports.pred, imports.data, imports.label, shown, lang],
+                      [imports.msg, shown]).then(bind(compare_eval.stop_button, state), None, [stop_btn])
+    # Polls show no progress: a status announcement every second is noise (and a screen reader reads it).
+    timer.tick(bind(compare_eval.poll, state), [lang, shown], [status, timer, shown], show_progress="hidden").then(
+        bind(compare_eval.stop_button, state), None, [stop_btn], show_progress="hidden")
     stop_btn.click(bind(compare_eval.stop, state), [lang], [status])
     shown.change(view, view_inputs, view_outputs)
     for c in (results.disagree, results.wrong, results.page_no):
@@ -236,7 +280,8 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     results.search.submit(view, view_inputs, view_outputs)
     # A language switch re-renders what the handlers wrote: cards, summary, progress, choices.
     lang.change(view, view_inputs, view_outputs).then(bind(compare_eval.status_now, state), [lang], [status])
-    lang.change(lambda lang_: lists(lang_)[1:], [lang], [shown, settings.data])
+    lang.change(lambda lang_: (*lists(lang_)[1:], gr.update(choices=method_choices(lang_))), [lang],
+                [shown, settings.data, settings.method])
 
     free.send.click(bind(ask, state), [ckpts, free.instruction, free.input, free.fmt, free.tokens, lang], [free.out])
 

@@ -22,21 +22,26 @@ from pipelines.core import cli, jobs
 from pipelines.evaluation.evaluator import EvalConfig
 
 
-def out_dir_for(evals_root: Path, model: str, data: str, template: str, max_new_tokens: int) -> Path:
-    """A stable folder per (checkpoint, data, settings): asking again resumes or reloads it."""
-    ident = json.dumps([model, str(Path(data).resolve()), template, max_new_tokens])
+def out_dir_for(evals_root: Path, model: str, data: str, template: str, max_new_tokens: int,
+                method: str = "generate") -> Path:
+    """A stable folder per (checkpoint, data, settings): asking again resumes or reloads it (the
+    method counts only when it is not the paper's generate, so folders made before it still match)."""
+    ident = json.dumps([model, str(Path(data).resolve()), template, max_new_tokens]
+                       + ([method] if method != "generate" else []))
     slug = re.sub(r"[^A-Za-z0-9_.@-]+", "_", model)[-40:].strip("_") or "model"
     return evals_root / f"{slug}-{template}-{Path(data).stem}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
 
 
 def command_for(model: str, data: str, out: Path, *, shots: tuple[int, ...], template: str,
-                limit: int | None, max_new_tokens: int, workspace: Path) -> list[str]:
+                limit: int | None, max_new_tokens: int, workspace: Path, method: str = "generate") -> list[str]:
     cmd = jobs.command("evaluate", "--model", model, "--data", str(data), "--out", str(out),
                              "--shots", *[str(s) for s in shots], "--template", template, "--workspace", str(workspace))
     if max_new_tokens != EvalConfig.max_new_tokens:
         cmd += ["--max-new-tokens", str(max_new_tokens)]
     if limit:
         cmd += ["--limit", str(limit)]
+    if method != "generate":
+        cmd += ["--method", method]
     return cmd
 
 

@@ -52,7 +52,7 @@ SHOTS_POOL = ASSETS / "questions" / "shots_ja.jsonl"
 
 @dataclass
 class EvalConfig:
-    model: str = "default"              # default | model dir | adapter dir | registered name | openai:MODEL[@URL]
+    model: str = "default"              # default | model dir | adapter dir | registered name | openai[-completions]:MODEL[@URL]
     data: str = str(ASSETS / "questions" / "sample_ja.jsonl")  # IgakuQA-format JSONL (report: a report JSONL)
     task: Literal["exam", "report"] = "exam"  # exam questions | image → report (pipelines/evaluation/report_run.py)
     out: str = field(default="", metadata=cli.required())  # output directory (resumes a run of the same config)
@@ -73,6 +73,7 @@ class EvalConfig:
     batch_size: int = BackendSettings.batch_size  # questions per forward pass (local models)
     max_batch_tokens: int = BackendSettings.max_batch_tokens  # rows × (prompt + new tokens) per batch
     concurrency: int = BackendSettings.concurrency            # requests in flight for API endpoints
+    allow_remote_pii: bool = False      # send prompts that look like they hold personal data to a remote endpoint
     shots_file: str = str(SHOTS_POOL)   # pool of solved examples for 1-shot prompts
     on_error: Literal["stop", "skip"] = "stop"  # bad lines in the question file: stop or skip them
     image_size: int = 512               # report: images resized to this square, as JRadiEvo did
@@ -233,7 +234,7 @@ def _evaluate(todo, config: EvalConfig, ref: ModelRef, template: PromptTemplate,
     """Answers ``todo`` into ``results.jsonl`` (rows as ``results.answer_row`` makes them); returns how many
     of ``total`` are done."""
     backend = open_backend(ref, batch_size=config.batch_size, max_batch_tokens=config.max_batch_tokens,
-                           concurrency=config.concurrency)
+                           concurrency=config.concurrency, allow_remote_pii=config.allow_remote_pii)
     items = []
     for q, order, shots in todo:
         example = pick_example(q, pool, config.seed) if shots == 1 else None

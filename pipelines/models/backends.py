@@ -12,6 +12,9 @@ prompt all open their model here, so a new engine is usable everywhere at once. 
                 (base model, adapter on top), batched; log-likelihoods via ``pipelines.models.loglik``
   ``endpoint``  ``pipelines.models.generation.EndpointGenerator``: an OpenAI-compatible chat API
                 (``openai:MODEL[@URL]``), N requests in flight; no log-likelihoods
+  ``endpoint-completions``  ``pipelines.models.completions_endpoint.CompletionsEndpoint``: a serving
+                engine's ``/v1/completions`` (``openai-completions:MODEL[@URL]``): raw-prompt generation
+                and log-likelihoods by echo + logprobs, N questions in flight
   ``vision``    ``pipelines.models.vision.VisionGenerator``: an image-text-to-text model in this
                 process; ``generate_reports(images, prompt, settings)``. Open it with
                 ``open_vision_backend``, which refuses a text model; text prompts are refused
@@ -35,6 +38,7 @@ from typing import Callable, Iterator, Protocol, runtime_checkable
 
 from pipelines.core.errors import UserError
 from pipelines.core.workspace import Workspace
+from pipelines.models.completions_endpoint import CompletionsEndpoint
 from pipelines.models.generation import (
     BackendInfo,
     Completion,
@@ -81,6 +85,7 @@ class BackendSettings:
     device: str | None = None           # local: cpu | cuda | cuda:1 …; None = a GPU if there is one
     concurrency: int = 4                # endpoint: requests in flight
     timeout: float = 120.0              # endpoint: seconds per request
+    allow_remote_pii: bool = False      # endpoint: send prompts with personal data to a host off this machine
     trust_remote_code: bool = False     # vision: may run Python shipped with the model (the caller records it)
 
 
@@ -90,10 +95,11 @@ def _open_local(ref: ModelRef, settings: BackendSettings) -> LocalGenerator:
                           max_batch_tokens=settings.max_batch_tokens, label=ref.label)
 
 
-def _open_endpoint(ref: ModelRef, settings: BackendSettings) -> EndpointGenerator:
-    return EndpointGenerator(ref.base_url, ref.model_name, api_key_env=ref.api_key_env,
-                             concurrency=settings.concurrency, timeout=settings.timeout,
-                             is_local=ref.is_local_endpoint)
+def _endpoint_opener(cls: type[EndpointGenerator]) -> Callable[[ModelRef, BackendSettings], EndpointGenerator]:
+    def open_endpoint(ref: ModelRef, settings: BackendSettings) -> EndpointGenerator:
+        return cls(ref.base_url, ref.model_name, api_key_env=ref.api_key_env, concurrency=settings.concurrency,
+                   timeout=settings.timeout, is_local=ref.is_local_endpoint, allow_remote_pii=settings.allow_remote_pii)
+    return open_endpoint
 
 
 def _open_vision(ref: ModelRef, settings: BackendSettings) -> VisionGenerator:
@@ -104,18 +110,24 @@ def _open_vision(ref: ModelRef, settings: BackendSettings) -> VisionGenerator:
 # ModelRef.kind → (the implementation, how to open it from a reference)
 BACKENDS: dict[str, tuple[type, Callable[[ModelRef, BackendSettings], Backend]]] = {
     "local": (LocalGenerator, _open_local),
-    "endpoint": (EndpointGenerator, _open_endpoint),
+    "endpoint": (EndpointGenerator, _endpoint_opener(EndpointGenerator)),
+    "endpoint-completions": (CompletionsEndpoint, _endpoint_opener(CompletionsEndpoint)),
     VISION: (VisionGenerator, _open_vision),
 }
 
 
+def backend_key(ref: ModelRef) -> str:
+    """Which ``BACKENDS`` entry serves ``ref``: its kind, and for an endpoint the API it uses."""
+    return f"{ref.kind}-{ref.api}" if ref.kind == "endpoint" and ref.api else ref.kind
+
+
 def backend_type(ref: ModelRef) -> type:
     """The class that will serve ``ref``, known before anything is loaded."""
-    if ref.kind not in BACKENDS:
+    if backend_key(ref) not in BACKENDS:
         raise UserError(f"No generation backend for {ref.spec!r} (kind {ref.kind!r}).",
                         f"Use a reference of kind {', '.join(BACKENDS)} (see pipelines.models.references).",
                         code="backend.none", params={"spec": ref.spec, "kind": ref.kind, "known": ", ".join(BACKENDS)})
-    return BACKENDS[ref.kind][0]
+    return BACKENDS[backend_key(ref)][0]
 
 
 def check_text_model(ref: ModelRef) -> None:
@@ -140,7 +152,7 @@ def open_backend(ref_or_spec: ModelRef | str, workspace: Workspace | None = None
     """
     ref = ref_or_spec if isinstance(ref_or_spec, ModelRef) else resolve_model(ref_or_spec, adapter, workspace)
     backend_type(ref)
-    return BACKENDS[ref.kind][1](ref, BackendSettings(**settings))
+    return BACKENDS[backend_key(ref)][1](ref, BackendSettings(**settings))
 
 
 def open_vision_backend(ref_or_spec: ModelRef | str, workspace: Workspace | None = None, *,

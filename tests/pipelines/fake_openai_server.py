@@ -99,6 +99,13 @@ class FakeOpenAIServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                if "messages" not in body:     # a chat-only API (OpenAI's today): no legacy completions
+                    with fake.lock:
+                        fake.requests += 1
+                    self._send(404, {"error": {"message": "This is a chat model and not supported in the "
+                                                          "v1/completions endpoint.", "type": "invalid_request_error",
+                                               "code": None}})
+                    return
                 prompt = body["messages"][-1]["content"]
                 with fake.lock:
                     fake.requests += 1

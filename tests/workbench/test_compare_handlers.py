@@ -117,3 +117,44 @@ def test_evaluation_progress_speaks_the_page_language():
 
 def test_stop_is_offered_only_while_a_batch_runs(workspace):
     assert compare_eval.stop_button(AppState(workspace=workspace))["interactive"] is False
+
+
+def test_a_server_model_joins_the_checkpoints_and_loglik_is_checked_before_a_job(workspace, tmp_path):
+    from pipelines.core.repo import ASSETS
+    state = AppState(workspace)
+    msg, update = compare_eval.add_server_model(state, "gpt-4o", ["default"], "ja", None)
+    assert 'class="notice error"' in msg and "openai-completions:MODEL@URL" in msg and update == {"__type__": "update"}
+    spec = "openai-completions:tuned@http://127.0.0.1:9/v1"
+    msg, update = compare_eval.add_server_model(state, spec, ["default"], "en", None)
+    assert "Added" in msg and update["value"] == ["default", spec] and spec in [v for _, v in update["choices"]]
+    assert workspace.model(spec)["kind"] == "endpoint"
+    assert audit.entries(workspace.root)[-1]["object"] == f"model:{spec}"
+    data = str(ASSETS / "questions" / "sample_ja.jsonl")
+    chat = "openai:tuned@http://127.0.0.1:9/v1"
+    status, *_ = compare_eval.start(state, [chat], [0], "ja", data, 1, 8, "ja", None, "loglik")
+    assert 'class="notice error"' in status and "openai-completions:MODEL@URL" in status   # said before any job
+    assert compare_eval.eval_jobs.latest_batch(workspace.subdir("jobs")) is None
+    status, cmd, *_ = compare_eval.start(state, [spec], [0], "ja", data, 1, 8, "ja", None, "both")
+    assert "--method both" in cmd and spec in cmd
+    from pipelines.core import jobs
+    jobs.stop(compare_eval.eval_jobs.latest_batch(workspace.subdir("jobs"))["run_dir"], grace_s=5)
+
+
+def test_published_predictions_are_imported_and_shown_marked_as_imported(workspace):
+    from pathlib import Path
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "igakuqa"
+    pred, data = sorted(fixtures.glob("*_gpt4.jsonl"))[0], None
+    data = next(p for p in fixtures.glob("*.jsonl") if p.name == pred.name.replace("_gpt4", ""))
+    local = workspace.root / "imports"
+    local.mkdir()
+    for f in fixtures.glob(data.stem + "*.jsonl"):
+        (local / f.name).write_bytes(f.read_bytes())          # a page reads the workspace, not tests/
+    state = AppState(workspace)
+    msg, update = compare_eval.import_predictions(state, str(local / pred.name), str(local / data.name), "", [], "ja")
+    assert 'class="notice ok"' in msg and "取り込みました" in msg and "GPT-4" in msg, msg
+    label = next(lab for lab, v in update["choices"] if v == update["value"][0])
+    assert "取り込んだ予測" in label and "GPT-4" in label
+    msg, _ = compare_eval.import_predictions(state, str(pred), str(data), "", [], "en")
+    assert "outside the folders this page may read" in msg        # tests/fixtures is not readable from a page
+    msg, _ = compare_eval.import_predictions(state, "", str(local / data.name), "", [], "ja")
+    assert "両方を指定" in msg
