@@ -7,5 +7,7 @@ a job writes about itself in ``job_events`` and its status file in ``job_status`
 and its database (``workspace``, ``schema``), the access log and users (``audit``,
 ``auth``), what is local (``locality``), the personal-data guard before text leaves the machine
 (``privacy``), which paths a page may read or write (``page_paths``, ``exports``), the
-repository's own folders (``repo``), quiet library logs (``quiet``).
+repository's own folders (``repo``), quiet library logs (``quiet``), text fingerprints for finding
+the same text twice (``shingles``: normalisation, character n-grams, MinHash; curation's
+near-duplicates and the contamination check share them).
 """

@@ -43,6 +43,8 @@ GROUPS: dict[str, dict[str, str]] = {
         "table": "pipelines.evaluation.paper_table",
         "compute": "pipelines.evaluation.compute",
         "igakuqa": "pipelines.tasks.igakuqa",
+        "contamination": "pipelines.evaluation.contamination",
+        "nearest": "pipelines.evaluation.nearest",
     },
     "merging": {
         "merge": "pipelines.merging.evolve",

@@ -5,18 +5,18 @@ flagged; ``filter_counts`` reads the counts back. The simple filters look at one
 too short or long, an answer that copies its question, too little Japanese, a keyword); the
 duplicate filters compare records: exact after normalisation, near by MinHash LSH over
 character 3-grams (``datasketch``), which works for Japanese, which has no spaces. Of each
-group of duplicates the accepted or else the oldest record is kept.
+group of duplicates the accepted or else the oldest record is kept. The normalisation, n-grams
+and MinHash are ``pipelines.core.shingles``, shared with the contamination check.
 """
 from __future__ import annotations
 
 import re
-import unicodedata
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 from pipelines.core import cli
 from pipelines.core.errors import UserError
+from pipelines.core.shingles import char_ngrams, minhash, normalize
 from pipelines.core.workspace import Workspace
 from pipelines.data.store import count_records, exportable_ids
 
@@ -44,12 +44,6 @@ class CurateConfig:
 
 _JA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ヶ]")
 _LETTER = re.compile(r"[^\W\d_]")
-_NOT_CONTENT = re.compile(r"[\W_]+")
-
-
-def normalize(text: str) -> str:
-    """For comparisons: NFKC, lower case, no spaces or punctuation."""
-    return _NOT_CONTENT.sub("", unicodedata.normalize("NFKC", text).lower())
 
 
 def japanese_share(text: str) -> float:
@@ -57,15 +51,11 @@ def japanese_share(text: str) -> float:
     return len(_JA.findall(text)) / letters if letters else 0.0
 
 
-def _ngrams(text: str, n: int) -> set[str]:
-    return {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
-
-
 def copies_question(question: str, answer: str, threshold: float) -> bool:
     q, a = normalize(question), normalize(answer)
     if not a or a == q or (len(a) >= 4 and a in q):
         return True
-    qa, aa = _ngrams(q, 2), _ngrams(a, 2)
+    qa, aa = char_ngrams(q, 2), char_ngrams(a, 2)
     return len(qa & aa) / len(aa | qa) >= threshold
 
 
@@ -94,19 +84,13 @@ def _simple_flags(rec: dict, c: CurateConfig, keywords: list[str]) -> dict[str, 
 
 def _minhash_index(texts: list[tuple[int, str]], c: CurateConfig) -> dict[int, int]:
     """record id → id of the earlier near-duplicate it repeats (records in priority order)."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+    from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=c.near_duplicate_threshold, num_perm=c.num_perm)
-    kept: dict[int, LeanMinHash] = {}
+    kept: dict = {}
     dup_of: dict[int, int] = {}
-    # crc32 instead of datasketch's default sha1: deterministic too, and several times faster;
-    # the permutations are drawn once and shared (drawing them per record dominated the time).
-    template = MinHash(num_perm=c.num_perm, seed=1, hashfunc=zlib.crc32)
     for rid, text in texts:
-        m = MinHash(num_perm=c.num_perm, hashfunc=zlib.crc32, permutations=template.permutations,
-                    scheme=template.scheme)
-        m.update_batch([g.encode("utf-8") for g in _ngrams(text, 3)])
-        m = LeanMinHash(m)
+        m = minhash(text, c.num_perm)
         best = None
         for other in lsh.query(m):
             sim = m.jaccard(kept[other])

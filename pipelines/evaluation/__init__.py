@@ -8,7 +8,9 @@ metric defined once (``metrics``), intervals and paired tests (``significance``)
 explains itself: accuracy per specialty and per band of the examinees' accuracy, wrong answers
 against the examinees' favourite, the questions they found easy that a model missed
 (``insights``), the question × checkpoint flip matrix with McNemar (``flips``), and
-``jmedlora insights`` printing them (``insights_cli``). Generated
+``jmedlora insights`` printing them (``insights_cli``); exam questions found in the training data
+with the score without them (``contamination``), and the training records nearest a wrongly
+answered question (``nearest``). Generated
 radiology reports: BLEU/METEOR/ROUGE-L on MeCab tokens with bootstrap intervals and paired
 comparisons (``report_metrics``), and CheXpert findings labelled in Japanese reports with finding
 F1 (``findings``, vocabulary in ``assets/findings/chexpert_ja.json``).

@@ -8,7 +8,8 @@
 
 Every TrainConfig field (``pipelines/training/config.py``) is also a flag (``--lora-r 16``,
 ``--learning-rate 1e-4``, ``--loss-on all``); a preset fills the fields first, flags override it.
-Cheap checks run before anything starts (the data is tokenized once, by the run itself). The run
+Cheap checks run before anything starts (the data is tokenized once, by the run itself), and a
+warning names exam questions found in the training data (``contamination_warnings``). The run
 is a job (``pipelines.core.jobs``: ``accelerate launch`` on GPUs, ``torchrun`` for several CPU
 processes) in its own session, writing to ``OUT/train.log`` and ``OUT/events.jsonl``, so neither
 a closed terminal nor a restarted UI stops it; ``--detach`` returns at once.
@@ -34,6 +35,8 @@ from pipelines.core.errors import Interrupted, UserError, cli_guard
 from pipelines.core.jobs import Job as LaunchedRun
 from pipelines.core.repo import REPO
 from pipelines.core.workspace import Workspace
+from pipelines.tasks import overlap
+from pipelines.training import data as train_data
 from pipelines.training import distributed as train_distributed
 from pipelines.training import runs as train_runs
 from pipelines.training.config import (  # noqa: F401 (re-exported)
@@ -277,6 +280,27 @@ def check_ranges(config: TrainConfig, force: bool) -> None:
               file=sys.stderr)
 
 
+def contamination_warnings(config: TrainConfig, ws: Workspace) -> list[str]:
+    """Before a run: questions of the exams it will be evaluated on that its training data holds
+    (``pipelines.tasks.overlap``), one warning line per question file; a warning, not a refusal.
+    Data the check cannot read (a saved-dataset folder, raw text) says nothing here: the run's
+    own checks report data it cannot use."""
+    try:
+        source = train_data.resolve_data(data_path(config.data), ws)
+        checks = overlap.check_before_training(source.path, overlap.exam_files(ws, [config.eval_data]), workspace=ws)
+    except (UserError, OSError):         # unreadable here: the run's own checks say what is wrong
+        return []
+    lines = []
+    for c in checks:
+        if c.flagged_ids:
+            shown = ", ".join(c.flagged_ids[:5]) + (", …" if len(c.flagged_ids) > 5 else "")
+            details = f"jmedlora contamination --train {shlex.quote(str(source.path))} --data " \
+                      + shlex.quote(c.questions_file)
+            lines.append(f"warning: {len(c.flagged_ids)} of {c.n_questions} questions in {c.questions_file} are in "
+                         f"the training data ({shown}); their scores will overstate the model. Details: {details}")
+    return lines
+
+
 def find_run(spec: str, ws: Workspace) -> Path:
     """A run directory, or the run of that name in the workspace."""
     if (Path(spec) / "config.json").exists():
@@ -324,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
             config.validate()                    # an estimate of an impossible run is refused like the run
             print_estimate(config, opts, ws)
             return
+        for line in contamination_warnings(config, ws):
+            print(line, file=sys.stderr)
         launched = launch(config, workspace=ws)
     print(f"run: {launched.run_dir}\npid: {launched.pid}\ncommand: {launched.command_line}\n"
           f"log: {Path(launched.run_dir) / 'train.log'}", flush=True)
