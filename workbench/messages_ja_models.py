@@ -221,6 +221,17 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                        "例：--bands 0.5 0.8（50% 未満・50〜80%・80% 以上）"),
     "insights.not_exam": ("{path} はレポート評価（画像ごとに1行）です。この表示は試験問題の評価用です。", "IgakuQA 形式の問題ファイルで実行した評価を指定してください。"),
     "insights.no_answers": ("{path} にはまだ解答がありません。", "評価を実行して（または終わるのを待って）から、もう一度開いてください。"),
+    # exam questions in the training data, nearest training records (pipelines/evaluation/contamination.py, nearest.py,
+    # pipelines/tasks/overlap.py, train_index.py)
+    "contamination.train_missing": ("学習ファイル {path} がありません。", "ランの学習データ（1行に instruction・input・output を持つ Alpaca 形式の JSONL）を指定してください。"),
+    "contamination.train_is_folder": ("学習データ {path} はフォルダです。この確認は JSONL ファイルを読みます。", "ランの学習データを Alpaca 形式の JSONL ファイルで指定してください。"),
+    "contamination.not_an_eval": ("{path} に評価結果（results.jsonl）がありません。", "評価（jmedlora evaluate）の出力フォルダを指定してください。"),
+    "contamination.no_exam_rows": ("{path} に試験問題への解答がありません。", "レポート評価ではなく、試験問題の評価フォルダを指定してください。"),
+    "contamination.eval_without_data": ("{path}/config.json に問題ファイルの記載がありません。", "--data で問題ファイルを指定してください。"),
+    "contamination.no_data": ("確認する問題ファイルがありません。", "--data で問題ファイル（JSONL）を指定するか、--eval で評価フォルダを指定してください。"),
+    "contamination.ngram_too_short": ("{field}（{value}）が短すぎます。この長さの一致は偶然でも起こります。", "8 以上を指定してください（既定の 50 は GPT-4 の文字数基準です）。"),
+    "contamination.bad_threshold": ("{field}（{value}）は Jaccard 類似度ではありません。", "0 より大きく 1 以下の数を指定してください（既定 0.5）。"),
+    "contamination.k_too_small": ("--k {k}：少なくとも1件は表示する必要があります。", "{field}に 1 以上を指定してください。"),
     # evaluation (pipelines/evaluation/evaluator.py, prompting.py, results.py) and paired comparison (significance.py)
     "out.missing": ("出力フォルダが指定されていません。", "{field}を指定してください。"),
     "eval.shot_pool": ("1-shot の例題の候補に、出題中の問題以外の問題がありません。", "{field}に解答つきの例題のファイルを別に指定してください。"),
