@@ -135,7 +135,25 @@ def estimate(state: AppState, preset, *values_and_lang):
         text = estimate_text(estimate_config(config, ws=state.workspace), lang)
     except UserError as exc:
         return fail(exc, lang), gr.update()
-    return notice.notice("info", text), command_box(train.equivalent_cli(config))
+    return (notice.notice("info", text) + contamination_notice(config, state.workspace, lang),
+            command_box(train.equivalent_cli(config)))
+
+
+def contamination_notice(config, ws, lang: str) -> str:
+    """A warning notice when exam questions the run will be evaluated on are in its training data
+    (``train.contamination_checks``); '' when none are (or the data cannot be read here)."""
+    train_file, checks = train.contamination_checks(config, ws)
+    parts = []
+    for c in checks:
+        if c.flagged_ids:
+            shown = "、".join(c.flagged_ids[:5]) if lang == "ja" else ", ".join(c.flagged_ids[:5])
+            parts.append(MSG["contaminated"][lang].format(n=len(c.flagged_ids), total=c.n_questions,
+                                                          file=Path(c.questions_file).name,
+                                                          ids=shown + ("…" if len(c.flagged_ids) > 5 else "")))
+    if not parts:
+        return ""
+    fix = MSG["contaminated_fix"][lang].format(train=train_file)
+    return notice.notice("info", " ".join(parts), fix, lang)
 
 
 def command_box(cli: str):
@@ -162,7 +180,8 @@ def launch(state: AppState, preset, model, data, method, template, learning_rate
     users.record(ws.root, user, "train", name, run_dir=str(launched.run_dir), preset=preset or "")
     # Several machines: what each other machine runs to join, under the command.
     joins = "".join(f"\n# rank {k}: {line}" for k, line in enumerate(train.join_commands(config, launched.run_dir), 1))
-    return (notice.notice("ok", MSG["launched"][lang].format(run=name, dir=launched.run_dir)),
+    return (notice.notice("ok", MSG["launched"][lang].format(run=name, dir=launched.run_dir))
+            + contamination_notice(config, ws, lang),
             command_box(launched.cli + joins),
             gr.update(choices=runs_view.run_choices(ws, lang), value=str(launched.run_dir)), runs_frame(ws, lang),
             gr.update(interactive=True))

@@ -32,6 +32,10 @@ CHART = {"step": {"ja": "ステップ", "en": "step"}, "loss": {"ja": "損失", 
          "lr": {"ja": "学習率", "en": "learning rate"}}
 MSG: dict[str, Text] = {
     "launched": {"ja": "学習を開始しました：{run}（{dir}）", "en": "Training launched: {run} ({dir})"},
+    "contaminated": {"ja": "⚠ 評価に使う {file} の {total} 問のうち {n} 問（{ids}）が学習データに含まれています。これらの問題の得点は実力より高く出ます。",
+                     "en": "⚠ {n} of the {total} questions of {file}, which the run will be evaluated on, are in its training data ({ids}); their scores will overstate the model."},
+    "contaminated_fix": {"ja": "該当する記録を学習データから除くか、評価ではその問題を除いた得点も見てください（グラフタブ、または jmedlora contamination --train {train} --eval 評価フォルダ）。",
+                         "en": "Remove those records from the training data, or read the score without those questions too (Charts tab, or jmedlora contamination --train {train} --eval EVAL_DIR)."},
     "bad_json": {"ja": "「その他の設定」が JSON のオブジェクトとして読めません（{where}）。",
                  "en": "'Other settings' is not valid JSON: {err}"},
     "json_at": {"ja": "{line} 行 {col} 文字目", "en": "line {line} column {col}"},

@@ -280,21 +280,27 @@ def check_ranges(config: TrainConfig, force: bool) -> None:
               file=sys.stderr)
 
 
-def contamination_warnings(config: TrainConfig, ws: Workspace) -> list[str]:
-    """Before a run: questions of the exams it will be evaluated on that its training data holds
-    (``pipelines.tasks.overlap``), one warning line per question file; a warning, not a refusal.
-    Data the check cannot read (a saved-dataset folder, raw text) says nothing here: the run's
-    own checks report data it cannot use."""
+def contamination_checks(config: TrainConfig, ws: Workspace) -> tuple[Path | None, list[overlap.ContaminationCheck]]:
+    """Before a run: (its training file, one check per exam it will be evaluated on) — the exam
+    questions its training data holds (``pipelines.tasks.overlap``). Data the check cannot read (a
+    saved-dataset folder, raw text) gives no checks: the run's own checks report data it cannot use."""
     try:
         source = train_data.resolve_data(data_path(config.data), ws)
-        checks = overlap.check_before_training(source.path, overlap.exam_files(ws, [config.eval_data]), workspace=ws)
+        return Path(source.path), overlap.check_before_training(
+            source.path, overlap.exam_files(ws, [config.eval_data]), workspace=ws)
     except (UserError, OSError):         # unreadable here: the run's own checks say what is wrong
-        return []
+        return None, []
+
+
+def contamination_warnings(config: TrainConfig, ws: Workspace) -> list[str]:
+    """``contamination_checks`` as warning lines, one per question file with flagged questions; a
+    warning, not a refusal."""
+    train_file, checks = contamination_checks(config, ws)
     lines = []
     for c in checks:
         if c.flagged_ids:
             shown = ", ".join(c.flagged_ids[:5]) + (", …" if len(c.flagged_ids) > 5 else "")
-            details = f"jmedlora contamination --train {shlex.quote(str(source.path))} --data " \
+            details = f"jmedlora contamination --train {shlex.quote(str(train_file))} --data " \
                       + shlex.quote(c.questions_file)
             lines.append(f"warning: {len(c.flagged_ids)} of {c.n_questions} questions in {c.questions_file} are in "
                          f"the training data ({shown}); their scores will overstate the model. Details: {details}")

@@ -111,3 +111,21 @@ def test_checks_before_training_speak_japanese(workspace, tiny_llama_dir):
     msg = h.launch(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data=str(missing)),
                    "ja")[0]
     assert f"学習データ {missing} が見つかりません" in msg and "--data" not in msg, msg
+
+
+def test_exam_questions_in_the_training_data_are_said_before_training(workspace, tiny_llama_dir, tmp_path):
+    from pipelines.core.repo import ASSETS
+    from pipelines.tasks.igakuqa import load_questions
+    q = load_questions(ASSETS / "questions" / "sample_ja.jsonl").questions[2]
+    data = workspace.root / "leaky.jsonl"
+    rows = [{"instruction": "高血圧の第一選択薬は？", "input": "", "output": "カルシウム拮抗薬などです。"},
+            {"instruction": q.problem_text + "\n" + "\n".join(q.choices), "input": "", "output": q.choices[0]}]
+    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    state = AppState(workspace=workspace)
+    msg, _ = h.estimate(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data=str(data)), "ja")
+    assert "学習データに含まれています" in msg and q.problem_id in msg and "sample_ja.jsonl" in msg, msg
+    msg, _ = h.estimate(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data=str(data)), "en")
+    assert "are in its training data" in msg and "jmedlora contamination --train" in msg
+    data.write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    msg, _ = h.estimate(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir), data=str(data)), "ja")
+    assert "学習データに含まれて" not in msg
