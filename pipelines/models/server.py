@@ -3,7 +3,9 @@
     jmedlora serve --model default [--adapter DIR] [--host 127.0.0.1] [--port 8000]
 
 Endpoints: ``POST /v1/chat/completions`` (non-streaming, and streaming as server-sent events
-with ``"stream": true``), ``GET /v1/models``, ``GET /health``. Chat messages are formatted
+with ``"stream": true``), the legacy ``POST /v1/completions`` (raw prompts as text or token ids,
+``echo`` and ``logprobs``: what lm-evaluation-harness's ``local-completions`` model scores with;
+``pipelines.models.server_completions``), ``GET /v1/models``, ``GET /health``. Chat messages are formatted
 with the tokenizer's chat template; an adapter trained here is served in the format it was
 trained with (its ``checkpoint.json`` records the template: the paper's Alpaca ``ja``/``en``,
 where the last user message becomes the instruction); ``--prompt-format`` overrides either.
@@ -42,6 +44,7 @@ from pipelines.core import cli
 from pipelines.core.errors import UserError, cli_guard
 from pipelines.core.locality import is_local
 from pipelines.core.workspace import Workspace
+from pipelines.models import server_completions as completions
 from pipelines.models.server_engine import PROMPT_FORMATS, ApiError, ChatEngine, Job
 
 __all__ = ["ApiError", "ChatEngine", "PROMPT_FORMATS", "ServeConfig", "start_server", "load_engine", "run", "main"]
@@ -94,8 +97,8 @@ def route(raw_path: str) -> str:
     return raw_path.split("?")[0].rstrip("/")
 
 
-def chat_request(raw: bytes, aliases: set[str], model_id: str) -> dict:
-    """The body of a chat completion request, checked; an ApiError says what a client got wrong."""
+def request_body(raw: bytes, aliases: set[str], model_id: str) -> dict:
+    """The body of a (chat) completion request, checked; an ApiError says what a client got wrong."""
     try:
         req = json.loads(raw or b"{}")
     except json.JSONDecodeError as exc:
@@ -206,12 +209,19 @@ def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                if path not in CHAT_ROUTES:
-                    raise ApiError(404, f"No route POST {path}; this server offers /v1/chat/completions.",
-                                   code="not_found")
-                req = chat_request(raw, aliases, engine.model_id)
-                if req.get("stream"):
-                    self._stream(req)
+                if path not in CHAT_ROUTES + completions.COMPLETION_ROUTES:
+                    raise ApiError(404, f"No route POST {path}; this server offers /v1/chat/completions and "
+                                        "/v1/completions.", code="not_found")
+                req = request_body(raw, aliases, engine.model_id)
+                if path in completions.COMPLETION_ROUTES:
+                    submitted = completions.submit(engine, req)    # errors in the request surface here
+                    if req.get("stream"):
+                        self._stream(lambda: completions.write_stream(self.wfile, engine, req, submitted))
+                    else:
+                        self._json(200, completions.response(engine, submitted))
+                elif req.get("stream"):
+                    job = engine.submit(req)
+                    self._stream(lambda: write_event_stream(self.wfile, engine, req, job))
                 else:
                     self._json(200, completion(engine, req))
             except (BrokenPipeError, ConnectionResetError):  # the client went away; its job still finishes
@@ -221,15 +231,15 @@ def make_handler(engine: ChatEngine, aliases: set[str], token: str | None = None
             except Exception as exc:  # a bug or out of memory: the client gets a 500, the server lives on
                 self._error(ApiError(500, f"{type(exc).__name__}: {exc}", "server_error"))
 
-        def _stream(self, req: dict) -> None:
-            job = engine.submit(req)         # errors in the request surface here, before any header
+        def _stream(self, write: Callable[[], None]) -> None:
+            """Server-sent events, once the request's jobs are queued (its errors came before any header)."""
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
-            write_event_stream(self.wfile, engine, req, job)
+            write()
 
     return Handler
 

@@ -11,6 +11,12 @@ loopback server can follow progress instead of a wall clock.
 A request identical to one still running (a client that timed out and retried) is attached
 to the running job instead of being generated a second time.
 
+Jobs of the legacy completions API (``pipelines.models.server_completions``) share the same queue,
+batches and decoding; those asking for log-probabilities are scored afterwards by one teacher-forced
+pass over prompt + completion (``prompt_logprobs``: the model's raw log-softmax, as vLLM reports it).
+One asking for a single token with log-probabilities (lm-evaluation-harness's ``echo`` request) takes
+that token from the scoring pass's last position instead of a ``generate`` call: one pass, not two.
+
 The worker waits up to ``gather_s`` after the first request of a batch for others: clients that
 send together (datagen's requests in flight, each sending its next chunk as its answer arrives)
 then share forward passes instead of queuing behind a batch of one.
@@ -28,6 +34,7 @@ from typing import Iterator
 from pipelines.core.errors import UserError
 from pipelines.models import structured
 from pipelines.models.decoding import RowSeededSampler, prefill_kwargs, sampling_top_k
+from pipelines.models.prompt_logprobs import ScoreRow, score_rows, top_tokens
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
 # How long the worker waits after a batch's first request for others (seconds): a batch of
@@ -55,6 +62,13 @@ class Job:
     error: BaseException | None = None
     prefilling: bool = False            # its batch is in the prompt's forward pass (long prompts: minutes on a CPU)
     queued_at: float = field(default_factory=time.monotonic)
+    # The completions API: the k most likely tokens per position to report (None: no log-probs),
+    # whether the prompt's tokens are scored too (echo), prompt tokens its text is decoded after,
+    # and (filled by the worker) per scored token: (log-prob, [(token, log-prob)] of the k most likely).
+    logprobs: int | None = None
+    score_prompt: bool = False
+    context: list[int] = field(default_factory=list)
+    scores: list[tuple[float, list[tuple[int, float]]]] | None = None
 
     @property
     def batch_key(self) -> str:
@@ -110,11 +124,22 @@ class ChatEngine:
         max_new = req.get("max_completion_tokens") or req.get("max_tokens") or self.default_max_tokens
         if not isinstance(max_new, int) or max_new < 1:
             raise ApiError(400, "max_tokens must be a positive integer.")
+        max_new = min(max_new, self.context - len(ids))      # a chat answer is cut at the context, not refused
+        if max_new < 1:
+            raise ApiError(400, f"The prompt has {len(ids)} tokens; this model's context is {self.context}.",
+                           code="context_length_exceeded")
+        try:
+            allowed = structured.constraint(self.tokenizer, req.get("response_format"), max_new)
+        except structured.FormatError as exc:
+            raise ApiError(400, str(exc), code="invalid_response_format") from None
+        return self.make_job(ids, req, max_new, allowed=allowed)
+
+    def make_job(self, ids: list[int], req: dict, max_new: int, *, allowed=None, key: str = "", **extra) -> Job:
+        """A job for prompt ``ids`` with ``req``'s sampling settings (``temperature``, ``top_p``, ``top_k``,
+        ``stop``, ``seed``); ``key`` tells apart prompts of one request in the retry digest."""
         if len(ids) + max_new > self.context:
-            max_new = self.context - len(ids)
-            if max_new < 1:
-                raise ApiError(400, f"The prompt has {len(ids)} tokens; this model's context is {self.context}.",
-                               code="context_length_exceeded")
+            raise ApiError(400, f"The prompt has {len(ids)} tokens and asks for {max_new} more; this model's "
+                                f"context is {self.context}.", code="context_length_exceeded")
         temperature = float(req["temperature"]) if req.get("temperature") is not None else 1.0
         top_p = float(req["top_p"]) if req.get("top_p") is not None else 1.0
         # top_k: vLLM's extension of the API; by default the model's own (none: OpenAI samples the whole vocabulary).
@@ -123,37 +148,47 @@ class ChatEngine:
             dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         stop = req.get("stop") or []
         stops = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str) and s]
-        try:
-            allowed = structured.constraint(self.tokenizer, req.get("response_format"), max_new)
-        except structured.FormatError as exc:
-            raise ApiError(400, str(exc), code="invalid_response_format") from None
         body = {k: v for k, v in req.items() if k not in ("stream", "stream_options")}
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+        digest = hashlib.sha256(json.dumps([body, key], sort_keys=True, default=str).encode()).hexdigest()
         seed = int(req["seed"]) if req.get("seed") is not None else None
         return Job(ids=ids, kwargs=kwargs, max_new=max_new, stops=sorted(stops), allowed=allowed, digest=digest,
-                   seed=seed)
+                   seed=seed, **extra)
 
     def submit(self, req: dict) -> Job:
         """Queue a request (or join the identical one still running); errors in it are raised here."""
-        job = self._job(req)
+        return self.enqueue([self._job(req)])[0]
+
+    def enqueue(self, jobs: list[Job]) -> list[Job]:
+        """Queue jobs together (a request's prompts share a batch); each one identical to a job still
+        running is that job instead."""
+        out = []
         with self._cond:
-            running = self._running.get(job.digest)
-            if running is not None and not running.done.is_set():
-                return running
-            self._running[job.digest] = job
-            self._queue.append(job)
+            for job in jobs:
+                running = self._running.get(job.digest)
+                if running is not None and not running.done.is_set():
+                    out.append(running)
+                    continue
+                self._running[job.digest] = job
+                self._queue.append(job)
+                out.append(job)
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="jmedlora-serve-engine", daemon=True)
                 self._worker.start()
             self._cond.notify()
-        return job
+        return out
+
+    def text(self, job: Job, tokens: list[int]) -> str:
+        """The text of a job's generated tokens, decoded after its ``context`` (a SentencePiece word's
+        leading space survives only after a preceding token)."""
+        text = self.tokenizer.decode(job.context + tokens, skip_special_tokens=True)
+        return text[len(self.tokenizer.decode(job.context, skip_special_tokens=True)):] if job.context else text
 
     def result(self, job: Job) -> tuple[str, int, int, str]:
         """(text, prompt tokens, completion tokens, finish reason) once the job has finished."""
         job.done.wait()
         if job.error is not None:
             raise job.error
-        text, hit = _cut(self.tokenizer.decode(job.tokens, skip_special_tokens=True), job.stops)
+        text, hit = _cut(self.text(job, job.tokens), job.stops)
         ended = bool(job.tokens) and job.tokens[-1] == self.tokenizer.eos_token_id
         reason = "stop" if hit or ended or len(job.tokens) < job.max_new else "length"
         return text, len(job.ids), len(job.tokens), reason
@@ -173,8 +208,9 @@ class ChatEngine:
             finished = job.done.wait(poll)
             if finished and job.error is not None:
                 raise job.error
-            text, hit = _cut(self.tokenizer.decode(list(job.tokens), skip_special_tokens=True), job.stops)
-            text = text.rstrip("\ufffd")              # half a multi-byte character: wait for the rest
+            text, hit = _cut(self.text(job, list(job.tokens)), job.stops)
+            if not finished:        # half a multi-byte character: wait for the rest (at the end, send it as it is)
+                text = text.rstrip("\ufffd")
             upto = len(text) if (finished or hit) else max(sent, len(text) - hold)
             if upto > sent:
                 yield text[sent:upto]
@@ -204,7 +240,7 @@ class ChatEngine:
                 batch = [j for j in self._queue if j.batch_key == key][:self.batch_size]
                 self._queue = [j for j in self._queue if j not in batch]
             try:
-                self._generate(batch)
+                self._run(batch)
             except BaseException as exc:  # each waiting client gets the error; the worker lives on
                 for job in batch:
                     job.error = exc
@@ -215,6 +251,47 @@ class ChatEngine:
                             del self._running[job.digest]
                 for job in batch:
                     job.done.set()
+
+    def _run(self, batch: list[Job]) -> None:
+        # A single token with log-probs is read off the scoring pass; nothing to do for max_tokens=0.
+        quick = [j for j in batch if j.logprobs is not None and j.max_new == 1]
+        generated = [j for j in batch if j.max_new >= 1 and j not in quick]
+        if generated:
+            self._generate(generated)
+        if any(j.logprobs is not None for j in batch):
+            self._score([j for j in batch if j.logprobs is not None], quick)
+
+    def _score(self, jobs: list[Job], quick: list[Job]) -> None:
+        """Every log-prob job's (prompt and) generated tokens scored in one pass; a ``quick`` job's one
+        token drawn from the distribution after its prompt, as ``generate`` would draw it."""
+        for job in jobs:
+            job.prefilling = True
+        rows = [ScoreRow(job.ids + job.tokens, 1 if job.score_prompt else len(job.ids), job.logprobs,
+                         want_next=job in quick) for job in jobs]
+        try:
+            scored = score_rows(self.model, rows)
+        finally:
+            self.steps += 1
+            for job in jobs:
+                job.prefilling = False
+        for job, row in zip(jobs, scored):
+            if job in quick:
+                last = row.next_logprobs
+                token = self._draw(job, last)
+                values, ids = last.topk(job.logprobs)
+                lp = float(last[token])
+                row.scores.append((lp, top_tokens(ids.tolist(), values.tolist(), job.logprobs, token, lp)))
+                job.tokens = [token]
+            job.scores = row.scores
+
+    def _draw(self, job: Job, logprobs) -> int:
+        """The next token from one position's log-probs: greedy, or sampled with the job's own seeded generator."""
+        if job.kwargs.get("do_sample"):
+            seed = job.seed if job.seed is not None else secrets.randbits(63)
+            kw = job.kwargs
+            logprobs = RowSeededSampler([seed], kw["temperature"], kw["top_p"], logprobs.device,
+                                        top_k=kw["top_k"])(None, logprobs[None])[0]
+        return int(logprobs.argmax())
 
     def _generate(self, batch: list[Job]) -> None:
         import torch

@@ -148,7 +148,8 @@ def guarded(tiny_llama_dir):
 
 def test_with_a_token_every_request_needs_it_loopback_included(guarded):
     url, handle = guarded
-    for path, data in (("/models", None), ("/chat/completions", b'{"model": "x", "messages": []}')):
+    for path, data in (("/models", None), ("/chat/completions", b'{"model": "x", "messages": []}'),
+                       ("/completions", b'{"model": "x", "prompt": "a"}')):
         for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}):
             req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json", **headers})
             with pytest.raises(urllib.error.HTTPError) as err:
@@ -160,5 +161,6 @@ def test_with_a_token_every_request_needs_it_loopback_included(guarded):
     answer = good.chat.completions.create(model=handle.model_id, messages=[{"role": "user", "content": "hi"}],
                                           max_tokens=4)
     assert answer.choices[0].message.content is not None
+    assert good.completions.create(model=handle.model_id, prompt="hi", max_tokens=2).choices[0].text is not None
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=url, api_key="wrong-token-0123456789", max_retries=0).models.list()
