@@ -32,18 +32,27 @@ CSS = """
 .qcard .badge.bad{background:#ffebe9;border-color:#cf222e;color:#a40e26}
 .qcard .badge.warn{background:#fff8c5;border-color:#9a6700;color:#7d4e00}
 .qcard .missing{color:#57606a;font-style:italic}
+.qcard .qexam{font-size:12px;color:#57606a;border:1px solid #d0d7de;border-radius:8px;padding:0 6px}
+.qcard .qexam.miss{color:#a40e26;background:#ffebe9;border-color:#cf222e;font-weight:700}
+.qcard ol.choices .share{float:right;font-size:12px;color:#57606a;font-weight:400}
 """
 
 _TEXT = {
     "ja": {"correct": "正解", "kinki": "禁忌肢", "predicted": "予測", "none": "（回答なし）", "shot": "-shot",
            "not_run": "未評価", "match": "類似度 {top:.2f}（次点との差 {margin:.2f}）", "weak": "⚠ 弱い一致",
            "weak_title": "回答はどの選択肢ともほとんど似ていません。予測（と正誤）は偶然に近いものです。",
-           "ll": "対数尤度での選択: {pred}", "cut": "{n} トークンで打ち切り"},
+           "ll": "対数尤度での選択: {pred}", "cut": "{n} トークンで打ち切り",
+           "examinees": "受験者正答率 {p}%", "easy_miss": "⚠ 受験者の {p}% が正解",
+           "easy_miss_title": "受験者の大半が正解した問題を、表示中のモデルの一つ以上が誤答しました（臨床医なら落とさない問題）。",
+           "share": "受験者の {p}%", "share_title": "この選択肢を選んだ受験者の割合"},
     "en": {"correct": "correct", "kinki": "contraindicated", "predicted": "predicted", "none": "(no answer)",
            "shot": "-shot", "not_run": "not evaluated", "match": "similarity {top:.2f} (margin {margin:.2f})",
            "weak": "⚠ weak match",
            "weak_title": "The answer resembles none of the choices: the prediction (and its mark) is close to chance.",
-           "ll": "log-likelihood choice: {pred}", "cut": "cut at {n} tokens"},
+           "ll": "log-likelihood choice: {pred}", "cut": "cut at {n} tokens",
+           "examinees": "examinees right {p}%", "easy_miss": "⚠ {p}% of examinees got this right",
+           "easy_miss_title": "Most examinees got this question right and at least one model shown missed it (one a clinician would not miss).",
+           "share": "{p}% of examinees", "share_title": "share of examinees who picked this choice"},
 }
 # Below these, the paper-mode prediction (the choice most similar to the answer) is marked weak.
 # Measured on the sample questions (pipelines/data, 42 with choices): answers that state a choice
@@ -60,10 +69,19 @@ def _e(text) -> str:
     return html.escape(str(text if text is not None else ""))
 
 
-def choice_list(choices: list[str], answer: list[str], kinki: list[str], lang: str = "ja") -> str:
+def percent(p: float) -> str:
+    """A percent as IgakuQA gives it, without a trailing .0: 83.7, 92."""
+    return f"{p:.0f}" if abs(p - round(p)) < 0.05 else f"{p:.1f}"
+
+
+def choice_list(choices: list[str], answer: list[str], kinki: list[str], lang: str = "ja",
+                shares: list[float] | None = None) -> str:
+    """The choices, the correct ones marked ✓ and contraindicated ones ⚠; ``shares``: the percent
+    of examinees who picked each (IgakuQA's ``breakdown``), shown at the right of each choice."""
     t = _TEXT[lang]
     items = []
-    for letter, text in zip(LETTERS, choices):
+    shares = shares if shares and len(shares) == len(choices) else [None] * len(choices)
+    for letter, text, share in zip(LETTERS, choices, shares):
         cls = []
         mark = ""
         if letter in answer:
@@ -72,7 +90,9 @@ def choice_list(choices: list[str], answer: list[str], kinki: list[str], lang: s
         if letter in kinki:
             cls.append("kinki")
         title = f' title="{t["kinki"]}"' if letter in kinki else ""
-        items.append(f'<li class="{" ".join(cls)}"{title}><span class="mark">{mark}</span>'
+        picked = (f'<span class="share" title="{_e(t["share_title"])}">{t["share"].format(p=percent(share))}</span>'
+                  if share is not None else "")
+        items.append(f'<li class="{" ".join(cls)}"{title}>{picked}<span class="mark">{mark}</span>'
                      f'<b>{letter}.</b> {_e(text)}{" ⚠" if letter in kinki else ""}</li>')
     return f'<ol class="choices">{"".join(items)}</ol>'
 
@@ -142,17 +162,32 @@ def answer_box(name: str, row: dict | None, lang: str = "ja", metrics: list[Badg
             f'<div>{badges(row, lang, metrics)}</div><div class="resp">{body}</div></div>')
 
 
+def examinee_badge(question: dict, lang: str = "ja", easy_miss: bool = False) -> str:
+    """The share of examinees who got the question right (``human_accuracy``, percent), when known;
+    ``easy_miss``: most of them got it right and a model shown missed it, marked as such."""
+    p = question.get("human_accuracy")
+    if p is None:
+        return ""
+    t = _TEXT[lang]
+    if easy_miss:
+        return (f'<span class="qexam miss" title="{_e(t["easy_miss_title"])}">'
+                f'{_e(t["easy_miss"].format(p=percent(p)))}</span>')
+    return f'<span class="qexam">{_e(t["examinees"].format(p=percent(p)))}</span>'
+
+
 def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: str = "ja",
-                  metrics: list[BadgeSpec] = ()) -> str:
-    """One card: the question, its choices, and one answer box per (name, result row)."""
+                  metrics: list[BadgeSpec] = (), easy_miss: bool = False) -> str:
+    """One card: the question, its choices, and one answer box per (name, result row); the
+    examinees' accuracy in its heading when the question has it (``examinee_badge``)."""
     cat = f'<span class="qcat">{_e(question.get("category"))}</span>' if question.get("category") else ""
+    cat += examinee_badge(question, lang, easy_miss)
     pts = question.get("points")
     pts_html = f'<span class="qcat">{_e(f"{pts:g}")} pt</span>' if isinstance(pts, (int, float)) else ""
     boxes = "".join(answer_box(name, row, lang, metrics) for name, row in answers)
     return (f'<div class="qcard" data-problem-id="{_e(question.get("problem_id"))}">'
             f'<div class="qhead"><span class="qid">{_e(question.get("problem_id"))}</span>{cat}{pts_html}</div>'
             f'<div class="qtext">{_e(question.get("problem_text"))}</div>'
-            f'{choice_list(question.get("choices") or [], question.get("answer") or [], question.get("kinki") or [], lang)}'
+            f'{choice_list(question.get("choices") or [], question.get("answer") or [], question.get("kinki") or [], lang, question.get("breakdown"))}'
             f'<div class="answers">{boxes}</div></div>')
 
 

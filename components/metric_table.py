@@ -42,12 +42,13 @@ def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_pr
                row_labels: dict[str, str] | None = None,
                details: dict[tuple[str, str], tuple[int, float, float]] | None = None,
                published_note: str = "", reference_cell_note: str = "", imported: frozenset | set = frozenset(),
-               imported_note: str = "") -> str:
+               imported_note: str = "", corner: str = "") -> str:
     """``marks`` = ``top_two()`` result: per row the best columns, best first (lower may be
     better: the order, not the value, says which is best). ``details``: (row, column) -> (n,
     CI low, CI high), shown under the value; reference columns carry ``published_note`` in
     their heading and ``reference_cell_note`` where a cell of yours shows n and its interval;
-    ``imported`` columns (published predictions scored here) carry ``imported_note``."""
+    ``imported`` columns (published predictions scored here) carry ``imported_note``; ``corner``
+    heads the row labels' column (what the rows are)."""
     if table.empty:
         return ""
     details = details or {}
@@ -79,5 +80,5 @@ def table_html(table: pd.DataFrame, marks: dict[str, list[str]], *, reference_pr
             cells.append(f'<td class="{" ".join(cls)}">{_fmt(vals[c], row)}{sub}</td>')
         label = (row_labels or {}).get(row, row)
         body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
-    return (f'<div class="t1wrap"><table class="t1"><thead><tr><th></th>{head}</tr></thead>'
+    return (f'<div class="t1wrap"><table class="t1"><thead><tr><th>{html.escape(corner)}</th>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>')

@@ -116,9 +116,11 @@ def build_app(state: AppState) -> gr.Blocks:
 
         # Tabs show what is on disk now: lists refresh whenever a tab is opened.
         refresh_lists, update, inputs, outputs, r_in, r_out = charts["refresh"]
-        charts_tab.select(refresh_lists, r_in, r_out).then(update, inputs, outputs).then(*charts["compute"])
+        charts_tab.select(refresh_lists, r_in, r_out).then(update, inputs, outputs).then(*charts["compute"]).then(
+            *charts["insights"])
         demo.load(update, inputs, outputs)
         demo.load(*charts["compute"])
+        demo.load(*charts["insights"])
         compare_tab.select(lambda: (gr.update(choices=state.model_choices()),
                                     gr.update(choices=tab_compare.evaluation_choices(state))),
                            None, [compare["checkpoints"], compare["shown"]])

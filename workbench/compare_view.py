@@ -2,6 +2,11 @@
 files, the summary table (mean and 95% interval per metric), the answer cards with filters
 and pages, and the side-by-side CSV of exactly the questions the filters show.
 
+The cards put first the questions most examinees got right that a shown model missed (the
+ones a clinician would call embarrassing: ``insights.embarrassing``/``compare_order``), each with
+a badge saying how many examinees got it right; the evaluations shown are read for that as
+``insights.Evaluation``s (``shown_evaluations``), which the flip matrix (``compare_flips``) uses too.
+
 Handlers and pure functions of the workspace; ``tab_compare`` wires them to widgets.
 """
 from __future__ import annotations
@@ -14,7 +19,7 @@ import pandas as pd
 
 from components import answer_card, notice, side_by_side
 from pipelines.core.errors import UserError
-from pipelines.evaluation import metrics
+from pipelines.evaluation import insights, metrics
 from pipelines.evaluation.evaluator import EvalConfig
 from pipelines.evaluation.results import read_results
 from pipelines.evaluation.summary import EvalSummary
@@ -29,7 +34,10 @@ MSG = {
     "count": {"ja": "{n} 問中 {k} 問を表示（{p}/{pages} ページ）。CSV には絞り込み後の {k} 問が入ります。",
               "en": "{k} of {n} questions ({p}/{pages}). The CSV holds the {k} questions these filters show."},
     "sample": {"ja": "（サンプル）", "en": " (sample)"},
+    "easy_first": {"ja": "受験者の 80% 以上が正解した問題をモデルが誤答したもの {k} 問を先頭に表示しています。",
+                   "en": "The {k} question(s) 80% or more of examinees got right that a model missed come first."},
 }
+EASY = 0.8          # the share of examinees right from which a model's miss is an embarrassing one
 HEAD = {"checkpoint": {"ja": "チェックポイント", "en": "checkpoint"}, "shots": {"ja": "ショット", "en": "shots"}}
 PER_PAGE = 10
 
@@ -76,7 +84,8 @@ def questions_of(path: str) -> list[dict]:
             qs = load_questions(p, on_error="skip").questions
         except UserError:    # the cards still show every answer, built from the result rows
             qs = []
-        _QCACHE[key] = [{**q.to_dict(), "kinki": q.kinki, "category": q.category} for q in qs]
+        _QCACHE[key] = [{**q.to_dict(), "kinki": q.kinki, "category": q.category, "human_accuracy": q.human_accuracy,
+                         "breakdown": q.breakdown} for q in qs]
     return _QCACHE[key]
 
 
@@ -139,20 +148,74 @@ def export_name(state: AppState, out_dirs: list[str]) -> str:
     return f"side_by_side_{re.sub(r'[^0-9A-Za-z_.-]+', '_', stem)}.csv"
 
 
+def shown_evaluations(state: AppState, runs: dict[str, list[dict]], names: dict[str, str]) -> list[insights.Evaluation]:
+    """The shown evaluations (``selected_runs``) as ``insights.Evaluation``s, under the names the
+    cards use, with their question file's metadata (categories, the examinees' figures)."""
+    evs = {e["out_dir"]: e for e in state.workspace.evaluations()}
+    out = []
+    for name, d in names.items():
+        ev = evs.get(d) or {}
+        data = ev.get("data") if ev.get("data") and Path(ev["data"]).is_file() else None
+        questions, problems = insights.question_metadata(data)
+        rows = [r for r in runs[name] if "problem_id" in r and isinstance(r.get("shots"), int)]
+        out.append(insights.Evaluation(label=name, rows=rows, questions=questions, path=d,
+                                       data=data if questions else None, data_problems=problems,
+                                       imported=bool((ev.get("config") or {}).get("imported"))))
+    return out
+
+
+def easy_misses(evals: list[insights.Evaluation], threshold: float = EASY) -> dict[str, float]:
+    """problem_id -> the share of examinees right, for the questions at least ``threshold`` of
+    them got right that a shown model missed at some shot setting; {} without examinee data."""
+    flagged: dict[str, float] = {}
+    for s in sorted({s for ev in evals for s in ev.shot_settings}):
+        try:
+            found = insights.embarrassing([ev for ev in evals if s in ev.shot_settings], threshold, s)
+        except UserError:            # no examinee data: nothing is known to be embarrassing
+            return {}
+        for r in found:
+            flagged.setdefault(r["problem_id"], r["examinees"])
+    return flagged
+
+
+def card_order(items: list[side_by_side.Item], evals: list[insights.Evaluation],
+               flagged: dict[str, float]) -> list[side_by_side.Item]:
+    """The embarrassing misses first (most examinees right first, then question order), then the
+    rest in ``insights.compare_order``'s order (the question file's)."""
+    settings = sorted({s for ev in evals for s in ev.shot_settings})
+    base = insights.compare_order(evals, EASY, settings[0]) if settings else []
+    position = {pid: i for i, pid in enumerate(base)}
+    first = sorted(flagged, key=lambda pid: (-flagged[pid], position.get(pid, len(position))))
+    rank = {pid: i for i, pid in enumerate(dict.fromkeys(first + base))}
+    return sorted(items, key=lambda it: rank.get(it.problem_id, len(rank)))     # stable: the rest keep file order
+
+
+def cards_html(chunk: list[side_by_side.Item], runs: dict, present: set, flagged: dict[str, float], lang: str) -> list[str]:
+    """One answer card per item: every shown evaluation × shot setting beside the question."""
+    cards = []
+    for it in chunk:
+        answers = [(f"{n} · {s}-shot", it.cells.get((n, s))) for n in runs for s in (0, 1) if (n, s) in present]
+        cards.append(answer_card.question_card(it.question, answers, lang, metrics.badge_specs(lang),
+                                               easy_miss=it.problem_id in flagged))
+    return cards
+
+
 def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lang, request: gr.Request = None):
     """(cards html, count line, summary frame, CSV download) for the chosen evaluations."""
     runs, names, questions = selected_runs(state, out_dirs)
     if not runs:
         return notice.notice("info", MSG["none_shown"][lang]), "", [], gr.update(value=None)
-    items = side_by_side.build_items(questions, runs)
+    evals = shown_evaluations(state, runs, names)
+    flagged = easy_misses(evals)
+    items = card_order(side_by_side.build_items(questions, runs), evals, flagged)
     shown = side_by_side.filter_items(items, disagreements=disagree, only_wrong=wrong, search=search or "")
     chunk, pages = side_by_side.page(shown, page_no or 1, PER_PAGE)
     present = {k for it in items for k in it.cells}
-    cards = []
-    for it in chunk:
-        answers = [(f"{n} · {s}-shot", it.cells.get((n, s))) for n in runs for s in (0, 1) if (n, s) in present]
-        cards.append(answer_card.question_card(it.question, answers, lang, metrics.badge_specs(lang)))
+    cards = cards_html(chunk, runs, present, flagged, lang)
     count = MSG["count"][lang].format(n=len(items), k=len(shown), p=min(max(1, int(page_no or 1)), pages), pages=pages)
+    easy = sum(1 for it in shown if it.problem_id in flagged)
+    if easy:
+        count += " " + MSG["easy_first"][lang].format(k=easy)
     html_out = "".join(cards) if cards else notice.notice("info", MSG["no_match"][lang])
     export = state.workspace.subdir("exports") / export_name(state, out_dirs)
     frame = side_by_side.items_frame(shown, list(runs), metrics=metrics.csv_keys())

@@ -1,6 +1,8 @@
 """Charts tab: the paper's Table 1 for your own evaluations (n and the 95% interval under each
 value, published numbers beside them on request), metric-vs-step and 0-shot-vs-1-shot charts
-with 95% intervals, training-loss overlays, and CSV downloads (UTF-8 with BOM, for Excel).
+with 95% intervals, training-loss overlays, and CSV downloads (UTF-8 with BOM, for Excel); below
+them, accuracy per specialty and the models beside the examinees (``charts_insights``), for the
+evaluations the same filters pick.
 
 Layout and wiring only in ``create_charts_tab``; the handlers are the module-level functions
 above it, called with the app state (tests call them directly). The frames come from
@@ -17,7 +19,7 @@ import gradio as gr
 from components import metric_chart, notice
 from components.metric_table import table_html
 from pipelines.evaluation import compute, metrics, paper_table
-from workbench import train_runs, users
+from workbench import charts_insights, train_runs, users
 from workbench.i18n import Labels
 from workbench.state import AppState
 from workbench.wiring import bind
@@ -202,6 +204,15 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     with gr.Row():
         fig_steps = gr.Plot(elem_id="charts-steps", show_label=False)
         fig_shots = gr.Plot(elem_id="charts-shots", show_label=False)
+    # Evaluation that explains itself (charts_insights), beside the metric charts: per specialty,
+    # then beside the examinees; training compute and loss curves after them.
+    t.make(gr.Markdown, charts_insights.L["category_title"], elem_id="charts-category-title")
+    category_html = gr.HTML(elem_id="charts-category")
+    category_fig = gr.Plot(elem_id="charts-category-map", show_label=False, visible=False)
+    t.make(gr.Markdown, charts_insights.L["examinee_title"], elem_id="charts-examinee-title")
+    band_html = gr.HTML(elem_id="charts-bands")
+    band_fig = gr.Plot(elem_id="charts-bands-chart", show_label=False, visible=False)
+    wrong_html = gr.HTML(elem_id="charts-wrong")
     compute_x = t.make(gr.Radio, L["compute_x"], choices=compute_choices(t.lang), value="hours",
                        elem_id="charts-compute-x")
     fig_compute = gr.Plot(elem_id="charts-compute", show_label=False)
@@ -223,6 +234,11 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     refresh.click(lists, [data, template, lang], [data, template, runs]).then(update, inputs, outputs).then(
         by_compute, compute_in, [fig_compute, compute_note])
     runs.change(bind(loss, state), [runs, lang], [fig_loss])
+    explain = (bind(charts_insights.build, state), [data, template, lang],
+               [category_html, category_fig, band_html, band_fig, wrong_html])
+    for c in (data, template, lang):
+        c.change(*explain)
+    refresh.click(*explain)
     # The language switch re-renders the table, the chart titles and axes, and the choice names.
     lang.change(bind(relabel, state), [lang, metric, runs], [metric, data, template, fig_loss]).then(
         update, inputs, outputs).then(lambda lang_, x: gr.update(choices=compute_choices(lang_), value=x),
@@ -230,4 +246,4 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                                                                             [fig_compute, compute_note])
     return {"refresh": (lists, update, inputs, outputs, [data, template, lang], [data, template, runs]),
             "loss": (bind(loss, state), [runs, lang], [fig_loss]),
-            "compute": (by_compute, compute_in, [fig_compute, compute_note])}
+            "compute": (by_compute, compute_in, [fig_compute, compute_note]), "insights": explain}

@@ -4,8 +4,9 @@ free-form prompt to all of them, and rate answers blind.
 Layout and wiring only, plus the free-form prompt's handler; the handlers live next door and
 take the app state first (wired with ``workbench.wiring.bind``, tested without a browser):
 evaluation batches in ``compare_eval`` (``jmedlora evaluate`` jobs that outlive the
-page), what is shown of finished evaluations in ``compare_view``, the blind review in
-``compare_review`` (its store is ``pipelines/evaluation/reviews.py``).
+page), what is shown of finished evaluations in ``compare_view``, the questions that flip
+between two of them in ``compare_flips``, the blind review in ``compare_review`` (its store is
+``pipelines/evaluation/reviews.py``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pipelines.evaluation.evaluator import EvalConfig
 from pipelines.evaluation.freeform import FORMATS as FREE_FORMATS
 from pipelines.evaluation.freeform import answer as freeform_answer
 from pipelines.tasks.prompts import available_templates
-from workbench import compare_eval, compare_review, compare_view, users
+from workbench import compare_eval, compare_flips, compare_review, compare_view, users
 from workbench.compare_view import data_choices, evaluation_choices, summary_headers, summary_rows  # noqa: F401
 from workbench.field_errors import message
 from workbench.i18n import Labels
@@ -184,6 +185,19 @@ def results_view(state: AppState, t: Labels) -> SimpleNamespace:
                            page_no=page_no, count=count, cards=cards, download=download)
 
 
+def flips_section(t: Labels) -> SimpleNamespace:
+    """Two of the shown evaluations (each at a shot setting): the questions that flip between them."""
+    t.make(gr.Markdown, compare_flips.L["title"], elem_id="flip-title")
+    with gr.Row():
+        a = t.make(gr.Dropdown, compare_flips.L["a"], choices=[], elem_id="flip-a")
+        b = t.make(gr.Dropdown, compare_flips.L["b"], choices=[], elem_id="flip-b")
+    summary = gr.HTML(elem_id="flip-counts-area")
+    grid = t.make(gr.Dataframe, compare_flips.L["grid"], interactive=False, wrap=False, max_height=420,
+                  elem_id="flip-grid")
+    cards = gr.HTML(elem_id="flip-cards")
+    return SimpleNamespace(a=a, b=b, summary=summary, grid=grid, cards=cards)
+
+
 def free_form_section(t: Labels, d: EvalConfig) -> SimpleNamespace:
     """One free-form prompt, sent to every chosen checkpoint."""
     with t.make(gr.Accordion, L["free_title"], open=False, elem_id="free-accordion"):
@@ -248,6 +262,7 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     timer = gr.Timer(1.0, active=False)
     imports = import_section(t)
     results = results_view(state, t)
+    flips = flips_section(t)
     free = free_form_section(t, d)
     review = blind_review_section(t)
     review_queue, review_done = gr.State([]), gr.State([])
@@ -278,6 +293,12 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     for c in (results.disagree, results.wrong, results.page_no):
         c.change(view, view_inputs, view_outputs)
     results.search.submit(view, view_inputs, view_outputs)
+    flip = (bind(compare_flips.flip_view, state), [shown, flips.a, flips.b, lang], [flips.summary, flips.grid, flips.cards])
+    shown.change(bind(compare_flips.pair_choices, state), [shown, flips.a, flips.b, lang], [flips.a, flips.b]).then(*flip)
+    for c in (flips.a, flips.b):
+        c.input(*flip)                     # the user's choice only: the pair set by ``shown`` is already shown
+    lang.change(*flip)
+    flips.grid.select(bind(compare_flips.open_question, state), [shown, flips.grid, lang], [flips.cards])
     # A language switch re-renders what the handlers wrote: cards, summary, progress, choices.
     lang.change(view, view_inputs, view_outputs).then(bind(compare_eval.status_now, state), [lang], [status])
     lang.change(lambda lang_: (*lists(lang_)[1:], gr.update(choices=method_choices(lang_))), [lang],
