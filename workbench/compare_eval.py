@@ -72,8 +72,8 @@ def check_form(models, shot_list, lim, tokens, lang: str) -> str | None:
     return None
 
 
-def start(state: AppState, models, shot_list, tmpl, data_path, lim, tokens, lang: str,
-          request: gr.Request = None, method: str = "generate"):
+def start(state: AppState, models, shot_list, tmpl, data_path, lim, tokens, lang: str, method: str = "generate",
+          request: gr.Request = None):
     """(status html, command, timer, form accordion). ``method``: generate (the paper's), loglik or both."""
     def fail(html_):
         return html_, gr.update(), gr.Timer(active=False), gr.update()

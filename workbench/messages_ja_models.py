@@ -213,9 +213,9 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                          "FSDP と DeepSpeed には、そのファイルで accelerate launch から起動した GPU のプロセスが必要です。GPU のマシンで学習を開始するか、DDP を使ってください。"),
     # what an evaluation says about itself (pipelines/evaluation/insights.py, flips.py, insights_cli.py)
     "insights.no_categories": ("問題ファイル（{path}）に分野（category）がありません。分野は試験のメタデータファイルにあります。",
-                               "IgakuQA の data/YEAR/EXAM_metadata.jsonl（github.com/jungokasai/IgakuQA）を、問題ファイルと同じフォルダに NAME_metadata.jsonl として保存するか、メタデータのある問題ファイルを --data で指定してください。"),
-    "insights.no_examinee_data": ("問題ファイル（{path}）に受験者のデータ（正答率 human_accuracy・選択率 breakdown）がありません。これらは試験のメタデータファイルにあります。",
-                                  "IgakuQA の data/YEAR/EXAM_metadata.jsonl（github.com/jungokasai/IgakuQA）を、問題ファイルと同じフォルダに NAME_metadata.jsonl として保存するか、メタデータのある問題ファイルを --data で指定してください。"),
+                               "IgakuQA の data/YEAR/EXAM_metadata.jsonl（github.com/jungokasai/IgakuQA）を、問題ファイルと同じフォルダに NAME_metadata.jsonl として保存するか、メタデータのある問題ファイルを指定してください。"),
+    "insights.no_examinee_data": ("問題ファイル（{path}）に受験者のデータ（正答率・選択肢ごとの選択率）がありません。これらは試験のメタデータファイルにあります。",
+                                  "IgakuQA の data/YEAR/EXAM_metadata.jsonl（github.com/jungokasai/IgakuQA）を、問題ファイルと同じフォルダに NAME_metadata.jsonl として保存するか、メタデータのある問題ファイルを指定してください。"),
     "insights.no_shots": ("{path} には {shots}-shot の結果がありません（あるのは {has}）。", "すべての評価にある shot 設定を選んでください。"),
     "insights.bands": ("難易度の区切りは 0 と 1 の間で増えていく値にしてください（受験者の正答率の割合）。指定：{value}",
                        "例：--bands 0.5 0.8（50% 未満・50〜80%・80% 以上）"),

@@ -131,10 +131,10 @@ def test_a_server_model_joins_the_checkpoints_and_loglik_is_checked_before_a_job
     assert audit.entries(workspace.root)[-1]["object"] == f"model:{spec}"
     data = str(ASSETS / "questions" / "sample_ja.jsonl")
     chat = "openai:tuned@http://127.0.0.1:9/v1"
-    status, *_ = compare_eval.start(state, [chat], [0], "ja", data, 1, 8, "ja", None, "loglik")
+    status, *_ = compare_eval.start(state, [chat], [0], "ja", data, 1, 8, "ja", "loglik")
     assert 'class="notice error"' in status and "openai-completions:MODEL@URL" in status   # said before any job
     assert compare_eval.eval_jobs.latest_batch(workspace.subdir("jobs")) is None
-    status, cmd, *_ = compare_eval.start(state, [spec], [0], "ja", data, 1, 8, "ja", None, "both")
+    status, cmd, *_ = compare_eval.start(state, [spec], [0], "ja", data, 1, 8, "ja", "both")
     assert "--method both" in cmd and spec in cmd
     from pipelines.core import jobs
     jobs.stop(compare_eval.eval_jobs.latest_batch(workspace.subdir("jobs"))["run_dir"], grace_s=5)

@@ -76,7 +76,7 @@ def test_the_samples_stay_readable_and_an_allowed_folder_opens(workspace, other_
 def test_compare_train_and_merge_refuse_outside_question_and_data_files(workspace, other_workspace, tiny_llama_dir):
     outside = other_workspace / "exports" / "theirs.jsonl"
     state = AppState(workspace=workspace)
-    html = compare_eval.start(state, ["default"], ["0"], "ja", str(outside), 1, 16, "ja", REQUEST)[0]
+    html = compare_eval.start(state, ["default"], ["0"], "ja", str(outside), 1, 16, "ja", request=REQUEST)[0]
     _refused(html)
     from tests.workbench.test_train_handlers import form
     html = train_handlers.launch(state, "cpu-tiny-lora", *form("cpu-tiny-lora", model=str(tiny_llama_dir),
