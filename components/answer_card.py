@@ -176,9 +176,10 @@ def examinee_badge(question: dict, lang: str = "ja", easy_miss: bool = False) ->
 
 
 def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: str = "ja",
-                  metrics: list[BadgeSpec] = (), easy_miss: bool = False) -> str:
+                  metrics: list[BadgeSpec] = (), easy_miss: bool = False, below: str = "") -> str:
     """One card: the question, its choices, and one answer box per (name, result row); the
-    examinees' accuracy in its heading when the question has it (``examinee_badge``)."""
+    examinees' accuracy in its heading when the question has it (``examinee_badge``); ``below``:
+    HTML the caller built (escaped there) shown under the answers, e.g. the nearest training records."""
     cat = f'<span class="qcat">{_e(question.get("category"))}</span>' if question.get("category") else ""
     cat += examinee_badge(question, lang, easy_miss)
     pts = question.get("points")
@@ -188,7 +189,7 @@ def question_card(question: dict, answers: list[tuple[str, dict | None]], lang: 
             f'<div class="qhead"><span class="qid">{_e(question.get("problem_id"))}</span>{cat}{pts_html}</div>'
             f'<div class="qtext">{_e(question.get("problem_text"))}</div>'
             f'{choice_list(question.get("choices") or [], question.get("answer") or [], question.get("kinki") or [], lang, question.get("breakdown"))}'
-            f'<div class="answers">{boxes}</div></div>')
+            f'<div class="answers">{boxes}</div>{below}</div>')
 
 
 def free_answer_card(name: str, text: str, info: str = "", cut_at_tokens: int | None = None,

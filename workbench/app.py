@@ -10,6 +10,8 @@ import gradio as gr
 from components import answer_card, metric_table, notice, report_view, run_monitor
 from workbench import (
     audit_view,
+    charts_contamination,
+    compare_nearest,
     merge_report,
     tab_charts,
     tab_compare,
@@ -40,7 +42,7 @@ STATUS = {
     "workspace": {"ja": "ワークスペース", "en": "Workspace"},
     "user": {"ja": "利用者", "en": "User"},
 }
-CSS = answer_card.CSS + metric_table.CSS + run_monitor.CSS + notice.CSS + report_view.CSS + """
+CSS = answer_card.CSS + compare_nearest.CSS + metric_table.CSS + run_monitor.CSS + notice.CSS + report_view.CSS + """
 #wb-status{font-size:13px}
 .notice{margin:4px 0}
 footer{display:none !important}
@@ -117,7 +119,7 @@ def build_app(state: AppState) -> gr.Blocks:
         # Tabs show what is on disk now: lists refresh whenever a tab is opened.
         refresh_lists, update, inputs, outputs, r_in, r_out = charts["refresh"]
         charts_tab.select(refresh_lists, r_in, r_out).then(update, inputs, outputs).then(*charts["compute"]).then(
-            *charts["insights"])
+            *charts["insights"]).then(*charts["contamination"])
         demo.load(update, inputs, outputs)
         demo.load(*charts["compute"])
         demo.load(*charts["insights"])

@@ -24,7 +24,7 @@ from pipelines.evaluation.evaluator import EvalConfig
 from pipelines.evaluation.results import read_results
 from pipelines.evaluation.summary import EvalSummary
 from pipelines.tasks.igakuqa import load_questions
-from workbench import users
+from workbench import compare_nearest, users
 from workbench.state import AppState
 
 MSG = {
@@ -190,18 +190,29 @@ def card_order(items: list[side_by_side.Item], evals: list[insights.Evaluation],
     return sorted(items, key=lambda it: rank.get(it.problem_id, len(rank)))     # stable: the rest keep file order
 
 
-def cards_html(chunk: list[side_by_side.Item], runs: dict, present: set, flagged: dict[str, float], lang: str) -> list[str]:
-    """One answer card per item: every shown evaluation × shot setting beside the question."""
-    cards = []
-    for it in chunk:
-        answers = [(f"{n} · {s}-shot", it.cells.get((n, s))) for n in runs for s in (0, 1) if (n, s) in present]
-        cards.append(answer_card.question_card(it.question, answers, lang, metrics.badge_specs(lang),
-                                               easy_miss=it.problem_id in flagged))
-    return cards
+def answered_wrongly(answers: list[tuple[str, dict | None]]) -> bool:
+    return any(row is not None and row.get("accuracy") is not None and row["accuracy"] < 1 for _, row in answers)
 
 
-def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lang, request: gr.Request = None):
-    """(cards html, count line, summary frame, CSV download) for the chosen evaluations."""
+def cards_html(chunk: list[side_by_side.Item], runs: dict, present: set, flagged: dict[str, float], lang: str,
+               bm25=None) -> list[str]:
+    """One answer card per item: every shown evaluation × shot setting beside the question;
+    with ``bm25`` (a training file's index), a wrong answer's card shows its nearest training records."""
+    answers = {it.problem_id: [(f"{n} · {s}-shot", it.cells.get((n, s))) for n in runs for s in (0, 1) if (n, s) in present]
+               for it in chunk}
+    wrong = {it.problem_id: it.question for it in chunk if answered_wrongly(answers[it.problem_id])}
+    near = compare_nearest.nearest_for(bm25, wrong) if bm25 is not None and wrong else {}
+    return [answer_card.question_card(it.question, answers[it.problem_id], lang, metrics.badge_specs(lang),
+                                      easy_miss=it.problem_id in flagged,
+                                      below=compare_nearest.block(near.get(it.problem_id, []), lang)
+                                      if it.problem_id in wrong and bm25 is not None else "")
+            for it in chunk]
+
+
+def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lang, train: str = "",
+                request: gr.Request = None):
+    """(cards html, count line, summary frame, CSV download) for the chosen evaluations; ``train``:
+    a training file whose records nearest each wrongly answered question the cards show."""
     runs, names, questions = selected_runs(state, out_dirs)
     if not runs:
         return notice.notice("info", MSG["none_shown"][lang]), "", [], gr.update(value=None)
@@ -211,7 +222,8 @@ def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lan
     shown = side_by_side.filter_items(items, disagreements=disagree, only_wrong=wrong, search=search or "")
     chunk, pages = side_by_side.page(shown, page_no or 1, PER_PAGE)
     present = {k for it in items for k in it.cells}
-    cards = cards_html(chunk, runs, present, flagged, lang)
+    bm25 = compare_nearest.cached_index(state, train)
+    cards = cards_html(chunk, runs, present, flagged, lang, bm25)
     count = MSG["count"][lang].format(n=len(items), k=len(shown), p=min(max(1, int(page_no or 1)), pages), pages=pages)
     easy = sum(1 for it in shown if it.problem_id in flagged)
     if easy:
@@ -221,5 +233,6 @@ def render_view(state: AppState, out_dirs, disagree, wrong, search, page_no, lan
     frame = side_by_side.items_frame(shown, list(runs), metrics=metrics.csv_keys())
     frame.to_csv(export, index=False, encoding="utf-8-sig")     # BOM: Excel on Japanese Windows reads UTF-8
     users.record(state.workspace.root, users.current_user(request), "view", "compare",
-                 evaluations=list(names.values()), questions=len(shown))
+                 evaluations=list(names.values()), questions=len(shown),
+                 **({"training_data": str(bm25.index.path)} if bm25 is not None else {}))
     return html_out, count, summary_rows(state, names, lang), gr.update(value=str(export))

@@ -32,6 +32,9 @@ class AppState:
     default_status: str = "idle"        # idle | preparing | ready | failed
     default_error: str = ""
     backends: dict[str, BackendSlot] = field(default_factory=dict)
+    # (training file, mtime) -> its BM25 index (pipelines.evaluation.nearest.Bm25), built once for
+    # the Compare tab's nearest records; workbench.compare_nearest keeps the latest few
+    nearest_indexes: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the embedded default model ----------------------------------------------

@@ -3,6 +3,8 @@ value, published numbers beside them on request), metric-vs-step and 0-shot-vs-1
 with 95% intervals, training-loss overlays, and CSV downloads (UTF-8 with BOM, for Excel); below
 them, accuracy per specialty and the models beside the examinees (``charts_insights``), for the
 evaluations the same filters pick.
+Then whether an evaluation's questions are in a training file, and its score without them
+(``charts_contamination``).
 
 Layout and wiring only in ``create_charts_tab``; the handlers are the module-level functions
 above it, called with the app state (tests call them directly). The frames come from
@@ -13,13 +15,14 @@ from __future__ import annotations
 import re
 from html import escape as html_escape
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 
 from components import metric_chart, notice
 from components.metric_table import table_html
 from pipelines.evaluation import compute, metrics, paper_table
-from workbench import charts_insights, train_runs, users
+from workbench import charts_contamination, charts_insights, train_runs, users
 from workbench.i18n import Labels
 from workbench.state import AppState
 from workbench.wiring import bind
@@ -187,6 +190,21 @@ def loss(state: AppState, selected: list[str], lang: str):
     return train_runs.loss_figure(state.workspace, selected or [], lang)
 
 
+def contamination_section(state: AppState, t: Labels) -> SimpleNamespace:
+    """「学習データとの重複（汚染）の確認」: an evaluation, a training file, the check's result."""
+    words = charts_contamination.L
+    t.make(gr.Markdown, words["title"], elem_id="charts-contamination-title")
+    t.make(gr.Markdown, words["intro"])
+    with gr.Row():
+        ev = t.make(gr.Dropdown, words["eval"], choices=charts_contamination.eval_choices(state, t.lang), scale=3,
+                    elem_id="charts-contamination-eval")
+        train = t.make(gr.Dropdown, words["train"], choices=charts_contamination.train_choices(state), value=None,
+                       allow_custom_value=True, scale=3, elem_id="charts-contamination-train")
+        run = t.make(gr.Button, words["run"], size="sm", scale=1, elem_id="charts-contamination-run")
+    out = gr.HTML(elem_id="charts-contamination")
+    return SimpleNamespace(eval=ev, train=train, run=run, out=out)
+
+
 def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     t.make(gr.Markdown, L["intro"])
     datas, templates = filter_choices(state)
@@ -213,6 +231,7 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     band_html = gr.HTML(elem_id="charts-bands")
     band_fig = gr.Plot(elem_id="charts-bands-chart", show_label=False, visible=False)
     wrong_html = gr.HTML(elem_id="charts-wrong")
+    contamination = contamination_section(state, t)
     compute_x = t.make(gr.Radio, L["compute_x"], choices=compute_choices(t.lang), value="hours",
                        elem_id="charts-compute-x")
     fig_compute = gr.Plot(elem_id="charts-compute", show_label=False)
@@ -239,6 +258,12 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     for c in (data, template, lang):
         c.change(*explain)
     refresh.click(*explain)
+    c = contamination
+    c_lists = (bind(charts_contamination.lists, state), [c.eval, c.train, lang], [c.eval, c.train])
+    refresh.click(*c_lists)
+    lang.change(*c_lists)
+    c.eval.input(bind(charts_contamination.suggest, state), [c.eval, c.train], [c.train])
+    c.run.click(bind(charts_contamination.check, state), [c.eval, c.train, lang], [c.out])
     # The language switch re-renders the table, the chart titles and axes, and the choice names.
     lang.change(bind(relabel, state), [lang, metric, runs], [metric, data, template, fig_loss]).then(
         update, inputs, outputs).then(lambda lang_, x: gr.update(choices=compute_choices(lang_), value=x),
@@ -246,4 +271,5 @@ def create_charts_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
                                                                             [fig_compute, compute_note])
     return {"refresh": (lists, update, inputs, outputs, [data, template, lang], [data, template, runs]),
             "loss": (bind(loss, state), [runs, lang], [fig_loss]),
-            "compute": (by_compute, compute_in, [fig_compute, compute_note]), "insights": explain}
+            "compute": (by_compute, compute_in, [fig_compute, compute_note]), "insights": explain,
+            "contamination": c_lists}

@@ -23,7 +23,7 @@ from pipelines.evaluation.evaluator import EvalConfig
 from pipelines.evaluation.freeform import FORMATS as FREE_FORMATS
 from pipelines.evaluation.freeform import answer as freeform_answer
 from pipelines.tasks.prompts import available_templates
-from workbench import compare_eval, compare_flips, compare_review, compare_view, users
+from workbench import compare_eval, compare_flips, compare_nearest, compare_review, compare_view, users
 from workbench.compare_view import data_choices, evaluation_choices, summary_headers, summary_rows  # noqa: F401
 from workbench.field_errors import message
 from workbench.i18n import Labels
@@ -178,11 +178,17 @@ def results_view(state: AppState, t: Labels) -> SimpleNamespace:
         wrong = t.make(gr.Checkbox, L["wrong"], value=False, elem_id="compare-wrong")
         search = t.make(gr.Textbox, L["search"], elem_id="compare-search")
         page_no = t.make(gr.Number, L["page"], value=1, precision=0, minimum=1, elem_id="compare-page")
+    with gr.Row():
+        train = t.make(gr.Textbox, compare_nearest.L["train"], info=compare_nearest.L["train_info"], scale=4,
+                       elem_id="compare-train")
+        show_near = t.make(gr.Button, compare_nearest.L["show"], size="sm", scale=1, elem_id="compare-train-show")
+    train_msg = gr.HTML(elem_id="compare-train-msg")
     count = gr.Markdown(elem_id="compare-count")
     cards = gr.HTML(elem_id="compare-cards")
     download = t.make(gr.DownloadButton, L["download"], size="sm", elem_id="compare-download")
     return SimpleNamespace(shown=shown, summary=summary, disagree=disagree, wrong=wrong, search=search,
-                           page_no=page_no, count=count, cards=cards, download=download)
+                           page_no=page_no, count=count, cards=cards, download=download, train=train,
+                           show_near=show_near, train_msg=train_msg)
 
 
 def flips_section(t: Labels) -> SimpleNamespace:
@@ -270,7 +276,7 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     # -- wiring ------------------------------------------------------------------------
     ckpts, shown, form = settings.ckpts, results.shown, settings.form
     view = bind(compare_view.render_view, state)
-    view_inputs = [shown, results.disagree, results.wrong, results.search, results.page_no, lang]
+    view_inputs = [shown, results.disagree, results.wrong, results.search, results.page_no, lang, results.train]
     view_outputs = [results.cards, results.count, results.summary, results.download]
 
     def lists(lang_):
@@ -293,6 +299,9 @@ def create_compare_tab(state: AppState, t: Labels, lang: gr.State) -> dict:
     for c in (results.disagree, results.wrong, results.page_no):
         c.change(view, view_inputs, view_outputs)
     results.search.submit(view, view_inputs, view_outputs)
+    near = (bind(compare_nearest.check, state), [results.train, lang], [results.train_msg])
+    for ev in (results.train.submit, results.show_near.click):    # the index is built here, once per file
+        ev(*near).then(view, view_inputs, view_outputs)
     flip = (bind(compare_flips.flip_view, state), [shown, flips.a, flips.b, lang], [flips.summary, flips.grid, flips.cards])
     shown.change(bind(compare_flips.pair_choices, state), [shown, flips.a, flips.b, lang], [flips.a, flips.b]).then(*flip)
     for c in (flips.a, flips.b):
