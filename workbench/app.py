@@ -10,7 +10,6 @@ import gradio as gr
 from components import answer_card, metric_table, notice, report_view, run_monitor
 from workbench import (
     audit_view,
-    charts_contamination,
     compare_nearest,
     merge_report,
     tab_charts,
