@@ -96,20 +96,23 @@ def _share(v) -> str:
 
 # -- which evaluations -----------------------------------------------------------------
 
+def chosen_filters(data: str | None, template: str | None) -> tuple[str | None, str | None]:
+    """The Charts tab's filters as ``entries_from_registry`` takes them: ``ANY`` (or nothing) is no filter."""
+    return (None if data in (None, ANY, "") else data), (None if template in (None, ANY, "") else template)
+
+
+def chosen_entries(state: AppState, data: str | None, template: str | None) -> list[paper_table.Entry]:
+    """The Table 1 columns these filters show (every section of the Charts tab shows the same)."""
+    data, template = chosen_filters(data, template)
+    ws = state.workspace
+    return paper_table.entries_from_registry(ws.evaluations(), ws.models(), data=data, template=template)
+
+
 def chosen_evaluations(state: AppState, data: str | None, template: str | None) -> list[tuple[str, dict]]:
     """(Table 1 column, registry row) of the evaluations Table 1 shows under these filters, in its
     order: the latest of each column, imported predictions last."""
-    ws = state.workspace
-    data = None if data in (None, ANY, "") else data
-    template = None if template in (None, ANY, "") else template
-    models, registry = ws.models(), ws.evaluations()
-    latest: dict[str, dict] = {}
-    for ev in sorted(registry, key=lambda e: e.get("updated_at") or 0):
-        one = paper_table.entries_from_registry([ev], models, data=data, template=template)
-        if one:
-            latest[one[0].column] = ev
-    order = paper_table.entries_from_registry(registry, models, data=data, template=template)
-    return [(e.column, latest[e.column]) for e in order if e.column in latest]
+    rows = {ev["out_dir"]: ev for ev in state.workspace.evaluations()}
+    return [(e.column, rows[e.out_dir]) for e in chosen_entries(state, data, template) if e.out_dir in rows]
 
 
 def load_chosen(state: AppState, data, template, lang: str) -> tuple[list[insights.Evaluation], list[str]]:
@@ -248,6 +251,6 @@ def build(state: AppState, data, template, lang: str, request: gr.Request = None
     band_html, band_fig = difficulty_section(evals, lang)
     wrong_html = popular_wrong_section(evals, lang, said=band_fig["visible"] is False)
     users.record(state.workspace.root, users.current_user(request), "view", "insights",
-                 data=None if data in (None, ANY, "") else data, columns=[ev.label for ev in evals])
+                 data=chosen_filters(data, template)[0], columns=[ev.label for ev in evals])
     extra = "".join(problems) + skipped_lines(evals, lang)
     return extra + cat_html, cat_fig, extra + band_html, band_fig, wrong_html

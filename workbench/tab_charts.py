@@ -68,7 +68,7 @@ COMPUTE = {
     "unplaced": {"ja": "学習の記録がないため計算量のグラフに置いていない列：{cols}",
                  "en": "Not on the compute chart (no training record): {cols}"},
 }
-ANY = "*"
+ANY = charts_insights.ANY
 
 
 def filter_choices(state: AppState) -> tuple[list[tuple[str, str]], list[str]]:
@@ -123,9 +123,8 @@ def build(state: AppState, data: str | None, template: str | None, reference: bo
           request: gr.Request = None):
     """Everything the tab shows, from the registry: (table html, 2 figures, 2 csv paths)."""
     ws = state.workspace
-    chosen_data = None if data in (None, ANY, "") else data
-    entries = paper_table.entries_from_registry(ws.evaluations(), ws.models(), data=chosen_data,
-                                                template=None if template in (None, ANY, "") else template)
+    chosen_data = charts_insights.chosen_filters(data, template)[0]
+    entries = charts_insights.chosen_entries(state, data, template)
     table = paper_table.build_table1(entries, reference=reference)
     html_out = table_section(table, entries, lang)
     long = paper_table.entries_long(entries)
@@ -153,8 +152,7 @@ def compute_figure(state: AppState, data: str | None, template: str | None, refe
     """(figure, note): the metric against training hours or tokens (``pipelines.evaluation.compute``)."""
     ws = state.workspace
     models = ws.models()
-    entries = paper_table.entries_from_registry(ws.evaluations(), models, data=None if data in (None, ANY, "") else data,
-                                                template=None if template in (None, ANY, "") else template)
+    entries = charts_insights.chosen_entries(state, data, template)
     points, unplaced = compute.compute_points(entries, models, metric, reference=reference or not entries)
     label = metric_name(metrics.get(metric), lang) if metric in metrics.keys() else metric
     fig = metric_chart.metric_vs_compute(points, x if x in ("hours", "tokens") else "hours", label=label,

@@ -104,6 +104,7 @@ class Entry:
 
     run: str = ""             # a trained adapter's run name: what the user named it, not its base
     imported: bool = False    # published predictions (pipelines/evaluation/imported.py): no model, no step
+    out_dir: str = ""         # the evaluation folder it was read from
 
     @property
     def series(self) -> str:
@@ -137,7 +138,7 @@ def entries_from_registry(evaluations: list[dict], models: list[dict], *, data: 
             e = Entry(base=ev["model"], step=None, summary=summary, label=ev["model"], imported=True)
         else:
             e = entry_for(ev["model"], ev.get("adapter"), summary, by_name)
-        e.data = ev.get("data") or ""
+        e.data, e.out_dir = ev.get("data") or "", ev.get("out_dir") or ""
         chosen[e.column] = e
     # imported predictions last: reference columns beside the checkpoints, not among them
     return sorted(chosen.values(), key=lambda e: (e.imported, e.base, e.step if e.step is not None else -1))

@@ -31,12 +31,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from pipelines.core.errors import UserError
-from pipelines.models.decoding import cut_at_stop
 from pipelines.models.generation import (
     Completion,
     EndpointGenerator,
     GenerationSettings,
     Prompt,
+    answered,
     endpoint_errors,
 )
 from pipelines.tasks.igakuqa import Question
@@ -64,10 +64,6 @@ class CompletionsEndpoint(EndpointGenerator):
     """An OpenAI-compatible server's completions API: generation, and log-likelihoods by echo."""
 
     supports_loglik = True
-
-    @property
-    def label(self) -> str:
-        return f"{self.model_name} @ {self.base_url}"
 
     # -- log-likelihoods ------------------------------------------------------------------
 
@@ -126,12 +122,7 @@ class CompletionsEndpoint(EndpointGenerator):
                 model=self.model_name, prompt=prompt.text or "", temperature=settings.temperature,
                 top_p=settings.top_p, max_tokens=settings.max_new_tokens,
                 seed=settings.seed if prompt.seed is None else prompt.seed, stop=list(settings.stop) or None)
-        text = resp.choices[0].text or ""
-        usage = resp.usage.model_dump() if resp.usage else {}
-        n = usage.get("completion_tokens", 0)
-        cut = {"cut_at_tokens": n or settings.max_new_tokens} if resp.choices[0].finish_reason == "length" else {}
-        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=n,
-                          seconds=time.perf_counter() - t0, info={"usage": usage, "raw": text, **cut})
+        return answered(resp.choices[0].text or "", resp, settings, t0)
 
 
 def _prompt_token_logprobs(choice, label: str) -> list[float | None]:

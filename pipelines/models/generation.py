@@ -250,6 +250,16 @@ class LocalGenerator:
         return results
 
 
+def answered(text: str, resp, settings: GenerationSettings, t0: float) -> Completion:
+    """An endpoint's answer (chat or completions) as a ``Completion``: cut at the stop strings, the
+    raw text and usage kept, and where it ran out of tokens."""
+    usage = resp.usage.model_dump() if resp.usage else {}
+    n = usage.get("completion_tokens", 0)
+    cut = {"cut_at_tokens": n or settings.max_new_tokens} if resp.choices[0].finish_reason == "length" else {}
+    return Completion(text=cut_at_stop(text, settings.stop), n_tokens=n,
+                      seconds=time.perf_counter() - t0, info={"usage": usage, "raw": text, **cut})
+
+
 class EndpointGenerator:
     """Any OpenAI-compatible chat endpoint (ChatGPT, the workbench's own server, vLLM …)."""
 
@@ -279,9 +289,12 @@ class EndpointGenerator:
         if findings:
             raise privacy.PrivacyBlocked(self.base_url, findings, prompts=True)
 
+    @property
+    def label(self) -> str:
+        return f"{self.model_name} @ {self.base_url}"
+
     def describe(self) -> BackendInfo:
-        return BackendInfo(kind="endpoint", label=f"{self.model_name} @ {self.base_url}", device=self.base_url,
-                           local=self.is_local)
+        return BackendInfo(kind="endpoint", label=self.label, device=self.base_url, local=self.is_local)
 
     def score_choices(self, questions: list[Question], prompts: list[Prompt]) -> list:
         raise loglik_refused(self.describe().label)
@@ -295,12 +308,7 @@ class EndpointGenerator:
                 top_p=settings.top_p, max_tokens=settings.max_new_tokens,
                 seed=settings.seed if prompt.seed is None else prompt.seed,
                 stop=list(settings.stop) or None)
-        text = resp.choices[0].message.content or ""
-        usage = resp.usage.model_dump() if resp.usage else {}
-        n = usage.get("completion_tokens", 0)
-        cut = {"cut_at_tokens": n or settings.max_new_tokens} if resp.choices[0].finish_reason == "length" else {}
-        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=n,
-                          seconds=time.perf_counter() - t0, info={"usage": usage, "raw": text, **cut})
+        return answered(resp.choices[0].message.content or "", resp, settings, t0)
 
     def generate(self, prompts: list[Prompt], settings: GenerationSettings, *,
                  on_tokens: Callable[[int], None] | None = None) -> Iterator[tuple[int, Completion]]:
