@@ -31,3 +31,9 @@ def kv_cache_tokens(model, cpu_mb: int) -> int | None:
     except (AttributeError, TypeError, ZeroDivisionError):
         return None
     return working_bytes(model.device, cpu_mb) // per_token
+
+
+def torch_inference():
+    """``torch.inference_mode()``, imported when called (this module is imported without torch)."""
+    import torch
+    return torch.inference_mode()

@@ -28,7 +28,8 @@ from urllib.parse import urlparse
 
 from pipelines.core import privacy
 from pipelines.core.errors import UserError
-from pipelines.models import loglik
+from pipelines.models import continuous, loglik
+from pipelines.models.continuous import Decoder, Row
 from pipelines.models.decoding import (
     KV_CACHE_MB,
     RowSeededSampler,
@@ -41,7 +42,7 @@ from pipelines.models.decoding import (
     token_steps,
     within_context,
 )
-from pipelines.models.device_memory import kv_cache_tokens
+from pipelines.models.device_memory import kv_cache_tokens, torch_inference
 from pipelines.tasks.igakuqa import Question
 
 
@@ -168,10 +169,19 @@ class LocalGenerator:
         chat = [p.messages is not None for p in prompts]
         if any(chat):
             settings = dataclasses.replace(settings, stop=tuple(dict.fromkeys(settings.stop + self.chat_stops())))
-        lengths = [len(self.tokenizer(t, add_special_tokens=not c)["input_ids"]) for t, c in zip(texts, chat)]
+        encoded = [self.tokenizer(t, add_special_tokens=not c)["input_ids"] for t, c in zip(texts, chat)]
+        lengths = [len(ids) for ids in encoded]
         order, overflow = within_context(lengths, self.context_length(), settings.max_new_tokens)
         for i, info in overflow.items():
             yield i, Completion(text="", n_tokens=0, seconds=0.0, info={"context_overflow": info})
+        if order and continuous.supported(self.model):
+            rows = [Row(ids=encoded[i], max_new=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p,
+                        top_k=sampling_top_k(self.model), repetition_penalty=settings.repetition_penalty,
+                        seed=settings.seed + i if prompts[i].seed is None else prompts[i].seed,
+                        stops=settings.stop, tag=i) for i in order]
+            for row, seconds in self._decode(rows, on_tokens):
+                yield row.tag, self._completion(row, settings, seconds)
+            return
         for b, idx in enumerate(self._batches(order, lengths, settings.max_new_tokens)):
             t0 = time.perf_counter()
             seeds = [prompts[i].seed for i in idx]
@@ -191,7 +201,7 @@ class LocalGenerator:
                 return value
         return None
 
-    def token_budget(self) -> int:
+    def token_budget(self, cpu_mb: int | None = None) -> int:
         """Rows × (prompt + new tokens) per batch: ``max_batch_tokens``, and no more than the
         key/value cache of ``KV_CACHE_MB`` (CPU; on a GPU a quarter of its free memory) holds.
 
@@ -199,10 +209,44 @@ class LocalGenerator:
         755 MB, of a 7B model in float32 16 GB. With 384 MB the embedded model's 1-shot
         evaluation peaked at 1.76 GB instead of 2.23 GB (``bench/bench_first_hour.py``).
         """
-        tokens = kv_cache_tokens(getattr(self, "model", None), KV_CACHE_MB)
+        tokens = kv_cache_tokens(getattr(self, "model", None), KV_CACHE_MB if cpu_mb is None else cpu_mb)
         if tokens is None:                  # an unusual config: the fixed bound alone
             return self.max_batch_tokens
         return max(1, min(self.max_batch_tokens, tokens))
+
+    def _decode(self, rows: list[Row], on_tokens: Callable[[int], None] | None
+                ) -> Iterator[tuple[Row, float]]:
+        """Continuous batching (``pipelines.models.continuous``): ``rows`` in this order, as many at once
+        as the key/value budget holds at the longest row's width; each finished row with its share of
+        the compute time (its prompt's reading, and each step's time divided by the rows in it)."""
+        capacity = max(len(r.ids) + r.max_new for r in rows)
+        slots = max(1, min(self.batch_size, len(rows), self.token_budget(continuous.KV_CACHE_MB) // capacity))
+        decoder = Decoder(self.model, self.tokenizer, slots=slots, capacity=capacity, on_step=on_tokens)
+        cost = {id(r): 0.0 for r in rows}
+        pending = list(reversed(rows))
+        with torch_inference():
+            while pending or decoder.rows:
+                while pending and decoder.free:
+                    row, t0 = pending.pop(), time.perf_counter()
+                    decoder.admit(row)
+                    cost[id(row)] += time.perf_counter() - t0
+                    if row.done:
+                        yield row, cost[id(row)]
+                t0, running = time.perf_counter(), list(decoder.rows)
+                ended = decoder.step()
+                share = (time.perf_counter() - t0) / max(1, len(running))
+                for row in running:
+                    cost[id(row)] += share
+                for row in ended:
+                    yield row, cost[id(row)]
+
+    def _completion(self, row: Row, settings: GenerationSettings, seconds: float) -> Completion:
+        ids = row.tokens
+        raw = self.tokenizer.decode(ids, skip_special_tokens=False)
+        text = decode_whole_chars(self.tokenizer, ids, cut=row.finish == "length")
+        cut = {"cut_at_tokens": len(ids)} if row.finish == "length" else {}
+        return Completion(text=cut_at_stop(text, settings.stop), n_tokens=len(ids), seconds=seconds,
+                          info={"raw": raw, **cut})
 
     def _batches(self, order: list[int], lengths: list[int], max_new_tokens: int) -> Iterator[list[int]]:
         return length_batches(order, lengths, max_new_tokens, rows=self.batch_size, first=self.first_batch,

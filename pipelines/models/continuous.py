@@ -1,0 +1,468 @@
+"""Continuous batching: many sequences decoded together, each leaving the batch the step it ends and
+a waiting one taking its place at the next step.
+
+Why not ``model.generate`` on a padded batch (what the engines did before, issue 25): on this CPU
+its batch runs until its longest row ends, every row is padded to the longest prompt, the dynamic
+cache is copied at every step (a quarter of the step time at 4 rows) and the static one is
+allocated per batch; and rows that share a batch must share their decoding settings. Here:
+
+* ``SlotCache`` holds the keys and values of ``slots`` rows × ``capacity`` positions per layer,
+  allocated once. Row r's tokens sit at positions 0 … length[r] − 1 of its slot (no padding in
+  front), and the running rows are the slots 0 … n − 1, so a decoding step's cache is a view.
+  Each step writes one position per row (at its own length) and attends over the longest row
+  with a mask; a row that ends is replaced by the last running one (one slot copied).
+* A new row's prompt is read alone (in chunks of ``PREFILL_CHUNK`` on a CPU): no padding, and
+  the per-token cost of a prompt is the same at one row as at sixteen here (2 ms/token).
+* Every row carries its own decoding: greedy or sampled (temperature, top-k, top-p) with its own
+  seeded generator, repetition penalty, stop strings, a token constraint (structured output) and
+  its token limit. So a row's answer depends on its prompt and seed alone, not on its neighbours.
+
+The model is called with a 4-D mask and explicit positions, which transformers passes through
+unchanged; ``supported`` says which models that holds for (others keep ``generate``).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Callable
+
+PREFILL_CHUNK = 512
+# The key/value cache on a CPU. Allocated once per run and nothing else grows with the batch, so it
+# can be larger than a padded ``generate`` batch's (384 MB, allocated per batch): 768 MB holds 16
+# rows of the embedded model at 975 positions (the sample exam's longest 0-shot prompt + 256), where
+# a step costs 10 ms per row instead of 17 at 8 rows. Peak RSS stays under 2 GB (bench_first_hour).
+KV_CACHE_MB = 768
+NUCLEUS_PROBE = 64      # tokens looked at first for top-p; the whole vocabulary only when they hold < top_p
+
+
+def _text_config(model):
+    cfg = model.config
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+def _core(model):
+    """The transformers model under a PEFT wrapper (whose forward passes keyword arguments on)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def supported(model) -> bool:
+    """Whether ``model`` can be decoded here: a decoder-only transformers model with SDPA or eager
+    attention (both take a prepared 4-D mask) and a cache that attention layers ``update``."""
+    core = _core(model)
+    cfg = _text_config(core)
+    if getattr(cfg, "is_encoder_decoder", False) or getattr(cfg, "sliding_window", None):
+        return False
+    if getattr(core.config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False
+    if any(getattr(cfg, name, None) for name in ("layer_types", "attn_logit_softcapping")):
+        return False            # mixed attention kinds or capped scores: the prepared mask would not suffice
+    return _cache_kwarg(core) is not None and _shape(model) is not None
+
+
+def _cache_kwarg(core) -> str | None:
+    params = inspect.signature(core.forward).parameters
+    for name in ("past_key_values", "cache"):
+        if name in params:
+            return "past_key_values" if "past_key_values" in params else name
+    return None
+
+
+def _shape(model) -> tuple[int, int, int] | None:
+    """(layers, key/value heads, head size), or None when the config does not say."""
+    cfg = _text_config(_core(model))
+    try:
+        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return int(cfg.num_hidden_layers), int(heads), int(head_dim)
+    except (AttributeError, TypeError, ZeroDivisionError):
+        return None
+
+
+def bytes_per_token(model) -> int | None:
+    shape = _shape(model)
+    if shape is None:
+        return None
+    layers, heads, head_dim = shape
+    return layers * 2 * heads * head_dim * model.dtype.itemsize
+
+
+DECODE_ATTENTION = "jmedlora_decode"
+MIN_SHARED = 16     # prompt tokens a new row must share with a running one for its cache to be copied
+SPAN_ROWS = 4       # rows per span of ``decode_attention`` (slots hold rows longest first, as admitted)
+
+
+def _register_decode_attention() -> None:
+    from transformers import AttentionInterface
+    AttentionInterface.register(DECODE_ATTENTION, decode_attention)
+
+
+def decode_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """SDPA for a decoding step: each span of rows against its own positions only, and grouped
+    query heads without copying the cache.
+
+    Reading the cache is most of attention's time (at 16 rows × 975 positions, 2.8 ms a layer,
+    40% of a step here), and a batch's width is its longest row's: ``decode_spans`` (start row,
+    end row, width) lets runs of rows of similar lengths read only as far as their longest.
+    transformers also repeats each key/value head for its query heads before SDPA whenever there
+    is a mask on a CPU (``repeat_kv``): a copy of the cache at every layer. With one new token per
+    row, a key/value head's query heads stand in the query-length place instead (their mask is the
+    same), so each head's cache is read once: [rows, kv heads, query heads per kv head, head size]
+    against [rows, kv heads, positions, head size].
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    spans = kwargs.pop("decode_spans", None)
+    rows, heads, length, size = query.shape
+    kv_heads = key.shape[1]
+    if length != 1 or heads % kv_heads or spans is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    grouped = query.reshape(rows, kv_heads, heads // kv_heads, size)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    out = torch.cat([sdpa(grouped[a:b], key[a:b, :, :width], value[a:b, :, :width],
+                          attn_mask=attention_mask[a:b, ..., :width], scale=scaling) for a, b, width in spans])
+    return out.reshape(rows, heads, 1, size).transpose(1, 2).contiguous(), None
+
+
+class SlotCache:
+    """Keys and values of ``slots`` rows × ``capacity`` positions per layer (see the module's notes).
+
+    transformers' attention layers call ``update`` with the new keys and values and attend over
+    what it returns; ``prefill`` and ``decode`` say, before a forward pass, where those go.
+    """
+
+    is_compileable = False
+
+    def __init__(self, model, slots: int, capacity: int):
+        import torch
+
+        layers, heads, head_dim = _shape(model)
+        shape = (slots, heads, capacity, head_dim)
+        kw = dict(dtype=model.dtype, device=model.device)
+        self.keys = [torch.zeros(shape, **kw) for _ in range(layers)]
+        self.values = [torch.zeros(shape, **kw) for _ in range(layers)]
+        self.slots, self.capacity = slots, capacity
+        self._prefill: tuple[int, int] | None = None
+        self._decode: tuple[int, object, int] | None = None
+
+    def prefill(self, slot: int, start: int) -> None:
+        """The next forward pass reads one row's prompt tokens from position ``start`` into ``slot``."""
+        self._prefill, self._decode = (slot, start), None
+
+    def decode(self, rows: int, positions, width: int) -> None:
+        """The next forward pass adds one token to each of slots 0 … rows − 1, at ``positions``; it
+        attends over the first ``width`` positions (the longest row)."""
+        import torch
+        self._decode, self._prefill = (rows, positions, width), None
+        self._index = torch.arange(rows, device=positions.device)
+
+    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
+        keys, values = self.keys[layer_idx], self.values[layer_idx]
+        if self._prefill is not None:
+            slot, start = self._prefill
+            end = start + key_states.shape[2]
+            keys[slot, :, start:end] = key_states[0]
+            values[slot, :, start:end] = value_states[0]
+            return keys[slot:slot + 1, :, :end], values[slot:slot + 1, :, :end]
+        rows, positions, width = self._decode
+        keys[self._index, :, positions] = key_states[:, :, 0]
+        values[self._index, :, positions] = value_states[:, :, 0]
+        return keys[:rows, :, :width], values[:rows, :, :width]
+
+    def move(self, src: int, dst: int, length: int) -> None:
+        for layer in (*self.keys, *self.values):
+            layer[dst, :, :length] = layer[src, :, :length]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:  # positions come with every call; asked only without
+        return 0
+
+
+@dataclass(eq=False)
+class Row:
+    """One sequence to continue, with its own decoding settings; ``tokens`` grows as it is decoded."""
+    ids: list[int]
+    max_new: int
+    temperature: float = 0.0                # 0: greedy
+    top_p: float = 1.0
+    top_k: int | None = None
+    repetition_penalty: float = 1.0
+    seed: int | None = None                 # sampled rows: their generator's seed (None: a random one)
+    stops: tuple[str, ...] = ()
+    allowed: Callable | None = None         # (0, ids so far) -> allowed next token ids (structured output)
+    tokens: list[int] = field(default_factory=list)
+    finish: str | None = None               # 'eos' | 'stop' (a stop string) | 'length'
+    tag: object = None                      # the caller's (an index, a job)
+    generator: object = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish is not None
+
+
+class Decoder:
+    """Rows decoded together on one model (see the module's notes). ``admit`` a row while
+    ``free`` > 0; ``step`` advances every running row by one token and returns those that ended."""
+
+    def __init__(self, model, tokenizer, *, slots: int, capacity: int, on_step: Callable[[int], None] | None = None):
+        import torch
+
+        self.model, self.tokenizer = model, tokenizer
+        self.cache = SlotCache(model, slots, capacity)
+        self.rows: list[Row] = []
+        self.lengths = torch.zeros(slots, dtype=torch.long, device=model.device)   # positions in the cache per slot
+        self.on_step = on_step
+        self.cache_kwarg = _cache_kwarg(_core(model))
+        self.boolean_mask = getattr(_core(model).config, "_attn_implementation", "sdpa") == "sdpa"
+        self.spans = self.boolean_mask      # decode steps through ``decode_attention``
+        if self.spans:
+            _register_decode_attention()
+        self.chunk = PREFILL_CHUNK if model.device.type == "cpu" else 1 << 30
+        head = model.get_output_embeddings()
+        self.vocab = head.weight.shape[0]
+        plain = type(head) is torch.nn.Linear and head.bias is None
+        self.head = head if plain and model.device.type == "cpu" else None
+        # Each slot's tokens (prompt, then generated; after its end, its first token again): what the
+        # repetition penalty looks up, as transformers' penalty looks up input_ids.
+        self.sequence = torch.zeros(slots, capacity, dtype=torch.long, device=model.device)
+        gen = getattr(model, "generation_config", None)
+        eos = getattr(gen, "eos_token_id", None)
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos = set(eos if isinstance(eos, list) else [eos]) - {None}
+
+    @property
+    def free(self) -> int:
+        return self.cache.slots - len(self.rows)
+
+    def fits(self, row: Row) -> bool:
+        return len(row.ids) + row.max_new <= self.cache.capacity
+
+    # -- a forward pass ----------------------------------------------------------------
+
+    def _forward(self, input_ids, positions, mask, spans=None):
+        import torch
+        if not self.boolean_mask:       # eager attention adds the mask to the scores
+            mask = torch.zeros(mask.shape, dtype=self.model.dtype, device=mask.device).masked_fill(
+                ~mask, torch.finfo(self.model.dtype).min)
+        config = _core(self.model).config
+        extra = {self.cache_kwarg: self.cache}
+        if spans is not None:
+            config._attn_implementation = DECODE_ATTENTION
+            extra["decode_spans"] = spans
+        if self.head is not None:
+            self.head.forward = self._head_forward
+        try:
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1, **extra)
+        finally:
+            if self.head is not None:
+                del self.head.forward
+            if spans is not None:
+                config._attn_implementation = "sdpa"
+        return out.logits[:, -1]
+
+    def _head_forward(self, hidden):
+        """The output layer as W·hᵀ on a CPU: for a few rows against a wide weight (49,152 × 576 here)
+        the BLAS kernel behind ``linear`` took 27 ms at 8 rows, the transposed product 10 ms."""
+        import torch
+        weight = self.head.weight
+        flat = hidden.reshape(-1, hidden.shape[-1]).to(weight.dtype)
+        return torch.mm(weight, flat.T).T.reshape(*hidden.shape[:-1], weight.shape[0])
+
+    def admit(self, row: Row) -> None:
+        """Read ``row``'s prompt into the next free slot and choose its first token."""
+        import torch
+
+        slot = len(self.rows)
+        ids = torch.tensor([row.ids], device=self.model.device)
+        n = ids.shape[1]
+        shared = self._share_prefix(slot, ids[0])
+        for start in range(shared, n, self.chunk):
+            part = ids[:, start:start + self.chunk]
+            size = part.shape[1]
+            mask = torch.ones(size, start + size, dtype=torch.bool, device=ids.device).tril(start)
+            self.cache.prefill(slot, start)
+            logits = self._forward(part, torch.arange(start, start + size, device=ids.device)[None], mask[None, None])
+        self.lengths[slot] = n
+        if row.temperature > 0:
+            row.generator = torch.Generator(device=self.model.device)
+            row.generator.manual_seed(int(row.seed) if row.seed is not None else int(torch.seed()))
+        self.sequence[slot] = ids[0, 0]
+        self.sequence[slot, :n] = ids[0]
+        self.rows.append(row)
+        self._advance(logits)      # the first token: the last prompt position's choice
+        if row.done:
+            self._retire([row])
+
+    def _share_prefix(self, slot: int, ids) -> int:
+        """Copy into ``slot`` the cache of the longest start ``ids`` shares with a running row (a
+        prompt template's instruction, a 1-shot example); returns how many positions were copied.
+        A position's keys and values depend on the tokens up to it alone, so the copy is what
+        reading them again would give. At least one token is left to read (its logits are needed)."""
+        import torch
+
+        if not self.rows:
+            return 0
+        n = min(len(ids) - 1, self.cache.capacity)
+        same = (self.sequence[:len(self.rows), :n] == ids[:n]).long().cumprod(-1).sum(-1)
+        same = torch.minimum(same, self.lengths[:len(self.rows)])      # positions actually in the cache
+        best = int(same.argmax())
+        shared = int(same[best])
+        if shared < MIN_SHARED:
+            return 0
+        for layer in (*self.cache.keys, *self.cache.values):
+            layer[slot, :, :shared] = layer[best, :, :shared]
+        return shared
+
+    def step(self) -> list[Row]:
+        """One token for every running row; returns the rows that ended (their slots are free again)."""
+        import torch
+
+        if not self.rows:
+            return []
+        n = len(self.rows)
+        positions = self.lengths[:n]
+        ends = (positions + 1).tolist()
+        width = max(ends)
+        spans = [(a, min(a + SPAN_ROWS, n), max(ends[a:a + SPAN_ROWS])) for a in range(0, n, SPAN_ROWS)]
+        last = torch.tensor([[r.tokens[-1]] for r in self.rows], device=self.model.device)
+        mask = torch.arange(width, device=positions.device)[None] <= positions[:, None]
+        self.cache.decode(n, positions, width)
+        logits = self._forward(last, positions[:, None], mask[:, None, None], spans if self.spans else None)
+        self.lengths[:n] += 1
+        before = list(self.rows)
+        self._advance(logits)
+        ended = [r for r in before if r.done]
+        self._retire(ended)
+        return ended
+
+    # -- choosing tokens -----------------------------------------------------------------
+
+    def _advance(self, logits) -> None:
+        """Choose the next token of the last ``len(logits)`` running rows (all of them in a step)."""
+        import torch
+
+        rows = self.rows[len(self.rows) - logits.shape[0]:]
+        first = len(self.rows) - len(rows)
+        scores = logits.float()
+        penalties = [r.repetition_penalty for r in rows]
+        if any(p != 1.0 for p in penalties):
+            seen = self.sequence[first:first + len(rows), :int(self.lengths[first:first + len(rows)].max())]
+            p = torch.tensor(penalties, device=scores.device)[:, None]
+            hit = scores.gather(1, seen)
+            scores = scores.scatter(1, seen, torch.where(hit < 0, hit * p, hit / p))
+        picks = scores.argmax(-1).tolist()
+        plain = [i for i, r in enumerate(rows) if r.temperature > 0 and r.allowed is None]
+        if plain:
+            for i, token in zip(plain, draw_rows(scores[plain], [rows[i] for i in plain])):
+                picks[i] = token
+        for i, row in enumerate(rows):
+            if row.allowed is not None:
+                picks[i] = self._choose(row, scores[i])
+        for i, (row, token) in enumerate(zip(rows, picks)):
+            row.tokens.append(token)
+            self.sequence[first + i, int(self.lengths[first + i])] = token
+            row.finish = self._finish(row)
+        if self.on_step is not None:
+            self.on_step(len(rows))
+
+    def _choose(self, row: Row, scores) -> int:
+        import torch
+        if row.allowed is not None:
+            allowed = row.allowed(0, torch.tensor(row.ids + row.tokens))
+            keep = torch.full_like(scores, float("-inf"))
+            keep[allowed] = 0.0
+            scores = scores + keep
+        if row.temperature <= 0:
+            return int(scores.argmax())
+        return draw(scores, row.temperature, row.top_p, row.top_k, row.generator)
+
+    def _finish(self, row: Row) -> str | None:
+        token = row.tokens[-1]
+        if token in self.eos:
+            return "eos"
+        if row.stops:
+            # A stop string is at most this many tokens long (a token holds at least one byte).
+            window = max(len(s.encode("utf-8")) for s in row.stops) + 1
+            tail = self.tokenizer.decode(row.tokens[-window:], skip_special_tokens=False)
+            if any(s in tail for s in row.stops):
+                return "stop"
+        if len(row.tokens) >= row.max_new:
+            return "length"
+        return None
+
+    def _retire(self, ended: list[Row]) -> None:
+        """Free the slots of ``ended``: the last running row moves into each freed slot."""
+        for row in ended:
+            slot = self.rows.index(row)
+            last = len(self.rows) - 1
+            if slot != last:
+                length = int(self.lengths[last])
+                self.cache.move(last, slot, length)
+                self.lengths[slot] = length
+                self.sequence[slot] = self.sequence[last]
+                self.rows[slot] = self.rows[last]
+            self.rows.pop()
+
+
+def draw(scores, temperature: float, top_p: float, top_k: int | None, generator) -> int:
+    """One token sampled from ``scores`` (one row's logits) as ``generate`` samples: temperature,
+    then top-k, then the nucleus (the most likely tokens whose probability reaches ``top_p``, at
+    least one). The nucleus is looked for among the ``NUCLEUS_PROBE`` most likely tokens first;
+    the whole vocabulary is sorted only when they hold less than ``top_p`` (a flat distribution),
+    which keeps sampling at a low temperature from sorting 50,000 scores per token."""
+    import torch
+
+    scores = scores.float() / temperature
+    vocab = scores.shape[-1]
+    k = min(top_k or vocab, vocab)
+    values, ids = torch.topk(scores, min(k, NUCLEUS_PROBE))
+    if k > NUCLEUS_PROBE:
+        total = _logsumexp(scores if k == vocab else torch.topk(scores, k).values, values[:1])
+        if float(torch.exp(values - total).sum()) < top_p:
+            values, ids = torch.topk(scores, k)
+    else:
+        total = torch.logsumexp(values, dim=-1)
+    return _nucleus_pick(torch.exp(values - total), ids, top_p, generator)
+
+
+def draw_rows(scores, rows: list[Row]) -> list[int]:
+    """``draw`` for several rows at once (the same tokens from the same generators): the scaling,
+    the probe and the normaliser computed for all rows in one call each (one call per row took 12 ms
+    of a 190 ms step at 16 rows)."""
+    import torch
+
+    temperature = torch.tensor([r.temperature for r in rows], device=scores.device)[:, None]
+    scaled = scores.float() / temperature
+    vocab = scaled.shape[-1]
+    values, ids = torch.topk(scaled, min(NUCLEUS_PROBE, vocab))
+    total = _logsumexp(scaled, values[:, :1])
+    probs = torch.exp(values - total)
+    held = probs.sum(-1).tolist()
+    picks = []
+    for i, row in enumerate(rows):
+        k = min(row.top_k or vocab, vocab)
+        if k > NUCLEUS_PROBE and (k < vocab or held[i] < row.top_p):
+            picks.append(draw(scores[i], row.temperature, row.top_p, row.top_k, row.generator))
+            continue
+        p = torch.exp(values[i, :k] - torch.logsumexp(values[i, :k], -1)) if k < vocab else probs[i]
+        picks.append(_nucleus_pick(p, ids[i, :k] if k < vocab else ids[i], row.top_p, row.generator))
+    return picks
+
+
+def _nucleus_pick(probs, ids, top_p: float, generator) -> int:
+    """A token from the nucleus of ``probs`` (sorted, most likely first; ``ids``: their tokens)."""
+    import torch
+    keep = probs.cumsum(-1) - probs < top_p
+    probs = probs * keep
+    return int(ids[torch.multinomial(probs / probs.sum(), 1, generator=generator)])
+
+
+def _logsumexp(scores, top):
+    """log Σ exp(scores) over the last dimension, ``top`` its maximum (kept as a dimension). Scores
+    more than 80 below the top count as exp(−80): at a low temperature most of the vocabulary is
+    hundreds below, and the subnormal numbers exact exponentials give made ``exp`` 8× slower here
+    (9 ms instead of 1 for 16 rows); what they would add is below float precision."""
+    import torch
+    return top + torch.log(torch.exp((scores - top).clamp_min(-80.0)).sum(-1, keepdim=True))
