@@ -26,23 +26,24 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
+from pipelines.models.sampling import draw, draw_rows
+from pipelines.models.slot_cache import (
+    DECODE_ATTENTION,
+    SPAN_ROWS,
+    SlotCache,
+    _core,
+    _register_decode_attention,
+    _shape,
+    _text_config,
+)
+
 PREFILL_CHUNK = 512
+MIN_SHARED = 16     # prompt tokens a new row must share with a running one for its cache to be copied
 # The key/value cache on a CPU. Allocated once per run and nothing else grows with the batch, so it
 # can be larger than a padded ``generate`` batch's (384 MB, allocated per batch): 768 MB holds 16
 # rows of the embedded model at 975 positions (the sample exam's longest 0-shot prompt + 256), where
 # a step costs 10 ms per row instead of 17 at 8 rows. Peak RSS stays under 2 GB (bench_first_hour).
 KV_CACHE_MB = 768
-NUCLEUS_PROBE = 64      # tokens looked at first for top-p; the whole vocabulary only when they hold < top_p
-
-
-def _text_config(model):
-    cfg = model.config
-    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-
-
-def _core(model):
-    """The transformers model under a PEFT wrapper (whose forward passes keyword arguments on)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def supported(model) -> bool:
@@ -65,117 +66,6 @@ def _cache_kwarg(core) -> str | None:
         if name in params:
             return "past_key_values" if "past_key_values" in params else name
     return None
-
-
-def _shape(model) -> tuple[int, int, int] | None:
-    """(layers, key/value heads, head size), or None when the config does not say."""
-    cfg = _text_config(_core(model))
-    try:
-        heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        return int(cfg.num_hidden_layers), int(heads), int(head_dim)
-    except (AttributeError, TypeError, ZeroDivisionError):
-        return None
-
-
-def bytes_per_token(model) -> int | None:
-    shape = _shape(model)
-    if shape is None:
-        return None
-    layers, heads, head_dim = shape
-    return layers * 2 * heads * head_dim * model.dtype.itemsize
-
-
-DECODE_ATTENTION = "jmedlora_decode"
-MIN_SHARED = 16     # prompt tokens a new row must share with a running one for its cache to be copied
-SPAN_ROWS = 4       # rows per span of ``decode_attention`` (slots hold rows longest first, as admitted)
-
-
-def _register_decode_attention() -> None:
-    from transformers import AttentionInterface
-    AttentionInterface.register(DECODE_ATTENTION, decode_attention)
-
-
-def decode_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """SDPA for a decoding step: each span of rows against its own positions only, and grouped
-    query heads without copying the cache.
-
-    Reading the cache is most of attention's time (at 16 rows × 975 positions, 2.8 ms a layer,
-    40% of a step here), and a batch's width is its longest row's: ``decode_spans`` (start row,
-    end row, width) lets runs of rows of similar lengths read only as far as their longest.
-    transformers also repeats each key/value head for its query heads before SDPA whenever there
-    is a mask on a CPU (``repeat_kv``): a copy of the cache at every layer. With one new token per
-    row, a key/value head's query heads stand in the query-length place instead (their mask is the
-    same), so each head's cache is read once: [rows, kv heads, query heads per kv head, head size]
-    against [rows, kv heads, positions, head size].
-    """
-    import torch
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    spans = kwargs.pop("decode_spans", None)
-    rows, heads, length, size = query.shape
-    kv_heads = key.shape[1]
-    if length != 1 or heads % kv_heads or spans is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-                                      **kwargs)
-    grouped = query.reshape(rows, kv_heads, heads // kv_heads, size)
-    sdpa = torch.nn.functional.scaled_dot_product_attention
-    out = torch.cat([sdpa(grouped[a:b], key[a:b, :, :width], value[a:b, :, :width],
-                          attn_mask=attention_mask[a:b, ..., :width], scale=scaling) for a, b, width in spans])
-    return out.reshape(rows, heads, 1, size).transpose(1, 2).contiguous(), None
-
-
-class SlotCache:
-    """Keys and values of ``slots`` rows × ``capacity`` positions per layer (see the module's notes).
-
-    transformers' attention layers call ``update`` with the new keys and values and attend over
-    what it returns; ``prefill`` and ``decode`` say, before a forward pass, where those go.
-    """
-
-    is_compileable = False
-
-    def __init__(self, model, slots: int, capacity: int):
-        import torch
-
-        layers, heads, head_dim = _shape(model)
-        shape = (slots, heads, capacity, head_dim)
-        kw = dict(dtype=model.dtype, device=model.device)
-        self.keys = [torch.zeros(shape, **kw) for _ in range(layers)]
-        self.values = [torch.zeros(shape, **kw) for _ in range(layers)]
-        self.slots, self.capacity = slots, capacity
-        self._prefill: tuple[int, int] | None = None
-        self._decode: tuple[int, object, int] | None = None
-
-    def prefill(self, slot: int, start: int) -> None:
-        """The next forward pass reads one row's prompt tokens from position ``start`` into ``slot``."""
-        self._prefill, self._decode = (slot, start), None
-
-    def decode(self, rows: int, positions, width: int) -> None:
-        """The next forward pass adds one token to each of slots 0 … rows − 1, at ``positions``; it
-        attends over the first ``width`` positions (the longest row)."""
-        import torch
-        self._decode, self._prefill = (rows, positions, width), None
-        self._index = torch.arange(rows, device=positions.device)
-
-    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
-        keys, values = self.keys[layer_idx], self.values[layer_idx]
-        if self._prefill is not None:
-            slot, start = self._prefill
-            end = start + key_states.shape[2]
-            keys[slot, :, start:end] = key_states[0]
-            values[slot, :, start:end] = value_states[0]
-            return keys[slot:slot + 1, :, :end], values[slot:slot + 1, :, :end]
-        rows, positions, width = self._decode
-        keys[self._index, :, positions] = key_states[:, :, 0]
-        values[self._index, :, positions] = value_states[:, :, 0]
-        return keys[:rows, :, :width], values[:rows, :, :width]
-
-    def move(self, src: int, dst: int, length: int) -> None:
-        for layer in (*self.keys, *self.values):
-            layer[dst, :, :length] = layer[src, :, :length]
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:  # positions come with every call; asked only without
-        return 0
 
 
 @dataclass(eq=False)
@@ -404,65 +294,3 @@ class Decoder:
                 self.sequence[slot] = self.sequence[last]
                 self.rows[slot] = self.rows[last]
             self.rows.pop()
-
-
-def draw(scores, temperature: float, top_p: float, top_k: int | None, generator) -> int:
-    """One token sampled from ``scores`` (one row's logits) as ``generate`` samples: temperature,
-    then top-k, then the nucleus (the most likely tokens whose probability reaches ``top_p``, at
-    least one). The nucleus is looked for among the ``NUCLEUS_PROBE`` most likely tokens first;
-    the whole vocabulary is sorted only when they hold less than ``top_p`` (a flat distribution),
-    which keeps sampling at a low temperature from sorting 50,000 scores per token."""
-    import torch
-
-    scores = scores.float() / temperature
-    vocab = scores.shape[-1]
-    k = min(top_k or vocab, vocab)
-    values, ids = torch.topk(scores, min(k, NUCLEUS_PROBE))
-    if k > NUCLEUS_PROBE:
-        total = _logsumexp(scores if k == vocab else torch.topk(scores, k).values, values[:1])
-        if float(torch.exp(values - total).sum()) < top_p:
-            values, ids = torch.topk(scores, k)
-    else:
-        total = torch.logsumexp(values, dim=-1)
-    return _nucleus_pick(torch.exp(values - total), ids, top_p, generator)
-
-
-def draw_rows(scores, rows: list[Row]) -> list[int]:
-    """``draw`` for several rows at once (the same tokens from the same generators): the scaling,
-    the probe and the normaliser computed for all rows in one call each (one call per row took 12 ms
-    of a 190 ms step at 16 rows)."""
-    import torch
-
-    temperature = torch.tensor([r.temperature for r in rows], device=scores.device)[:, None]
-    scaled = scores.float() / temperature
-    vocab = scaled.shape[-1]
-    values, ids = torch.topk(scaled, min(NUCLEUS_PROBE, vocab))
-    total = _logsumexp(scaled, values[:, :1])
-    probs = torch.exp(values - total)
-    held = probs.sum(-1).tolist()
-    picks = []
-    for i, row in enumerate(rows):
-        k = min(row.top_k or vocab, vocab)
-        if k > NUCLEUS_PROBE and (k < vocab or held[i] < row.top_p):
-            picks.append(draw(scores[i], row.temperature, row.top_p, row.top_k, row.generator))
-            continue
-        p = torch.exp(values[i, :k] - torch.logsumexp(values[i, :k], -1)) if k < vocab else probs[i]
-        picks.append(_nucleus_pick(p, ids[i, :k] if k < vocab else ids[i], row.top_p, row.generator))
-    return picks
-
-
-def _nucleus_pick(probs, ids, top_p: float, generator) -> int:
-    """A token from the nucleus of ``probs`` (sorted, most likely first; ``ids``: their tokens)."""
-    import torch
-    keep = probs.cumsum(-1) - probs < top_p
-    probs = probs * keep
-    return int(ids[torch.multinomial(probs / probs.sum(), 1, generator=generator)])
-
-
-def _logsumexp(scores, top):
-    """log Σ exp(scores) over the last dimension, ``top`` its maximum (kept as a dimension). Scores
-    more than 80 below the top count as exp(−80): at a low temperature most of the vocabulary is
-    hundreds below, and the subnormal numbers exact exponentials give made ``exp`` 8× slower here
-    (9 ms instead of 1 for 16 rows); what they would add is below float precision."""
-    import torch
-    return top + torch.log(torch.exp((scores - top).clamp_min(-80.0)).sum(-1, keepdim=True))

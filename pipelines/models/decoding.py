@@ -115,9 +115,9 @@ def sampling_top_k(model) -> int | None:
 
 
 class RowSeededSampler:
-    """A logits processor that samples each row with its own seeded generator (temperature,
-    ``top_k``, then nucleus ``top_p``, as ``generate`` does) and leaves only the drawn token,
-    which greedy decoding then takes."""
+    """A logits processor that samples each row with its own seeded generator (``sampling.draw``:
+    temperature, ``top_k``, then nucleus ``top_p``, as ``generate`` does) and leaves only the drawn
+    token, which greedy decoding then takes."""
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float, device, top_k: int | None = None):
         import torch
@@ -128,16 +128,9 @@ class RowSeededSampler:
     def __call__(self, input_ids, scores):
         import torch
 
-        scores = scores.float()
-        if self.top_k and self.top_k < scores.shape[-1]:
-            kth = torch.topk(scores, self.top_k, dim=-1).values[:, -1:]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores / self.temperature, dim=-1)
-        sorted_p, sorted_i = torch.sort(probs, descending=True, dim=-1)
-        keep = sorted_p.cumsum(-1) - sorted_p < self.top_p          # the nucleus, at least one token
-        sorted_p = sorted_p * keep
+        from pipelines.models.sampling import draw
+
         out = torch.full_like(scores, float("-inf"))
         for row, gen in enumerate(self.generators):
-            pick = torch.multinomial(sorted_p[row] / sorted_p[row].sum(), 1, generator=gen)
-            out[row, sorted_i[row, pick]] = 0.0
+            out[row, draw(scores[row], self.temperature, self.top_p, self.top_k, gen)] = 0.0
         return out

@@ -4,7 +4,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pipelines.models import continuous  # noqa: E402
-from pipelines.models.continuous import Decoder, Row, draw, draw_rows  # noqa: E402
+from pipelines.models.continuous import Decoder, Row  # noqa: E402
+from pipelines.models.sampling import draw, draw_rows  # noqa: E402
 
 PROMPTS = ["### 指示:\n心房細動について正しいのはどれか。\n### 応答:\n",
            "Hello",
