@@ -8,8 +8,8 @@ model scores multiple-choice answers through ``POST /v1/completions`` (token ids
 log-probs or token handling were off would show here as a different accuracy from lm-eval's
 in-process ``hf`` backend on the same model.
 
-- lm-eval lives in a throwaway venv, ``.venv-lmeval`` at the checkout root (gitignored), created on
-  first use: ``python -m venv`` then ``pip install`` of the pinned versions below (torch's CPU wheel
+- lm-eval lives in a throwaway venv, ``.venv-lmeval`` at the checkout root (gitignored; ``bench/lmeval_venv.py``,
+  shared with ``bench/bench_eval.py``), created on first use: ``python -m venv`` then ``pip install`` of the pinned versions below (torch's CPU wheel
   and lm-eval come from this machine's wheel folders through pip's own configuration). Nothing is
   installed into the project's venv.
 - The task: a custom lm-eval task (YAML + local JSONL, ``output_type: multiple_choice``) written to a
@@ -28,9 +28,6 @@ difference (from ``--log_samples``), and the seconds of each.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,19 +36,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-VENV = REPO / ".venv-lmeval"
-PINS = ["torch==2.13.0", "transformers==5.25.0", "accelerate==1.16.0", "lm-eval[api]==0.4.13"]
+import lmeval_venv  # noqa: E402  (bench/, this script's folder)
+
 TASK = "igakuqa_sample_mc"
-
-
-def ensure_venv() -> Path:
-    """The interpreter of the throwaway lm-eval venv, created and filled on first use."""
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    if subprocess.run([str(python), "-c", "import lm_eval, transformers, torch"], capture_output=True).returncode:
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PINS], check=True)
-    return python
 
 
 def write_task(folder: Path, limit: int) -> int:
@@ -70,38 +57,23 @@ def write_task(folder: Path, limit: int) -> int:
         rows.append({"id": q.problem_id, "prompt": build_prompt(q, template, None).text, "choices": q.choices,
                      "gold": q.letters.index(q.answer[0])})
     rows = rows[:limit] if limit else rows
-    data = folder / f"{TASK}.jsonl"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    (folder / f"{TASK}.yaml").write_text(
-        f"task: {TASK}\n"
-        "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {json.dumps(str(data))}\n"
-        "test_split: test\n"
-        "output_type: multiple_choice\n"
-        "doc_to_text: prompt\n"
-        "doc_to_choice: choices\n"
-        "doc_to_target: gold\n"
-        "metric_list:\n"
-        "  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
-        "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n", encoding="utf-8")
+    lmeval_venv.write_task(folder, TASK, rows,
+                           "output_type: multiple_choice\n"
+                           "doc_to_text: prompt\n"
+                           "doc_to_choice: choices\n"
+                           "doc_to_target: gold\n"
+                           "metric_list:\n"
+                           "  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+                           "  - metric: acc_norm\n    aggregation: mean\n    higher_is_better: true\n")
     return len(rows)
 
 
 def run_lm_eval(python: Path, task_dir: Path, out: Path, model: str, model_args: str, batch: int) -> dict:
     """One ``lm_eval`` run: (acc, acc_norm, per-sample log-likelihoods, wall seconds)."""
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("OPENAI_API_KEY", None)
-    cmd = [str(python), "-m", "lm_eval", "--model", model, "--model_args", model_args, "--tasks", TASK,
-           "--include_path", str(task_dir), "--batch_size", str(batch), "--device", "cpu",
-           "--output_path", str(out), "--log_samples"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode:
-        sys.exit(f"lm_eval --model {model} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    results = json.loads(max(out.rglob("results_*.json")).read_text())["results"][TASK]
-    samples = [json.loads(line) for f in out.rglob(f"samples_{TASK}_*.jsonl") for line in f.read_text().splitlines()]
+    _, wall = lmeval_venv.run_lm_eval(python, TASK, task_dir, out, ["--model", model, "--model_args", model_args,
+                                                                    "--batch_size", str(batch), "--device", "cpu"])
+    results = lmeval_venv.results(out, TASK)
+    samples = lmeval_venv.samples(out, TASK)
     lls = {s["doc_id"]: [float(r[0][0]) for r in s["resps"]] for s in samples}
     return {"acc": results["acc,none"], "acc_norm": results["acc_norm,none"], "lls": lls, "wall": wall}
 
@@ -118,9 +90,8 @@ def main() -> None:
     from pipelines.models.references import resolve_model
     from pipelines.models.server import ServeConfig, start_server
 
-    python = ensure_venv()
-    version = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('lm_eval'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    python = lmeval_venv.ensure_venv()
+    version = lmeval_venv.lm_eval_version(python)
     ws = Workspace.resolve(args.workspace)
     model_dir = resolve_model(args.model, None, ws).path
     with tempfile.TemporaryDirectory(prefix="bench_lmeval_") as tmp:
