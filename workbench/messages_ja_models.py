@@ -151,6 +151,8 @@ ERRORS: dict[str, tuple[str, str | None]] = {
                        "または 127.0.0.1 で起動してください。"),
     "serve.short_token": ("${env} が短すぎて推測を防げません。", "{min} 文字以上のランダムな文字列にしてください。"),
     "serve.listen": ("{host}:{port} で待ち受けできません（{detail}）。", "別のポートを指定してください（0 なら空いているポートを使います）。"),
+    "serve.unsupported_attention": ("このモデルの注意機構（flash / flex attention、または注意スコアの上限処理）は、サーバーの一括生成で扱えません。",
+                                    "attn_implementation を 'sdpa' か 'eager' にして読み込むか、vLLM や llama.cpp で配信してください。"),
     "serve.prompt_format": ("プロンプト形式 {value} はありません。", "次のいずれかにしてください：{known}。"),
     "serve.no_chat": ("このモデルのトークナイザにはチャットテンプレートがありません。", "プロンプト形式を ja か en にしてください。"),
     "serve.no_lmfe": ("構造化出力には lm-format-enforcer パッケージが必要です。",

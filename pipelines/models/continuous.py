@@ -46,18 +46,32 @@ MIN_SHARED = 16     # prompt tokens a new row must share with a running one for 
 KV_CACHE_MB = 768
 
 
-def supported(model) -> bool:
-    """Whether ``model`` can be decoded here: a decoder-only transformers model with SDPA or eager
-    attention (both take a prepared 4-D mask) and a cache that attention layers ``update``."""
+def supported(model, width: int | None = None) -> bool:
+    """Whether ``model`` can be decoded here, rows reaching ``width`` positions: a decoder-only
+    transformers model with SDPA or eager attention (both take a prepared 4-D mask), a cache that
+    attention layers ``update``, no capped attention scores, and sliding-window layers only where
+    rows stay within the window (there the window changes nothing)."""
     core = _core(model)
     cfg = _text_config(core)
-    if getattr(cfg, "is_encoder_decoder", False) or getattr(cfg, "sliding_window", None):
+    if getattr(cfg, "is_encoder_decoder", False) or getattr(cfg, "attn_logit_softcapping", None):
         return False
     if getattr(core.config, "_attn_implementation", None) not in ("sdpa", "eager"):
         return False
-    if any(getattr(cfg, name, None) for name in ("layer_types", "attn_logit_softcapping")):
-        return False            # mixed attention kinds or capped scores: the prepared mask would not suffice
+    kinds = set(getattr(cfg, "layer_types", None) or [])
+    if kinds - {"full_attention", "sliding_attention"}:
+        return False
+    if sliding_window(model) is not None and (width is None or width > sliding_window(model)):
+        return False
     return _cache_kwarg(core) is not None and _shape(model) is not None
+
+
+def sliding_window(model) -> int | None:
+    """The attention window of a model with sliding-window layers (None: every layer sees everything)."""
+    cfg = _text_config(_core(model))
+    window = getattr(cfg, "sliding_window", None)
+    kinds = set(getattr(cfg, "layer_types", None) or [])
+    sliding = "sliding_attention" in kinds if kinds else bool(window) and getattr(cfg, "use_sliding_window", True)
+    return window if sliding and window else None
 
 
 def _cache_kwarg(core) -> str | None:

@@ -174,7 +174,7 @@ class LocalGenerator:
         order, overflow = within_context(lengths, self.context_length(), settings.max_new_tokens)
         for i, info in overflow.items():
             yield i, Completion(text="", n_tokens=0, seconds=0.0, info={"context_overflow": info})
-        if order and continuous.supported(self.model):
+        if order and continuous.supported(self.model, max(lengths[i] for i in order) + settings.max_new_tokens):
             rows = [Row(ids=encoded[i], max_new=settings.max_new_tokens, temperature=settings.temperature, top_p=settings.top_p,
                         top_k=sampling_top_k(self.model), repetition_penalty=settings.repetition_penalty,
                         seed=settings.seed + i if prompts[i].seed is None else prompts[i].seed,

@@ -1,25 +1,23 @@
-"""The local server's model engine: concurrent requests share forward passes.
+"""The local server's model engine: concurrent requests share forward passes (continuous batching).
 
-Each request becomes a ``Job``; one worker thread takes every queued job with the same
-decoding settings (up to ``batch_size``) and runs them as one left-padded ``generate``, as the
-evaluation engine (``pipelines.models.generation.LocalGenerator``) batches questions. A logits
-processor records every row's tokens at every step, so a streaming client sees its own text
-as it grows and a waiting one sees that the engine is moving (``steps``, or its own batch in the
-prompt's forward pass, which takes minutes for long prompts on a loaded CPU): timeouts on a
-loopback server can follow progress instead of a wall clock.
+Each request becomes a ``Job``; one worker thread decodes the jobs' rows together in one key/value
+cache (``pipelines.models.continuous``, as the evaluation engine does): a request arriving while
+others run takes a free slot and joins them at the next step, and a row that ends leaves at once,
+so nobody waits for the longest answer of a batch. Rows keep their own settings (greedy or sampled
+with their own seed, stop strings, a JSON schema), so requests with different settings share steps
+and a seeded request answers the same whatever runs beside it. Every row's tokens grow in place,
+so a streaming client sees its own text as it grows and a waiting one sees that the engine is
+moving (``steps``, or its own prompt being read, which takes minutes for long prompts on a loaded
+CPU): timeouts on a loopback server can follow progress instead of a wall clock.
 
 A request identical to one still running (a client that timed out and retried) is attached
 to the running job instead of being generated a second time.
 
-Jobs of the legacy completions API (``pipelines.models.server_completions``) share the same queue,
-batches and decoding; those asking for log-probabilities are scored afterwards by one teacher-forced
+Jobs of the legacy completions API (``pipelines.models.server_completions``) share the same queue
+and decoding; those asking for log-probabilities are scored afterwards by one teacher-forced
 pass over prompt + completion (``prompt_logprobs``: the model's raw log-softmax, as vLLM reports it).
 One asking for a single token with log-probabilities (lm-evaluation-harness's ``echo`` request) takes
-that token from the scoring pass's last position instead of a ``generate`` call: one pass, not two.
-
-The worker waits up to ``gather_s`` after the first request of a batch for others: clients that
-send together (datagen's requests in flight, each sending its next chunk as its answer arrives)
-then share forward passes instead of queuing behind a batch of one.
+that token from the scoring pass's last position instead of a decoding step: one pass, not two.
 """
 from __future__ import annotations
 
@@ -32,14 +30,15 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from pipelines.core.errors import UserError
-from pipelines.models import structured
-from pipelines.models.decoding import RowSeededSampler, prefill_kwargs, sampling_top_k
+from pipelines.models import continuous, structured
+from pipelines.models.decoding import RowSeededSampler, sampling_top_k
+from pipelines.models.device_memory import kv_cache_tokens, torch_inference
 from pipelines.models.prompt_logprobs import ScoreRow, score_rows, top_tokens
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
-# How long the worker waits after a batch's first request for others (seconds): a batch of
-# seconds-long generations can afford a quarter second.
-GATHER_S = 0.25
+# The width (prompt + answer positions) a decoder is made with at least, so that the requests which
+# follow the first fit beside it: datagen's chunks and answers take ~1,000-1,500 positions.
+SERVE_WIDTH = 2048
 
 
 class ApiError(Exception):
@@ -70,11 +69,6 @@ class Job:
     context: list[int] = field(default_factory=list)
     scores: list[tuple[float, list[tuple[int, float]]]] | None = None
 
-    @property
-    def batch_key(self) -> str:
-        # Not the seed: each sampled row draws from its own generator (``RowSeededSampler``).
-        return json.dumps([sorted(self.kwargs.items()), self.stops], default=str)
-
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
     idx = [text.find(s) for s in stops if s in text]
@@ -85,7 +79,7 @@ class ChatEngine:
     """A loaded model that turns chat messages into completions, several sequences per forward pass."""
 
     def __init__(self, model, tokenizer, *, model_id: str, prompt_format: str = "auto", max_tokens: int = 512,
-                 batch_size: int = 8, gather_s: float | None = None):
+                 batch_size: int = 8):
         if prompt_format not in PROMPT_FORMATS:
             raise UserError(f"Unknown prompt format {prompt_format!r}.", f"Use one of {', '.join(PROMPT_FORMATS)}.",
                             code="serve.prompt_format",
@@ -98,8 +92,18 @@ class ChatEngine:
         self.model, self.tokenizer = model, tokenizer
         self.model_id, self.prompt_format, self.default_max_tokens = model_id, prompt_format, max_tokens
         self.batch_size = max(1, batch_size)
-        self.gather_s = GATHER_S if gather_s is None else gather_s
         self.context = getattr(model.config, "max_position_embeddings", None) or 2048
+        # Rows are decoded in one key/value cache (``continuous``); a sliding-window model's rows stay
+        # within its window, where the window changes nothing.
+        self.width_limit = self.context = min(self.context, continuous.sliding_window(model) or self.context)
+        if not continuous.supported(model, self.width_limit):
+            raise UserError("This model's attention cannot be batched by the server (flash or flex attention, "
+                            "or capped attention scores).",
+                            "Load it with attn_implementation='sdpa' or 'eager', or serve it with vLLM or llama.cpp.",
+                            code="serve.unsupported_attention")
+        self.kv_tokens = kv_cache_tokens(model, continuous.KV_CACHE_MB) or 16384
+        self.widest = 0                 # most rows in one decoding step so far
+        self._decoder = None
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.steps = 0                  # forward passes so far: the progress a waiting client can see
         self.generate_calls = 0
@@ -227,39 +231,115 @@ class ChatEngine:
     # -- the worker ------------------------------------------------------------------
 
     def _work(self) -> None:
+        """Continuous batching: waiting jobs join the running rows at the next step, as slots free.
+        A job whose decoder cannot take it now (all slots taken, or longer than the cache) waits."""
         while True:
             with self._cond:
-                while not self._queue:
+                while not self._queue and (self._decoder is None or not self._decoder.rows):
                     if not self._cond.wait(timeout=30):
-                        self._worker = None
+                        self._worker, self._decoder = None, None     # idle: the cache's memory goes back
                         return
-                deadline = self._queue[0].queued_at + self.gather_s
-                while len(self._queue) < self.batch_size and (left := deadline - time.monotonic()) > 0:
-                    self._cond.wait(left)
-                key = self._queue[0].batch_key
-                batch = [j for j in self._queue if j.batch_key == key][:self.batch_size]
-                self._queue = [j for j in self._queue if j not in batch]
+                taken = self._take()
+            with torch_inference():        # no autograd records in the worker thread
+                for job in taken:
+                    self._start(job)
+                if self._decoder is not None and self._decoder.rows:
+                    self._step()
+
+    @staticmethod
+    def _scored_only(job: Job) -> bool:
+        return job.max_new < 1 or (job.logprobs is not None and job.max_new == 1)
+
+    def _take(self) -> list[Job]:
+        """Queued jobs to start now, in order (called with the lock held): those the scoring pass
+        answers alone, and as many others as the decoder has free slots for. An idle decoder is
+        made again, wider, for a job longer than it holds; a running one makes that job wait."""
+        taken, slots = [], 0
+        for job in list(self._queue):
+            if self._scored_only(job):
+                taken.append(job)
+                continue
+            need = len(job.ids) + job.max_new
+            idle = slots == 0 and (self._decoder is None or not self._decoder.rows)
+            if idle and (self._decoder is None or need > self._decoder.cache.capacity):
+                self._decoder = self._new_decoder(need)
+            decoder = self._decoder
+            if decoder is None or need > decoder.cache.capacity or slots >= decoder.free:
+                break
+            if idle:
+                self.generate_calls += 1       # a new run of batched steps begins
+            taken.append(job)
+            slots += 1
+        self._queue = [j for j in self._queue if j not in taken]
+        return taken
+
+    def _new_decoder(self, need: int):
+        """A decoder at least ``need`` positions wide (``SERVE_WIDTH`` if more, so the requests that
+        follow fit too), with as many slots as the key/value budget holds at that width."""
+        capacity = min(self.width_limit, -(-max(need, SERVE_WIDTH) // 256) * 256)
+        slots = max(1, min(self.batch_size, self.kv_tokens // max(capacity, need)))
+        return continuous.Decoder(self.model, self.tokenizer, slots=slots, capacity=max(capacity, need))
+
+    def _start(self, job: Job) -> None:
+        try:
+            if self._scored_only(job):
+                self._run([job])
+                self._finish(job)
+                return
+            kw = job.kwargs
+            row = continuous.Row(ids=job.ids, max_new=job.max_new, temperature=kw.get("temperature") or 0.0,
+                      top_p=kw.get("top_p") or 1.0, top_k=kw.get("top_k"), seed=job.seed,
+                      stops=tuple(job.stops), allowed=job.allowed, tag=job)
+            job.tokens = row.tokens          # the same list: streaming clients see it grow
+            job.prefilling = True
             try:
-                self._run(batch)
-            except BaseException as exc:  # each waiting client gets the error; the worker lives on
-                for job in batch:
-                    job.error = exc
+                self._decoder.admit(row)
             finally:
-                with self._cond:
-                    for job in batch:
-                        if self._running.get(job.digest) is job:
-                            del self._running[job.digest]
-                for job in batch:
-                    job.done.set()
+                job.prefilling = False
+            self.steps += 1
+            if row.done:
+                self._end(row)
+        except BaseException as exc:        # this client gets the error; the others run on
+            self._fail([job], exc)
+
+    def _step(self) -> None:
+        rows = list(self._decoder.rows)
+        self.widest = max(self.widest, len(rows))
+        try:
+            ended = self._decoder.step()
+        except BaseException as exc:        # a failed step fails its rows (their cache is suspect)
+            self._decoder = None
+            self._fail([r.tag for r in rows], exc)
+            return
+        self.steps += 1
+        for row in ended:
+            self._end(row)
+
+    def _end(self, row) -> None:
+        job = row.tag
+        try:
+            if job.logprobs is not None:
+                self._score([job], [])
+        except BaseException as exc:
+            self._fail([job], exc)
+            return
+        self._finish(job)
+
+    def _fail(self, jobs: list[Job], exc: BaseException) -> None:
+        for job in jobs:
+            job.error = exc
+            self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        with self._cond:
+            if self._running.get(job.digest) is job:
+                del self._running[job.digest]
+        job.done.set()
 
     def _run(self, batch: list[Job]) -> None:
-        # A single token with log-probs is read off the scoring pass; nothing to do for max_tokens=0.
-        quick = [j for j in batch if j.logprobs is not None and j.max_new == 1]
-        generated = [j for j in batch if j.max_new >= 1 and j not in quick]
-        if generated:
-            self._generate(generated)
-        if any(j.logprobs is not None for j in batch):
-            self._score([j for j in batch if j.logprobs is not None], quick)
+        """Jobs answered by the scoring pass alone: echo with max_tokens 0, and a single token with
+        log-probs (lm-evaluation-harness's request), read off the pass's last position."""
+        self._score(batch, [j for j in batch if j.max_new == 1])
 
     def _score(self, jobs: list[Job], quick: list[Job]) -> None:
         """Every log-prob job's (prompt and) generated tokens scored in one pass; a ``quick`` job's one
@@ -292,59 +372,6 @@ class ChatEngine:
             logprobs = RowSeededSampler([seed], kw["temperature"], kw["top_p"], logprobs.device,
                                         top_k=kw["top_k"])(None, logprobs[None])[0]
         return int(logprobs.argmax())
-
-    def _generate(self, batch: list[Job]) -> None:
-        import torch
-        from transformers import LogitsProcessor, LogitsProcessorList
-
-        width = max(len(j.ids) for j in batch)
-        input_ids = torch.tensor([[self.pad_id] * (width - len(j.ids)) + j.ids for j in batch],
-                                 device=self.model.device)
-        mask = torch.tensor([[0] * (width - len(j.ids)) + [1] * len(j.ids) for j in batch], device=self.model.device)
-        engine = self
-
-        class Progress(LogitsProcessor):
-            def __call__(self, ids, scores):
-                engine.steps += 1
-                for row, job in enumerate(batch):
-                    job.tokens = ids[row, width:].tolist()
-                    job.prefilling = False
-                return scores
-
-        for job in batch:
-            job.prefilling = True
-
-        first = batch[0]
-        kwargs = dict(first.kwargs, max_new_tokens=max(j.max_new for j in batch), pad_token_id=self.pad_id,
-                      logits_processor=LogitsProcessorList([Progress()]))
-        allowed = structured.per_row([j.allowed for j in batch], len(self.tokenizer))
-        if allowed:
-            kwargs["prefix_allowed_tokens_fn"] = allowed
-        if first.stops:
-            kwargs.update(stop_strings=first.stops, tokenizer=self.tokenizer)
-        kwargs.update(prefill_kwargs(self.model, width))
-        if first.kwargs.get("do_sample"):
-            # A seeded request answers the same whatever else shares its batch: every row samples
-            # from its own generator (an unseeded one from a fresh random seed).
-            seeds = [j.seed if j.seed is not None else secrets.randbits(63) for j in batch]
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            kwargs["logits_processor"].append(RowSeededSampler(seeds, first.kwargs["temperature"], first.kwargs["top_p"],
-                                                               self.model.device, top_k=first.kwargs["top_k"]))
-        self.generate_calls += 1
-        try:
-            with torch.inference_mode():
-                out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-        finally:
-            for job in batch:
-                job.prefilling = False
-        eos = self.tokenizer.eos_token_id
-        for row, job in enumerate(batch):
-            new = out[row, width:].tolist()[:job.max_new]
-            if eos in new:          # what follows a row's end is padding
-                new = new[:new.index(eos) + 1]
-            while new and new[-1] == self.pad_id != eos:   # a row ended by a stop string
-                new.pop()
-            job.tokens = new
 
 
 def _messages(req: dict) -> list[dict]:

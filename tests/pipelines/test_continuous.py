@@ -134,4 +134,7 @@ def test_draw_keeps_to_the_nucleus_and_the_top_k():
 def test_models_the_decoder_cannot_drive_are_left_to_generate(tiny_llama_dir):
     model, _ = _load(tiny_llama_dir)
     model.config.sliding_window = 16
-    assert not continuous.supported(model)
+    assert continuous.supported(model, 16) and not continuous.supported(model, 17)
+    model.config.sliding_window = None
+    model.config.attn_logit_softcapping = 50.0
+    assert not continuous.supported(model, 16)

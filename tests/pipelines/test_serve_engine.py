@@ -31,30 +31,27 @@ def test_concurrent_requests_share_forward_passes(engine):
     assert len({n_prompt for _, n_prompt, _, _ in results}) == 5     # rows of different lengths, left-padded
 
 
-def test_requests_sent_a_moment_apart_are_gathered_into_one_batch(engine, monkeypatch):
-    """Clients rarely send at the same instant: the worker waits a moment (gather_s) for others."""
-    import threading
+def test_a_request_arriving_while_others_run_joins_them_at_the_next_step(engine):
+    """Continuous batching: the second request does not wait for the first to end; it takes a free
+    slot, shares the first's decoding steps, and (shorter) leaves before it."""
     import time
-    monkeypatch.setattr(engine, "gather_s", 1.0)      # a wide window: a loaded machine may start threads late
-    calls, results = engine.generate_calls, {}
-
-    def ask(i):
-        results[i] = engine.complete(req(f"少しずつ {i}"))
-    threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-        time.sleep(0.03)
-    for t in threads:
-        t.join()
-    assert len(results) == 3 and engine.generate_calls == calls + 1
-
-
-def test_requests_with_other_sampling_settings_go_in_their_own_batch(engine):
     calls = engine.generate_calls
+    long = engine.submit(req("長い答えをください " * 2, max_tokens=60))
+    while len(long.tokens) < 3 and not long.done.is_set():
+        time.sleep(0.001)
+    short = engine.submit(req("短く", max_tokens=2))
+    engine.result(short)
+    assert not long.done.is_set()           # the long one is still running: the short one did not wait for it
+    engine.result(long)
+    assert engine.generate_calls == calls + 1 and engine.widest >= 2
+
+
+def test_requests_with_other_sampling_settings_share_the_steps(engine):
+    calls, engine.widest = engine.generate_calls, 0
     with engine._cond:
         jobs = [engine.submit(req("a")), engine.submit(req("b")), engine.submit(req("c", temperature=0.7, seed=1))]
     [engine.result(j) for j in jobs]
-    assert engine.generate_calls == calls + 2
+    assert engine.generate_calls == calls + 1 and engine.widest == 3
 
 
 def test_a_seeded_request_answers_the_same_whatever_shares_its_batch(engine):
