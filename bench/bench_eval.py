@@ -7,7 +7,7 @@ All sides use the same model, the same 0-shot prompts (paper's Japanese template
 decoding settings (temperature 0.1, top_p 0.9, repetition_penalty 1.05, max_new_tokens 256 or
 ``--max-new-tokens`` for a quick check, same seed). The baseline is what a first script does:
 ``model.generate`` per question, no stop string, output cut afterwards. A second line isolates
-batching: one at a time, but with the engine's stop strings. Target on a 2-core CPU: engine ≥ 3×
+batching: one at a time, but with the engine's stop strings. Target on a 2-core CPU: engine ≥ 4×
 baseline.
 
 (c) is what a user would pick instead: lm-evaluation-harness 0.4.13's ``hf`` backend doing

@@ -139,9 +139,6 @@ class Decoder:
     def free(self) -> int:
         return self.cache.slots - len(self.rows)
 
-    def fits(self, row: Row) -> bool:
-        return len(row.ids) + row.max_new <= self.cache.capacity
-
     # -- a forward pass ----------------------------------------------------------------
 
     def _forward(self, input_ids, positions, mask, spans=None):

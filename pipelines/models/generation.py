@@ -5,15 +5,18 @@ how to add another, is written there): they take ``Prompt`` objects (a plain com
 prompt, or chat messages) and yield ``(index, Completion)`` as each finishes, so callers can
 persist results incrementally.
 
-The local engine is where evaluation time goes. What makes it fast on a CPU or a GPU:
-* prompts sorted by token length and batched under a token budget (rows × (longest prompt
-  + max_new_tokens)), so padding is small and a batch of long prompts stays within memory
-  (left padding, since decoder-only models continue from the right end);
-* a static KV cache, allocated once per batch: each new token costs one position, not the
-  whole prompt, and no step copies the cache (the default dynamic cache concatenates it at
-  every step: with 12 prompts of ~700 tokens that copy was a quarter of the decode time here);
-* stop strings ("###": the Alpaca template's next section) end a sequence as soon as the
-  answer is over instead of running to ``max_new_tokens``.
+The local engine is where evaluation time goes. What makes it fast on a CPU or a GPU
+(``pipelines.models.continuous``; measured in ``bench/bench_eval.py``):
+* continuous batching: prompts sorted longest first take the slots of one key/value cache
+  allocated once for the run; a row leaves the step it ends and the next prompt takes its slot,
+  so no row waits for a batch's longest answer and nothing is padded;
+* each prompt read alone, its start copied from a running row that shares it (the template's
+  instruction, a 1-shot example), then one position per row and step, each span of rows
+  attending only as far as its own longest row;
+* stop strings ("###": the Alpaca template's next section) end a row as soon as the answer is
+  over instead of running to ``max_new_tokens``.
+Models the decoder cannot drive (flash attention, capped attention scores, rows beyond a sliding
+window) are decoded by ``generate`` in length-sorted batches under the same kind of budget.
 """
 from __future__ import annotations
 
