@@ -25,7 +25,6 @@ import hashlib
 import json
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -60,7 +59,6 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     prefilling: bool = False            # its batch is in the prompt's forward pass (long prompts: minutes on a CPU)
-    queued_at: float = field(default_factory=time.monotonic)
     # The completions API: the k most likely tokens per position to report (None: no log-probs),
     # whether the prompt's tokens are scored too (echo), prompt tokens its text is decoded after,
     # and (filled by the worker) per scored token: (log-prob, [(token, log-prob)] of the k most likely).
