@@ -26,7 +26,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pipelines.models.sampling import draw, draw_rows
+from pipelines.models.sampling import draw_rows
 from pipelines.models.slot_cache import (
     DECODE_ATTENTION,
     SPAN_ROWS,
@@ -44,6 +44,10 @@ MIN_SHARED = 16     # prompt tokens a new row must share with a running one for 
 # rows of the embedded model at 975 positions (the sample exam's longest 0-shot prompt + 256), where
 # a step costs 10 ms per row instead of 17 at 8 rows. Peak RSS stays under 2 GB (bench_first_hour).
 KV_CACHE_MB = 768
+# Decoding steps of this many rows compute every linear layer as W·xᵀ on a CPU: MKL runs ``linear``
+# for 2-4 rows on one thread, the transposed product on both, and a step of the embedded model at 4
+# rows × 2,000 positions took 132 ms instead of 166 (2 rows: 105 instead of 137; 1 and 8+: no gain).
+SMALL_ROWS = (2, 4)
 
 
 def supported(model, width: int | None = None) -> bool:
@@ -126,6 +130,8 @@ class Decoder:
         self.vocab = head.weight.shape[0]
         plain = type(head) is torch.nn.Linear and head.bias is None
         self.head = head if plain and model.device.type == "cpu" else None
+        self.linears = [(m, _transposed(m)) for m in model.modules() if type(m) is torch.nn.Linear and m is not head
+                        ] if model.device.type == "cpu" else []
         # Each slot's tokens (prompt, then generated; after its end, its first token again): what the
         # repetition penalty looks up, as transformers' penalty looks up input_ids.
         self.sequence = torch.zeros(slots, capacity, dtype=torch.long, device=model.device)
@@ -138,6 +144,27 @@ class Decoder:
     @property
     def free(self) -> int:
         return self.cache.slots - len(self.rows)
+
+    def reshape(self, slots: int, capacity: int) -> None:
+        """``slots`` rows of ``capacity`` positions from now on, the running rows kept as they are:
+        a server whose next request is longer than its rows widens the cache (fewer, wider slots
+        under the same memory) instead of waiting until every running row has ended."""
+        import torch
+
+        n = len(self.rows)
+        need = max((len(r.ids) + r.max_new for r in self.rows), default=0)
+        if slots < n or capacity < need:
+            raise ValueError(f"{n} running rows reaching {need} positions do not fit {slots} × {capacity}")
+        length = int(self.lengths[:n].max()) if n else 0
+        self.cache.reshape(slots, capacity, n, length)
+        lengths = torch.zeros(slots, dtype=self.lengths.dtype, device=self.lengths.device)
+        lengths[:n] = self.lengths[:n]
+        # Past a row's end its sequence repeats its first token (as ``admit`` leaves it).
+        sequence = self.sequence.new_zeros(slots, capacity)
+        keep = min(capacity, self.sequence.shape[1])
+        sequence[:n] = self.sequence[:n, :1]
+        sequence[:n, :keep] = self.sequence[:n, :keep]
+        self.lengths, self.sequence = lengths, sequence
 
     # -- a forward pass ----------------------------------------------------------------
 
@@ -153,12 +180,17 @@ class Decoder:
             extra["decode_spans"] = spans
         if self.head is not None:
             self.head.forward = self._head_forward
+        few = SMALL_ROWS[0] <= input_ids.shape[0] <= SMALL_ROWS[1]         # a decoding step (prompts: one row)
+        for layer, transposed in self.linears if few else ():
+            layer.forward = transposed
         try:
             out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                              logits_to_keep=1, **extra)
         finally:
             if self.head is not None:
                 del self.head.forward
+            for layer, _ in self.linears if few else ():
+                del layer.forward
             if spans is not None:
                 config._attn_implementation = "sdpa"
         return out.logits[:, -1]
@@ -253,31 +285,24 @@ class Decoder:
             p = torch.tensor(penalties, device=scores.device)[:, None]
             hit = scores.gather(1, seen)
             scores = scores.scatter(1, seen, torch.where(hit < 0, hit * p, hit / p))
+        constrained = [i for i, r in enumerate(rows) if r.allowed is not None]
+        if constrained:         # tokens a row's constraint does not allow score −inf
+            keep = torch.full((len(constrained), scores.shape[1]), float("-inf"), device=scores.device)
+            for j, i in enumerate(constrained):
+                allowed = rows[i].allowed(0, rows[i].ids + rows[i].tokens)
+                keep[j, torch.as_tensor(allowed, dtype=torch.long, device=scores.device)] = 0.0
+            scores = scores.index_add(0, torch.tensor(constrained, device=scores.device), keep)
         picks = scores.argmax(-1).tolist()
-        plain = [i for i, r in enumerate(rows) if r.temperature > 0 and r.allowed is None]
-        if plain:
-            for i, token in zip(plain, draw_rows(scores[plain], [rows[i] for i in plain])):
+        sampled = [i for i, r in enumerate(rows) if r.temperature > 0]
+        if sampled:
+            for i, token in zip(sampled, draw_rows(scores[sampled], [rows[i] for i in sampled])):
                 picks[i] = token
-        for i, row in enumerate(rows):
-            if row.allowed is not None:
-                picks[i] = self._choose(row, scores[i])
         for i, (row, token) in enumerate(zip(rows, picks)):
             row.tokens.append(token)
             self.sequence[first + i, int(self.lengths[first + i])] = token
             row.finish = self._finish(row)
         if self.on_step is not None:
             self.on_step(len(rows))
-
-    def _choose(self, row: Row, scores) -> int:
-        import torch
-        if row.allowed is not None:
-            allowed = row.allowed(0, torch.tensor(row.ids + row.tokens))
-            keep = torch.full_like(scores, float("-inf"))
-            keep[allowed] = 0.0
-            scores = scores + keep
-        if row.temperature <= 0:
-            return int(scores.argmax())
-        return draw(scores, row.temperature, row.top_p, row.top_k, row.generator)
 
     def _finish(self, row: Row) -> str | None:
         token = row.tokens[-1]
@@ -305,3 +330,16 @@ class Decoder:
                 self.sequence[slot] = self.sequence[last]
                 self.rows[slot] = self.rows[last]
             self.rows.pop()
+
+
+def _transposed(layer):
+    """``layer``'s forward as W·xᵀ (see ``SMALL_ROWS``), contiguous as ``linear``'s output is."""
+    import torch
+
+    def forward(hidden):
+        flat = hidden.reshape(-1, hidden.shape[-1]).to(layer.weight.dtype)
+        out = torch.mm(layer.weight, flat.T).T.contiguous()
+        if layer.bias is not None:
+            out += layer.bias
+        return out.reshape(*hidden.shape[:-1], layer.weight.shape[0])
+    return forward

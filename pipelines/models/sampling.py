@@ -12,12 +12,15 @@ def draw(scores, temperature: float, top_p: float, top_k: int | None, generator)
     then top-k, then the nucleus (the most likely tokens whose probability reaches ``top_p``, at
     least one). The nucleus is looked for among the ``NUCLEUS_PROBE`` most likely tokens first;
     the whole vocabulary is sorted only when they hold less than ``top_p`` (a flat distribution),
-    which keeps sampling at a low temperature from sorting 50,000 scores per token."""
+    which keeps sampling at a low temperature from sorting 50,000 scores per token. With top-p 1
+    and no top-k nothing is sorted (``_whole_pick``)."""
     import torch
 
     scores = scores.float() / temperature
     vocab = scores.shape[-1]
     k = min(top_k or vocab, vocab)
+    if k == vocab and top_p >= 1.0:
+        return _whole_pick(scores[None], [generator])[0]
     values, ids = torch.topk(scores, min(k, NUCLEUS_PROBE))
     if k > NUCLEUS_PROBE:
         total = _logsumexp(scores if k == vocab else torch.topk(scores, k).values, values[:1])
@@ -38,19 +41,37 @@ def draw_rows(scores, rows: list) -> list[int]:
     temperature = torch.tensor([r.temperature for r in rows], device=scores.device)[:, None]
     scaled = scores.float() / temperature
     vocab = scaled.shape[-1]
+    whole = [i for i, r in enumerate(rows) if r.top_p >= 1.0 and min(r.top_k or vocab, vocab) == vocab]
+    picks = dict(zip(whole, _whole_pick(scaled[whole], [rows[i].generator for i in whole]))) if whole else {}
+    if len(whole) == len(rows):
+        return [picks[i] for i in range(len(rows))]
     values, ids = torch.topk(scaled, min(NUCLEUS_PROBE, vocab))
     total = _logsumexp(scaled, values[:, :1])
     probs = torch.exp(values - total)
     held = probs.sum(-1).tolist()
-    picks = []
     for i, row in enumerate(rows):
         k = min(row.top_k or vocab, vocab)
+        if i in picks:
+            continue
         if k > NUCLEUS_PROBE and (k < vocab or held[i] < row.top_p):
-            picks.append(draw(scores[i], row.temperature, row.top_p, row.top_k, row.generator))
+            picks[i] = draw(scores[i], row.temperature, row.top_p, row.top_k, row.generator)
             continue
         p = torch.exp(values[i, :k] - torch.logsumexp(values[i, :k], -1)) if k < vocab else probs[i]
-        picks.append(_nucleus_pick(p, ids[i, :k] if k < vocab else ids[i], row.top_p, row.generator))
-    return picks
+        picks[i] = _nucleus_pick(p, ids[i, :k] if k < vocab else ids[i], row.top_p, row.generator)
+    return [picks[i] for i in range(len(rows))]
+
+
+def _whole_pick(scaled, generators) -> list[int]:
+    """One token per row from the whole distribution (no top-k, top-p 1: nothing to sort): the
+    cumulative probabilities searched at a uniform draw from each row's generator. Tokens scored
+    −inf (a structured-output constraint's) have probability 0 exactly and are never drawn."""
+    import torch
+    top = scaled.max(-1, keepdim=True).values
+    probs = torch.exp((scaled - top).clamp_min(-80.0)).masked_fill_(scaled == float("-inf"), 0.0)
+    cdf = probs.cumsum(-1)
+    at = torch.cat([torch.rand(1, generator=g, device=scaled.device) for g in generators]) * cdf[:, -1]
+    # The first token whose cumulative probability exceeds the draw: its own probability is > 0.
+    return torch.searchsorted(cdf, at[:, None], right=True).clamp_max(scaled.shape[-1] - 1)[:, 0].tolist()
 
 
 def _nucleus_pick(probs, ids, top_p: float, generator) -> int:

@@ -35,8 +35,8 @@ from pipelines.models.device_memory import kv_cache_tokens, torch_inference
 from pipelines.models.prompt_logprobs import ScoreRow, score_rows, top_tokens
 
 PROMPT_FORMATS = ("auto", "chat", "ja", "en")
-# The width (prompt + answer positions) a decoder is made with at least, so that the requests which
-# follow the first fit beside it: datagen's chunks and answers take ~1,000-1,500 positions.
+# A decoder's least width (prompt + answer positions), so requests after the first fit beside it; longer
+# ones widen the slots (``_take``). Datagen on the sample chunks: prompts 700-2,800, answers up to 512.
 SERVE_WIDTH = 2048
 
 
@@ -102,6 +102,7 @@ class ChatEngine:
         self.kv_tokens = kv_cache_tokens(model, continuous.KV_CACHE_MB) or 16384
         self.widest = 0                 # most rows in one decoding step so far
         self._decoder = None
+        self._plan = (0, 0)             # (slots, positions) ``_take`` wants the decoder to have
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.steps = 0                  # forward passes so far: the progress a waiting client can see
         self.generate_calls = 0
@@ -229,8 +230,7 @@ class ChatEngine:
     # -- the worker ------------------------------------------------------------------
 
     def _work(self) -> None:
-        """Continuous batching: waiting jobs join the running rows at the next step, as slots free.
-        A job whose decoder cannot take it now (all slots taken, or longer than the cache) waits."""
+        """Continuous batching: waiting jobs join the running rows at the next step, as slots free."""
         while True:
             with self._cond:
                 while not self._queue and (self._decoder is None or not self._decoder.rows):
@@ -239,6 +239,7 @@ class ChatEngine:
                         return
                 taken = self._take()
             with torch_inference():        # no autograd records in the worker thread
+                self._shape()
                 for job in taken:
                     self._start(job)
                 if self._decoder is not None and self._decoder.rows:
@@ -249,34 +250,46 @@ class ChatEngine:
         return job.max_new < 1 or (job.logprobs is not None and job.max_new == 1)
 
     def _take(self) -> list[Job]:
-        """Queued jobs to start now, in order (called with the lock held): those the scoring pass
-        answers alone, and as many others as the decoder has free slots for. An idle decoder is
-        made again, wider, for a job longer than it holds; a running one makes that job wait."""
-        taken, slots = [], 0
+        """Queued jobs to start now, in order (with the lock held): those the scoring pass answers, and
+        as many others as the decoder has slots for. A job longer than the slots widens them (fewer,
+        wider slots in the same memory) if the running rows still fit; else it waits for some to end."""
+        decoder = self._decoder
+        shape = (decoder.cache.slots, decoder.cache.capacity) if decoder is not None else (0, 0)
+        taken, rows = [], len(decoder.rows) if decoder is not None else 0
         for job in list(self._queue):
             if self._scored_only(job):
                 taken.append(job)
                 continue
             need = len(job.ids) + job.max_new
-            idle = slots == 0 and (self._decoder is None or not self._decoder.rows)
-            if idle and (self._decoder is None or need > self._decoder.cache.capacity):
-                self._decoder = self._new_decoder(need)
-            decoder = self._decoder
-            if decoder is None or need > decoder.cache.capacity or slots >= decoder.free:
-                break
-            if idle:
+            fitting = self._shape_for(need)
+            if rows == 0:       # idle: as many slots as the budget holds at this width (a wide job's few may remain)
+                shape = fitting if need > shape[1] or shape[0] < fitting[0] else shape
                 self.generate_calls += 1       # a new run of batched steps begins
+            elif need > shape[1] and fitting[0] > rows:
+                shape = fitting
+            elif need > shape[1] or rows >= shape[0]:
+                break
             taken.append(job)
-            slots += 1
+            rows += 1
         self._queue = [j for j in self._queue if j not in taken]
+        self._plan = shape
         return taken
 
-    def _new_decoder(self, need: int):
-        """A decoder at least ``need`` positions wide (``SERVE_WIDTH`` if more, so the requests that
-        follow fit too), with as many slots as the key/value budget holds at that width."""
-        capacity = min(self.width_limit, -(-max(need, SERVE_WIDTH) // 256) * 256)
-        slots = max(1, min(self.batch_size, self.kv_tokens // max(capacity, need)))
-        return continuous.Decoder(self.model, self.tokenizer, slots=slots, capacity=max(capacity, need))
+    def _shape_for(self, need: int) -> tuple[int, int]:
+        """(slots, positions) of a cache at least ``need`` positions wide (``SERVE_WIDTH`` if more, so
+        the requests that follow fit too), with as many slots as the key/value budget holds."""
+        capacity = max(need, min(self.width_limit, -(-max(need, SERVE_WIDTH) // 256) * 256))
+        return max(1, min(self.batch_size, self.kv_tokens // capacity)), capacity
+
+    def _shape(self) -> None:
+        """Make or reshape the decoder as ``_take`` planned (outside the lock: this copies the cache)."""
+        slots, capacity = self._plan
+        if not slots:
+            return
+        if self._decoder is None:
+            self._decoder = continuous.Decoder(self.model, self.tokenizer, slots=slots, capacity=capacity)
+        elif (slots, capacity) != (self._decoder.cache.slots, self._decoder.cache.capacity):
+            self._decoder.reshape(slots, capacity)
 
     def _start(self, job: Job) -> None:
         try:

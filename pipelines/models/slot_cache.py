@@ -108,6 +108,18 @@ class SlotCache:
         values[self._index, :, positions] = value_states[:, :, 0]
         return keys[:rows, :, :width], values[:rows, :, :width]
 
+    def reshape(self, slots: int, capacity: int, rows: int, length: int) -> None:
+        """Hold ``slots`` × ``capacity`` from now on, keeping the first ``length`` positions of slots
+        0 … rows − 1. One layer at a time, so the memory in use grows by one layer's, not a cache's."""
+        import torch
+        for cache in (self.keys, self.values):
+            for i, old in enumerate(cache):
+                new = torch.zeros((slots, old.shape[1], capacity, old.shape[3]), dtype=old.dtype, device=old.device)
+                new[:rows, :, :length] = old[:rows, :, :length]
+                cache[i] = new
+                del old
+        self.slots, self.capacity = slots, capacity
+
     def move(self, src: int, dst: int, length: int) -> None:
         for layer in (*self.keys, *self.values):
             layer[dst, :, :length] = layer[src, :, :length]

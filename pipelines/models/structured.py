@@ -320,7 +320,7 @@ def constraint(tokenizer, response_format: dict | None, max_new_tokens: int | No
         return tokens, room is not None
 
     def allowed(batch_id: int, ids):
-        ids = ids.tolist()
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)      # generate's tensor, or a list
         if not prompt_len:          # the first call sees the prompt alone
             prompt_len.append(len(ids))
         tokens, in_string = step(ids)

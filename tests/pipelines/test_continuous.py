@@ -81,6 +81,35 @@ def test_the_shared_prefix_is_copied_and_changes_nothing(tiny_llama_dir, monkeyp
     assert [r.tokens for r in shared] == [r.tokens for r in alone]
 
 
+def test_a_cache_reshaped_under_running_rows_changes_nothing(tiny_llama_dir):
+    """Rows decoding while the cache is widened to fewer, wider slots (and narrowed back) end with
+    the tokens they get without it; a shape the running rows do not fit is refused."""
+    model, tok = _load(tiny_llama_dir)
+
+    def rows():
+        return [Row(ids=tok(p)["input_ids"], max_new=10, repetition_penalty=1.3) for p in PROMPTS[:2]]
+    plain = _decode_all(model, tok, rows(), slots=2)
+    width = max(len(r.ids) + r.max_new for r in plain)
+    decoder = Decoder(model, tok, slots=3, capacity=width)
+    moved = rows()
+    with torch.inference_mode():
+        for row in moved:
+            decoder.admit(row)
+        for _ in range(3):
+            decoder.step()
+        decoder.reshape(2, width + 64)
+        assert decoder.cache.keys[0].shape[:3] == (2, decoder.cache.keys[0].shape[1], width + 64)
+        with pytest.raises(ValueError):
+            decoder.reshape(1, width + 64)          # two rows run: one slot cannot hold them
+        with pytest.raises(ValueError):
+            decoder.reshape(2, width - 1)           # narrower than a running row reaches
+        decoder.step()
+        decoder.reshape(4, width)
+        while decoder.rows:
+            decoder.step()
+    assert [r.tokens for r in moved] == [r.tokens for r in plain]
+
+
 def test_a_seeded_row_samples_the_same_whatever_shares_its_batch(tiny_llama_dir):
     model, tok = _load(tiny_llama_dir)
 
@@ -114,8 +143,8 @@ def test_rows_drawn_together_are_drawn_as_one_at_a_time(temperature, top_k):
     generator; a flat distribution (temperature 30) takes the whole-vocabulary path."""
     scores = torch.randn(6, 1000, generator=torch.Generator().manual_seed(0)) * 5
 
-    def rows():
-        return [Row(ids=[1], max_new=1, temperature=temperature, top_p=0.9, top_k=top_k,
+    def rows():         # the last two: top-p 1 (with no top-k: the whole distribution, nothing sorted)
+        return [Row(ids=[1], max_new=1, temperature=temperature, top_p=0.9 if i < 4 else 1.0, top_k=top_k,
                     generator=torch.Generator().manual_seed(i)) for i in range(6)]
 
     together = draw_rows(scores, rows())
@@ -129,6 +158,16 @@ def test_draw_keeps_to_the_nucleus_and_the_top_k():
     assert picks == {0}                     # token 0 alone holds 73% > top_p
     picks = {draw(scores, 1.0, 0.99, 2, torch.Generator().manual_seed(s)) for s in range(200)}
     assert picks == {0, 1}                  # top-k 2 cuts the rest whatever top_p says
+
+
+def test_the_whole_distribution_is_drawn_in_proportion_and_never_a_forbidden_token():
+    """Top-p 1 without top-k: frequencies follow the softmax, and −inf (a constraint's) is never drawn."""
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0])
+    scores = probs.log()                    # the last one −inf
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.bincount(torch.tensor([draw(scores, 1.0, 1.0, None, gen) for _ in range(4000)]), minlength=5)
+    assert counts[4] == 0
+    assert torch.allclose(counts[:4] / 4000, probs[:4], atol=0.03), counts
 
 
 def test_models_the_decoder_cannot_drive_are_left_to_generate(tiny_llama_dir):

@@ -46,6 +46,39 @@ def test_a_request_arriving_while_others_run_joins_them_at_the_next_step(engine)
     assert engine.generate_calls == calls + 1 and engine.widest >= 2
 
 
+def test_a_request_longer_than_the_slots_widens_the_cache_instead_of_waiting(engine, monkeypatch):
+    """The running row keeps decoding in a wider cache (fewer slots, same memory) and the long
+    request joins it at once; when the wider cache could not hold the running rows, it waits."""
+    import time
+
+    from pipelines.models import server_engine
+    monkeypatch.setattr(server_engine, "SERVE_WIDTH", 64)
+    monkeypatch.setattr(engine, "kv_tokens", 1024)
+    engine._decoder = None
+    first = engine.submit(req("最初", max_tokens=60))
+    while len(first.tokens) < 3 and not first.done.is_set():
+        time.sleep(0.001)
+    before = engine._decoder.cache.capacity
+    long = engine.submit(req("長い質問です " * 25, max_tokens=6))
+    assert len(long.ids) + 6 > before
+    engine.result(long)
+    assert not first.done.is_set()          # it joined the running row rather than waiting for it
+    assert engine._decoder.cache.capacity >= len(long.ids) + 6 > before
+    engine.result(first)
+    with engine._cond:                      # at 768 positions a slot, 1,024 hold one row: one at a time
+        jobs = [engine.submit(req(f"長い質問です {i} " * 25, max_tokens=6)) for i in range(2)]
+        engine._decoder = None
+        monkeypatch.setattr(server_engine, "SERVE_WIDTH", 768)
+        widest, engine.widest = engine.widest, 0
+    [engine.result(j) for j in jobs]
+    assert engine.widest == 1
+    engine.widest = max(widest, 1)
+    assert engine._decoder.cache.slots == 1
+    monkeypatch.undo()
+    engine.result(engine.submit(req("短い")))       # idle again: as many slots as the budget holds at this width
+    assert engine._decoder.cache.slots == engine.batch_size
+
+
 def test_requests_with_other_sampling_settings_share_the_steps(engine):
     calls, engine.widest = engine.generate_calls, 0
     with engine._cond:
