@@ -42,23 +42,25 @@ def draw_rows(scores, rows: list) -> list[int]:
     scaled = scores.float() / temperature
     vocab = scaled.shape[-1]
     whole = [i for i, r in enumerate(rows) if r.top_p >= 1.0 and min(r.top_k or vocab, vocab) == vocab]
-    picks = dict(zip(whole, _whole_pick(scaled[whole], [rows[i].generator for i in whole]))) if whole else {}
+    picks = [None] * len(rows)
+    for i, token in zip(whole, _whole_pick(scaled[whole], [rows[i].generator for i in whole]) if whole else ()):
+        picks[i] = token
     if len(whole) == len(rows):
-        return [picks[i] for i in range(len(rows))]
+        return picks
     values, ids = torch.topk(scaled, min(NUCLEUS_PROBE, vocab))
     total = _logsumexp(scaled, values[:, :1])
     probs = torch.exp(values - total)
     held = probs.sum(-1).tolist()
     for i, row in enumerate(rows):
-        k = min(row.top_k or vocab, vocab)
-        if i in picks:
+        if picks[i] is not None:
             continue
+        k = min(row.top_k or vocab, vocab)
         if k > NUCLEUS_PROBE and (k < vocab or held[i] < row.top_p):
             picks[i] = draw(scores[i], row.temperature, row.top_p, row.top_k, row.generator)
             continue
         p = torch.exp(values[i, :k] - torch.logsumexp(values[i, :k], -1)) if k < vocab else probs[i]
         picks[i] = _nucleus_pick(p, ids[i, :k] if k < vocab else ids[i], row.top_p, row.generator)
-    return [picks[i] for i in range(len(rows))]
+    return picks
 
 
 def _whole_pick(scaled, generators) -> list[int]:

@@ -102,7 +102,6 @@ class ChatEngine:
         self.kv_tokens = kv_cache_tokens(model, continuous.KV_CACHE_MB) or 16384
         self.widest = 0                 # most rows in one decoding step so far
         self._decoder = None
-        self._plan = (0, 0)             # (slots, positions) ``_take`` wants the decoder to have
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.steps = 0                  # forward passes so far: the progress a waiting client can see
         self.generate_calls = 0
@@ -237,9 +236,9 @@ class ChatEngine:
                     if not self._cond.wait(timeout=30):
                         self._worker, self._decoder = None, None     # idle: the cache's memory goes back
                         return
-                taken = self._take()
+                taken, shape = self._take()
             with torch_inference():        # no autograd records in the worker thread
-                self._shape()
+                self._shape(*shape)
                 for job in taken:
                     self._start(job)
                 if self._decoder is not None and self._decoder.rows:
@@ -249,10 +248,11 @@ class ChatEngine:
     def _scored_only(job: Job) -> bool:
         return job.max_new < 1 or (job.logprobs is not None and job.max_new == 1)
 
-    def _take(self) -> list[Job]:
+    def _take(self) -> tuple[list[Job], tuple[int, int]]:
         """Queued jobs to start now, in order (with the lock held): those the scoring pass answers, and
         as many others as the decoder has slots for. A job longer than the slots widens them (fewer,
-        wider slots in the same memory) if the running rows still fit; else it waits for some to end."""
+        wider slots in the same memory) if the running rows still fit; else it waits for some to end.
+        Returns them and the (slots, positions) the decoder is to have for them."""
         decoder = self._decoder
         shape = (decoder.cache.slots, decoder.cache.capacity) if decoder is not None else (0, 0)
         taken, rows = [], len(decoder.rows) if decoder is not None else 0
@@ -272,8 +272,7 @@ class ChatEngine:
             taken.append(job)
             rows += 1
         self._queue = [j for j in self._queue if j not in taken]
-        self._plan = shape
-        return taken
+        return taken, shape
 
     def _shape_for(self, need: int) -> tuple[int, int]:
         """(slots, positions) of a cache at least ``need`` positions wide (``SERVE_WIDTH`` if more, so
@@ -281,9 +280,8 @@ class ChatEngine:
         capacity = max(need, min(self.width_limit, -(-max(need, SERVE_WIDTH) // 256) * 256))
         return max(1, min(self.batch_size, self.kv_tokens // capacity)), capacity
 
-    def _shape(self) -> None:
+    def _shape(self, slots: int, capacity: int) -> None:
         """Make or reshape the decoder as ``_take`` planned (outside the lock: this copies the cache)."""
-        slots, capacity = self._plan
         if not slots:
             return
         if self._decoder is None:
