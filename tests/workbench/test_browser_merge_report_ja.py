@@ -87,7 +87,9 @@ def test_a_report_merge_in_japanese_from_the_form_to_the_reports_view(browser, a
     p.get_by_label("English").check()
     p.wait_for_function("document.querySelector('#merge-inputs').innerText.includes('the vision-language model "
                         "first')", timeout=15_000)
-    assert "Dev set (report JSONL)" in text_of(p, "#merge-dev") and "NOT better" in text_of(p, "#merge-verdict")
+    # The verdict is the timer's to redraw (every 2 s, in the language state), not the switch's.
+    p.wait_for_function("document.querySelector('#merge-verdict').innerText.includes('NOT better')", timeout=15_000)
+    assert "Dev set (report JSONL)" in text_of(p, "#merge-dev")
     p.wait_for_function("document.querySelector('#merge-objective input').value.startsWith('ROUGE-L (JRadiEvo')",
                         timeout=15_000)
     # Back to exams: the hint goes, the exam metric and sample questions come back.
