@@ -77,9 +77,44 @@ def _end_progress_bars() -> None:
         bar.close()
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe nobody reads any more (``jmedlora … | head`` after head
+    exits): Linux reports POLLERR on such a pipe's write end. A broken pipe elsewhere (a socket
+    to a server) is not this, and keeps its traceback."""
+    import select
+    import sys
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, ValueError, OSError):      # no stdout, or not a file descriptor
+        return False
+
+
+def _quiet_broken_stdout() -> None:
+    """The reader of standard output had enough: end without a traceback. Python's documented
+    recipe: point stdout at /dev/null, or the flush at exit raises BrokenPipeError once more."""
+    import os
+    import sys
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(141) from None     # 128 + SIGPIPE: what a command stopped by the closed pipe reports
+
+
+def _flush_stdout() -> None:
+    """Write out what is buffered for stdout (a pipe's is written at exit otherwise, after this
+    guard, where a closed pipe gives "Exception ignored … BrokenPipeError")."""
+    import sys
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_broken_stdout()
+
+
 def cli_guard(main):
     """Decorator for ``main()`` functions: UserErrors plainly with exit 2; Ctrl-C quietly with
-    exit 130 (the shell's convention for SIGINT) and, when the pipeline said so, how to resume."""
+    exit 130 (the shell's convention for SIGINT) and, when the pipeline said so, how to resume;
+    output into a pipe whose reader has gone (``| head``) quietly with exit 141."""
     import functools
     import os
     import sys
@@ -91,12 +126,19 @@ def cli_guard(main):
             from pipelines.core.private_files import owner_only
             owner_only()
         try:
-            return main(*args, **kwargs)
+            result = main(*args, **kwargs)
+            _flush_stdout()
+            return result
+        except SystemExit:                  # argparse's --help and usage errors end this way too
+            _flush_stdout()
+            raise
         except UserError as exc:
             _end_progress_bars()
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and _stdout_reader_gone():
+                _quiet_broken_stdout()
             full = disk_full(exc)
             if full is None:
                 raise

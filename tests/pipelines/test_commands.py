@@ -112,3 +112,16 @@ def test_a_workspace_from_before_the_move_opens(tmp_path):
     # The command that job record holds still names a runnable module.
     proc = _run(sys.executable, "-m", st["command"][2], "--help")
     assert proc.returncode == 0 and proc.stdout.startswith("usage: jmedlora evaluate"), proc.stderr
+
+
+def test_output_into_a_pipe_whose_reader_has_gone_ends_quietly(tmp_path):
+    """``jmedlora … | head``: head exits after its lines; the command then ends with 141 (128 + SIGPIPE,
+    as a command stopped by the closed pipe reports) and no traceback. (``--help`` was quiet already:
+    argparse drops a failed write of its help.)"""
+    env = {**os.environ, "JMEDLORA_WORKSPACE": str(tmp_path / "ws")}
+    proc = subprocess.Popen([jmedlora(), "workspace", "--json"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()             # the reader goes before the command (its imports take longer) writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "Exception ignored" not in err, err
