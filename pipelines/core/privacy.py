@@ -2,7 +2,8 @@
 
 ``scan(text)`` returns ``Finding``s (kind, matched text, span) for the identifiers typical of
 Japanese clinical documents: patient names with honorifics (kanji, katakana or hiragana; a
-one-character surname such as 林さん) or in a 患者/氏名 field, patient and medical-record
+one-character surname such as 林さん) or in a 患者/氏名 field, and names in Latin letters (a
+foreign patient's, or a romanised one) in a name field, after Mr/Mrs/Ms or before an honorific, patient and medical-record
 numbers, dates of birth (Western and 昭和/平成/令和 dates, in Arabic or kanji numerals such as
 昭和五十二年三月十日), phone numbers (hyphens, none, or spaces: 090 1234 5678),
 addresses down to the block number, e-mail addresses and My Number (個人番号, checked with
@@ -105,11 +106,28 @@ _HONORIFIC_NAME = re.compile(
     # 様 before a kanji is "-like" in clinical text (インスリン様成長因子, すりガラス様陰影), not an honorific.
     rf"[ 　]?(?P<h>様|さま|さん|氏|殿))(?![病症名族])(?<!様(?=[{_KANJI}]))")
 
+# A name in Latin letters, as a foreign patient's is written, or a Japanese one romanised (Taro
+# Yamada, YAMADA Taro, Yamada, Taro; O'Brien, Smith-Jones): capitalised words, one to three.
+_LATIN_WORD = r"(?:(?:[A-Z]['’])?[A-Z][a-z]+(?:-[A-Z]?[a-z]+)?|[A-Z]{2,}(?![a-z]))"
+_LATIN_NAME = rf"{_LATIN_WORD}(?:,?[ ]{_LATIN_WORD}){{0,2}}"
+_LATIN_NAMES = [
+    # A name field: in Japanese (氏名：Taro Yamada), or in English, where a bare "Patient:" needs two
+    # words (Patient: Presented with … is a sentence, not a name).
+    re.compile(rf"(?:患者(?:氏名|名)?|氏名|名前)\s*[:：]\s*(?P<v>{_LATIN_NAME})"),
+    re.compile(rf"\b(?i:(?:patient|pt\.?)[' ]{{0,3}}(?:s[ ])?name|full[ ]name|name)\s*[:：]\s*(?P<v>{_LATIN_NAME})"),
+    re.compile(rf"\b(?i:patient|pt\.?)\s*[:：]\s*(?P<v>{_LATIN_WORD}(?:,?[ ]{_LATIN_WORD}){{1,2}})"),
+    # An English title before the name (Mrs. Smith); a Japanese honorific after it (Smith様, John Smithさん;
+    # not 氏, which follows eponyms: Basedow氏の報告, Virchow氏の三徴).
+    re.compile(rf"(?P<v>\b(?:Mr|Mrs|Ms|Miss|Mx)\.?[ ]{_LATIN_NAME})"),
+    re.compile(rf"(?P<v>\b{_LATIN_NAME}[ 　]?(?:様|さま|さん))"),
+]
+
 _PATTERNS: list[tuple[str, re.Pattern]] = [
     ("name", re.compile(  # a 患者/氏名 field followed by a name
         rf"(?:患者(?:氏名|名)?|氏名|名前|フリガナ|ふりがな)\s*[:：]\s*"
         rf"(?P<v>[{_KANJI}{_KANA}ぁ-ゖ]{{1,6}}(?:[ 　][{_KANJI}{_KANA}ぁ-ゖ]{{1,6}})?)")),
     ("name", _HONORIFIC_NAME),
+    *(("name", pattern) for pattern in _LATIN_NAMES),
     ("record_number", re.compile(
         r"(?:患者\s*ID|患者番号|カルテ\s*(?:番号|No\.?|ID)|診察券番号|病歴番号|受付番号|被保険者番号|保険者番号"
         r"|記号番号|MRN|\bID)\s*(?:[:：#]|は)?\s*(?P<v>[A-Za-z]{0,3}-?\d[\d-]{3,})", re.IGNORECASE)),

@@ -45,6 +45,15 @@ def _valid_my_number(first11: str = "12345678901") -> str:
     ("令和五年四月一日に入院。", "date", "令和五年四月一日"),
     ("緊急連絡先（長男）携帯 090 1234 5678", "phone", "090 1234 5678"),
     ("自宅 03 1234 5678 へ連絡", "phone", "03 1234 5678"),
+    # Names in Latin letters: a foreign patient's, or a romanised Japanese one.
+    ("氏名：Taro Yamada（45歳）", "name", "Taro Yamada"),
+    ("患者名: YAMADA Taro", "name", "YAMADA Taro"),
+    ("Patient name: O'Brien, Sean", "name", "O'Brien, Sean"),
+    ("Pt name: Maria Garcia", "name", "Maria Garcia"),
+    ("Patient: John Smith (65M), chest pain.", "name", "John Smith"),
+    ("Mrs. Smith-Jones was seen in clinic.", "name", "Mrs. Smith-Jones"),
+    ("Smith様より電話あり、内服の確認。", "name", "Smith様"),
+    ("John Smithさん（42歳男性）が来院。", "name", "John Smithさん"),
 ])
 def test_identifiers_are_found(text, kind, found):
     assert (kind, found) in kinds(text)
@@ -77,6 +86,10 @@ def test_my_number_check_digit():
     "みなさまへ。皆さんたくさんの質問をありがとうございます。奥様とご家族様へ。",
     "インスリン様成長因子、すりガラス様陰影、腫瘤様陰影、感冒様症状を認める。",
     "平成十五年に手術歴あり。",
+    # Latin words that are no name: eponyms, a sentence after "Patient:", abbreviations.
+    "Basedow病、Virchow氏の三徴、Parkinson病、Down症候群、Cushing症候群を鑑別する。",
+    "Patient: Presented with chest pain. Patient: Male, 65. CT: no change. Name the drug.",
+    "HbA1c、LDL-C、NYHA分類、ACE阻害薬、MRI所見。",
 ])
 def test_ordinary_medical_text_is_not_flagged(text):
     assert kinds(text) == []
