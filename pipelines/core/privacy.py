@@ -2,11 +2,11 @@
 
 ``scan(text)`` returns ``Finding``s (kind, matched text, span) for the identifiers typical of
 Japanese clinical documents: patient names with honorifics (kanji, katakana or hiragana; a
-one-character surname such as 林さん) or in a 患者/氏名 field, and names in Latin letters (a
-foreign patient's, or a romanised one) in a name field, after Mr/Mrs/Ms or before an honorific, patient and medical-record
-numbers, dates of birth (Western and 昭和/平成/令和 dates, in Arabic or kanji numerals such as
-昭和五十二年三月十日), phone numbers (hyphens, none, or spaces: 090 1234 5678),
-addresses down to the block number, e-mail addresses and My Number (個人番号, checked with
+one-character surname such as 林さん) or in a 患者/氏名 field, names in Latin letters (a
+foreign patient's, or a romanised one) in a name field, after Mr/Mrs/Ms or before an honorific,
+patient and medical-record numbers, dates of birth (Western and 昭和/平成/令和 dates, in Arabic
+or kanji numerals such as 昭和五十二年三月十日), phone numbers (hyphens, none, or spaces:
+090 1234 5678), addresses down to the block number, e-mail addresses and My Number (個人番号, checked with
 its check digit). It is a pattern scanner: it favours catching too much (the user can
 override after looking) over letting an identifier through, and it does not replace a
 proper de-identification step for data that must be anonymised. Known cost of that choice: a
@@ -111,9 +111,8 @@ _HONORIFIC_NAME = re.compile(
 _LATIN_WORD = r"(?:(?:[A-Z]['’])?[A-Z][a-z]+(?:-[A-Z]?[a-z]+)?|[A-Z]{2,}(?![a-z]))"
 _LATIN_NAME = rf"{_LATIN_WORD}(?:,?[ ]{_LATIN_WORD}){{0,2}}"
 _LATIN_NAMES = [
-    # A name field: in Japanese (氏名：Taro Yamada), or in English, where a bare "Patient:" needs two
-    # words (Patient: Presented with … is a sentence, not a name).
-    re.compile(rf"(?:患者(?:氏名|名)?|氏名|名前)\s*[:：]\s*(?P<v>{_LATIN_NAME})"),
+    # A name field in English (the Japanese fields take Latin names too, in _PATTERNS), where a bare
+    # "Patient:" needs two words (Patient: Presented with … is a sentence, not a name).
     re.compile(rf"\b(?i:(?:patient|pt\.?)[' ]{{0,3}}(?:s[ ])?name|full[ ]name|name)\s*[:：]\s*(?P<v>{_LATIN_NAME})"),
     re.compile(rf"\b(?i:patient|pt\.?)\s*[:：]\s*(?P<v>{_LATIN_WORD}(?:,?[ ]{_LATIN_WORD}){{1,2}})"),
     # An English title before the name (Mrs. Smith); a Japanese honorific after it (Smith様, John Smithさん;
@@ -123,9 +122,9 @@ _LATIN_NAMES = [
 ]
 
 _PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("name", re.compile(  # a 患者/氏名 field followed by a name
+    ("name", re.compile(  # a 患者/氏名 field followed by a name, in Japanese script or Latin letters
         rf"(?:患者(?:氏名|名)?|氏名|名前|フリガナ|ふりがな)\s*[:：]\s*"
-        rf"(?P<v>[{_KANJI}{_KANA}ぁ-ゖ]{{1,6}}(?:[ 　][{_KANJI}{_KANA}ぁ-ゖ]{{1,6}})?)")),
+        rf"(?P<v>[{_KANJI}{_KANA}ぁ-ゖ]{{1,6}}(?:[ 　][{_KANJI}{_KANA}ぁ-ゖ]{{1,6}})?|{_LATIN_NAME})")),
     ("name", _HONORIFIC_NAME),
     *(("name", pattern) for pattern in _LATIN_NAMES),
     ("record_number", re.compile(
